@@ -1,0 +1,299 @@
+"""Campaign lifecycle: create (validate + check templates), preview, launch (freeze the audience),
+pause/resume, and status (the funnel, SPEC §10 ``campaign status --json``)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlmodel import Session
+
+from orchestrator.domain.campaign import CampaignPlan
+from orchestrator.domain.model import CampaignState, Channel, DeliveryState, RequestState
+from orchestrator.domain.segments import count_segments
+from orchestrator.errors import InputError, NotFoundError, StateError
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
+
+
+def load_plan(path: Path) -> CampaignPlan:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    return CampaignPlan.from_mapping(data, where=str(path))
+
+
+def sample_context(rt: Runtime, locale: str, *, first_name: str | None = None) -> dict[str, Any]:
+    """Context for previews: invented person, links of realistic length."""
+    base = rt.config.public.base_url.rstrip("/")
+    token = "x" * 64
+    return message_context(
+        rt, first_name=first_name or ("Camille" if locale == "fr" else "Alex"),
+        page_url=f"{base}/p/{token}", unsubscribe_url=f"{base}/u/{token}",
+        short_url=f"{base}/s/{'x' * 11}", deadline=rt.clock.now() + timedelta(days=30), locale=locale,
+    )
+
+
+def message_context(rt: Runtime, *, first_name: str | None, page_url: str, unsubscribe_url: str,
+                    short_url: str, deadline: Any, locale: str) -> dict[str, Any]:
+    s = rt.config.sender
+    return {
+        "first_name": first_name,
+        "sender": {"name": s.name, "postal_address": s.postal_address, "email": s.email_from,
+                   "stop_number": s.stop_number, "privacy_url": s.privacy_url},
+        "page_url": page_url,
+        "unsubscribe_url": unsubscribe_url,
+        "short_url": short_url,
+        "deadline": deadline,
+        "locale": locale,
+    }
+
+
+def check_plan(rt: Runtime, plan: CampaignPlan) -> None:
+    """Every step's template exists in every locale; SMS fits the segment budget [S6]."""
+    budget = rt.config.sms.segment_budget
+    for step in plan.steps:
+        for locale in plan.locales:
+            rt.renderer.check(step.template, step.channel, locale)
+            if step.channel is Channel.SMS:
+                rendered = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale))
+                seg = count_segments(rendered.text)
+                if seg.segments > budget:
+                    extra = f"; characters forcing UCS-2: {' '.join(seg.ucs2_chars)}" if seg.ucs2_chars else ""
+                    raise InputError(
+                        f"steps[{step.index}] (sms, template {step.template!r}, {locale}): "
+                        f"{seg.segments} segments ({seg.encoding}, {seg.units} units) exceeds "
+                        f"sms.segment_budget = {budget}{extra}"
+                    )
+
+
+def create_campaign(rt: Runtime, plan: CampaignPlan) -> int:
+    check_plan(rt, plan)
+    with session_scope(rt.engine) as session:
+        campaign = Campaign(name=plan.name, state=CampaignState.DRAFT, plan=plan.to_mapping(),
+                            created_at=rt.clock.now())
+        session.add(campaign)
+        session.flush()
+        assert campaign.id is not None
+        return campaign.id
+
+
+def get_campaign(session: Session, campaign_id: int) -> tuple[Campaign, CampaignPlan]:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFoundError(f"campaign {campaign_id} does not exist")
+    return campaign, CampaignPlan.from_mapping(campaign.plan)
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    step: int
+    day: int
+    channel: str
+    template: str
+    locale: str
+    subject: str | None
+    text: str
+    html: str | None
+    encoding: str | None = None
+    segments: int | None = None
+    ucs2_chars: tuple[str, ...] = ()
+
+
+def preview_campaign(rt: Runtime, campaign_id: int) -> list[StepPreview]:
+    with session_scope(rt.engine) as session:
+        _, plan = get_campaign(session, campaign_id)
+    out = []
+    for step in plan.steps:
+        for locale in plan.locales:
+            r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale))
+            seg = count_segments(r.text) if step.channel is Channel.SMS else None
+            out.append(StepPreview(step.index, step.day, step.channel.value, step.template, locale,
+                                   r.subject, r.text, r.html,
+                                   seg.encoding if seg else None, seg.segments if seg else None,
+                                   seg.ucs2_chars if seg else ()))
+    return out
+
+
+def _address_column(channel: Channel) -> Any:
+    return Contact.email if channel is Channel.EMAIL else Contact.phone
+
+
+def _key_column(channel: Channel) -> Any:
+    return Contact.email_key if channel is Channel.EMAIL else Contact.phone_key
+
+
+def _not_suppressed(channel: Channel) -> Any:
+    return ~exists().where(and_(SuppressionEntry.key == _key_column(channel),
+                                SuppressionEntry.channel == channel.value))
+
+
+def audience_query(rt: Runtime, plan: CampaignPlan) -> Any:
+    """The contacts a launch would enrol now, as one set-based SELECT of contact ids.
+
+    Inactive per kind [R4], reachable on the first step's channel, not suppressed there, not erased,
+    not already pending in another campaign, and not confirmed since the inactivity cut-off.
+    """
+    today = rt.clock.now().date()
+    rule = plan.audience
+    first = plan.first_channel
+    per_kind = []
+    for kind in rule.kinds:
+        cutoff = rule.cutoff(kind, today)
+        per_kind.append(and_(
+            Contact.kind == kind.value,
+            or_(Contact.last_activity_at.is_(None), Contact.last_activity_at <= cutoff),  # type: ignore[union-attr]
+            or_(Contact.consented_at.is_(None), func.date(Contact.consented_at) <= cutoff),  # type: ignore[union-attr]
+        ))
+    busy = exists().where(and_(
+        Enrolment.contact_id == Contact.id,
+        Enrolment.state == RequestState.PENDING.value,
+    ))
+    return select(Contact.id).where(
+        or_(*per_kind),
+        Contact.erased_at.is_(None),  # type: ignore[union-attr]
+        _address_column(first).is_not(None),
+        _not_suppressed(first),
+        ~busy,
+    )
+
+
+def audience_size(rt: Runtime, campaign_id: int) -> int:
+    with session_scope(rt.engine) as session:
+        _, plan = get_campaign(session, campaign_id)
+        return int(session.execute(select(func.count()).select_from(audience_query(rt, plan).subquery())).scalar_one())
+
+
+def launch_campaign(rt: Runtime, campaign_id: int) -> int:
+    """Freeze the audience into enrolments and one outbox row per step and reachable channel [O1, O2].
+
+    Returns the number of people enrolled. Set-based SQL: no per-contact round trips.
+    """
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        campaign, plan = get_campaign(session, campaign_id)
+        if campaign.state not in (CampaignState.DRAFT, CampaignState.SCHEDULED):
+            raise StateError(f"campaign {campaign_id} is {campaign.state}; only a draft can be launched")
+        check_plan(rt, plan)
+        audience = audience_query(rt, plan).subquery()
+        session.execute(insert(Enrolment).from_select(
+            ["campaign_id", "contact_id", "state", "enrolled_at"],
+            select(literal(campaign_id), audience.c.id, literal(RequestState.PENDING.value),
+                   literal(now, type_=Enrolment.__table__.c.enrolled_at.type)),  # type: ignore[attr-defined]
+        ))
+        for step in plan.steps:
+            due = now + timedelta(days=step.day)
+            session.execute(insert(OutboxMessage).from_select(
+                ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at", "attempts"],
+                select(
+                    literal(campaign_id), Enrolment.contact_id, Enrolment.id, literal(step.index),
+                    literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
+                    literal(due, type_=OutboxMessage.__table__.c.due_at.type), literal(0),  # type: ignore[attr-defined]
+                ).join(Contact, Contact.id == Enrolment.contact_id).where(
+                    Enrolment.campaign_id == campaign_id, _address_column(step.channel).is_not(None),
+                ),
+            ))
+        enrolled = session.execute(
+            select(func.count()).select_from(Enrolment).where(Enrolment.campaign_id == campaign_id)
+        ).scalar_one()
+        campaign.state = CampaignState.RUNNING
+        campaign.launched_at = now
+        campaign.deadline_at = now + timedelta(days=plan.deadline_days)
+        session.add(campaign)
+        return int(enrolled)
+
+
+def set_paused(rt: Runtime, campaign_id: int, paused: bool) -> str:
+    target = CampaignState.PAUSED if paused else CampaignState.RUNNING
+    with session_scope(rt.engine) as session:
+        campaign, _ = get_campaign(session, campaign_id)
+        if not CampaignState.can_move(CampaignState(campaign.state), target):
+            raise StateError(f"campaign {campaign_id} is {campaign.state}; cannot move to {target}")
+        campaign.state = target
+        session.add(campaign)
+        if not paused:
+            # Rows claimed when the pause began go back to the queue; sent rows are never touched.
+            session.execute(update(OutboxMessage).where(
+                OutboxMessage.campaign_id == campaign_id,
+                OutboxMessage.status == DeliveryState.SENDING.value,
+                OutboxMessage.claimed_until < rt.clock.now(),  # type: ignore[operator]
+            ).values(status=DeliveryState.PENDING.value, claimed_by=None, claimed_until=None))
+        return target.value
+
+
+def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
+    """The funnel, per channel and per step. Keys of SPEC §10 are always present."""
+    with session_scope(rt.engine) as session:
+        campaign, plan = get_campaign(session, campaign_id)
+        states = dict(session.execute(
+            select(Enrolment.state, func.count()).where(Enrolment.campaign_id == campaign_id).group_by(Enrolment.state)
+        ).all())
+        rows = session.execute(
+            select(OutboxMessage.step, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.skip_reason, func.count())
+            .where(OutboxMessage.campaign_id == campaign_id)
+            .group_by(OutboxMessage.step, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.skip_reason)
+        ).all()
+        unsub = _unsubscribed_counts(session, campaign_id)
+    channels: dict[str, dict[str, int]] = {c.value: _empty_counts() for c in Channel}
+    steps = []
+    for step in plan.steps:
+        steps.append({"step": step.index, "day": step.day, "channel": step.channel.value,
+                      "template": step.template, **_empty_counts()})
+    for step_no, channel, status, skip_reason, n in rows:
+        for bucket in (channels[channel], steps[step_no]):
+            _count(bucket, status, skip_reason, n)
+    for channel, n in unsub.items():
+        channels[channel]["unsubscribed"] = n
+    enrolled = sum(states.values())
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "state": campaign.state,
+        "launched_at": campaign.launched_at.isoformat() + "Z" if campaign.launched_at else None,
+        "deadline_at": campaign.deadline_at.isoformat() + "Z" if campaign.deadline_at else None,
+        "enrolled": enrolled,
+        "pending": states.get(RequestState.PENDING.value, 0),
+        "confirmed": states.get(RequestState.CONFIRMED.value, 0),
+        "declined": states.get(RequestState.DECLINED.value, 0),
+        "expired": states.get(RequestState.EXPIRED.value, 0),
+        "channels": channels,
+        **channels,
+        "steps": steps,
+    }
+
+
+def _empty_counts() -> dict[str, int]:
+    return {"queued": 0, "sent": 0, "delivered": 0, "failed": 0, "bounced": 0, "skipped": 0, "unsubscribed": 0}
+
+
+def _count(bucket: dict[str, int], status: str, skip_reason: str | None, n: int) -> None:
+    if status in (DeliveryState.PENDING, DeliveryState.SENDING):
+        bucket["queued"] += n
+    elif status == DeliveryState.SENT:
+        bucket["sent"] += n
+    elif status == DeliveryState.DELIVERED:
+        bucket["sent"] += n
+        bucket["delivered"] += n
+    elif status == DeliveryState.BOUNCED:
+        bucket["bounced"] += n
+    elif status == DeliveryState.FAILED:
+        bucket["failed"] += n
+    elif status == DeliveryState.SKIPPED:
+        bucket["skipped"] += n
+
+
+def _unsubscribed_counts(session: Session, campaign_id: int) -> dict[str, int]:
+    return dict(session.execute(
+        select(ConsentEvent.channel, func.count(func.distinct(ConsentEvent.contact_id)))
+        .where(ConsentEvent.campaign_id == campaign_id, ConsentEvent.action.in_(["withdrawn", "declined"]))  # type: ignore[attr-defined]
+        .group_by(ConsentEvent.channel)
+    ).all())
+

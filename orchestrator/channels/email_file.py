@@ -1,0 +1,30 @@
+"""Embedded default: each email written as an .eml file named after its outbox key."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from orchestrator.channels.mime import build_email
+from orchestrator.domain.message import OutboundMessage, SendResult
+from orchestrator.domain.model import Channel
+
+
+class FileEmailChannel:
+    channel = Channel.EMAIL
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        mail = build_email(message)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", message.idempotency_key) + ".eml"
+        tmp = self.folder / (name + ".tmp")
+        tmp.write_bytes(bytes(mail))
+        os.replace(tmp, self.folder / name)  # atomic: a re-send after a crash overwrites
+        return SendResult(provider_id=str(mail["Message-ID"]), status="sent")
+
+    async def close(self) -> None:
+        return None

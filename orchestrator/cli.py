@@ -1,0 +1,436 @@
+"""The ``reconsent`` command (SPEC §10). Errors become one line on stderr and exit code 1;
+usage errors exit 2 (click's convention)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from orchestrator.errors import ReconsentError
+from orchestrator.runtime import Runtime, runtime_from_env
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail_cleanly(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ReconsentError as exc:
+            raise click.ClickException(str(exc)) from None
+        except ValueError as exc:  # e.g. RECONSENT_NOW unreadable
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def get_rt(ctx: click.Context, *, need_db: bool = True) -> Runtime:
+    obj = ctx.find_root().obj
+    if "rt" not in obj:
+        obj["rt"] = runtime_from_env(obj.get("config"))
+    rt: Runtime = obj["rt"]
+    if need_db:
+        from orchestrator.store.db import is_initialised
+
+        if not is_initialised(rt.engine):
+            raise ReconsentError(f"database {rt.config.database_url} is not initialised: run `reconsent init` first")
+    return rt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="RECONSENT_CONFIG",
+              help="TOML config file (default: config/default.toml; also RECONSENT_CONFIG).")
+@click.version_option(package_name="reconsent")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Reconsent: win back permission to message your contacts, with proof."""
+    ctx.obj = {"config": config}
+
+
+@main.command()
+@click.pass_context
+@fail_cleanly
+def init(ctx: click.Context) -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from orchestrator.store.db import migrate
+
+    rt = get_rt(ctx, need_db=False)
+    migrate(rt.engine)
+    click.echo(f"database ready: {rt.config.database_url}")
+
+
+# -- contacts ---------------------------------------------------------------------------------------
+@main.group()
+def contacts() -> None:
+    """Import and export contacts."""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Write rejected rows (with line numbers and reasons) here.")
+@click.option("--strict", is_flag=True, help="Import nothing if any row is rejected.")
+@click.pass_context
+@fail_cleanly
+def contacts_import(ctx: click.Context, file: Path, rejects: Path | None, strict: bool) -> None:
+    """Import FILE.csv (SPEC §10 columns); re-importing updates, never duplicates."""
+    from orchestrator.contacts import import_contacts, write_rejects
+
+    rt = get_rt(ctx)
+    with click.progressbar(length=_count_lines(file), label="importing", file=sys.stderr,
+                           show_pos=True) as bar:
+        report = import_contacts(rt, file, strict=strict, progress=bar.update)
+    click.echo(report.summary())
+    for r in report.rejects[:10]:
+        click.echo(f"  line {r.line}: {r.field}: {r.reason}", err=True)
+    if len(report.rejects) > 10:
+        click.echo(f"  … and {len(report.rejects) - 10} more" + ("" if rejects else " (use --rejects OUT.csv to get them all)"), err=True)
+    if rejects and report.rejects:
+        write_rejects(rejects, report)
+        click.echo(f"rejected rows written to {rejects}")
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as fh:
+            return max(0, sum(1 for _ in fh) - 1)
+    except OSError:
+        return 0
+
+
+@contacts.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="CSV file (default: stdout).")
+@click.pass_context
+@fail_cleanly
+def contacts_export(ctx: click.Context, output: Path | None) -> None:
+    """Export contacts as CSV (the import format)."""
+    import csv
+
+    from sqlmodel import select
+
+    from orchestrator.contacts import COLUMNS
+    from orchestrator.store.db import session_scope
+    from orchestrator.store.models import Contact
+
+    rt = get_rt(ctx)
+    out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    with session_scope(rt.engine) as session:
+        for c in session.exec(select(Contact).where(Contact.erased_at.is_(None)).order_by(Contact.id)):  # type: ignore[union-attr]
+            writer.writerow([c.external_id, c.kind, c.email or "", c.phone or "", c.first_name or "", c.locale,
+                             c.timezone or "", c.last_activity_at.isoformat() if c.last_activity_at else "",
+                             "true" if c.b2b else "false"])
+    if output:
+        out.close()
+
+
+# -- campaigns --------------------------------------------------------------------------------------
+@main.group()
+def campaign() -> None:
+    """Create, preview, launch, pause, resume and follow campaigns."""
+
+
+@campaign.command("create")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@fail_cleanly
+def campaign_create(ctx: click.Context, file: Path) -> None:
+    """Create a draft campaign from FILE.toml; prints its id."""
+    from orchestrator.campaigns import create_campaign, load_plan
+
+    rt = get_rt(ctx)
+    click.echo(create_campaign(rt, load_plan(file)))
+
+
+@campaign.command("preview")
+@click.argument("campaign_id", type=int)
+@click.option("--html", is_flag=True, help="Also print the HTML part of emails.")
+@click.pass_context
+@fail_cleanly
+def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
+    """Render every step for a sample contact per locale (SMS: encoding and segments)."""
+    from orchestrator.campaigns import audience_size, preview_campaign
+
+    rt = get_rt(ctx)
+    for p in preview_campaign(rt, campaign_id):
+        click.secho(f"── step {p.step} · day {p.day} · {p.channel} · {p.template} · {p.locale}", bold=True)
+        if p.subject is not None:
+            click.echo(f"Subject: {p.subject}\n")
+        click.echo(p.text.rstrip())
+        if p.encoding:
+            forced = f" (UCS-2 forced by: {' '.join(repr(c) for c in p.ucs2_chars)})" if p.ucs2_chars else ""
+            click.echo(f"[{p.encoding}, {p.segments} segment(s), {len(p.text)} characters{forced}]")
+        if html and p.html:
+            click.echo(p.html)
+        click.echo()
+    click.echo(f"audience if launched now: {audience_size(rt, campaign_id)} contact(s)")
+
+
+@campaign.command("launch")
+@click.argument("campaign_id", type=int)
+@click.pass_context
+@fail_cleanly
+def campaign_launch(ctx: click.Context, campaign_id: int) -> None:
+    """Freeze the audience and queue every step."""
+    from orchestrator.campaigns import launch_campaign
+
+    rt = get_rt(ctx)
+    n = launch_campaign(rt, campaign_id)
+    click.echo(f"campaign {campaign_id} launched: {n} contact(s) enrolled")
+
+
+@campaign.command("pause")
+@click.argument("campaign_id", type=int)
+@click.pass_context
+@fail_cleanly
+def campaign_pause(ctx: click.Context, campaign_id: int) -> None:
+    """Stop sending; nothing is lost."""
+    from orchestrator.campaigns import set_paused
+
+    click.echo(f"campaign {campaign_id} {set_paused(get_rt(ctx), campaign_id, True)}")
+
+
+@campaign.command("resume")
+@click.argument("campaign_id", type=int)
+@click.pass_context
+@fail_cleanly
+def campaign_resume(ctx: click.Context, campaign_id: int) -> None:
+    """Resume sending where it stopped: no re-send, no skip."""
+    from orchestrator.campaigns import set_paused
+
+    click.echo(f"campaign {campaign_id} {set_paused(get_rt(ctx), campaign_id, False)}")
+
+
+@campaign.command("status")
+@click.argument("campaign_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (SPEC §10).")
+@click.pass_context
+@fail_cleanly
+def campaign_status_cmd(ctx: click.Context, campaign_id: int, as_json: bool) -> None:
+    """The funnel: enrolled, answers, and per channel/step sent, delivered, failed, bounced…"""
+    from orchestrator.campaigns import campaign_status
+    from orchestrator.reports import funnel_table
+
+    status = campaign_status(get_rt(ctx), campaign_id)
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False))
+    else:
+        click.echo(funnel_table(status))
+
+
+@campaign.command("list")
+@click.pass_context
+@fail_cleanly
+def campaign_list(ctx: click.Context) -> None:
+    """All campaigns with their state."""
+    from sqlmodel import select
+
+    from orchestrator.store.db import session_scope
+    from orchestrator.store.models import Campaign
+
+    with session_scope(get_rt(ctx).engine) as session:
+        for c in session.exec(select(Campaign).order_by(Campaign.id)):  # type: ignore[arg-type]
+            click.echo(f"{c.id}\t{c.state}\t{c.name}")
+
+
+# -- running ------------------------------------------------------------------------------------------
+@main.command()
+@click.option("--once", is_flag=True, help="Send everything due now, then exit.")
+@click.pass_context
+@fail_cleanly
+def dispatch(ctx: click.Context, once: bool) -> None:
+    """Send due messages (a worker; run as many as you like)."""
+    from orchestrator.dispatch import Dispatcher
+
+    rt = get_rt(ctx)
+
+    async def run() -> str:
+        dispatcher = Dispatcher(rt)
+        try:
+            if once:
+                with click.progressbar(length=0, label="sending", file=sys.stderr) as bar:
+                    report = await dispatcher.run_once(progress=bar.update)
+            else:
+                stop = asyncio.Event()
+                _on_signals(stop)
+                report = await dispatcher.run_forever(stop)
+        finally:
+            await dispatcher.close()
+        return report.summary()
+
+    click.echo(asyncio.run(run()))
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            pass
+
+
+@main.command()
+@click.pass_context
+@fail_cleanly
+def sweep(ctx: click.Context) -> None:
+    """Close campaigns past their deadline: expire, suppress, apply retention."""
+    from orchestrator.sweep import sweep as run_sweep
+
+    click.echo(run_sweep(get_rt(ctx)).summary())
+
+
+@main.command()
+@click.pass_context
+@fail_cleanly
+def scheduler(ctx: click.Context) -> None:
+    """Run the recurring jobs from config (dispatch, sweep) until stopped."""
+    from orchestrator.scheduler import run_scheduler
+
+    run_scheduler(get_rt(ctx))
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (default: server.host).")
+@click.option("--port", default=None, type=int, help="Port (default: server.port).")
+@click.pass_context
+@fail_cleanly
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the preference centre (Starlette on uvicorn)."""
+    from orchestrator.server import serve_forever
+
+    rt = get_rt(ctx)
+    serve_forever(rt, host or rt.config.server.host, port or rt.config.server.port)
+
+
+# -- suppression ------------------------------------------------------------------------------------
+@main.group()
+def suppression() -> None:
+    """The suppression list (liste repoussoir): hashed, never plaintext."""
+
+
+@suppression.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@fail_cleanly
+def suppression_import(ctx: click.Context, file: Path) -> None:
+    """Add addresses (or already-hashed keys), one per line."""
+    from orchestrator.suppression import import_list
+
+    report = import_list(get_rt(ctx), file)
+    rejected = report.rejected or []
+    click.echo(f"{report.added} entries added, {report.already} already present, {len(rejected)} rejected")
+    for line, reason in rejected[:10]:
+        click.echo(f"  line {line}: {reason}", err=True)
+
+
+@suppression.command("check")
+@click.argument("address")
+@click.pass_context
+@fail_cleanly
+def suppression_check(ctx: click.Context, address: str) -> None:
+    """Is ADDRESS suppressed? Exit 0 and print the entry if so; exit 1 if not."""
+    from orchestrator.suppression import check
+
+    entries = check(get_rt(ctx), address)
+    if not entries:
+        click.echo("not suppressed")
+        ctx.exit(1)
+    for e in entries:
+        click.echo(f"suppressed on {e.channel}: {e.reason} since {e.created_at.isoformat()}Z")
+
+
+# -- data-subject requests ----------------------------------------------------------------------------
+@main.group()
+def dsr() -> None:
+    """Data-subject requests: access (export) and erasure."""
+
+
+def _address_options(func: F) -> F:
+    func = click.option("--phone", help="The person's phone number.")(func)
+    func = click.option("--email", help="The person's email address.")(func)
+    return func
+
+
+def _one_address(email: str | None, phone: str | None) -> None:
+    if bool(email) == bool(phone):
+        raise click.UsageError("give exactly one of --email or --phone")
+
+
+@dsr.command("export")
+@_address_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="JSON file (default: stdout).")
+@click.pass_context
+@fail_cleanly
+def dsr_export(ctx: click.Context, email: str | None, phone: str | None, output: Path | None) -> None:
+    """Everything held about one person, as JSON."""
+    from orchestrator.rights import export_person
+
+    _one_address(email, phone)
+    data = json.dumps(export_person(get_rt(ctx), email=email, phone=phone), ensure_ascii=False, indent=2)
+    if output:
+        output.write_text(data + "\n", encoding="utf-8")
+        click.echo(f"written to {output}")
+    else:
+        click.echo(data)
+
+
+@dsr.command("erase")
+@_address_options
+@click.pass_context
+@fail_cleanly
+def dsr_erase(ctx: click.Context, email: str | None, phone: str | None) -> None:
+    """Erase one person's personal data; the hashed suppression entry stays."""
+    from orchestrator.rights import erase_person
+
+    _one_address(email, phone)
+    n = erase_person(get_rt(ctx), email=email, phone=phone)
+    click.echo(f"{n} contact(s) erased; suppression entries kept so a re-import is refused")
+
+
+@main.group()
+def audit() -> None:
+    """Proof checks."""
+
+
+@audit.command("verify")
+@click.pass_context
+@fail_cleanly
+def audit_verify(ctx: click.Context) -> None:
+    """Walk the consent ledger's hash chain; exit 1 at the first broken link."""
+    from orchestrator import ledger
+    from orchestrator.store.db import session_scope
+
+    with session_scope(get_rt(ctx).engine) as session:
+        report = ledger.verify(session)
+    if report.broken_at is not None or report.reason:
+        raise ReconsentError(
+            f"ledger broken at event {report.broken_at}: {report.reason} ({report.events} events read)"
+        )
+    click.echo(f"ledger intact: {report.events} events verified")
+
+
+@main.command()
+@click.option("--no-serve", is_flag=True, help="Run the whole story non-interactively and exit.")
+@click.option("--port", default=8000, type=int, help="Port for the preference centre.")
+@click.pass_context
+@fail_cleanly
+def demo(ctx: click.Context, no_serve: bool, port: int) -> None:
+    """Run the re-consent loop end to end on embedded defaults (no server, no account)."""
+    from orchestrator.demo import run_demo
+
+    run_demo(ctx.find_root().obj.get("config"), serve=not no_serve, port=port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

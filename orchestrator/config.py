@@ -1,0 +1,313 @@
+"""Configuration: one TOML file plus ``RECONSENT_<SECTION>__<KEY>`` environment overrides.
+
+Every setting is declared once below, with its type, default and a one-line description; the docs
+page ``docs/configuration.md`` lists every one of them (a test checks it). Loading never half-works:
+a missing or invalid setting stops with one line naming the key and what is expected.
+
+>>> cfg = load_config(None, env={"RECONSENT_EMAIL__PORT": "2525"})
+>>> cfg.email.port
+2525
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from orchestrator import PROJECT_ROOT
+from orchestrator.errors import ConfigError
+
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+DEV_SIGNING_KEY = "dev-only-signing-key-change-me"
+DEV_SUPPRESSION_KEY = "dev-only-suppression-key-change-me"
+
+
+def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class DatabaseConfig:
+    url: str = _doc("SQLAlchemy URL: sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db", "sqlite:///reconsent.db")
+    echo: bool = _doc("Log every SQL statement (debugging only)", False)
+
+
+@dataclass
+class PublicConfig:
+    base_url: str = _doc("Public URL of the preference centre, used in every link (https in production)", "http://127.0.0.1:8000")
+    trusted_proxies: list[str] = _doc("Proxy addresses whose X-Forwarded-For/Proto headers are trusted", factory=list)
+
+
+@dataclass
+class SenderConfig:
+    name: str = _doc("The controller's name shown in every message and page", "Boutique Exemple")
+    postal_address: str = _doc("Postal address printed in every email footer", "1 rue de l'Exemple, 75001 Paris, France")
+    email_from: str = _doc("From address of campaign emails", "bonjour@exemple.example")
+    sms_from: str = _doc("Sender number or alphanumeric id for SMS (when no messaging service)", "+33700000000")
+    stop_number: str = _doc("Number people reply STOP to, printed in every SMS", "36111")
+    privacy_url: str = _doc("Link to the privacy notice shown on every page", "https://exemple.example/confidentialite")
+    unsubscribe_mailto: str = _doc("Address for the mailto: form of List-Unsubscribe (empty: email_from)", "")
+
+
+@dataclass
+class EmailConfig:
+    transport: str = _doc('"file" writes .eml files to outbox_dir; "smtp" sends through host:port', "file")
+    outbox_dir: str = _doc("Folder for .eml files when transport = file", "var/outbox")
+    host: str = _doc("SMTP relay host", "localhost")
+    port: int = _doc("SMTP relay port", 25)
+    username: str = _doc("SMTP username (empty: no AUTH)", "")
+    password: str = _doc("SMTP password: give it as RECONSENT_EMAIL__PASSWORD", "")
+    starttls: bool = _doc("Upgrade the connection with STARTTLS", False)
+    use_tls: bool = _doc("Implicit TLS from the first byte (port 465)", False)
+    pool_size: int = _doc("Persistent SMTP connections reused across messages", 4)
+    timeout: float = _doc("Seconds before an SMTP command times out (transient failure)", 30.0)
+    message_id_domain: str = _doc("Domain of generated Message-IDs (empty: the From address's domain)", "")
+    dkim_key_path: str = _doc("PEM private key for DKIM signing (empty: no DKIM)", "")
+    dkim_selector: str = _doc("DKIM selector", "reconsent")
+
+
+@dataclass
+class SmsConfig:
+    transport: str = _doc('"file" appends SMS to outbox_file; "twilio" sends through Twilio', "file")
+    outbox_file: str = _doc("JSON-lines file for SMS when transport = file", "var/sms.jsonl")
+    account_sid: str = _doc("Twilio account SID", "")
+    auth_token: str = _doc("Twilio auth token: give it as RECONSENT_SMS__AUTH_TOKEN", "")
+    messaging_service_sid: str = _doc("Twilio messaging service SID (else sender.sms_from is used)", "")
+    api_base_url: str = _doc("Twilio API base URL override (regional edge, or a local stand-in in tests)", "")
+    default_region: str = _doc("Region for phone numbers written without +country", "FR")
+    segment_budget: int = _doc("Most segments an SMS step may use; campaign create refuses more", 1)
+    segments_per_second: float = _doc("Rate limit per sender, in segments per second", 10.0)
+
+
+@dataclass
+class SecurityConfig:
+    signing_keys: list[str] = _doc("Link signing keys, newest first: the first signs, all verify (env: comma-separated)", factory=lambda: [DEV_SIGNING_KEY])
+    suppression_key: str = _doc("Secret for the suppression list's HMAC (never change without re-keying)", DEV_SUPPRESSION_KEY)
+    page_link_max_age_days: int = _doc("How long a preference-page link works", 90)
+    unsubscribe_link_max_age_days: int = _doc("How long an unsubscribe link works", 365)
+
+
+@dataclass
+class WindowsConfig:
+    sms: str = _doc('SMS send window preset: "default" (Mon–Sat 08:00–21:30, no French holidays), "strict" (weekdays 08:00–20:00), "always" or "custom"', "default")
+    email: str = _doc('Email send window preset (same names); "always" means no window', "always")
+    default_timezone: str = _doc("Time zone for contacts without one", "Europe/Paris")
+    custom_start: str = _doc("Opening time of the custom window (HH:MM)", "09:00")
+    custom_end: str = _doc("Closing time of the custom window (HH:MM)", "19:00")
+    custom_days: list[str] = _doc("Days of the custom window", factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    holiday_country: str = _doc("Public holidays observed by the custom window (empty: none)", "FR")
+
+
+@dataclass
+class RetentionConfig:
+    after_expiry: str = _doc("What happens to a non-responder's data after the sweep: keep | anonymise | delete", "anonymise")
+    after_decline: str = _doc("What happens to the data of someone who refused: keep | anonymise | delete", "keep")
+
+
+@dataclass
+class ImportConfig:
+    default_region: str = _doc("Region used to parse phone numbers without +country", "FR")
+    default_locale: str = _doc("Locale given to contacts whose locale column is empty", "fr")
+
+
+@dataclass
+class DispatchConfig:
+    batch_size: int = _doc("Outbox rows claimed per batch", 200)
+    concurrency: int = _doc("Messages in flight at once per dispatcher", 8)
+    lease_seconds: int = _doc("How long a claim is held before another dispatcher may take it over", 300)
+    retry_base_seconds: float = _doc("First retry delay after a transient failure (doubles each time, with jitter)", 60.0)
+    retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0)
+    poll_seconds: float = _doc("Idle wait between polls of `reconsent dispatch` without --once", 5.0)
+
+
+@dataclass
+class SchedulerConfig:
+    dispatch_cron: str = _doc("Cron expression (5 fields) for sending due messages", "* * * * *")
+    sweep_cron: str = _doc("Cron expression for the deadline sweep", "15 3 * * *")
+    timezone: str = _doc("Time zone the cron expressions are read in", "Europe/Paris")
+
+
+@dataclass
+class ServerConfig:
+    host: str = _doc("Address `reconsent serve` listens on", "127.0.0.1")
+    port: int = _doc("Port `reconsent serve` listens on", 8000)
+    max_body_bytes: int = _doc("Largest request body accepted", 16384)
+    post_rate_per_minute: int = _doc("POSTs allowed per client IP per minute", 30)
+
+
+@dataclass
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    public: PublicConfig = field(default_factory=PublicConfig)
+    sender: SenderConfig = field(default_factory=SenderConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    windows: WindowsConfig = field(default_factory=WindowsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    contacts: ImportConfig = field(default_factory=ImportConfig)
+    dispatch: DispatchConfig = field(default_factory=DispatchConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    #: where relative paths (database file, outboxes) are resolved: the config file's project root
+    base_dir: Path = field(default=Path.cwd(), metadata={"internal": True})
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            rel = url[len("sqlite:///"):]
+            if rel and rel != ":memory:":
+                return "sqlite:///" + str(self.path(rel))
+        return url
+
+    def signing_secrets(self) -> list[str]:
+        return list(self.security.signing_keys)
+
+    def suppression_secret(self) -> bytes:
+        return self.security.suppression_key.encode("utf-8")
+
+
+def settings() -> list[tuple[str, str, Any, str]]:
+    """Every (section, key, default, description), in declaration order (for docs and checks)."""
+    rows = []
+    for sect in dataclasses.fields(Config):
+        if sect.metadata.get("internal"):
+            continue
+        for f in dataclasses.fields(sect.default_factory()):  # type: ignore[misc]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append((sect.name, f.name, default, f.metadata.get("doc", "")))
+    return rows
+
+
+_ALLOWED = {
+    ("email", "transport"): {"file", "smtp"},
+    ("sms", "transport"): {"file", "twilio"},
+    ("retention", "after_expiry"): {"keep", "anonymise", "delete"},
+    ("retention", "after_decline"): {"keep", "anonymise", "delete"},
+    ("windows", "sms"): {"default", "strict", "always", "custom"},
+    ("windows", "email"): {"default", "strict", "always", "custom"},
+}
+
+
+def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (default: config/default.toml), then apply environment overrides."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = env.get("RECONSENT_CONFIG") or DEFAULT_CONFIG
+    path = Path(path)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif path != DEFAULT_CONFIG:
+        raise ConfigError(f"config file {path} does not exist (give --config PATH or RECONSENT_CONFIG)")
+    base_dir = path.resolve().parent.parent if path.resolve().parent.name == "config" else path.resolve().parent
+    if env.get("RECONSENT_HOME"):
+        base_dir = Path(env["RECONSENT_HOME"]).resolve()
+    cfg = Config(base_dir=base_dir)
+    for section_name, section in data.items():
+        target = _section(cfg, section_name, f"{path}: [{section_name}]")
+        if not isinstance(section, Mapping):
+            raise ConfigError(f"{path}: [{section_name}] must be a table")
+        for key, value in section.items():
+            _set(target, section_name, key, value, f"{path}: {section_name}.{key}")
+    for name, raw in env.items():
+        if not name.startswith("RECONSENT_") or "__" not in name:
+            continue
+        section_name, _, key = name[len("RECONSENT_"):].partition("__")
+        section_name, key = section_name.lower(), key.lower()
+        target = _section(cfg, section_name, f"environment variable {name}")
+        # environment values are strings; _coerce parses numbers, booleans and lists
+        _set(target, section_name, key, raw, f"environment variable {name}")
+    _validate(cfg)
+    return cfg
+
+
+def _section(cfg: Config, name: str, where: str) -> Any:
+    known = [f.name for f in dataclasses.fields(Config) if not f.metadata.get("internal")]
+    if name not in known:
+        raise ConfigError(f"{where}: unknown section (expected one of {', '.join(known)})")
+    return getattr(cfg, name)
+
+
+def _set(target: Any, section: str, key: str, value: Any, where: str) -> None:
+    hints = get_type_hints(type(target))
+    if key not in hints:
+        raise ConfigError(
+            f"{where}: unknown setting (expected one of {', '.join(hints)}); see docs/configuration.md"
+        )
+    expected = hints[key]
+    setattr(target, key, _coerce(value, expected, where))
+    allowed = _ALLOWED.get((section, key))
+    if allowed and getattr(target, key) not in allowed:
+        raise ConfigError(f"{where}: expected one of {', '.join(sorted(allowed))}, got {value!r}")
+
+
+def _coerce(value: Any, expected: Any, where: str) -> Any:
+    origin = getattr(expected, "__origin__", None)
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if expected is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if expected is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if expected is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError:
+                    raise ConfigError(f"{where}: expected a JSON list or comma-separated values") from None
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type")  # pragma: no cover
+
+
+def _validate(cfg: Config) -> None:
+    if not cfg.security.signing_keys or not all(k.strip() for k in cfg.security.signing_keys):
+        raise ConfigError("security.signing_keys: at least one non-empty key is required (RECONSENT_SECURITY__SIGNING_KEYS)")
+    if not cfg.security.suppression_key.strip():
+        raise ConfigError("security.suppression_key: a non-empty secret is required (RECONSENT_SECURITY__SUPPRESSION_KEY)")
+    if not cfg.public.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"public.base_url: expected an http(s) URL, got {cfg.public.base_url!r}")
+    if cfg.sms.transport == "twilio" and not (cfg.sms.account_sid and cfg.sms.auth_token):
+        raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" (RECONSENT_SMS__AUTH_TOKEN)")
+    if cfg.sms.segment_budget < 1:
+        raise ConfigError("sms.segment_budget: expected a whole number ≥ 1")
+    if cfg.dispatch.batch_size < 1 or cfg.dispatch.concurrency < 1 or cfg.email.pool_size < 1:
+        raise ConfigError("dispatch.batch_size, dispatch.concurrency and email.pool_size must be ≥ 1")

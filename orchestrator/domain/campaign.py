@@ -1,0 +1,162 @@
+"""The campaign plan: audience rule + steps + deadline [O1], parsed from the SPEC §10 TOML form.
+
+Steps after the first go only to people who have not answered [O3].
+
+>>> plan = CampaignPlan.from_mapping({"name": "x", "deadline_days": 30,
+...     "steps": [{"day": 0, "channel": "email", "template": "reconsent"}]})
+>>> plan.steps[0].channel
+<Channel.EMAIL: 'email'>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.domain.audience import AudienceRule
+from orchestrator.domain.model import Channel, ContactKind
+from orchestrator.errors import InputError
+
+_TOP_KEYS = {"name", "deadline_days", "audience", "steps", "default_locale", "locales", "sms_segment_budget"}
+_AUDIENCE_KEYS = {"kinds", "customer_inactive_months", "prospect_inactive_months"}
+_STEP_KEYS = {"day", "channel", "template"}
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    day: int
+    channel: Channel
+    template: str
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    name: str
+    deadline_days: int
+    audience: AudienceRule
+    steps: tuple[Step, ...]
+    default_locale: str = "fr"
+    locales: tuple[str, ...] = field(default=("fr", "en"))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, where: str = "campaign") -> CampaignPlan:
+        """Validate a parsed campaign TOML; every error names the key and what is expected."""
+        _no_unknown(data, _TOP_KEYS, where)
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"{where}: 'name' is required (a non-empty string)")
+        deadline = _positive_int(data.get("deadline_days"), f"{where}: 'deadline_days'")
+        aud = data.get("audience", {})
+        if not isinstance(aud, Mapping):
+            raise InputError(f"{where}: [audience] must be a table")
+        _no_unknown(aud, _AUDIENCE_KEYS, f"{where}: [audience]")
+        kinds_raw = aud.get("kinds", ["customer", "prospect"])
+        if not isinstance(kinds_raw, list) or not kinds_raw:
+            raise InputError(f"{where}: [audience] kinds must be a list of 'customer'/'prospect'")
+        kinds = []
+        for k in kinds_raw:
+            try:
+                kinds.append(ContactKind(k))
+            except ValueError:
+                raise InputError(
+                    f"{where}: [audience] kinds: unknown kind {k!r} (expected 'customer' or 'prospect')"
+                ) from None
+        audience = AudienceRule(
+            kinds=tuple(kinds),
+            customer_inactive_months=_positive_int(
+                aud.get("customer_inactive_months", 12), f"{where}: [audience] customer_inactive_months"
+            ),
+            prospect_inactive_months=_positive_int(
+                aud.get("prospect_inactive_months", 36), f"{where}: [audience] prospect_inactive_months"
+            ),
+        )
+        raw_steps = data.get("steps")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise InputError(f"{where}: at least one [[steps]] entry is required")
+        steps = []
+        for i, raw in enumerate(raw_steps):
+            label = f"{where}: steps[{i}]"
+            if not isinstance(raw, Mapping):
+                raise InputError(f"{label} must be a table")
+            _no_unknown(raw, _STEP_KEYS, label)
+            day = raw.get("day")
+            if not isinstance(day, int) or isinstance(day, bool) or day < 0:
+                raise InputError(f"{label}: 'day' must be a whole number ≥ 0, got {day!r}")
+            if day >= deadline:
+                raise InputError(
+                    f"{label}: 'day' = {day} is not before the deadline (deadline_days = {deadline})"
+                )
+            try:
+                channel = Channel(raw.get("channel"))
+            except ValueError:
+                raise InputError(
+                    f"{label}: 'channel' must be 'email' or 'sms', got {raw.get('channel')!r}"
+                ) from None
+            template = raw.get("template")
+            if not isinstance(template, str) or not template.strip():
+                raise InputError(f"{label}: 'template' is required (a template name)")
+            steps.append(Step(index=i, day=day, channel=channel, template=template.strip()))
+        days = [s.day for s in steps]
+        if days != sorted(days):
+            raise InputError(f"{where}: steps must be in order of 'day'")
+        default_locale = data.get("default_locale", "fr")
+        locales = data.get("locales", ["fr", "en"])
+        if not isinstance(locales, list) or default_locale not in locales:
+            raise InputError(f"{where}: 'default_locale' ({default_locale!r}) must be one of 'locales'")
+        return cls(
+            name=name.strip(),
+            deadline_days=deadline,
+            audience=audience,
+            steps=tuple(steps),
+            default_locale=default_locale,
+            locales=tuple(locales),
+        )
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "deadline_days": self.deadline_days,
+            "default_locale": self.default_locale,
+            "locales": list(self.locales),
+            "audience": {
+                "kinds": [str(k) for k in self.audience.kinds],
+                "customer_inactive_months": self.audience.customer_inactive_months,
+                "prospect_inactive_months": self.audience.prospect_inactive_months,
+            },
+            "steps": [
+                {"day": s.day, "channel": str(s.channel), "template": s.template} for s in self.steps
+            ],
+        }
+
+    @property
+    def first_channel(self) -> Channel:
+        return self.steps[0].channel
+
+    def pick_locale(self, contact_locale: str | None) -> str:
+        """Contact's locale if the campaign has it, else the campaign default.
+
+        >>> CampaignPlan.from_mapping({"name": "x", "deadline_days": 9, "steps": [
+        ...   {"day": 0, "channel": "sms", "template": "t"}]}).pick_locale("de")
+        'fr'
+        """
+        if contact_locale:
+            lang = contact_locale.split("-")[0].split("_")[0].lower()
+            if lang in self.locales:
+                return lang
+        return self.default_locale
+
+
+def _positive_int(value: Any, label: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InputError(f"{label} must be a whole number > 0, got {value!r}")
+    return value
+
+
+def _no_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown key {unknown[0]!r} (expected one of {', '.join(sorted(allowed))})"
+        )

@@ -1,0 +1,141 @@
+"""Domain vocabulary: channels, purposes, consent actions and the explicit state machines.
+
+A transition that goes backwards is refused here, in one place, not checked ad hoc elsewhere.
+
+>>> DeliveryState.can_move(DeliveryState.DELIVERED, DeliveryState.SENT)
+False
+>>> RequestState.can_move(RequestState.PENDING, RequestState.CONFIRMED)
+True
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class Purpose(StrEnum):
+    #: our own news and offers
+    MARKETING = "marketing"
+    #: sharing with partners: a separate purpose, never implied, never pre-selected
+    PARTNERS = "partners"
+
+
+class ContactKind(StrEnum):
+    CUSTOMER = "customer"
+    PROSPECT = "prospect"
+
+
+class ConsentAction(StrEnum):
+    GRANTED = "granted"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+class ConsentSource(StrEnum):
+    CAMPAIGN = "campaign"
+    PREFERENCE_CENTRE = "preference_centre"
+    ONE_CLICK = "one_click"
+    SMS_KEYWORD = "sms_keyword"
+    IMPORT = "import"
+    OPERATOR = "operator"
+    API = "api"
+    SWEEP = "sweep"
+
+
+class SuppressionReason(StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    NO_RESPONSE = "no_response"
+    BOUNCED = "bounced"
+    COMPLAINT = "complaint"
+    SMS_STOP = "sms_stop"
+    ERASED = "erased"
+    IMPORTED = "imported"
+
+
+class CampaignState(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+    @staticmethod
+    def can_move(old: CampaignState, new: CampaignState) -> bool:
+        return new in _CAMPAIGN_MOVES.get(old, frozenset())
+
+
+_CAMPAIGN_MOVES: dict[CampaignState, frozenset[CampaignState]] = {
+    CampaignState.DRAFT: frozenset({CampaignState.SCHEDULED, CampaignState.RUNNING}),
+    CampaignState.SCHEDULED: frozenset({CampaignState.RUNNING, CampaignState.DRAFT}),
+    CampaignState.RUNNING: frozenset({CampaignState.PAUSED, CampaignState.COMPLETED}),
+    CampaignState.PAUSED: frozenset({CampaignState.RUNNING, CampaignState.COMPLETED}),
+    CampaignState.COMPLETED: frozenset(),
+}
+
+
+class RequestState(StrEnum):
+    """State of one enrolment (a consent request) [R10]."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+    @staticmethod
+    def can_move(old: RequestState, new: RequestState) -> bool:
+        # Only a pending request moves; an answer is final for that campaign. A person can still
+        # change their mind later through the preference centre, which records new consent events
+        # without reopening the request.
+        return old is RequestState.PENDING and new is not RequestState.PENDING
+
+
+class DeliveryState(StrEnum):
+    """State of one outbox row. Ranks only go up; terminal states never change."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @staticmethod
+    def can_move(old: DeliveryState, new: DeliveryState) -> bool:
+        if old in _DELIVERY_TERMINAL:
+            return False
+        return _DELIVERY_RANK[new] > _DELIVERY_RANK[old] or (
+            old is DeliveryState.SENDING and new is DeliveryState.PENDING  # released claim / retry
+        )
+
+
+_DELIVERY_RANK = {
+    DeliveryState.PENDING: 0,
+    DeliveryState.SENDING: 1,
+    DeliveryState.SENT: 2,
+    DeliveryState.DELIVERED: 3,
+    DeliveryState.BOUNCED: 4,
+    DeliveryState.FAILED: 4,
+    DeliveryState.SKIPPED: 4,
+}
+_DELIVERY_TERMINAL = frozenset(
+    {DeliveryState.BOUNCED, DeliveryState.FAILED, DeliveryState.SKIPPED}
+)
+
+
+class SkipReason(StrEnum):
+    """Why dispatch did not send a due message (counted, like warehouse's reasons)."""
+
+    SUPPRESSED = "suppressed"
+    ANSWERED = "answered"
+    EXPIRED = "expired"
+    NO_ADDRESS = "no_address"
+    OUTSIDE_WINDOW = "outside_window"
+    CAMPAIGN_NOT_RUNNING = "campaign_not_running"

@@ -1,0 +1,131 @@
+"""The consent ledger: append-only events, each carrying the hash of the one before [R2].
+
+The chain head lives in one row (``ledger_head``) that every append updates first: that row lock
+serialises writers on PostgreSQL and takes SQLite's write lock, so two writers never fork the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from orchestrator.domain.clock import as_utc
+
+from orchestrator.store.models import ConsentEvent, Wording
+
+GENESIS = "0" * 64
+_CHAINED = (
+    "contact_id", "channel", "purpose", "action", "occurred_at", "source", "campaign_id", "step",
+    "wording_hash", "wording_name", "locale", "ip", "user_agent",
+)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """Where an event came from: source, the wording shown, and the request if there was one."""
+
+    source: str
+    campaign_id: int | None = None
+    step: int | None = None
+    wording_name: str | None = None
+    wording_hash: str | None = None
+    locale: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def canonical(event: ConsentEvent) -> bytes:
+    data: dict[str, Any] = {}
+    for name in _CHAINED:
+        value = getattr(event, name)
+        if isinstance(value, datetime):
+            value = as_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds")
+        data[name] = value
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, event: ConsentEvent) -> str:
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(event)).hexdigest()
+
+
+def append(
+    session: Session,
+    *,
+    contact_id: int,
+    channel: str,
+    purpose: str,
+    action: str,
+    at: datetime,
+    proof: Proof,
+) -> ConsentEvent:
+    head = _lock_head(session)
+    event = ConsentEvent(
+        contact_id=contact_id,
+        channel=channel,
+        purpose=purpose,
+        action=action,
+        occurred_at=as_utc(at),
+        source=proof.source,
+        campaign_id=proof.campaign_id,
+        step=proof.step,
+        wording_hash=proof.wording_hash,
+        wording_name=proof.wording_name,
+        locale=proof.locale,
+        ip=proof.ip,
+        user_agent=(proof.user_agent or None) and proof.user_agent[:400],
+        prev_hash=head,
+        hash="",
+    )
+    event.hash = chain_hash(head, event)
+    session.add(event)
+    session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": event.hash})
+    return event
+
+
+def _lock_head(session: Session) -> str:
+    # A no-op write first: it takes the lock before we read the head.
+    session.execute(text("UPDATE ledger_head SET hash = hash WHERE id = 1"))
+    row = session.execute(text("SELECT hash FROM ledger_head WHERE id = 1")).first()
+    if row is None:
+        session.execute(text("INSERT INTO ledger_head (id, hash) VALUES (1, :h)"), {"h": GENESIS})
+        return GENESIS
+    return str(row[0])
+
+
+def remember_wording(session: Session, *, name: str, locale: str, text_shown: str, at: datetime) -> str:
+    """Store the exact wording once per version; return its content hash."""
+    content_hash = hashlib.sha256(f"{name}\0{locale}\0{text_shown}".encode()).hexdigest()
+    if session.get(Wording, content_hash) is None:
+        session.add(Wording(content_hash=content_hash, name=name, locale=locale, text=text_shown,
+                            first_seen_at=at))
+        session.flush()
+    return content_hash
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    broken_at: int | None  # id of the first event whose hash does not match
+    reason: str | None = None
+
+
+def verify(session: Session) -> ChainReport:
+    prev = GENESIS
+    count = 0
+    for event in session.exec(select(ConsentEvent).order_by(ConsentEvent.id)):  # type: ignore[arg-type]
+        count += 1
+        if event.prev_hash != prev:
+            return ChainReport(count, event.id, "prev_hash does not match the previous event")
+        if chain_hash(prev, event) != event.hash:
+            return ChainReport(count, event.id, "content does not match its hash")
+        prev = event.hash
+    row = session.execute(text("SELECT hash FROM ledger_head WHERE id = 1")).first()
+    if count and (row is None or row[0] != prev):
+        return ChainReport(count, None, "chain head does not match the last event (events deleted?)")
+    return ChainReport(count, None)

@@ -1,0 +1,23 @@
+"""Human-readable funnel for ``campaign status`` and the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS = ("queued", "sent", "delivered", "failed", "bounced", "skipped", "unsubscribed")
+
+
+def funnel_table(status: dict[str, Any]) -> str:
+    lines = [
+        f"campaign {status['id']} · {status['name']} · {status['state']}",
+        f"enrolled {status['enrolled']} → pending {status['pending']} · confirmed {status['confirmed']} · "
+        f"declined {status['declined']} · expired→suppressed {status['expired']}",
+        "",
+        f"{'':22}" + "".join(f"{c:>13}" for c in COLUMNS),
+    ]
+    for channel, counts in status["channels"].items():
+        lines.append(f"{channel:22}" + "".join(f"{counts[c]:>13}" for c in COLUMNS))
+    for step in status["steps"]:
+        label = f"step {step['step']} d{step['day']} {step['channel']}"
+        lines.append(f"{label:22}" + "".join(f"{step[c]:>13}" for c in COLUMNS if c != "unsubscribed"))
+    return "\n".join(lines)

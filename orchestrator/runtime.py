@@ -1,0 +1,51 @@
+"""Wiring: the objects every command and the web app share, built once from config."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+
+from orchestrator.config import Config, load_config
+from orchestrator.domain.clock import Clock, SystemClock, parse_now
+from orchestrator.domain.suppression import SuppressionKey, suppression_key
+from orchestrator.links import LinkSigner
+from orchestrator.rendering import MessageRenderer
+from orchestrator.store.db import make_engine
+
+
+@dataclass
+class Runtime:
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.config.database_url, echo=self.config.database.echo)
+
+    @cached_property
+    def links(self) -> LinkSigner:
+        return LinkSigner(self.config.signing_secrets(), self.clock)
+
+    @cached_property
+    def renderer(self) -> MessageRenderer:
+        return MessageRenderer()
+
+    def key_for(self, address: str) -> SuppressionKey:
+        return suppression_key(self.config.suppression_secret(), address)
+
+    def url(self, path: str) -> str:
+        return self.config.public.base_url.rstrip("/") + path
+
+
+def clock_from_env(env: dict[str, str] | None = None) -> Clock:
+    """``RECONSENT_NOW`` freezes the clock for the whole command."""
+    env = dict(os.environ) if env is None else env
+    now = env.get("RECONSENT_NOW", "").strip()
+    return parse_now(now) if now else SystemClock()
+
+
+def runtime_from_env(config_path: str | None = None) -> Runtime:
+    return Runtime(load_config(config_path), clock_from_env())

@@ -1,0 +1,1 @@
+"""Persistence: sqlmodel tables, the engine, queries and Alembic migrations."""

@@ -1,0 +1,141 @@
+"""sqlmodel tables. Timestamps are stored as naive UTC; ids are integers, never PII.
+
+No table holds a plaintext address except ``contact`` (the profile itself, erasable) — the
+suppression list only ever holds keyed hashes [R3].
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(index=True, unique=True)
+    kind: str
+    email: str | None = None
+    phone: str | None = None  # E.164
+    #: suppression keys of email/phone (keyed HMAC, not PII): lets launch join the suppression list
+    email_key: str | None = Field(default=None, index=True)
+    phone_key: str | None = Field(default=None, index=True)
+    first_name: str | None = None
+    locale: str = "fr"
+    timezone: str | None = None
+    last_activity_at: date | None = None
+    #: last explicit confirmation: a confirmed person is not asked again before the rule says so
+    consented_at: datetime | None = None
+    b2b: bool = False
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    updated_at: datetime
+    #: set when personal data was removed (anonymised); the row keeps statistics only
+    erased_at: datetime | None = None
+
+
+class Campaign(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    state: str = "draft"
+    plan: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+    launched_at: datetime | None = None
+    deadline_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class Enrolment(SQLModel, table=True):
+    """One consent request: a contact asked by a campaign [R10]."""
+
+    __table_args__ = (UniqueConstraint("campaign_id", "contact_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    state: str = Field(default="pending", index=True)
+    enrolled_at: datetime
+    answered_at: datetime | None = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One row per (campaign, contact, step, channel), committed before any send [O2]."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "contact_id", "step", "channel"),
+        Index("ix_outbox_due", "status", "due_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    enrolment_id: int = Field(foreign_key="enrolment.id")
+    step: int
+    channel: str
+    template: str
+    status: str = "pending"
+    due_at: datetime
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    skip_reason: str | None = None
+    last_error: str | None = None
+    message_id: str | None = Field(default=None, index=True)  # email Message-ID
+    provider_id: str | None = Field(default=None, index=True, unique=True)  # Twilio SID / Message-ID
+    template_version: str | None = None  # content hash of the rendered templates
+    locale: str | None = None
+    sent_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Append-only proof of every consent change [R2]. Each event hashes its predecessor."""
+
+    __tablename__ = "consent_event"
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str
+    purpose: str
+    action: str
+    occurred_at: datetime
+    source: str
+    campaign_id: int | None = None
+    step: int | None = None
+    wording_hash: str | None = None  # version of the exact wording shown (see Wording)
+    wording_name: str | None = None
+    locale: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    prev_hash: str
+    hash: str = Field(index=True)
+
+
+class Wording(SQLModel, table=True):
+    """The exact wording shown when consent was asked, stored once per version."""
+
+    content_hash: str = Field(primary_key=True)
+    name: str
+    locale: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    first_seen_at: datetime
+
+
+class SuppressionEntry(SQLModel, table=True):
+    """The liste repoussoir: keyed HMAC only, never the address [R3]."""
+
+    __tablename__ = "suppression"
+    key: str = Field(primary_key=True)  # HMAC-SHA256 hex of the normalised address
+    channel: str = Field(primary_key=True)
+    reason: str
+    source: str | None = None
+    created_at: datetime
+
+
+class LedgerHead(SQLModel, table=True):
+    """The hash of the newest consent event; every append locks and moves it."""
+
+    __tablename__ = "ledger_head"
+    id: int = Field(default=1, primary_key=True)
+    hash: str

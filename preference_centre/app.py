@@ -1,0 +1,130 @@
+"""Starlette application factory: routes, security headers, limits.
+
+GET never changes state [P1]; POST /u/{token} is RFC 8058 one-click [P2]; tokens never reach logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.runtime import Runtime
+from preference_centre import pages, twilio_hooks
+
+STATIC_DIR = pages.STATIC_DIR
+log = logging.getLogger("reconsent.web")
+
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"permissions-policy", b"interest-cohort=()"),
+]
+
+
+class SecurityMiddleware:
+    """Security headers on every response, a request body limit, and a per-IP POST rate limit."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int, posts_per_minute: int) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.posts_per_minute = posts_per_minute
+        self.hits: dict[str, deque[float]] = defaultdict(deque)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in SECURITY_HEADERS if k not in names
+                ]
+            await send(message)
+
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
+            return
+        if scope["method"] == "POST" and not scope["path"].startswith("/twilio/"):
+            client = (scope.get("client") or ("?", 0))[0]
+            now = time.monotonic()
+            window = self.hits[client]
+            while window and now - window[0] > 60:
+                window.popleft()
+            if len(window) >= self.posts_per_minute:
+                request = Request(scope, receive)
+                response = pages.render_page(request, "error.html", status_code=429, lang=None,
+                                             message_key="too_many")
+                await response(scope, receive, send_with_headers)
+                return
+            window.append(now)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _TooLarge:
+            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def healthz(request: Request) -> Response:
+    rt: Runtime = request.app.state.rt
+    try:
+        with rt.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means unhealthy; details stay in the log
+        log.exception("health check failed")
+        return PlainTextResponse("database unreachable", status_code=503)
+    return PlainTextResponse("ok")
+
+
+def create_app(rt: Runtime) -> Starlette:
+    server = rt.config.server
+    routes: list[Any] = [
+        Route("/p/{token}", pages.preference_page, methods=["GET", "POST"]),
+        Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"]),
+        Route("/s/{code}", pages.short_link, methods=["GET"]),
+        Route("/twilio/status", twilio_hooks.status_callback, methods=["POST"]),
+        Route("/twilio/inbound", twilio_hooks.inbound, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityMiddleware, max_body=server.max_body_bytes,  # type: ignore[arg-type]
+                               posts_per_minute=server.post_rate_per_minute)],
+        exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: pages.server_error},
+    )
+    app.state.rt = rt
+    return app

@@ -1,0 +1,241 @@
+"""Preference-centre views. GET shows, POST records; tokens are verified with max_age every time."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from orchestrator import PROJECT_ROOT, ledger
+from orchestrator.consent import Answer, contact_channels, is_suppressed, key_of, record_answer, record_unsubscribe
+from orchestrator.domain.clock import as_utc
+from orchestrator.domain.model import ConsentSource
+from orchestrator.errors import NotFoundError
+from orchestrator.ledger import Proof
+from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from preference_centre.i18n import gettext_for, negotiate
+
+PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
+STATIC_DIR = PAGES_DIR / "static"
+log = logging.getLogger("reconsent.web")
+
+_env = Environment(loader=FileSystemLoader(str(PAGES_DIR)), autoescape=select_autoescape(default=True),
+                   trim_blocks=True, lstrip_blocks=True)
+
+MESSAGES = {
+    "invalid": "This link is not valid. It may have been copied incompletely.",
+    "expired": "This link has expired.",
+    "not_found": "This page does not exist.",
+    "too_many": "Too many attempts from your connection. Please wait a minute and try again.",
+    "server": "Something went wrong on our side. Nothing was changed. Please try again later.",
+    "not_allowed": "This action is not allowed here.",
+}
+
+
+def rt_of(request: Request) -> Runtime:
+    return request.app.state.rt  # type: ignore[no-any-return]
+
+
+def render_page(request: Request, name: str, *, status_code: int = 200, lang: str | None,
+                **context: Any) -> HTMLResponse:
+    lang = lang or negotiate(query=request.query_params.get("lang"),
+                             accept=request.headers.get("accept-language"))
+    _ = gettext_for(lang)
+    rt = rt_of(request)
+    html = _env.get_template(name).render(
+        _=_, lang=lang, sender=rt.config.sender, messages=MESSAGES, path=request.url.path, **context,
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def mask(address: str | None) -> str:
+    """j•••@exemple.fr, +33 6•• ••• •78 → shows enough to recognise, not to harvest.
+
+    >>> mask("jean.dupont@exemple.fr")
+    'j•••@exemple.fr'
+    >>> mask("+33612345678")
+    '+336•••••••78'
+    """
+    if not address:
+        return ""
+    if "@" in address:
+        local, _, domain = address.partition("@")
+        return f"{local[:1]}•••@{domain}"
+    return address[:4] + "•" * max(0, len(address) - 6) + address[-2:]
+
+
+def proof_from(request: Request, *, source: str, claims: LinkClaims, wording: tuple[str, str] | None,
+               locale: str | None) -> Proof:
+    ip = request.client.host if request.client else None
+    return Proof(source=source, campaign_id=claims.campaign_id, wording_name=wording[0] if wording else None,
+                 wording_hash=wording[1] if wording else None, locale=locale, ip=ip,
+                 user_agent=request.headers.get("user-agent"))
+
+
+def _verify(request: Request, purpose: str, token: str) -> LinkClaims:
+    rt = rt_of(request)
+    sec = rt.config.security
+    max_age = sec.unsubscribe_link_max_age_days if purpose == "unsubscribe" else sec.page_link_max_age_days
+    return rt.links.loads(purpose, token, max_age_days=max_age)
+
+
+def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
+    if isinstance(exc, LinkExpired):
+        return render_page(request, "error.html", status_code=410, lang=None, message_key="expired",
+                           expired=True)
+    return render_page(request, "error.html", status_code=400, lang=None, message_key="invalid")
+
+
+def _load(rt: Runtime, claims: LinkClaims) -> tuple[Contact, Campaign | None, Enrolment | None]:
+    with session_scope(rt.engine) as session:
+        contact = session.get(Contact, claims.contact_id)
+        if contact is None or contact.erased_at is not None:
+            raise NotFoundError("contact gone")
+        campaign = session.get(Campaign, claims.campaign_id) if claims.campaign_id else None
+        enrolment = None
+        if campaign is not None:
+            enrolment = session.execute(select(Enrolment).where(
+                Enrolment.campaign_id == campaign.id, Enrolment.contact_id == contact.id)).scalar_one_or_none()
+        return contact, campaign, enrolment
+
+
+def consent_wording(lang: str, sender_name: str) -> str:
+    """The exact question and options shown on the page, as proof of what was agreed to [R2]."""
+    _ = gettext_for(lang)
+    return "\n".join([
+        _("Do you still want to hear from %(sender)s?", sender=sender_name),
+        _("You are receiving this because you are a customer or asked us for information. "
+          "We only keep writing to people who tell us they want it."),
+        _("News and offers by email"),
+        _("News and offers by SMS"),
+        _("Share my details with selected partners (separate, optional)"),
+        _("Yes, keep me informed"),
+        _("No thanks, unsubscribe me from everything"),
+    ])
+
+
+async def preference_page(request: Request) -> Response:
+    rt = rt_of(request)
+    token = request.path_params["token"]
+    try:
+        claims = _verify(request, "page", token)
+        contact, campaign, enrolment = _load(rt, claims)
+    except (LinkInvalid, LinkExpired) as exc:
+        return _bad_link(request, exc)
+    except NotFoundError:
+        return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
+    return await _preference(request, rt, claims, contact, campaign, enrolment, token)
+
+
+async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact: Contact,
+                      campaign: Campaign | None, enrolment: Enrolment | None, token: str) -> Response:
+    lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
+                     accept=request.headers.get("accept-language"))
+    channels = [c.value for c in contact_channels(contact)]
+    if request.method == "GET":
+        with session_scope(rt.engine) as session:
+            current = {c: not is_suppressed(session, key_of(contact, c), c) for c in channels}
+        return render_page(
+            request, "preference.html", lang=lang, token=token, channels=channels, current=current,
+            masked={"email": mask(contact.email), "sms": mask(contact.phone)},
+            campaign=campaign, enrolment=enrolment, first_name=contact.first_name,
+        )
+    form = await request.form()
+    action = str(form.get("action", "confirm"))
+    if action not in ("confirm", "decline"):
+        return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+    if action == "decline":
+        answer = Answer(channels={c: False for c in channels}, partners=False)
+    else:
+        answer = Answer(channels={c: form.get(c) == "yes" for c in channels}, partners=form.get("partners") == "yes")
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        wording_hash = ledger.remember_wording(session, name="preference_page", locale=lang,
+                                               text_shown=consent_wording(lang, rt.config.sender.name), at=now)
+    proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
+                       wording=("preference_page", wording_hash), locale=lang)
+    try:
+        state = record_answer(rt, claims.contact_id, claims.campaign_id, answer, proof)
+    except NotFoundError:
+        return render_page(request, "error.html", status_code=404, lang=lang, message_key="not_found")
+    return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state,
+                       token=token)
+
+
+async def unsubscribe(request: Request) -> Response:
+    """GET shows a confirm button; POST unsubscribes (one-click or the button). Never redirects."""
+    rt = rt_of(request)
+    token = request.path_params["token"]
+    try:
+        claims = _verify(request, "unsubscribe", token)
+        contact, _campaign, _enrolment = _load(rt, claims)
+    except (LinkInvalid, LinkExpired) as exc:
+        return _bad_link(request, exc)
+    except NotFoundError:
+        # Erased people are already suppressed: unsubscribing again is a success, not an error.
+        if request.method == "POST":
+            return PlainTextResponse("unsubscribed")
+        return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
+    channel = claims.channel or "email"
+    lang = negotiate(contact_locale=contact.locale, query=request.query_params.get("lang"),
+                     accept=request.headers.get("accept-language"))
+    if request.method == "GET":
+        return render_page(request, "unsubscribe.html", lang=lang, token=token, channel=channel,
+                           masked=mask(contact.email if channel == "email" else contact.phone), done=False)
+    form = await request.form()
+    one_click = form.get("List-Unsubscribe") == "One-Click"
+    source = ConsentSource.ONE_CLICK if one_click else ConsentSource.PREFERENCE_CENTRE
+    proof = proof_from(request, source=source, claims=claims,
+                       wording=("one_click_header", "List-Unsubscribe=One-Click") if one_click else None,
+                       locale=lang)
+    record_unsubscribe(rt, claims.contact_id, claims.campaign_id, channel, proof)
+    if one_click:
+        return PlainTextResponse("unsubscribed")
+    return render_page(request, "unsubscribe.html", lang=lang, token=token, channel=channel,
+                       masked=mask(contact.email if channel == "email" else contact.phone), done=True)
+
+
+async def short_link(request: Request) -> Response:
+    """GET /s/{code}: the same page as /p/{token}, reached from a short SMS link [S7]."""
+    rt = rt_of(request)
+    try:
+        outbox_id = rt.links.resolve_short_code(request.path_params["code"])
+    except LinkInvalid as exc:
+        return _bad_link(request, exc)
+    with session_scope(rt.engine) as session:
+        row = session.get(OutboxMessage, outbox_id)
+        sent_at = row.sent_at if row is not None else None
+        claims = LinkClaims(row.contact_id, row.campaign_id, row.channel) if row is not None else None
+    if claims is None or sent_at is None:
+        return _bad_link(request, LinkInvalid("unknown code"))
+    max_age = rt.config.security.page_link_max_age_days
+    if rt.clock.now() - as_utc(sent_at) > timedelta(days=max_age):
+        return _bad_link(request, LinkExpired(claims))
+    token = rt.links.dumps("page", claims)
+    try:
+        contact, campaign, enrolment = _load(rt, claims)
+    except NotFoundError:
+        return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
+    return await _preference(request, rt, claims, contact, campaign, enrolment, token)
+
+
+async def not_found(request: Request, exc: HTTPException) -> Response:
+    return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
+
+
+async def not_allowed(request: Request, exc: HTTPException) -> Response:
+    return render_page(request, "error.html", status_code=405, lang=None, message_key="not_allowed")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s: %s", request.url.path.split("/")[1:2], type(exc).__name__)
+    return render_page(request, "error.html", status_code=500, lang=None, message_key="server")
