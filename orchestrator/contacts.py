@@ -138,21 +138,21 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     with fh:
         reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in ("external_id", "kind") if c not in header]
-        if missing or not ({"email", "phone"} & set(header)):
-            raise InputError(
-                f"{path}: line 1: header must name the columns {','.join(COLUMNS)} "
-                f"(missing: {', '.join(missing or ['email/phone'])})"
-            )
         try:
+            header = reader.fieldnames or []
+            missing = [c for c in ("external_id", "kind") if c not in header]
+            if missing or not ({"email", "phone"} & set(header)):
+                raise InputError(
+                    f"{path}: line 1: header must name the columns {','.join(COLUMNS)} "
+                    f"(missing: {', '.join(missing or ['email/phone'])})"
+                )
             for row in reader:
                 if None in row:  # more cells than header columns
                     yield reader.line_num, {"__extra__": "1", **{k: v for k, v in row.items() if k}}
                 else:
                     yield reader.line_num, row
         except UnicodeDecodeError:
-            raise InputError(f"{path}: line {reader.line_num + 1}: not UTF-8 text") from None
+            raise InputError(f"{path}: line {reader.line_num + 1}: not UTF-8 text (save the file as UTF-8)") from None
         except csv.Error as exc:
             raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
 

@@ -58,12 +58,12 @@ def render_page(request: Request, name: str, *, status_code: int = 200, lang: st
 
 
 def mask(address: str | None) -> str:
-    """j•••@exemple.fr, +33 6•• ••• •78 → shows enough to recognise, not to harvest.
+    """j•••@exemple.fr, +336••••••78: shows enough to recognise, not to harvest.
 
     >>> mask("jean.dupont@exemple.fr")
     'j•••@exemple.fr'
     >>> mask("+33612345678")
-    '+336•••••••78'
+    '+336••••••78'
     """
     if not address:
         return ""
@@ -141,7 +141,7 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
     channels = [c.value for c in contact_channels(contact)]
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only ever read
         with session_scope(rt.engine) as session:
             current = {c: not is_suppressed(session, key_of(contact, c), c) for c in channels}
         return render_page(
@@ -150,7 +150,7 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
             campaign=campaign, enrolment=enrolment, first_name=contact.first_name,
         )
     form = await request.form()
-    action = str(form.get("action", "confirm"))
+    action = str(form.get("action", ""))
     if action not in ("confirm", "decline"):
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
     if action == "decline":
@@ -188,7 +188,7 @@ async def unsubscribe(request: Request) -> Response:
     channel = claims.channel or "email"
     lang = negotiate(contact_locale=contact.locale, query=request.query_params.get("lang"),
                      accept=request.headers.get("accept-language"))
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD only ever read
         return render_page(request, "unsubscribe.html", lang=lang, token=token, channel=channel,
                            masked=mask(contact.email if channel == "email" else contact.phone), done=False)
     form = await request.form()

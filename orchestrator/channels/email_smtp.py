@@ -36,7 +36,7 @@ def classify_reply(code: int, text: str) -> TransientSendError | PermanentSendEr
         enhanced is None and code in (550, 551, 553)
     )
     return PermanentSendError(
-        f"SMTP {detail}", code=str(code), suppress=SuppressionReason.BOUNCED if bad_mailbox else None
+        f"SMTP {detail}", code=str(code), suppress=SuppressionReason.BOUNCED.value if bad_mailbox else None
     )
 
 

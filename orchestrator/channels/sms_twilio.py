@@ -35,7 +35,7 @@ def classify_twilio(status: int, code: int | None, msg: str) -> TransientSendErr
     """
     detail = f"Twilio {status} {code or ''}: {msg}".strip()
     if code == OPTED_OUT:
-        return PermanentSendError(detail, code=str(code), suppress=SuppressionReason.SMS_STOP)
+        return PermanentSendError(detail, code=str(code), suppress=SuppressionReason.SMS_STOP.value)
     if code in INVALID_NUMBERS:
         return PermanentSendError(detail, code=str(code), suppress=None)
     if status == 429 or code in RATE_LIMITED or status >= 500:

@@ -1,0 +1,40 @@
+"""Regenerate the settings table of docs/configuration.md from orchestrator/config.py.
+
+    python docs/gen_configuration.py > docs/configuration.md
+"""
+
+from __future__ import annotations
+
+from orchestrator.config import settings
+
+HEAD = """# Configuration reference
+
+Reconsent reads one TOML file: `config/default.toml` (embedded defaults) unless `--config PATH` or
+`RECONSENT_CONFIG` names another. Relative paths are resolved from the project root (the folder that
+holds `config/`), or from `RECONSENT_HOME` when set.
+
+Every setting can be overridden by an environment variable `RECONSENT_<SECTION>__<KEY>`, e.g.
+`RECONSENT_EMAIL__HOST=smtp.example.fr`. Give secrets that way, never in the file:
+`RECONSENT_SECURITY__SIGNING_KEYS`, `RECONSENT_SECURITY__SUPPRESSION_KEY`,
+`RECONSENT_EMAIL__PASSWORD`, `RECONSENT_SMS__AUTH_TOKEN`. Lists are given comma-separated or as JSON
+(`RECONSENT_SECURITY__SIGNING_KEYS="new-key,old-key"`); booleans as true/false.
+
+`RECONSENT_NOW` (ISO 8601, e.g. `2026-12-01T09:00:00Z`) freezes the clock for every command.
+
+An invalid or missing setting stops the command with one line naming the key and what is expected.
+
+| setting | default | what it does |
+|---|---|---|
+"""
+
+
+def main() -> None:
+    rows = []
+    for section, key, default, doc in settings():
+        shown = repr(default) if not isinstance(default, str) else f'"{default}"'
+        rows.append(f"| `{section}.{key}` | `{shown}` | {doc} |")
+    print(HEAD + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Factory fixtures shared by the suite (starlette's test_client_factory style).
+
+The database is SQLite in a temporary folder, or PostgreSQL when RECONSENT_TEST_PG_URL is set (then
+each test gets its own fresh database). The clock is frozen on a Wednesday morning in Paris.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from orchestrator.config import load_config
+from orchestrator.domain.clock import FixedClock
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import migrate
+from tests.support.smtp import SmtpServer
+from tests.support.factories import CSV_HEADER
+from tests.support.twilio_standin import TwilioStandIn
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)  # a Wednesday, 10:00 in Paris
+PG_URL = os.environ.get("RECONSENT_TEST_PG_URL", "")
+
+for _var in ("TWILIO_EDGE", "TWILIO_REGION", "RECONSENT_NOW", "RECONSENT_CONFIG"):
+    os.environ.pop(_var, None)
+
+
+def _database_url(tmp_path: Path) -> Iterator[str]:
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    name = "t_" + uuid.uuid4().hex[:12]
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    yield from _database_url(tmp_path)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(T0)
+
+
+@pytest.fixture
+def make_rt(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Callable[..., Runtime]]:
+    """Build a migrated Runtime; keyword arguments override config sections: email={"transport": …}."""
+    made: list[Runtime] = []
+
+    def factory(**sections: dict[str, Any]) -> Runtime:
+        cfg = load_config(None, env={})
+        cfg.base_dir = tmp_path
+        cfg.database = replace(cfg.database, url=database_url)
+        cfg.email = replace(cfg.email, outbox_dir=str(tmp_path / "outbox"))
+        cfg.sms = replace(cfg.sms, outbox_file=str(tmp_path / "sms.jsonl"))
+        cfg.public = replace(cfg.public, base_url="https://prefs.example.com")
+        for name, values in sections.items():
+            setattr(cfg, name, replace(getattr(cfg, name), **values))
+        rt = Runtime(cfg, clock)
+        if not made:
+            migrate(rt.engine)
+        made.append(rt)
+        return rt
+
+    yield factory
+    for rt in made:
+        rt.engine.dispose()
+
+
+@pytest.fixture
+def rt(make_rt: Callable[..., Runtime]) -> Runtime:
+    return make_rt()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio() -> Iterator[TwilioStandIn]:
+    standin = TwilioStandIn().start()
+    yield standin
+    standin.stop()
+
+
+
+
+
+
+@pytest.fixture
+def write_csv(tmp_path: Path) -> Callable[..., Path]:
+    def write(rows: list[dict[str, str]], name: str = "contacts.csv", header: list[str] | None = None) -> Path:
+        path = tmp_path / name
+        cols = header or CSV_HEADER + sorted({k for r in rows for k in r} - set(CSV_HEADER))
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=cols)
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({c: r.get(c, "") for c in cols})
+        return path
+
+    return write

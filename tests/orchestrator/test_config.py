@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import DEFAULT_CONFIG, load_config, settings
+from orchestrator.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_default_config_loads_embedded_defaults() -> None:
+    cfg = load_config(DEFAULT_CONFIG, env={})
+    assert cfg.email.transport == "file"
+    assert cfg.sms.transport == "file"
+    assert cfg.database_url.startswith("sqlite:///") and cfg.database_url.endswith("var/reconsent.db")
+
+
+def test_environment_overrides_every_type() -> None:
+    cfg = load_config(DEFAULT_CONFIG, env={
+        "RECONSENT_EMAIL__HOST": "smtp.example.com",
+        "RECONSENT_EMAIL__PORT": "2525",
+        "RECONSENT_EMAIL__STARTTLS": "true",
+        "RECONSENT_SECURITY__SIGNING_KEYS": "new-key, old-key",
+        "RECONSENT_DISPATCH__RETRY_BASE_SECONDS": "1.5",
+    })
+    assert (cfg.email.host, cfg.email.port, cfg.email.starttls) == ("smtp.example.com", 2525, True)
+    assert cfg.security.signing_keys == ["new-key", "old-key"]
+    assert cfg.dispatch.retry_base_seconds == 1.5
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RECONSENT_EMAIL__PORT": "twenty"}, "RECONSENT_EMAIL__PORT: expected a whole number"),
+        ({"RECONSENT_EMAIL__TRANSPORT": "pigeon"}, "expected one of file, smtp"),
+        ({"RECONSENT_EMAIL__COLOUR": "red"}, "RECONSENT_EMAIL__COLOUR: unknown setting"),
+        ({"RECONSENT_NOPE__X": "1"}, "unknown section"),
+        ({"RECONSENT_SMS__TRANSPORT": "twilio"}, "sms.account_sid / sms.auth_token: required"),
+        ({"RECONSENT_SECURITY__SIGNING_KEYS": ""}, "security.signing_keys"),
+    ],
+)
+def test_bad_settings_stop_with_the_key_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(DEFAULT_CONFIG, env=env)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_bad_toml_value_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[email]\nport = "x"\n')
+    with pytest.raises(ConfigError, match=r"c.toml: email.port: expected a whole number"):
+        load_config(path, env={})
+
+
+def test_production_example_needs_only_secrets_from_env() -> None:
+    env = {"RECONSENT_SECURITY__SIGNING_KEYS": "k", "RECONSENT_SECURITY__SUPPRESSION_KEY": "s",
+           "RECONSENT_SMS__AUTH_TOKEN": "t"}
+    cfg = load_config(ROOT / "config" / "production.example.toml", env=env)
+    assert cfg.email.transport == "smtp" and cfg.sms.transport == "twilio"
+    with pytest.raises(ConfigError, match="signing_keys"):
+        load_config(ROOT / "config" / "production.example.toml", env={})
+
+
+def test_every_setting_is_documented() -> None:
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [f"{s}.{k}" for s, k, _, _ in settings() if f"`{s}.{k}`" not in doc]
+    assert missing == []

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from sqlmodel import Session, select
+from starlette.testclient import TestClient
+
+from orchestrator import ledger
+from orchestrator.domain.clock import FixedClock
+from orchestrator.links import LinkClaims
+from orchestrator.runtime import Runtime
+from orchestrator.store.models import ConsentEvent, Enrolment, SuppressionEntry, Wording
+from preference_centre.app import create_app
+from tests.support.factories import launch, person
+
+
+def snapshot(rt: Runtime) -> tuple:
+    with Session(rt.engine) as s:
+        return (
+            [(e.state, e.answered_at) for e in s.exec(select(Enrolment).order_by(Enrolment.id))],
+            len(list(s.exec(select(ConsentEvent)))),
+            len(list(s.exec(select(SuppressionEntry)))),
+        )
+
+
+@pytest.fixture
+def setup(rt: Runtime, write_csv: Callable[..., Path]) -> tuple[Runtime, TestClient, str, str]:
+    campaign_id = launch(rt, write_csv([person(1, first_name="Zoé")]))
+    claims = LinkClaims(contact_id=1, campaign_id=campaign_id, channel="email")
+    return rt, TestClient(create_app(rt)), rt.links.dumps("page", claims), rt.links.dumps("unsubscribe", claims)
+
+
+def test_get_never_changes_state(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    rt, client, page, unsub = setup
+    before = snapshot(rt)
+    for _ in range(5):  # link scanners, previews, prefetchers
+        assert client.get(f"/p/{page}").status_code == 200
+        assert client.get(f"/u/{unsub}").status_code == 200
+        client.head(f"/p/{page}")
+    assert snapshot(rt) == before
+
+
+def test_page_shows_sender_masked_address_and_nothing_pre_ticked_for_partners(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    rt, client, page, _ = setup
+    html = client.get(f"/p/{page}").text
+    assert "Boutique Lumière" in html and "p•••@example.org" in html and "person1@example.org" not in html
+    assert 'name="partners" value="yes">' in html  # not checked
+    assert html.count('<button type="submit"') == 2
+    assert '<html lang="fr">' in html
+
+
+def test_confirm_records_events_with_proof_and_closes_the_request(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    rt, client, page, _ = setup
+    resp = client.post(f"/p/{page}", data={"email": "yes", "action": "confirm"},
+                       headers={"User-Agent": "Mozilla/5.0 (iPhone)"})
+    assert resp.status_code == 200 and "Merci" in resp.text
+    with Session(rt.engine) as s:
+        (enrolment,) = s.exec(select(Enrolment))
+        events = list(s.exec(select(ConsentEvent).order_by(ConsentEvent.id)))
+        wording = s.get(Wording, events[0].wording_hash)
+        assert ledger.verify(s).broken_at is None
+    assert enrolment.state == "confirmed"
+    assert [(e.channel, e.action) for e in events] == [("email", "confirmed"), ("sms", "declined")]
+    e = events[0]
+    assert (e.source, e.campaign_id, e.wording_name, e.locale) == ("preference_centre", 1, "preference_page", "fr")
+    assert e.ip == "testclient" and e.user_agent == "Mozilla/5.0 (iPhone)" and e.occurred_at is not None
+    assert wording is not None and "Boutique Lumière" in wording.text
+
+
+def test_decline_unsubscribes_from_everything(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    rt, client, page, _ = setup
+    assert client.post(f"/p/{page}", data={"action": "decline", "email": "yes"}).status_code == 200
+    with Session(rt.engine) as s:
+        assert {(x.channel, x.reason) for x in s.exec(select(SuppressionEntry))} == {("email", "unsubscribed"), ("sms", "unsubscribed")}
+        assert s.exec(select(Enrolment)).one().state == "declined"
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_one_click_unsubscribe_is_rfc8058(setup: tuple[Runtime, TestClient, str, str], multipart: bool) -> None:
+    rt, client, _, unsub = setup
+    kwargs = {"files": {"List-Unsubscribe": (None, "One-Click")}} if multipart else {"data": {"List-Unsubscribe": "One-Click"}}
+    for _ in range(3):  # idempotent
+        resp = client.post(f"/u/{unsub}", follow_redirects=False, **kwargs)  # type: ignore[arg-type]
+        assert resp.status_code == 200
+        assert "location" not in resp.headers and "set-cookie" not in resp.headers
+    with Session(rt.engine) as s:
+        events = list(s.exec(select(ConsentEvent)))
+        (entry,) = s.exec(select(SuppressionEntry))
+    assert [(e.action, e.source) for e in events] == [("withdrawn", "one_click")]
+    assert (entry.channel, entry.reason) == ("email", "unsubscribed")
+
+
+def test_tampered_token_is_a_400_page_and_changes_nothing(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    rt, client, page, unsub = setup
+    before = snapshot(rt)
+    bad = page[:-3] + ("aaa" if not page.endswith("aaa") else "bbb")
+    assert client.get(f"/p/{bad}").status_code == 400
+    assert client.post(f"/p/{bad}", data={"email": "yes"}).status_code == 400
+    assert client.post(f"/u/{page}", data={"List-Unsubscribe": "One-Click"}).status_code == 400  # wrong purpose
+    assert client.get("/s/zzzzzzzzzzzz").status_code == 400
+    assert snapshot(rt) == before
+
+
+def test_expired_token_gets_a_friendly_page_and_changes_nothing(setup: tuple[Runtime, TestClient, str, str], clock: FixedClock) -> None:
+    rt, client, page, _ = setup
+    before = snapshot(rt)
+    clock.advance(timedelta(days=rt.config.security.page_link_max_age_days + 1))
+    resp = client.post(f"/p/{page}", data={"email": "yes", "action": "confirm"})
+    assert resp.status_code == 410 and "expiré" in resp.text
+    assert snapshot(rt) == before
+
+
+def test_security_headers_and_language_negotiation(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    rt, client, page, _ = setup
+    resp = client.get("/nowhere", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert resp.status_code == 404 and "does not exist" in resp.text
+    assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
+    assert resp.headers["referrer-policy"] == "no-referrer"
+    assert resp.headers["cache-control"] == "no-store"
+    assert "Do you still want" in client.get(f"/p/{page}?lang=en").text
+    assert client.get("/healthz").text == "ok"
+
+
+def test_body_limit_and_post_rate_limit(make_rt: Callable[..., Runtime]) -> None:
+    rt = make_rt(server={"post_rate_per_minute": 3, "max_body_bytes": 1000})
+    client = TestClient(create_app(rt))
+    assert client.post("/p/x", content=b"a" * 2000, headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 413
+    codes = [client.post("/p/x", data={"a": "b"}).status_code for _ in range(4)]
+    assert codes == [400, 400, 400, 429]

@@ -1,0 +1,119 @@
+"""The SPEC §10 contract, through the real `reconsent` command in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.factories import person
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONSENT_")}
+    env.update({
+        "RECONSENT_DATABASE__URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "RECONSENT_EMAIL__OUTBOX_DIR": str(tmp_path / "outbox"),
+        "RECONSENT_SMS__OUTBOX_FILE": str(tmp_path / "sms.jsonl"),
+        "RECONSENT_NOW": "2026-11-25T09:00:00Z",
+    })
+
+    def call(*args: str, now: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        e = dict(env, RECONSENT_NOW=now or env["RECONSENT_NOW"])
+        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], env=e, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{args} → {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return call
+
+
+def write_contacts(path: Path, rows: list[dict[str, str]]) -> Path:
+    import csv
+
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_full_cli_story_with_exit_codes(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert "not initialised" in cli("campaign", "status", "1", check=False).stderr
+    cli("init")
+    contacts = write_contacts(tmp_path / "c.csv", [person(1), person(2), person(3, email="bad")])
+    out = cli("contacts", "import", str(contacts), "--rejects", str(tmp_path / "rej.csv"))
+    assert "2 created" in out.stdout and "1 rejected" in out.stdout
+    assert "line 4: email" in out.stderr
+    assert (tmp_path / "rej.csv").read_text().count("\n") == 2
+
+    campaign_file = ROOT / "orchestrator" / "demo" / "campaign.toml"
+    campaign_id = cli("campaign", "create", str(campaign_file)).stdout.strip()
+    assert campaign_id == "1"
+    preview = cli("campaign", "preview", campaign_id).stdout
+    assert "GSM-7, 1 segment(s)" in preview and "audience if launched now: 2" in preview
+    assert "2 contact(s) enrolled" in cli("campaign", "launch", campaign_id).stdout
+    assert "sent 2" in cli("dispatch", "--once").stdout
+    status = json.loads(cli("campaign", "status", campaign_id, "--json").stdout)
+    for key in ("id", "name", "state", "enrolled", "pending", "confirmed", "declined", "expired"):
+        assert key in status
+    for channel in ("email", "sms"):
+        for key in ("sent", "delivered", "failed", "bounced", "unsubscribed"):
+            assert key in status[channel] and key in status["channels"][channel]
+    assert (status["enrolled"], status["email"]["sent"]) == (2, 2)
+    assert cli("campaign", "pause", campaign_id).stdout.strip() == "campaign 1 paused"
+    assert cli("campaign", "resume", campaign_id).stdout.strip() == "campaign 1 running"
+
+    assert "2 expired" in cli("sweep", now="2026-12-27T09:00:00Z").stdout
+    check = cli("suppression", "check", "person1@example.org")
+    assert "no_response" in check.stdout
+    assert cli("suppression", "check", "someone@example.org", check=False).returncode == 1
+    assert "ledger intact: 4 events" in cli("audit", "verify").stdout
+
+
+def test_errors_are_one_line_with_exit_1_and_usage_is_2(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\ndeadline_days = 10\n[[steps]]\nday = 0\nchannel = "fax"\ntemplate = "reconsent"\n')
+    proc = cli("campaign", "create", str(bad), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "steps[0]: 'channel' must be 'email' or 'sms'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert cli("campaign", "launch", "99", check=False).returncode == 1
+    assert cli("campaign", "launch", check=False).returncode == 2
+    assert cli("dsr", "export", check=False).returncode == 2
+    proc = cli("campaign", "status", "1", check=False)
+    assert proc.returncode == 1 and "campaign 1 does not exist" in proc.stderr
+    env_bad = cli("init", now="yesterday", check=False)
+    assert env_bad.returncode == 1 and "RECONSENT_NOW" in env_bad.stderr
+
+
+def test_dsr_export_and_erase_keep_suppression(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    cli("contacts", "import", str(write_contacts(tmp_path / "c.csv", [person(1)])))
+    data = json.loads(cli("dsr", "export", "--email", "person1@example.org").stdout)
+    assert data["people"][0]["profile"]["email"] == "person1@example.org"
+    assert "1 contact(s) erased" in cli("dsr", "erase", "--phone", "06 12 34 00 01").stdout
+    assert cli("dsr", "export", "--email", "person1@example.org", check=False).returncode == 1
+    reimport = cli("contacts", "import", str(tmp_path / "c.csv"))
+    assert "0 created" in reimport.stdout and "suppression list" in reimport.stderr
+
+
+def test_demo_no_serve_runs_the_whole_story(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONSENT_")}
+    env["RECONSENT_NOW"] = "2026-11-25T09:00:00Z"
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "demo", "--no-serve"], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "POST confirm → 200: recorded" in out
+    assert "POST one-click → 200" in out
+    assert "confirmed 1" in out and "declined 1" in out and "expired→suppressed 7" in out
