@@ -1,22 +1,80 @@
 #!/usr/bin/env bash
-# The whole test suite, from a clean clone: creates .venv, installs the project with its test extra,
-# then runs pytest (browser, PostgreSQL and slow tests included). Exit code 5 (no tests) fails.
+# The whole test suite, from a clean clone on a fresh machine:
+#   1. installs what the tests need from Debian when missing (chromium, postgresql; needs root),
+#   2. creates .venv and installs the project with its test extra, fetches axe-core from npm,
+#   3. runs pytest on SQLite, then again on PostgreSQL (a local cluster started on loopback).
+# Browser, PostgreSQL and slow tests all run. Extra arguments go to both pytest runs.
+# RECONSENT_TEST_SKIP_PG=1 runs the SQLite pass only (quick local iterations; CI never sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "installing ${need[*]} from Debian…"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+  else
+    echo "the tests need: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
 
 PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-set +e
-.venv/bin/python -m pytest "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-  echo "pytest collected no tests: failing on purpose" >&2
-  exit 1
+# axe-core for the accessibility checks, from the npm registry (cached in .cache/).
+AXE="$ROOT/.cache/axe-core/axe.min.js"
+if [ ! -s "$AXE" ]; then
+  mkdir -p "$ROOT/.cache/axe-core"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent axe-core@4 >/dev/null && tar -xzf axe-core-*.tgz)
+  cp "$tmp/package/axe.min.js" "$AXE"
+  rm -rf "$tmp"
 fi
-exit "$status"
+export RECONSENT_TEST_AXE="$AXE"
+export RECONSENT_TEST_CHROMIUM="$(command -v chromium)"
+
+run_pytest() {
+  set +e
+  .venv/bin/python -m pytest "$@"
+  local status=$?
+  set -e
+  if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: failing on purpose" >&2
+    return 1
+  fi
+  return "$status"
+}
+
+echo "== test suite on SQLite =="
+run_pytest "$@"
+
+if [ "${RECONSENT_TEST_SKIP_PG:-}" = "1" ]; then
+  exit 0
+fi
+
+echo "== test suite on PostgreSQL =="
+PG_VERSION="$(ls /etc/postgresql | sort -n | tail -1)"
+pg_ctlcluster "$PG_VERSION" main start 2>/dev/null || true
+for _ in $(seq 1 30); do
+  su postgres -c "psql -qAtc 'select 1'" >/dev/null 2>&1 && break
+  sleep 1
+done
+su postgres -c "psql -qAt" >/dev/null <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'reconsent') THEN
+    CREATE ROLE reconsent LOGIN PASSWORD 'reconsent' CREATEDB;
+  END IF;
+END $$;
+SQL
+su postgres -c "psql -qAtc \"SELECT 1 FROM pg_database WHERE datname = 'reconsent_test'\"" | grep -q 1 \
+  || su postgres -c "createdb -O reconsent reconsent_test"
+export RECONSENT_TEST_PG_URL="postgresql+psycopg://reconsent:reconsent@127.0.0.1:5432/reconsent_test"
+run_pytest "$@"
