@@ -180,7 +180,7 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
         click.echo(f"  {f['to']:32} {f.get('page', '?')}")
 
     if serve:
-        step(f"Preference centre on {base_url} — open a link above; Ctrl-C to stop")
+        step(f"Preference centre on {base_url} — open a link above; Ctrl-C stops it and fast-forwards to the deadline")
         click.echo(f"(other commands on this demo: reconsent --config {demo_cfg} campaign status {campaign_id})")
         from orchestrator.server import serve_forever
 
@@ -188,11 +188,9 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
             serve_forever(rt, "127.0.0.1", port)
         except KeyboardInterrupt:
             pass
-        click.echo(funnel_table(campaign_status(rt, campaign_id)))
-        deadline_clock = FixedClock(t0 + timedelta(days=31))
-        step("Fast-forwarding the clock past the deadline and sweeping")
-        click.echo(sweep(replace(rt, clock=deadline_clock)).summary())
-        click.echo(funnel_table(campaign_status(replace(rt, clock=deadline_clock), campaign_id)))
+        rt = replace(rt, clock=clock)
+        clock.at = max(clock.at, start.now())
+        play_later_steps(rt, clock, t0, campaign_id, folder)
         return
 
     with BackgroundServer(rt, port):
@@ -207,6 +205,12 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
         status, _ = http(leaver["unsubscribe"], {"List-Unsubscribe": "One-Click"})
         click.echo(f"POST one-click → {status}")
 
+    play_later_steps(rt, clock, t0, campaign_id, folder)
+    click.echo(f"\nDemo files in {folder}; inspect with: reconsent --config {demo_cfg} campaign status {campaign_id} --json")
+
+
+def play_later_steps(rt: Runtime, clock: FixedClock, t0: datetime, campaign_id: int, folder: Path) -> None:
+    """The rest of the story, on a clock moved forward: reminder, SMS, deadline sweep, funnel."""
     step("Day 7: the reminder goes only to people who have not answered")
     clock.advance(timedelta(days=7))
     click.echo(dispatch_until_sent(rt, clock, until=t0 + timedelta(days=10)).summary())
@@ -224,4 +228,3 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
 
     step("Funnel")
     click.echo(funnel_table(campaign_status(rt, campaign_id)))
-    click.echo(f"\nDemo files in {folder}; inspect with: reconsent --config {demo_cfg} campaign status {campaign_id} --json")
