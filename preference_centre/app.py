@@ -118,6 +118,14 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Starlette answers 500s outside the middleware stack: add the security headers here too."""
+    response = await pages.server_error(request, exc)
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name.decode(), value.decode())
+    return response
+
+
 def preference_routes() -> list[Any]:
     """The public routes. Other parts (the admin console) add theirs through ``create_app(extra_routes=…)``."""
     return [
@@ -145,7 +153,7 @@ def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
         routes=routes,
         middleware=[Middleware(SecurityMiddleware, max_body=server.max_body_bytes,  # type: ignore[arg-type]
                                posts_per_minute=server.post_rate_per_minute)],
-        exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: pages.server_error},
+        exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: server_error},
     )
     app.state.rt = rt
     return app
