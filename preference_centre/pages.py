@@ -111,7 +111,14 @@ def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
         # /p/{token}, /u/{token}, /s/{code}, /r/{token}[/export|/erase] → the link's own /renew
         head = "/".join(request.url.path.split("/")[1:3])
         renew = f"/{head}/renew" if exc.claims is not None else None
-        return render_page(request, "error.html", status_code=410, lang=None, message_key="expired",
+        lang = None
+        if exc.claims is not None:  # a genuine link: speak the contact's language
+            with session_scope(rt_of(request).engine) as session:
+                contact = session.get(Contact, exc.claims.contact_id)
+                lang = negotiate(query=request.query_params.get("lang"),
+                                 contact_locale=contact.locale if contact is not None else None,
+                                 accept=request.headers.get("accept-language"))
+        return render_page(request, "error.html", status_code=410, lang=lang, message_key="expired",
                            renew_action=renew)
     return render_page(request, "error.html", status_code=400, lang=None, message_key="invalid")
 
