@@ -53,7 +53,7 @@ _GEOMETRY = """() => {
 }"""
 _AXE_RUN = """async () => {
   const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
-  return r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}));
+  return {passes: r.passes.length, violations: r.violations.map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))};
 }"""
 
 
@@ -117,7 +117,8 @@ class Checker:
     def _finished(self, request: Any) -> None:
         response = request.response()  # bytes as sent (our responses always carry Content-Length)
         size = int(response.headers.get("content-length", "0")) if response is not None else 0
-        self.requests.append((request.url, size))
+        if not request.url.endswith("/favicon.ico"):  # the browser's own probe, not part of the page
+            self.requests.append((request.url, size))
 
     def check(self, name: str, base: str) -> dict[str, Any]:
         page = self.page
@@ -133,7 +134,9 @@ class Checker:
         result: dict[str, Any] = {"bytes": sum(n for _, n in self.requests), "requests": len(self.requests)}
         if self.js:
             page.add_script_tag(content=self.axe_source)
-            violations = page.evaluate(_AXE_RUN)
+            outcome = page.evaluate(_AXE_RUN)
+            assert outcome["passes"] > 10, f"{name}: axe-core did not really run"  # a check that can fail
+            violations = outcome["violations"]
             result["axe"] = violations
             serious = [v for v in violations if v["impact"] in ("serious", "critical")]
             assert serious == [], f"{name}: axe-core found {serious}"
