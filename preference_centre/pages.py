@@ -23,7 +23,7 @@ from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
-from preference_centre.i18n import gettext_for, negotiate
+from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
 from preference_centre.self_service import pick_channel, send_fresh_link
 
 PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
@@ -64,6 +64,10 @@ def render_page(request: Request, name: str, *, status_code: int = 200, lang: st
     _ = gettext_for(lang)
     rt = rt_of(request)
     context.setdefault("rights_url", None)
+    # Keep a language chosen with the switch across forms and links, so the answer is recorded with
+    # the wording actually shown.
+    chosen = request.query_params.get("lang", "")
+    context["q"] = f"?lang={chosen}" if chosen in SUPPORTED else ""
     html = _env.get_template(name).render(
         _=_, lang=lang, sender=rt.config.sender, messages=MESSAGES, titles=NEWLINK_TITLES, **context,
     )
