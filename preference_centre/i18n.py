@@ -10,8 +10,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from babel.messages.pofile import read_po
 from babel.core import Locale, UnknownLocaleError
+from babel.messages.pofile import read_po
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SUPPORTED = ("fr", "en")

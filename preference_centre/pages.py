@@ -14,7 +14,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from orchestrator import PROJECT_ROOT, ledger
-from orchestrator.consent import Answer, contact_channels, is_suppressed, key_of, record_answer, record_unsubscribe
+from orchestrator.consent import (
+    Answer,
+    contact_channels,
+    is_suppressed,
+    key_of,
+    record_answer,
+    record_unsubscribe,
+)
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError

@@ -59,7 +59,7 @@ async def export(request: Request) -> Response:
         return found
     contact, _lang, _base = found
     rt = rt_of(request)
-    data = export_person(rt, **_person(contact))  # type: ignore[arg-type]
+    data = export_person(rt, **_person(contact))
     assert contact.id is not None
     record_request(rt, contact.id, "export", "done")
     body = json.dumps(data, ensure_ascii=False, indent=2).encode()
@@ -82,6 +82,6 @@ async def erase(request: Request) -> Response:
                            done=False)
     rt = rt_of(request)
     assert contact.id is not None
-    erase_person(rt, **_person(contact), source=ConsentSource.PREFERENCE_CENTRE)  # type: ignore[arg-type]
+    erase_person(rt, **_person(contact), source=ConsentSource.PREFERENCE_CENTRE)
     record_request(rt, contact.id, "erase", "done")
     return render_page(request, "erase.html", lang=lang, base=base, masked=masked, done=True)

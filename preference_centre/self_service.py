@@ -97,8 +97,10 @@ async def send_fresh_link(rt: Runtime, claims: LinkClaims,
     try:
         await adapters[channel].send(message)
     except SendError as exc:
-        log.warning("fresh link not sent: %s", exc.reason)
-        record_request(rt, contact.id or 0, "fresh_link", "failed", channel=channel.value, detail=exc.reason[:200])
+        # The provider's text may quote the address: keep only the kind of error and its code.
+        what = f"{type(exc).__name__} {exc.code or ''}".strip()
+        log.warning("fresh link not sent: %s", what)
+        record_request(rt, contact.id or 0, "fresh_link", "failed", channel=channel.value, detail=what)
         return "failed"
     finally:
         if own:

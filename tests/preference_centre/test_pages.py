@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from sqlmodel import Session, select
@@ -12,7 +12,14 @@ from orchestrator import ledger
 from orchestrator.domain.clock import FixedClock
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.models import ConsentEvent, Contact, Enrolment, SelfServiceRequest, SuppressionEntry, Wording
+from orchestrator.store.models import (
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    SelfServiceRequest,
+    SuppressionEntry,
+    Wording,
+)
 from preference_centre.app import create_app
 from tests.support.factories import launch, person
 
@@ -44,7 +51,7 @@ def test_get_never_changes_state(setup: tuple[Runtime, TestClient, str, str]) ->
 
 
 def test_page_shows_sender_masked_address_and_nothing_pre_ticked_for_partners(setup: tuple[Runtime, TestClient, str, str]) -> None:
-    rt, client, page, _ = setup
+    _rt, client, page, _ = setup
     html = client.get(f"/p/{page}").text
     assert "Boutique Lumière" in html and "p•••@example.org" in html and "person1@example.org" not in html
     assert 'name="partners" value="yes">' in html  # not checked
@@ -94,7 +101,7 @@ def test_one_click_unsubscribe_is_rfc8058(setup: tuple[Runtime, TestClient, str,
 
 
 def test_tampered_token_is_a_400_page_and_changes_nothing(setup: tuple[Runtime, TestClient, str, str]) -> None:
-    rt, client, page, unsub = setup
+    rt, client, page, _unsub = setup
     before = snapshot(rt)
     bad = page[:-3] + ("aaa" if not page.endswith("aaa") else "bbb")
     assert client.get(f"/p/{bad}").status_code == 400
@@ -114,7 +121,7 @@ def test_expired_token_gets_a_friendly_page_and_changes_nothing(setup: tuple[Run
 
 
 def test_security_headers_and_language_negotiation(setup: tuple[Runtime, TestClient, str, str]) -> None:
-    rt, client, page, _ = setup
+    _rt, client, page, _ = setup
     resp = client.get("/nowhere", headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert resp.status_code == 404 and "does not exist" in resp.text
     assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]

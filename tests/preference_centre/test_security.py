@@ -7,8 +7,8 @@ import io
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from sqlalchemy import create_engine

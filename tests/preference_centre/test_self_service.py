@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
+import pytest
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
@@ -189,3 +191,22 @@ def test_erase_my_data_needs_a_second_step_and_keeps_only_the_hashed_suppression
     assert client.get(rights).status_code == 404  # nothing left to show
     clock.advance(timedelta(days=rt.config.security.rights_link_max_age_days + 1))
     assert client.get(rights).status_code == 410
+
+
+def test_a_refused_fresh_link_is_recorded_without_the_address(
+        make_rt: Callable[..., Runtime], smtp_server: SmtpServer, write_csv: Callable[..., Path],
+        caplog: pytest.LogCaptureFixture) -> None:
+    rt = _smtp_rt(make_rt, smtp_server)
+    campaign_id = launch(rt, write_csv([person(1)]))
+    smtp_server.handler.rcpt_replies["person1@example.org"] = "550 5.1.1 <person1@example.org> no such user"
+    client = TestClient(create_app(rt))
+    page = rt.links.dumps("page", LinkClaims(1, campaign_id, "email"))
+    with caplog.at_level(logging.WARNING, logger="reconsent.web"):
+        resp = client.post(f"/p/{page}/renew")
+    assert resp.status_code == 503 and "pas pu envoyer" in resp.text and "Rien d’autre" in resp.text
+    with Session(rt.engine) as s:
+        rows = list(s.exec(select(SelfServiceRequest)))
+    assert [(r.outcome, r.channel) for r in rows] == [("failed", "email")]
+    assert rows[0].detail == "PermanentSendError 550"
+    assert all("person1" not in (r.detail or "") for r in rows) and "person1" not in caplog.text
+    assert smtp_server.received == []

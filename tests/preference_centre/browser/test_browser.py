@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from concurrent.futures import ThreadPoolExecutor
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -238,7 +238,8 @@ def test_every_page_passes_axe(browser: Any, axe_source: str, site: Site, clock:
         checker.page.emulate_media(color_scheme=scheme)
         page, base = checker.page, site.base
 
-        def visit(name: str, url: str | None = None, click: str | None = None, status: int | None = None) -> None:
+        def visit(name: str, url: str | None = None, click: str | None = None, status: int | None = None,
+                  checker: Checker = checker, page: Any = page, scheme: str = scheme, base: str = base) -> None:
             if url is not None:
                 response = checker.goto(url)
                 if status is not None:
