@@ -50,9 +50,15 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
 
+        # The stylesheet carries no token: let phones keep it a day instead of re-fetching it per page.
+        static_ok = scope["path"].startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
+                if static_ok and message.get("status") == 200:
+                    names.add(b"cache-control")
+                    message["headers"] = [*message.get("headers", []), (b"cache-control", b"public, max-age=86400")]
                 message["headers"] = list(message.get("headers", [])) + [
                     (k, v) for k, v in SECURITY_HEADERS if k not in names
                 ]

@@ -131,7 +131,9 @@ class Checker:
         ARTIFACTS.joinpath("screenshots").mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "screenshots" / f"{name}-{self.viewport['width']}{'' if self.js else '-nojs'}.png"),
                         full_page=True)
-        result: dict[str, Any] = {"bytes": sum(n for _, n in self.requests), "requests": len(self.requests)}
+        fetched = dict(self.requests)  # last transfer of each URL for this page
+        result: dict[str, Any] = {"bytes": sum(fetched.values()), "requests": len(fetched),
+                                  "html_bytes": sum(n for u, n in fetched.items() if "/static/" not in u)}
         if self.js:
             page.add_script_tag(content=self.axe_source)
             outcome = page.evaluate(_AXE_RUN)
@@ -187,8 +189,8 @@ def test_open_the_email_link_confirm_and_see_what_was_recorded(browser: Any, axe
         checker.check("done-fr", site.base)
         assert _state(site.rt, 1) == "confirmed"
     finally:
-        _record("page-weight", {f"{k}-{viewport['width']}{'' if js else '-nojs'}": {"bytes": v["bytes"], "requests": v["requests"]}
-                                for k, v in checker.results.items()})
+        _record("page-weight", {f"{k}-{viewport['width']}{'' if js else '-nojs'}": {
+            "bytes": v["bytes"], "html_bytes": v["html_bytes"], "requests": v["requests"]} for k, v in checker.results.items()})
         checker.close()
 
 
