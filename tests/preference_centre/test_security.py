@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -65,6 +66,9 @@ def test_every_response_has_the_security_headers_and_none_redirects(rt: Runtime,
     for resp in responses:
         _check_headers(resp, static=resp is responses[6])
         assert "evil.example" not in resp.text
+        assert "<script" not in resp.text and "@import" not in resp.text and "@font-face" not in resp.text
+        # no third-party resource: the only absolute URL a page carries is the privacy notice link
+        assert set(re.findall(r'(?:src|href)="(https?:[^"]+)"', resp.text)) <= {rt.config.sender.privacy_url}
 
 
 def test_language_switch_is_a_query_only_link(rt: Runtime, links: dict[str, str]) -> None:

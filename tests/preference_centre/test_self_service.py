@@ -163,6 +163,8 @@ def test_download_my_data_is_a_post_behind_a_rights_token_and_recorded(
     assert me["profile"]["email"] == "person1@example.org"
     assert [(e["channel"], e["action"]) for e in me["consent_events"]] == [("email", "confirmed"), ("sms", "declined")]
     assert me["consent_events"][0]["wording_text"] and me["consent_events"][0]["ip"] == "testclient"
+    assert {(m["channel"], m["template"]) for m in me["messages"]} == {("email", "reconsent"), ("email", "reminder"),
+                                                                        ("sms", "reconsent")}
     assert _requests(rt) == [("export", "done", None)]
     # A page token is not a rights token, and rights tokens expire quickly.
     assert client.post(page.replace("/p/", "/r/") + "/export").status_code == 400
