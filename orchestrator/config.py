@@ -93,6 +93,8 @@ class SecurityConfig:
     suppression_key: str = _doc("Secret for the suppression list's HMAC (never change without re-keying)", DEV_SUPPRESSION_KEY)
     page_link_max_age_days: int = _doc("How long a preference-page link works", 90)
     unsubscribe_link_max_age_days: int = _doc("How long an unsubscribe link works", 365)
+    rights_link_max_age_days: int = _doc("How long a 'download / erase my data' link from the preference page works", 1)
+    fresh_links_per_day: int = _doc("Fresh links a person may have sent to the address on file per 24 hours", 3)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import uvicorn
 
 from orchestrator.runtime import Runtime
 
-_TOKEN_PATH = re.compile(r"(/(?:p|u|s)/)[^\s\"?]+")
+_TOKEN_PATH = re.compile(r"(/(?:p|u|s|r)/)[^\s\"?/]+")
 
 
 def scrub(text: str) -> str:
@@ -17,6 +17,8 @@ def scrub(text: str) -> str:
 
     >>> scrub('"GET /p/eyJjIjo3fQ.abc.def HTTP/1.1" 200')
     '"GET /p/[token] HTTP/1.1" 200'
+    >>> scrub('"POST /r/eyJjIjo3fQ.abc.def/erase?lang=en HTTP/1.1" 200')
+    '"POST /r/[token]/erase?lang=en HTTP/1.1" 200'
     """
     return _TOKEN_PATH.sub(r"\1[token]", text)
 
@@ -30,7 +32,7 @@ class ScrubTokens(logging.Filter):
 
 
 def install_log_scrubber() -> None:
-    for name in ("uvicorn.access", "uvicorn.error", "reconsent"):
+    for name in ("uvicorn.access", "uvicorn.error", "reconsent", "reconsent.web"):
         logging.getLogger(name).addFilter(ScrubTokens())
 
 

@@ -20,14 +20,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.runtime import Runtime
-from preference_centre import pages, twilio_hooks
+from preference_centre import pages, rights_pages, twilio_hooks
 
 STATIC_DIR = pages.STATIC_DIR
 log = logging.getLogger("reconsent.web")
 
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                 b"frame-ancestors 'none'; base-uri 'none'"),
+    (b"content-security-policy", (b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                  b"frame-ancestors 'none'; base-uri 'none'")),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),
@@ -50,9 +50,15 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
 
+        # The stylesheet carries no token: let phones keep it a day instead of re-fetching it per page.
+        static_ok = scope["path"].startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
+                if static_ok and message.get("status") == 200:
+                    names.add(b"cache-control")
+                    message["headers"] = [*message.get("headers", []), (b"cache-control", b"public, max-age=86400")]
                 message["headers"] = list(message.get("headers", [])) + [
                     (k, v) for k, v in SECURITY_HEADERS if k not in names
                 ]
@@ -61,7 +67,7 @@ class SecurityMiddleware:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
+            await _too_large(scope, receive, send_with_headers)
             return
         if scope["method"] == "POST" and not scope["path"].startswith("/twilio/"):
             client = (scope.get("client") or ("?", 0))[0]
@@ -72,10 +78,13 @@ class SecurityMiddleware:
             if len(window) >= self.posts_per_minute:
                 request = Request(scope, receive)
                 response = pages.render_page(request, "error.html", status_code=429, lang=None,
-                                             message_key="too_many")
+                                             message_key="too_many", headers={"retry-after": "60"})
                 await response(scope, receive, send_with_headers)
                 return
             window.append(now)
+            if len(self.hits) > 10_000:  # forget idle clients so the table cannot grow without bound
+                for ip in [ip for ip, w in self.hits.items() if not w or now - w[-1] > 60]:
+                    del self.hits[ip]
 
         received = 0
 
@@ -91,11 +100,17 @@ class SecurityMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except _TooLarge:
-            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
+            await _too_large(scope, receive, send_with_headers)
 
 
 class _TooLarge(Exception):
     pass
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    request = Request(scope, receive)
+    response = pages.render_page(request, "error.html", status_code=413, lang=None, message_key="too_large")
+    await response(scope, receive, send)
 
 
 async def healthz(request: Request) -> Response:
@@ -103,28 +118,48 @@ async def healthz(request: Request) -> Response:
     try:
         with rt.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 - any failure means unhealthy; details stay in the log
+    except Exception:
         log.exception("health check failed")
         return PlainTextResponse("database unreachable", status_code=503)
     return PlainTextResponse("ok")
 
 
-def create_app(rt: Runtime) -> Starlette:
-    server = rt.config.server
-    routes: list[Any] = [
+async def server_error(request: Request, exc: Exception) -> Response:
+    """Starlette answers 500s outside the middleware stack: add the security headers here too."""
+    response = await pages.server_error(request, exc)
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name.decode(), value.decode())
+    return response
+
+
+def preference_routes() -> list[Any]:
+    """The public routes. Other parts (the admin console) add theirs through ``create_app(extra_routes=…)``."""
+    return [
         Route("/p/{token}", pages.preference_page, methods=["GET", "POST"]),
+        Route("/p/{token}/renew", pages.renew, methods=["POST"]),
         Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"]),
+        Route("/u/{token}/renew", pages.renew, methods=["POST"]),
         Route("/s/{code}", pages.short_link, methods=["GET"]),
+        Route("/s/{code}/renew", pages.renew, methods=["POST"]),
+        Route("/r/{token}", rights_pages.rights_page, methods=["GET"]),
+        Route("/r/{token}/export", rights_pages.export, methods=["POST"]),
+        Route("/r/{token}/erase", rights_pages.erase, methods=["GET", "POST"]),
+        Route("/r/{token}/renew", pages.renew, methods=["POST"]),
         Route("/twilio/status", twilio_hooks.status_callback, methods=["POST"]),
         Route("/twilio/inbound", twilio_hooks.inbound, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
+
+
+def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
+    server = rt.config.server
+    routes = [*(extra_routes or []), *preference_routes()]
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityMiddleware, max_body=server.max_body_bytes,  # type: ignore[arg-type]
                                posts_per_minute=server.post_rate_per_minute)],
-        exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: pages.server_error},
+        exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: server_error},
     )
     app.state.rt = rt
     return app

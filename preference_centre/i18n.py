@@ -1,6 +1,7 @@
 """Page translations: gettext catalogs (.po, read with Babel), English source strings.
 
-The language is the contact's locale when known, then ``?lang=``, then Accept-Language, then French.
+The language is the one chosen with the page's language switch (``?lang=``) when there is one, else
+the contact's locale when known, then Accept-Language, then French.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from babel.messages.pofile import read_po
 from babel.core import Locale, UnknownLocaleError
+from babel.messages.pofile import read_po
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 SUPPORTED = ("fr", "en")

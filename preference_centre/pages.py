@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
@@ -13,16 +14,24 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from orchestrator import PROJECT_ROOT, ledger
-from orchestrator.consent import Answer, contact_channels, is_suppressed, key_of, record_answer, record_unsubscribe
+from orchestrator.consent import (
+    Answer,
+    contact_channels,
+    is_suppressed,
+    key_of,
+    record_answer,
+    record_unsubscribe,
+)
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import ConsentSource
+from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError
 from orchestrator.ledger import Proof
 from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
-from preference_centre.i18n import gettext_for, negotiate
+from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
+from preference_centre.self_service import pick_channel, send_fresh_link
 
 PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
 STATIC_DIR = PAGES_DIR / "static"
@@ -38,6 +47,16 @@ MESSAGES = {
     "too_many": "Too many attempts from your connection. Please wait a minute and try again.",
     "server": "Something went wrong on our side. Nothing was changed. Please try again later.",
     "not_allowed": "This action is not allowed here.",
+    "too_large": "This request is too large.",
+    "gone": "We no longer hold data about you.",
+}
+
+#: titles of the page shown after "send me a new link", by outcome (see self_service.send_fresh_link)
+NEWLINK_TITLES = {
+    "sent": "A new link is on its way",
+    "rate_limited": "A new link was already sent",
+    "failed": "The new link could not be sent",
+    "refused": "We cannot send a new link",
 }
 
 
@@ -46,15 +65,20 @@ def rt_of(request: Request) -> Runtime:
 
 
 def render_page(request: Request, name: str, *, status_code: int = 200, lang: str | None,
-                **context: Any) -> HTMLResponse:
+                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
     lang = lang or negotiate(query=request.query_params.get("lang"),
                              accept=request.headers.get("accept-language"))
     _ = gettext_for(lang)
     rt = rt_of(request)
+    context.setdefault("rights_url", None)
+    # Keep a language chosen with the switch across forms and links, so the answer is recorded with
+    # the wording actually shown.
+    chosen = request.query_params.get("lang", "")
+    context["q"] = f"?lang={chosen}" if chosen in SUPPORTED else ""
     html = _env.get_template(name).render(
-        _=_, lang=lang, sender=rt.config.sender, messages=MESSAGES, path=request.url.path, **context,
+        _=_, lang=lang, sender=rt.config.sender, messages=MESSAGES, titles=NEWLINK_TITLES, **context,
     )
-    return HTMLResponse(html, status_code=status_code)
+    return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
 def mask(address: str | None) -> str:
@@ -81,17 +105,32 @@ def proof_from(request: Request, *, source: str, claims: LinkClaims, wording: tu
                  user_agent=request.headers.get("user-agent"))
 
 
+def max_age_days(rt: Runtime, purpose: str) -> int:
+    sec = rt.config.security
+    return {"unsubscribe": sec.unsubscribe_link_max_age_days, "rights": sec.rights_link_max_age_days}.get(
+        purpose, sec.page_link_max_age_days)
+
+
 def _verify(request: Request, purpose: str, token: str) -> LinkClaims:
     rt = rt_of(request)
-    sec = rt.config.security
-    max_age = sec.unsubscribe_link_max_age_days if purpose == "unsubscribe" else sec.page_link_max_age_days
-    return rt.links.loads(purpose, token, max_age_days=max_age)
+    return rt.links.loads(purpose, token, max_age_days=max_age_days(rt, purpose))
 
 
 def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
+    """Expired: 410 with a "send me a new link" form (when we know who it was for); else 400."""
     if isinstance(exc, LinkExpired):
-        return render_page(request, "error.html", status_code=410, lang=None, message_key="expired",
-                           expired=True)
+        # /p/{token}, /u/{token}, /s/{code}, /r/{token}[/export|/erase] → the link's own /renew
+        head = "/".join(request.url.path.split("/")[1:3])
+        renew = f"/{head}/renew" if exc.claims is not None else None
+        lang = None
+        if exc.claims is not None:  # a genuine link: speak the contact's language
+            with session_scope(rt_of(request).engine) as session:
+                contact = session.get(Contact, exc.claims.contact_id)
+                lang = negotiate(query=request.query_params.get("lang"),
+                                 contact_locale=contact.locale if contact is not None else None,
+                                 accept=request.headers.get("accept-language"))
+        return render_page(request, "error.html", status_code=410, lang=lang, message_key="expired",
+                           renew_action=renew)
     return render_page(request, "error.html", status_code=400, lang=None, message_key="invalid")
 
 
@@ -132,7 +171,7 @@ async def preference_page(request: Request) -> Response:
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     except NotFoundError:
-        return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
+        return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
     return await _preference(request, rt, claims, contact, campaign, enrolment, token)
 
 
@@ -141,19 +180,22 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
     channels = [c.value for c in contact_channels(contact)]
+    masked = {"email": mask(contact.email), "sms": mask(contact.phone)}
+    action = "/p/" + token  # also from /s/{code}: answers always go to /p/{token}
+    rights_url = "/r/" + rt.links.dumps("rights", claims)
     if request.method != "POST":  # GET and HEAD only ever read
         with session_scope(rt.engine) as session:
             current = {c: not is_suppressed(session, key_of(contact, c), c) for c in channels}
         return render_page(
-            request, "preference.html", lang=lang, token=token, channels=channels, current=current,
-            masked={"email": mask(contact.email), "sms": mask(contact.phone)},
-            campaign=campaign, enrolment=enrolment, first_name=contact.first_name,
+            request, "preference.html", lang=lang, action=action, channels=channels, current=current,
+            masked=masked, campaign=campaign, enrolment=enrolment, first_name=contact.first_name,
+            rights_url=rights_url,
         )
     form = await request.form()
-    action = str(form.get("action", ""))
-    if action not in ("confirm", "decline"):
+    choice = str(form.get("action", ""))
+    if choice not in ("confirm", "decline"):
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
-    if action == "decline":
+    if choice == "decline":
         answer = Answer(channels={c: False for c in channels}, partners=False)
     else:
         answer = Answer(channels={c: form.get(c) == "yes" for c in channels}, partners=form.get("partners") == "yes")
@@ -168,7 +210,8 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=lang, message_key="not_found")
     return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state,
-                       token=token)
+                       action=action, masked=masked, rights_url=rights_url,
+                       recorded_on=format_date(now.date(), format="long", locale=lang))
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -184,13 +227,15 @@ async def unsubscribe(request: Request) -> Response:
         # Erased people are already suppressed: unsubscribing again is a success, not an error.
         if request.method == "POST":
             return PlainTextResponse("unsubscribed")
-        return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
+        return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
     channel = claims.channel or "email"
     lang = negotiate(contact_locale=contact.locale, query=request.query_params.get("lang"),
                      accept=request.headers.get("accept-language"))
+    masked = mask(contact.email if channel == "email" else contact.phone)
+    action = "/u/" + token
     if request.method != "POST":  # GET and HEAD only ever read
-        return render_page(request, "unsubscribe.html", lang=lang, token=token, channel=channel,
-                           masked=mask(contact.email if channel == "email" else contact.phone), done=False)
+        return render_page(request, "unsubscribe.html", lang=lang, action=action, channel=channel,
+                           masked=masked, done=False)
     form = await request.form()
     one_click = form.get("List-Unsubscribe") == "One-Click"
     source = ConsentSource.ONE_CLICK if one_click else ConsentSource.PREFERENCE_CENTRE
@@ -200,8 +245,8 @@ async def unsubscribe(request: Request) -> Response:
     record_unsubscribe(rt, claims.contact_id, claims.campaign_id, channel, proof)
     if one_click:
         return PlainTextResponse("unsubscribed")
-    return render_page(request, "unsubscribe.html", lang=lang, token=token, channel=channel,
-                       masked=mask(contact.email if channel == "email" else contact.phone), done=True)
+    return render_page(request, "unsubscribe.html", lang=lang, action=action, channel=channel,
+                       masked=masked, done=True)
 
 
 async def short_link(request: Request) -> Response:
@@ -239,3 +284,43 @@ async def not_allowed(request: Request, exc: HTTPException) -> Response:
 async def server_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s: %s", request.url.path.split("/")[1:2], type(exc).__name__)
     return render_page(request, "error.html", status_code=500, lang=None, message_key="server")
+
+
+async def renew(request: Request) -> Response:
+    """POST /p|u|r/{token}/renew and /s/{code}/renew: send a fresh page link to the address on file.
+
+    The old link must be genuine (expired is fine: that is the point); nothing in the request says
+    where to send. Consent is never touched; the request is recorded and rate-limited per person.
+    """
+    rt = rt_of(request)
+    kind = request.url.path.split("/")[1]
+    try:
+        if kind == "s":
+            outbox_id = rt.links.resolve_short_code(request.path_params["code"])
+            with session_scope(rt.engine) as session:
+                row = session.get(OutboxMessage, outbox_id)
+                if row is None:
+                    raise LinkInvalid("unknown code")
+                claims = LinkClaims(row.contact_id, row.campaign_id, row.channel)
+        else:
+            purpose = {"p": "page", "u": "unsubscribe", "r": "rights"}[kind]
+            try:
+                claims = _verify(request, purpose, request.path_params["token"])
+            except LinkExpired as exc:
+                if exc.claims is None:
+                    raise LinkInvalid("unreadable expired link") from None
+                claims = exc.claims
+    except LinkInvalid as exc:
+        return _bad_link(request, exc)
+    with session_scope(rt.engine) as session:
+        contact = session.get(Contact, claims.contact_id)
+        locale = contact.locale if contact is not None else None
+    lang = negotiate(query=request.query_params.get("lang"), contact_locale=locale,
+                     accept=request.headers.get("accept-language"))
+    outcome = await send_fresh_link(rt, claims)
+    masked = ""
+    if outcome == "sent" and contact is not None:
+        channel = pick_channel(contact, claims.channel)
+        masked = mask(contact.email if channel is Channel.EMAIL else contact.phone)
+    status = {"sent": 200, "rate_limited": 429, "failed": 503, "refused": 200}[outcome]
+    return render_page(request, "newlink.html", status_code=status, lang=lang, outcome=outcome, masked=masked)

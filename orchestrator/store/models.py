@@ -139,3 +139,22 @@ class LedgerHead(SQLModel, table=True):
     __tablename__ = "ledger_head"
     id: int = Field(default=1, primary_key=True)
     hash: str
+
+
+class SelfServiceRequest(SQLModel, table=True):
+    """What a person asked for from the preference centre, kept as a record [T3, R8].
+
+    ``kind``: ``fresh_link`` (a new link sent to the address on file), ``export`` (download my data),
+    ``erase`` (erase my data). ``outcome``: ``sent``, ``done``, ``rate_limited``, ``failed``,
+    ``refused``. No address and no token is stored: the contact id is enough to find the person.
+    """
+
+    __tablename__ = "self_service_request"
+    __table_args__ = (Index("ix_self_service_contact_kind", "contact_id", "kind", "requested_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    kind: str
+    channel: str | None = None
+    outcome: str
+    detail: str | None = None
+    requested_at: datetime

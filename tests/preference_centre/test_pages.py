@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from sqlmodel import Session, select
@@ -12,7 +12,14 @@ from orchestrator import ledger
 from orchestrator.domain.clock import FixedClock
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.models import ConsentEvent, Enrolment, SuppressionEntry, Wording
+from orchestrator.store.models import (
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    SelfServiceRequest,
+    SuppressionEntry,
+    Wording,
+)
 from preference_centre.app import create_app
 from tests.support.factories import launch, person
 
@@ -44,7 +51,7 @@ def test_get_never_changes_state(setup: tuple[Runtime, TestClient, str, str]) ->
 
 
 def test_page_shows_sender_masked_address_and_nothing_pre_ticked_for_partners(setup: tuple[Runtime, TestClient, str, str]) -> None:
-    rt, client, page, _ = setup
+    _rt, client, page, _ = setup
     html = client.get(f"/p/{page}").text
     assert "Boutique Lumière" in html and "p•••@example.org" in html and "person1@example.org" not in html
     assert 'name="partners" value="yes">' in html  # not checked
@@ -94,7 +101,7 @@ def test_one_click_unsubscribe_is_rfc8058(setup: tuple[Runtime, TestClient, str,
 
 
 def test_tampered_token_is_a_400_page_and_changes_nothing(setup: tuple[Runtime, TestClient, str, str]) -> None:
-    rt, client, page, unsub = setup
+    rt, client, page, _unsub = setup
     before = snapshot(rt)
     bad = page[:-3] + ("aaa" if not page.endswith("aaa") else "bbb")
     assert client.get(f"/p/{bad}").status_code == 400
@@ -114,7 +121,7 @@ def test_expired_token_gets_a_friendly_page_and_changes_nothing(setup: tuple[Run
 
 
 def test_security_headers_and_language_negotiation(setup: tuple[Runtime, TestClient, str, str]) -> None:
-    rt, client, page, _ = setup
+    _rt, client, page, _ = setup
     resp = client.get("/nowhere", headers={"Accept-Language": "en-GB,en;q=0.9"})
     assert resp.status_code == 404 and "does not exist" in resp.text
     assert "frame-ancestors 'none'" in resp.headers["content-security-policy"]
@@ -130,3 +137,65 @@ def test_body_limit_and_post_rate_limit(make_rt: Callable[..., Runtime]) -> None
     assert client.post("/p/x", content=b"a" * 2000, headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 413
     codes = [client.post("/p/x", data={"a": "b"}).status_code for _ in range(4)]
     assert codes == [400, 400, 400, 429]
+
+
+def test_many_gets_and_heads_on_every_page_change_nothing(setup: tuple[Runtime, TestClient, str, str],
+                                                         clock: FixedClock) -> None:
+    """Link scanners, mail previews and prefetchers open every link, sometimes many times."""
+    rt, client, page, unsub = setup
+    rights = rt.links.dumps("rights", LinkClaims(contact_id=1, campaign_id=1, channel="email"))
+    urls = [f"/p/{page}", f"/p/{page}?lang=en", f"/u/{unsub}", f"/r/{rights}", f"/r/{rights}/erase",
+            f"/p/{page[:-2]}zz", "/s/zzzzzzzzzzzz", "/nowhere", f"/p/{page}/renew", f"/r/{rights}/export"]
+
+    def everything() -> tuple:
+        with Session(rt.engine) as s:
+            requests = len(list(s.exec(select(SelfServiceRequest))))
+            contact = s.get(Contact, 1)
+            assert contact is not None
+            return snapshot(rt), requests, contact.erased_at, contact.email
+
+    before = everything()
+    for _ in range(3):
+        for url in urls:
+            assert client.get(url).status_code in (200, 400, 404, 405)
+            assert client.head(url).status_code in (200, 400, 404, 405)
+    clock.advance(timedelta(days=rt.config.security.page_link_max_age_days + 1))
+    for url in urls:  # expired links: still only reading
+        client.get(url)
+        client.head(url)
+    assert everything() == before
+
+
+def test_language_switch_survives_the_answer(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    rt, client, page, _ = setup
+    html = client.get(f"/p/{page}?lang=en").text
+    assert f'action="/p/{page}?lang=en"' in html and 'lang="en"' in html
+    done = client.post(f"/p/{page}?lang=en", data={"email": "yes", "action": "confirm"})
+    assert done.status_code == 200 and "Thank you, your choice is recorded" in done.text
+    assert "News and offers by email (p•••@example.org): <strong>yes</strong>" in done.text
+    assert "News and offers by SMS (+336••••••01): <strong>no</strong>" in done.text
+    with Session(rt.engine) as s:
+        event = s.exec(select(ConsentEvent).order_by(ConsentEvent.id)).first()
+        assert event is not None and event.locale == "en"
+        wording = s.get(Wording, event.wording_hash)
+    assert wording is not None and wording.text.startswith("Do you still want to hear from")
+
+
+def test_short_sms_link_page_posts_to_the_page_route(rt: Runtime, write_csv: Callable[..., Path],
+                                                     clock: FixedClock, tmp_path: Path) -> None:
+    import re as _re
+
+    from orchestrator.dispatch import dispatch_once
+    from tests.support.factories import run
+
+    launch(rt, write_csv([person(1)]), steps=[{"day": 0, "channel": "sms", "template": "reconsent"}])
+    clock.advance(timedelta(hours=1))
+    run(dispatch_once(rt))
+    code = _re.search(r"/s/(\w+)", (tmp_path / "sms.jsonl").read_text()).group(1)  # type: ignore[union-attr]
+    client = TestClient(create_app(rt))
+    html = client.get(f"/s/{code}").text
+    action = _re.search(r'<form method="post" action="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    assert action.startswith("/p/")
+    assert client.post(action, data={"sms": "yes", "action": "confirm"}).status_code == 200
+    with Session(rt.engine) as s:
+        assert s.exec(select(Enrolment)).one().state == "confirmed"

@@ -1,0 +1,137 @@
+"""Self-service requests from the preference centre: a fresh link when one expired [T3], and the
+record of every request (fresh link, data export, erasure) [R8].
+
+Why a fresh link goes straight through a channel adapter, not through the outbox: the outbox is the
+*campaign* outbox. Its rows belong to a campaign step and an enrolment (both NOT NULL, unique per
+step), and the dispatcher only claims rows of running campaigns and skips rows whose request was
+answered or expired. A fresh link is asked for exactly in those cases (the campaign is over, the
+person answered and wants to change it), so it would be skipped. It is a transactional message the
+person asked for, sent once, now: we render it with the same renderer, build the same
+``OutboundMessage``, and hand it to the same ``MessageChannel`` adapter the dispatcher uses
+(``build_channels(config)``), so there is still one way a message leaves. The request is recorded
+in ``self_service_request`` (which also carries the per-person rate limit).
+
+The recipient is always the address on file for the contact the signed token names; no address is
+ever read from the request.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from orchestrator.campaigns import message_context
+from orchestrator.channels import MessageChannel, build_channels
+from orchestrator.domain.message import OutboundMessage
+from orchestrator.domain.model import Channel, SuppressionReason
+from orchestrator.errors import SendError
+from orchestrator.links import LinkClaims
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Contact, SelfServiceRequest, SuppressionEntry
+
+log = logging.getLogger("reconsent.web")
+
+FRESH_LINK_TEMPLATE = "newlink"
+#: suppression reasons that forbid even a requested service message: the address is dead or complained
+NEVER_SEND = {SuppressionReason.BOUNCED.value, SuppressionReason.COMPLAINT.value, SuppressionReason.ERASED.value}
+
+
+def record_request(rt: Runtime, contact_id: int, kind: str, outcome: str, *, channel: str | None = None,
+                   detail: str | None = None) -> None:
+    with session_scope(rt.engine) as session:
+        session.add(SelfServiceRequest(contact_id=contact_id, kind=kind, channel=channel, outcome=outcome,
+                                       detail=detail, requested_at=rt.clock.now()))
+
+
+def recent_fresh_links(rt: Runtime, contact_id: int) -> int:
+    since = rt.clock.now() - timedelta(hours=24)
+    with session_scope(rt.engine) as session:
+        return int(session.execute(select(func.count()).select_from(SelfServiceRequest).where(
+            SelfServiceRequest.contact_id == contact_id, SelfServiceRequest.kind == "fresh_link",
+            SelfServiceRequest.outcome == "sent", SelfServiceRequest.requested_at >= since)).scalar_one())
+
+
+def pick_channel(contact: Contact, preferred: str | None) -> Channel | None:
+    present = {Channel.EMAIL: contact.email, Channel.SMS: contact.phone}
+    if preferred in ("email", "sms") and present[Channel(preferred)]:
+        return Channel(preferred)
+    for channel in (Channel.EMAIL, Channel.SMS):
+        if present[channel]:
+            return channel
+    return None
+
+
+async def send_fresh_link(rt: Runtime, claims: LinkClaims,
+                          channels: dict[Channel, MessageChannel] | None = None) -> str:
+    """Send a new preference-page link to the address on file; returns the recorded outcome.
+
+    ``sent`` · ``rate_limited`` (already ``fresh_links_per_day`` in 24 h) · ``refused`` (erased,
+    no address, or the address bounced/complained) · ``failed`` (the channel refused it).
+    """
+    with session_scope(rt.engine) as session:
+        contact = session.get(Contact, claims.contact_id)
+        if contact is None:
+            return "refused"
+        session.expunge(contact)
+    channel = pick_channel(contact, claims.channel) if contact.erased_at is None else None
+    if channel is None:
+        record_request(rt, contact.id or 0, "fresh_link", "refused", detail="no address on file")
+        return "refused"
+    key = contact.email_key if channel is Channel.EMAIL else contact.phone_key
+    with session_scope(rt.engine) as session:
+        entry = session.get(SuppressionEntry, (key, channel.value)) if key else None
+        blocked = entry is not None and entry.reason in NEVER_SEND
+    if blocked:
+        record_request(rt, contact.id or 0, "fresh_link", "refused", channel=channel.value,
+                       detail="address suppressed")
+        return "refused"
+    if recent_fresh_links(rt, contact.id or 0) >= rt.config.security.fresh_links_per_day:
+        record_request(rt, contact.id or 0, "fresh_link", "rate_limited", channel=channel.value)
+        return "rate_limited"
+    message = build_fresh_link(rt, contact, claims, channel)
+    own = channels is None
+    adapters = channels if channels is not None else build_channels(rt.config)
+    try:
+        await adapters[channel].send(message)
+    except SendError as exc:
+        # The provider's text may quote the address: keep only the kind of error and its code.
+        what = f"{type(exc).__name__} {exc.code or ''}".strip()
+        log.warning("fresh link not sent: %s", what)
+        record_request(rt, contact.id or 0, "fresh_link", "failed", channel=channel.value, detail=what)
+        return "failed"
+    finally:
+        if own:
+            for adapter in adapters.values():
+                await adapter.close()
+    record_request(rt, contact.id or 0, "fresh_link", "sent", channel=channel.value,
+                   detail=message.meta.get("template_version"))
+    return "sent"
+
+
+def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel: Channel) -> OutboundMessage:
+    cfg = rt.config
+    assert contact.id is not None
+    fresh = LinkClaims(contact_id=contact.id, campaign_id=claims.campaign_id, channel=channel.value)
+    page_url = rt.url("/p/" + rt.links.dumps("page", fresh))
+    unsubscribe_url = rt.url("/u/" + rt.links.dumps("unsubscribe", fresh))
+    locales = rt.renderer.available_locales(FRESH_LINK_TEMPLATE)
+    locale = contact.locale if contact.locale in locales else "fr"
+    deadline = rt.clock.now() + timedelta(days=cfg.security.page_link_max_age_days)
+    ctx = message_context(rt, first_name=contact.first_name, page_url=page_url, unsubscribe_url=unsubscribe_url,
+                          short_url=page_url, deadline=deadline, locale=locale)
+    rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx)
+    stamp = int(rt.clock.now().timestamp())
+    key = f"newlink-k{contact.id}-{channel.value}-{stamp}"
+    meta = {"template_version": rendered.version, "locale": locale}
+    if channel is Channel.EMAIL:
+        domain = cfg.email.message_id_domain or cfg.sender.email_from.rpartition("@")[2] or "localhost"
+        return OutboundMessage(
+            channel=channel, recipient=contact.email or "", idempotency_key=key, text=rendered.text,
+            subject=rendered.subject, html=rendered.html, sender=cfg.sender.email_from,
+            sender_name=cfg.sender.name, message_id=f"<{key}@{domain}>", meta=meta,
+        )
+    return OutboundMessage(channel=channel, recipient=contact.phone or "", idempotency_key=key,
+                           text=rendered.text, sender=cfg.sender.sms_from, meta=meta)
