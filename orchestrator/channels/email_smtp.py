@@ -150,7 +150,12 @@ class SmtpChannel:
     async def _transaction(self, client: aiosmtplib.SMTP, sender: str, recipients: list[str], data: bytes,
                            *, reused: bool) -> None:
         try:
-            await client.mail(sender)
+            if client.is_ehlo_or_helo_needed:
+                await client.ehlo()
+            utf8 = not all(a.isascii() for a in [sender, *recipients])
+            if utf8 and not client.supports_extension("smtputf8"):
+                raise aiosmtplib.SMTPNotSupported("internationalised address, and the relay lacks SMTPUTF8")
+            await client.mail(sender, options=["SMTPUTF8"] if utf8 else None, encoding="utf-8" if utf8 else "ascii")
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError, aiosmtplib.SMTPConnectError):
             if reused:
                 raise _Stale() from None
@@ -162,7 +167,7 @@ class SmtpChannel:
         refused: dict[str, aiosmtplib.SMTPResponse] = {}
         for rcpt in recipients:
             try:
-                await client.rcpt(rcpt)
+                await client.rcpt(rcpt, encoding="utf-8" if utf8 else "ascii")
             except aiosmtplib.SMTPRecipientRefused as exc:
                 refused[rcpt] = aiosmtplib.SMTPResponse(exc.code, exc.message)
         if len(refused) == len(recipients):
