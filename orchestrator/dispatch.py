@@ -200,6 +200,7 @@ class Dispatcher:
             assert row is not None
             _finish(row, DeliveryState.SENT, rt.clock.now(), provider_id=result.provider_id)
             row.sent_at = rt.clock.now()
+            row.provider_status = result.status
             row.template_version = message.meta.get("template_version")
             row.locale = message.meta.get("locale")
             session.add(row)
