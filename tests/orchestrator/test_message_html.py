@@ -123,3 +123,14 @@ def test_sms_templates_fit_one_gsm7_segment_with_link_and_stop(make_rt: object, 
     stop = "STOP au 36111" if locale == "fr" else "STOP to 36111"
     assert text.endswith(stop)
     assert "Boutique Lumière Lyon" in text
+
+
+def test_preview_names_the_characters_that_forced_ucs2(make_rt: object) -> None:
+    from orchestrator.campaigns import create_campaign, preview_campaign
+    from tests.support.factories import plan
+
+    rt = make_rt(sender={"name": "Maison Garçon"}, sms={"segment_budget": 3})  # type: ignore[operator]
+    campaign_id = create_campaign(rt, plan(steps=[{"day": 0, "channel": "sms", "template": "reconsent"}]))
+    fr = next(p for p in preview_campaign(rt, campaign_id) if p.locale == "fr")
+    assert (fr.encoding, fr.ucs2_chars) == ("UCS-2", ("ç",))
+    assert fr.segments == 2  # the same text in GSM-7 would have fitted in one
