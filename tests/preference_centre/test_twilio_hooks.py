@@ -15,7 +15,13 @@ from twilio.request_validator import RequestValidator
 from orchestrator import ledger
 from orchestrator.dispatch import dispatch_once
 from orchestrator.runtime import Runtime
-from orchestrator.store.models import ConsentEvent, Enrolment, OutboxMessage, SuppressionEntry, Wording
+from orchestrator.store.models import (
+    ConsentEvent,
+    Enrolment,
+    OutboxMessage,
+    SuppressionEntry,
+    Wording,
+)
 from preference_centre.app import create_app
 from tests.support.factories import launch, person, run
 from tests.support.twilio_standin import TwilioStandIn

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
-from collections.abc import Iterator
 from dataclasses import replace
 from email.header import decode_header, make_header
 from pathlib import Path
