@@ -100,7 +100,9 @@ class DkimSigner:
 
 def wire_bytes(mail: EmailMessage, signer: DkimSigner | None) -> bytes:
     """What goes on the wire (CRLF line ends), signed when a signer is given."""
-    data = mail.as_bytes(policy=policy.SMTP)
+    addresses = [a.addr_spec for h in ("From", "To") for a in getattr(mail[h], "addresses", ())]
+    # An internationalised address (RFC 6531) travels as raw UTF-8, never as an encoded word.
+    data = mail.as_bytes(policy=policy.SMTP if all(a.isascii() for a in addresses) else policy.SMTPUTF8)
     return signer.sign(data) if signer is not None else data
 
 

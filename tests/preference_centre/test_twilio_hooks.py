@@ -91,6 +91,26 @@ def test_undelivered_to_a_dead_number_marks_it_undeliverable(
     assert (entry.channel, entry.reason, entry.key) == ("sms", "bounced", sms_rt.key_for(PHONE))
 
 
+def test_a_21610_callback_suppresses_as_sms_stop(
+    sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path]
+) -> None:
+    sid = sent_sms(sms_rt, write_csv, twilio)
+    post(TestClient(create_app(sms_rt)), "/twilio/status",
+         {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "21610"})
+    row = row_of(sms_rt, sid)
+    assert (row.status, row.last_error) == ("failed", "Twilio error 21610")
+    with Session(sms_rt.engine) as s:
+        assert [(e.channel, e.reason) for e in s.exec(select(SuppressionEntry))] == [("sms", "sms_stop")]
+
+
+def test_stop_from_an_unknown_number_still_suppresses_it(sms_rt: Runtime) -> None:
+    resp = post(TestClient(create_app(sms_rt)), "/twilio/inbound", {"From": "+33655555555", "Body": "STOP"})
+    assert resp.status_code == 200  # type: ignore[attr-defined]
+    with Session(sms_rt.engine) as s:
+        assert [e.key for e in s.exec(select(SuppressionEntry))] == [sms_rt.key_for("+33655555555")]
+    assert events(sms_rt) == []  # no contact, so no consent event to record
+
+
 def test_bad_or_missing_signature_is_403_and_changes_nothing(
     sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path]
 ) -> None:

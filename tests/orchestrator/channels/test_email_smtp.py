@@ -193,6 +193,15 @@ def test_a_message_the_relay_cannot_take_fails_alone() -> None:
     assert channel.connections_opened == 1  # the connection survived the bad message
 
 
+def test_an_internationalised_address_goes_as_utf8_when_the_relay_allows_it(smtp_server: SmtpServer) -> None:
+    (result,) = send_all(SmtpChannel(EmailConfig(host="127.0.0.1", port=smtp_server.port)),
+                         [replace(EMAIL, recipient="jérôme@exemple.fr")])
+    assert not isinstance(result, Exception)
+    (got,) = smtp_server.received
+    assert got.rcpt_tos == ["jérôme@exemple.fr"]
+    assert "To: jérôme@exemple.fr\r\n".encode() in got.data
+
+
 def test_a_header_with_a_line_break_is_permanent_not_a_crash() -> None:
     with pytest.raises(PermanentSendError):
         build_email(replace(EMAIL, subject="Bonjour\r\nBcc: everyone@example.org"))
