@@ -205,3 +205,13 @@ def test_an_internationalised_address_goes_as_utf8_when_the_relay_allows_it(smtp
 def test_a_header_with_a_line_break_is_permanent_not_a_crash() -> None:
     with pytest.raises(PermanentSendError):
         build_email(replace(EMAIL, subject="Bonjour\r\nBcc: everyone@example.org"))
+
+
+def test_a_relay_closing_mid_transaction_is_transient_and_the_next_message_reconnects(smtp_server: SmtpServer) -> None:
+    smtp_server.handler.data_replies.append("421 4.3.2 Service shutting down, closing channel")
+    channel = SmtpChannel(EmailConfig(host="127.0.0.1", port=smtp_server.port, pool_size=1))
+    first, second = send_all(channel, [EMAIL, replace(EMAIL, message_id="<rc.next@boutique.example>")])
+    assert isinstance(first, TransientSendError) and first.code == "421"
+    assert not isinstance(second, Exception)
+    assert [r.message["Message-ID"] for r in smtp_server.received] == ["<rc.next@boutique.example>"]
+    assert channel.connections_opened == 2
