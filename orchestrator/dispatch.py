@@ -228,7 +228,7 @@ class Dispatcher:
             return OutboundMessage(
                 channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
                 subject=rendered.subject, html=rendered.html, sender=cfg.sender.email_from,
-                sender_name=cfg.sender.name, message_id=f"<rc.{code}@{domain}>",
+                sender_name=cfg.sender.name, message_id=f"<rc.{code}@{domain}>", date=rt.clock.now(),
                 headers=(
                     ("List-Unsubscribe", f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"),
                     ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),

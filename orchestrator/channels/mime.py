@@ -50,7 +50,7 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
             mail["From"] = sender
         mail["To"] = message.recipient
         mail["Subject"] = message.subject or ""
-        mail["Date"] = format_datetime(at or datetime.now(timezone.utc))
+        mail["Date"] = format_datetime(at or message.date or datetime.now(timezone.utc))
         mail["Message-ID"] = message.message_id or new_message_id(domain or "localhost")
         mail["MIME-Version"] = "1.0"
         for name, value in message.headers:

@@ -49,6 +49,7 @@ def test_message_id_is_on_the_sending_domain_stored_and_dkim_signed_from_config(
     (got,) = smtp_server.received
     (row,) = rows(rt)
     assert got.message["Message-ID"] == row.message_id == row.provider_id
+    assert got.message["Date"].datetime == rt.clock.now()  # from the Clock, not the wall clock
     assert row.message_id.endswith("@mail.boutique-lumiere.example>")  # type: ignore[union-attr]
     assert dkim.verify(got.data, dnsfunc=lambda name, timeout=5: txt)
     assert b"d=boutique-lumiere.example" in got.data.split(b"\r\n\r\n")[0].replace(b"\r\n", b"")
