@@ -398,6 +398,48 @@ def dsr_erase(ctx: click.Context, email: str | None, phone: str | None) -> None:
     click.echo(f"{n} contact(s) erased; suppression entries kept so a re-import is refused")
 
 
+# -- bounces and operator checks --------------------------------------------------------------------
+@main.group()
+def bounces() -> None:
+    """Asynchronous bounces (RFC 3464 delivery-status notifications)."""
+
+
+@bounces.command("ingest")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.pass_context
+@fail_cleanly
+def bounces_ingest(ctx: click.Context, path: Path) -> None:
+    """Read DSNs from PATH (a maildir or an mbox): hard bounces suppress, soft ones are counted."""
+    from orchestrator.bounces import count_messages, ingest
+
+    rt = get_rt(ctx)
+    with click.progressbar(length=count_messages(path), label="reading bounces", file=sys.stderr,
+                           show_pos=True) as bar:
+        report = ingest(rt, path, progress=bar.update)
+    click.echo(report.summary())
+
+
+@main.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check the settings a real deployment needs and say what to fix (exit 1 if something must be)."""
+    from orchestrator.doctor import run_checks
+    from orchestrator.errors import ConfigError
+
+    try:
+        rt = get_rt(ctx, need_db=False)
+    except ConfigError as exc:
+        click.echo(f"FIX   configuration: {exc}")
+        ctx.exit(1)
+    findings = asyncio.run(run_checks(rt.config))
+    for f in findings:
+        click.echo(f"{f.level.upper():5} {f.topic}: {f.message}")
+    must_fix = [f for f in findings if f.level == "fix"]
+    click.echo(f"{len(must_fix)} thing(s) to fix, {sum(f.level == 'warn' for f in findings)} warning(s)")
+    if must_fix:
+        ctx.exit(1)
+
+
 @main.group()
 def audit() -> None:
     """Proof checks."""

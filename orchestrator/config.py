@@ -72,6 +72,9 @@ class EmailConfig:
     message_id_domain: str = _doc("Domain of generated Message-IDs (empty: the From address's domain)", "")
     dkim_key_path: str = _doc("PEM private key for DKIM signing (empty: no DKIM)", "")
     dkim_selector: str = _doc("DKIM selector", "reconsent")
+    dkim_domain: str = _doc("DKIM signing domain d= (empty: the From address's domain, aligned for DMARC)", "")
+    tls_ca_file: str = _doc("PEM bundle of CAs trusted for the relay's certificate (empty: the system store)", "")
+    soft_bounce_limit: int = _doc("Soft bounces (4.x.x DSNs) after which an address is suppressed as bounced", 3)
 
 
 @dataclass
@@ -85,6 +88,24 @@ class SmsConfig:
     default_region: str = _doc("Region for phone numbers written without +country", "FR")
     segment_budget: int = _doc("Most segments an SMS step may use; campaign create refuses more", 1)
     segments_per_second: float = _doc("Rate limit per sender, in segments per second", 10.0)
+    rate_limit_pause_seconds: float = _doc("Pause of a sender after Twilio answers 429/20429 (too many requests)", 5.0)
+
+
+#: SMS keywords [S4]. Matched on the whole body, case- and accent-insensitive, in every language
+#: (a STOP is honoured whatever the contact's locale); the locale picks the help reply's language.
+DEFAULT_STOP_WORDS = {
+    "fr": ["STOP", "ARRET", "ARRETE", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"],
+    "en": ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"],
+}
+DEFAULT_START_WORDS = {"fr": ["START", "UNSTOP"], "en": ["START", "UNSTOP"]}
+DEFAULT_HELP_WORDS = {"fr": ["HELP", "INFO", "AIDE"], "en": ["HELP", "INFO"]}
+
+
+@dataclass
+class KeywordsConfig:
+    stop: dict[str, list[str]] = _doc("Per locale, replies that withdraw SMS consent and suppress the number (TOML table of lists; env: JSON)", factory=lambda: {k: list(v) for k, v in DEFAULT_STOP_WORDS.items()})
+    start: dict[str, list[str]] = _doc("Per locale, replies that (re)grant SMS consent", factory=lambda: {k: list(v) for k, v in DEFAULT_START_WORDS.items()})
+    help: dict[str, list[str]] = _doc("Per locale, replies answered with the help text (sender, STOP number, privacy notice)", factory=lambda: {k: list(v) for k, v in DEFAULT_HELP_WORDS.items()})
 
 
 @dataclass
@@ -152,6 +173,7 @@ class Config:
     sender: SenderConfig = field(default_factory=SenderConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     sms: SmsConfig = field(default_factory=SmsConfig)
+    keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
@@ -284,6 +306,17 @@ def _coerce(value: Any, expected: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
+    if origin is dict:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(f"{where}: expected a JSON object of lists, e.g. {{\"fr\": [\"STOP\"]}}") from None
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v) for k, v in value.items()
+        ):
+            raise ConfigError(f"{where}: expected a table of string lists per locale, got {value!r}")
+        return {k: list(v) for k, v in value.items()}
     if origin is list:
         if isinstance(value, str):
             text = value.strip()

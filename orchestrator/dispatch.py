@@ -200,6 +200,7 @@ class Dispatcher:
             assert row is not None
             _finish(row, DeliveryState.SENT, rt.clock.now(), provider_id=result.provider_id)
             row.sent_at = rt.clock.now()
+            row.provider_status = result.status
             row.template_version = message.meta.get("template_version")
             row.locale = message.meta.get("locale")
             session.add(row)
@@ -227,7 +228,7 @@ class Dispatcher:
             return OutboundMessage(
                 channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
                 subject=rendered.subject, html=rendered.html, sender=cfg.sender.email_from,
-                sender_name=cfg.sender.name, message_id=f"<rc.{code}@{domain}>",
+                sender_name=cfg.sender.name, message_id=f"<rc.{code}@{domain}>", date=rt.clock.now(),
                 headers=(
                     ("List-Unsubscribe", f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"),
                     ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import css_inline
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
@@ -75,7 +76,7 @@ class MessageRenderer:
                 return RenderedMessage(template, locale, self.version(template, channel, locale), _one_line(text))
             subject = _one_line(self._render(f"{template}/{locale}/subject.txt", ctx))
             text = self._render(f"{template}/{locale}/body.txt", ctx).strip() + "\n"
-            html = self._render(f"{template}/{locale}/body.html", ctx)
+            html = inline_css(self._render(f"{template}/{locale}/body.html", ctx))
         except TemplateNotFound as exc:
             raise InputError(f"template {template!r}: {exc.name} not found under {self.root}") from None
         return RenderedMessage(template, locale, self.version(template, channel, locale), text, subject, html)
@@ -93,6 +94,20 @@ def _version(root: Path, template: str, locale: str, parts: tuple[str, ...]) -> 
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _inliner() -> css_inline.CSSInliner:
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+def inline_css(html: str) -> str:
+    """Move <style> rules into style="" attributes (webmails drop <style>); @media rules stay.
+
+    >>> inline_css('<html><head><style>.b{color:red}</style></head><body><p class="b">x</p></body></html>')
+    '<html><head></head><body><p class="b" style="color: red;">x</p></body></html>'
+    """
+    return _inliner().inline(html)
 
 
 def _one_line(text: str) -> str:

@@ -24,15 +24,18 @@ class MessageChannel(Protocol):
 
 
 def build_channels(config: Config) -> dict[Channel, MessageChannel]:
+    from orchestrator.channels.mime import signer_from
+
     channels: dict[Channel, MessageChannel] = {}
+    signer = signer_from(config)
     if config.email.transport == "smtp":
         from orchestrator.channels.email_smtp import SmtpChannel
 
-        channels[Channel.EMAIL] = SmtpChannel(config.email)
+        channels[Channel.EMAIL] = SmtpChannel(config.email, signer=signer)
     else:
         from orchestrator.channels.email_file import FileEmailChannel
 
-        channels[Channel.EMAIL] = FileEmailChannel(config.path(config.email.outbox_dir))
+        channels[Channel.EMAIL] = FileEmailChannel(config.path(config.email.outbox_dir), signer=signer)
     if config.sms.transport == "twilio":
         from orchestrator.channels.sms_twilio import TwilioChannel
 

@@ -1,4 +1,7 @@
-"""Embedded default: each email written as an .eml file named after its outbox key."""
+"""Embedded default: each email written as an .eml file named after its outbox key.
+
+The file holds exactly the bytes an SMTP relay would get (DKIM-signed when configured).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from orchestrator.channels.mime import build_email
+from orchestrator.channels.mime import DkimSigner, build_email, wire_bytes
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel
 
@@ -14,15 +17,16 @@ from orchestrator.domain.model import Channel
 class FileEmailChannel:
     channel = Channel.EMAIL
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, signer: DkimSigner | None = None) -> None:
         self.folder = folder
+        self.signer = signer
 
     async def send(self, message: OutboundMessage) -> SendResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         mail = build_email(message)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", message.idempotency_key) + ".eml"
         tmp = self.folder / (name + ".tmp")
-        tmp.write_bytes(bytes(mail))
+        tmp.write_bytes(wire_bytes(mail, self.signer))
         os.replace(tmp, self.folder / name)  # atomic: a re-send after a crash overwrites
         return SendResult(provider_id=str(mail["Message-ID"]), status="sent")
 

@@ -1,16 +1,29 @@
-"""Build the RFC 5322 message for an outbound email [E1, E2].
+"""Build the RFC 5322 message for an outbound email [E1, E2], and sign it with DKIM when configured.
 
-multipart/alternative with text/plain first and text/html last, UTF-8, Date, From, Message-ID and
-the List-Unsubscribe headers the message carries.
+multipart/alternative with text/plain first and text/html last, UTF-8 everywhere (subject and display
+names RFC 2047-encoded, so "Boutique Lumière" survives every relay), Date, From, Message-ID and the
+List-Unsubscribe headers the message carries. The DKIM signature's ``h=`` always covers both
+List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted).
 """
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
 from datetime import datetime, timezone
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
 
+from orchestrator.config import Config
 from orchestrator.domain.message import OutboundMessage
+from orchestrator.errors import ConfigError, PermanentSendError
+
+#: headers the DKIM signature covers (those absent from a message are skipped by dkimpy)
+DKIM_HEADERS = (
+    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
+    b"List-Unsubscribe", b"List-Unsubscribe-Post",
+)
 
 
 def new_message_id(domain: str) -> str:
@@ -18,17 +31,85 @@ def new_message_id(domain: str) -> str:
 
 
 def build_email(message: OutboundMessage, *, at: datetime | None = None) -> EmailMessage:
+    """The message as an EmailMessage. A message that cannot be expressed (a header with a line
+    break, an unparseable address) raises PermanentSendError: it must not block the queue.
+
+    >>> from orchestrator.domain.model import Channel
+    >>> m = build_email(OutboundMessage(Channel.EMAIL, "a@b.example", "k", "Salut", subject="Réponse",
+    ...                                 sender="x@b.example", sender_name="Boutique Lumière"))
+    >>> bytes(m).split(b"\\r\\n")[0]
+    b'From: Boutique =?utf-8?q?Lumi=C3=A8re?= <x@b.example>'
+    """
     sender = message.sender
-    mail = EmailMessage()
-    mail["From"] = formataddr((message.sender_name or "", sender)) if message.sender_name else sender
-    mail["To"] = message.recipient
-    mail["Subject"] = message.subject or ""
-    mail["Date"] = format_datetime(at or datetime.now(timezone.utc))
-    mail["Message-ID"] = message.message_id or new_message_id(sender.rpartition("@")[2] or "localhost")
-    mail["MIME-Version"] = "1.0"
-    for name, value in message.headers:
-        mail[name] = value
-    mail.set_content(message.text, subtype="plain", charset="utf-8")
-    if message.html:
-        mail.add_alternative(message.html, subtype="html", charset="utf-8")
+    mail = EmailMessage(policy=policy.SMTP)
+    try:
+        local, _, domain = sender.rpartition("@")
+        if message.sender_name:
+            mail["From"] = Address(display_name=message.sender_name, username=local, domain=domain)
+        else:
+            mail["From"] = sender
+        mail["To"] = message.recipient
+        mail["Subject"] = message.subject or ""
+        mail["Date"] = format_datetime(at or message.date or datetime.now(timezone.utc))
+        mail["Message-ID"] = message.message_id or new_message_id(domain or "localhost")
+        mail["MIME-Version"] = "1.0"
+        for name, value in message.headers:
+            mail[name] = value
+        mail.set_content(message.text, subtype="plain", charset="utf-8")
+        if message.html:
+            mail.add_alternative(message.html, subtype="html", charset="utf-8")
+    except (ValueError, TypeError, IndexError) as exc:
+        raise PermanentSendError(f"message cannot be built: {type(exc).__name__}: {exc}"[:300]) from None
     return mail
+
+
+class DkimSigner:
+    """Signs wire bytes with dkimpy (relaxed/relaxed, rsa-sha256). The key is read once, at start.
+
+    ``domain`` is the d= of the signature: it must align with the From domain for DMARC.
+    """
+
+    def __init__(self, key_pem: bytes, selector: str, domain: str) -> None:
+        self.key = key_pem
+        self.selector = selector.encode()
+        self.domain = domain.encode()
+
+    @classmethod
+    def from_config(cls, key_path: str, selector: str, domain: str) -> DkimSigner | None:
+        if not key_path:
+            return None
+        try:
+            key = Path(key_path).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"email.dkim_key_path: cannot read {key_path}: {exc.strerror}") from None
+        if b"PRIVATE KEY" not in key:
+            raise ConfigError(f"email.dkim_key_path: {key_path} is not a PEM private key")
+        return cls(key, selector, domain)
+
+    def sign(self, data: bytes) -> bytes:
+        """``data`` with a DKIM-Signature header prepended."""
+        import dkim  # optional dependency: pip install 'reconsent[dkim]'
+
+        try:
+            signature = dkim.sign(data, self.selector, self.domain, self.key,
+                                  canonicalize=(b"relaxed", b"relaxed"), include_headers=list(DKIM_HEADERS))
+        except dkim.DKIMException as exc:
+            raise ConfigError(f"email.dkim_key_path: DKIM signing failed: {exc}") from None
+        return bytes(signature) + data
+
+
+def wire_bytes(mail: EmailMessage, signer: DkimSigner | None) -> bytes:
+    """What goes on the wire (CRLF line ends), signed when a signer is given."""
+    addresses = [a.addr_spec for h in ("From", "To") for a in getattr(mail[h], "addresses", ())]
+    # An internationalised address (RFC 6531) travels as raw UTF-8, never as an encoded word.
+    data = mail.as_bytes(policy=policy.SMTP if all(a.isascii() for a in addresses) else policy.SMTPUTF8)
+    return signer.sign(data) if signer is not None else data
+
+
+def signer_from(config: Config) -> DkimSigner | None:
+    """The DkimSigner described by ``[email]`` settings, or None when DKIM is off."""
+    email = config.email
+    if not email.dkim_key_path:
+        return None
+    domain = email.dkim_domain or config.sender.email_from.rpartition("@")[2]
+    return DkimSigner.from_config(str(config.path(email.dkim_key_path)), email.dkim_selector, domain)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from orchestrator.domain.model import Channel
 
@@ -28,6 +29,7 @@ class OutboundMessage:
     sender_name: str | None = None
     status_callback: str | None = None  # SMS delivery callbacks
     validity_period: int | None = None  # SMS seconds
+    date: datetime | None = None  # email Date header, from the Clock (None: now)
     meta: dict[str, str] = field(default_factory=dict)
 
 

@@ -84,6 +84,7 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = None
     message_id: str | None = Field(default=None, index=True)  # email Message-ID
     provider_id: str | None = Field(default=None, index=True, unique=True)  # Twilio SID / Message-ID
+    provider_status: str | None = None  # the provider's own latest status (Twilio MessageStatus)
     template_version: str | None = None  # content hash of the rendered templates
     locale: str | None = None
     sent_at: datetime | None = None
@@ -158,3 +159,22 @@ class SelfServiceRequest(SQLModel, table=True):
     outcome: str
     detail: str | None = None
     requested_at: datetime
+
+
+class Bounce(SQLModel, table=True):
+    """A delivery failure reported after the send (an RFC 3464 DSN, a Twilio callback).
+
+    Holds the address's suppression key, never the address. ``fingerprint`` makes ingesting the same
+    report twice a no-op; soft bounces per key are counted to suppress after N.
+    """
+
+    __tablename__ = "bounce"
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    channel: str
+    key: str = Field(index=True)
+    kind: str  # hard | soft
+    status: str  # enhanced status code (5.1.1) or provider error code
+    source: str  # dsn | twilio
+    fingerprint: str = Field(unique=True)
+    received_at: datetime

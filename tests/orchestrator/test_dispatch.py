@@ -96,9 +96,10 @@ def test_sms_through_twilio_standin_with_short_link_and_stop(
     assert len(sms["Body"]) <= 160
     with Session(rt.engine) as s:
         entries = list(s.exec(select(SuppressionEntry)))
-    assert [(e.channel, e.reason) for e in entries] == [("sms", "sms_stop")]
+    # 21610 → sms_stop; 21211 (invalid number) → the number is marked undeliverable (bounced)
+    assert sorted((e.channel, e.reason) for e in entries) == [("sms", "bounced"), ("sms", "sms_stop")]
     statuses = sorted(r.status for r in rows(rt))
-    assert statuses == ["failed", "failed", "sent"]
+    assert statuses == ["bounced", "failed", "sent"]
     assert any(r.provider_id == sms["sid"] for r in rows(rt))
     page = TestClient(create_app(rt)).get(f"/s/{code}")
     assert page.status_code == 200 and "SMS" in page.text

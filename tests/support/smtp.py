@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import ssl
 from collections import deque
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -34,6 +36,10 @@ class RecordingHandler:
     #: recipient → RCPT reply ("550 5.1.1 no such user")
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     connections: int = 0
+    #: seconds to wait before answering DATA (to provoke client timeouts)
+    data_delay: float = 0.0
+    #: logins accepted by the authenticator, in order
+    logins: list[str] = field(default_factory=list)
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
         self.connections += 1
@@ -47,6 +53,8 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.data_replies:
             return self.data_replies.popleft()
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
@@ -60,10 +68,37 @@ def free_port() -> int:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
-        self.handler = RecordingHandler()
-        self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+    """aiosmtpd on loopback. ``tls`` (a server-side SSLContext) enables STARTTLS, or implicit TLS with
+    ``implicit_tls``; ``credentials`` (user, password) makes AUTH mandatory (after TLS)."""
+
+    def __init__(self, *, tls: ssl.SSLContext | None = None, implicit_tls: bool = False,
+                 credentials: tuple[str, str] | None = None, smtputf8: bool = True, port: int | None = None,
+                 handler: RecordingHandler | None = None) -> None:
+        self.handler = handler or RecordingHandler()
+        self.port = port or free_port()
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
+        if tls is not None and implicit_tls:
+            kwargs["ssl_context"] = tls
+        elif tls is not None:
+            kwargs.update(tls_context=tls, require_starttls=True)
+        if credentials is not None:
+            kwargs.update(auth_required=True, authenticator=self._authenticator(credentials),
+                          auth_require_tls=tls is not None)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def _authenticator(self, credentials: tuple[str, str]) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        handler = self.handler
+
+        def check(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+            ok = isinstance(auth_data, LoginPassword) and (
+                auth_data.login.decode(), auth_data.password.decode()) == credentials
+            if ok:
+                handler.logins.append(auth_data.login.decode())
+            return AuthResult(success=ok, handled=False)
+
+        return check
 
     def start(self) -> SmtpServer:
         self.controller.start()
@@ -71,6 +106,13 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    def restart(self) -> SmtpServer:
+        """Drop every connection (as a relay restart would) and listen again on the same port."""
+        self.controller.stop()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
 
     @property
     def received(self) -> list[Received]:

@@ -129,7 +129,7 @@ def test_twilio_errors_are_classified(twilio: TwilioStandIn) -> None:
 
     stopped, invalid, throttled = run(go())
     assert isinstance(stopped, PermanentSendError) and stopped.suppress == "sms_stop" and stopped.code == "21610"
-    assert isinstance(invalid, PermanentSendError) and invalid.code == "21211" and invalid.suppress is None
+    assert isinstance(invalid, PermanentSendError) and invalid.code == "21211" and invalid.suppress == "bounced"
     assert isinstance(throttled, TransientSendError)
     assert twilio.created == []
 

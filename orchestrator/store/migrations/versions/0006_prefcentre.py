@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = '0006_prefcentre'
-down_revision = '0001'
+down_revision = '0005_channels'
 branch_labels = None
 depends_on = None
 
