@@ -73,13 +73,14 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
             already = exists().where(and_(Enrolment.campaign_id == campaign_id, Enrolment.contact_id == Contact.id))
             newcomers = audience_query(rt, plan).where(~already).subquery()
             deadline = now + timedelta(days=plan.deadline_days)
+            # the new enrolments are the ones above the highest id so far (one scheduler runs this)
+            before = session.execute(select(func.coalesce(func.max(Enrolment.id), 0))).scalar_one()
             session.execute(insert(Enrolment).from_select(
                 ["campaign_id", "contact_id", "state", "enrolled_at", "deadline_at"],
                 select(literal(campaign_id), newcomers.c.id, literal(RequestState.PENDING.value),
                        literal(now, type_=Enrolment.__table__.c.enrolled_at.type),  # type: ignore[attr-defined]
                        literal(deadline, type_=Enrolment.__table__.c.deadline_at.type)),  # type: ignore[attr-defined]
             ))
-            without_rows = ~exists().where(OutboxMessage.enrolment_id == Enrolment.id)
             for step in plan.steps:
                 due = now + timedelta(days=step.day)
                 session.execute(insert(OutboxMessage).from_select(
@@ -89,13 +90,13 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
                         literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
                         literal(due, type_=OutboxMessage.__table__.c.due_at.type), literal(0),  # type: ignore[attr-defined]
                     ).join(Contact, Contact.id == Enrolment.contact_id).where(
-                        Enrolment.campaign_id == campaign_id, Enrolment.enrolled_at == now, without_rows,
+                        Enrolment.campaign_id == campaign_id, Enrolment.id > before,
                         _address_column(step.channel).is_not(None),
                     ),
                 ))
             report.enrolled = int(session.execute(
                 select(func.count()).select_from(Enrolment).where(Enrolment.campaign_id == campaign_id,
-                                                                  Enrolment.enrolled_at == now)
+                                                                  Enrolment.id > before)
             ).scalar_one())
     report.expired = expire_overdue(rt, campaign_id)
     return report

@@ -24,6 +24,7 @@ from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 
 from orchestrator.domain.clock import Clock
@@ -122,7 +123,18 @@ def run_job(name: str) -> None:
         log.exception("%s job failed", name, extra={"fields": {"job": name}})
 
 
-def build_scheduler(rt: Runtime, scheduler_cls: Any = BackgroundScheduler) -> Any:
+class ServiceScheduler(BackgroundScheduler):  # type: ignore[misc]
+    """APScheduler 3's BackgroundScheduler wakes its loop once more after ``shutdown()`` and would
+    then move due jobs' next run time forward without running them (the executor is already shut
+    down) — a run lost at every stop. A stopped scheduler processes nothing."""
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:
+            return None
+        return super()._process_jobs()  # type: ignore[no-any-return]
+
+
+def build_scheduler(rt: Runtime, scheduler_cls: Any = ServiceScheduler) -> Any:
     """A scheduler on the database job store (not started)."""
     cfg = rt.config.scheduler
     return scheduler_cls(
