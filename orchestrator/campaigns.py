@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, exists, func, insert, literal, or_, select
 from sqlmodel import Session
 
 from orchestrator.domain.campaign import CampaignPlan

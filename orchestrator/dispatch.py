@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from orchestrator import metrics
@@ -49,7 +50,7 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import run_in_transaction
+from orchestrator.store.db import make_engine, run_in_transaction
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
 
 log = logging.getLogger("reconsent.dispatch")
@@ -110,7 +111,11 @@ class Dispatcher:
         self.stopping = False
         self._active: dict[str, _Claim] = {}
         self._batches = 0
+        # Results and lease renewals get their own threads: they must never queue behind the
+        # preparation (rendering, "database is locked" waits) of the next messages.
         self._record_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="record")
+        self._heartbeat_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
+        self._record_engine: Engine | None = None
 
     @property
     def lease(self) -> timedelta:
@@ -238,7 +243,7 @@ class Dispatcher:
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(self.renew_leases)
+                await asyncio.get_running_loop().run_in_executor(self._heartbeat_pool, self.renew_leases)
             except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
                 log.exception("could not renew leases")
 
@@ -269,6 +274,23 @@ class Dispatcher:
         for channel in self.channels.values():
             await channel.close()
         self._record_pool.shutdown(wait=True)
+        self._heartbeat_pool.shutdown(wait=True)
+        if self._record_engine is not None and self._record_engine is not self.rt.engine:
+            self._record_engine.dispose()
+
+    @property
+    def record_engine(self) -> Engine:
+        """Where results are recorded. On PostgreSQL a pool whose commits do not wait for the WAL
+        flush: the crash-to-commit window (the only source of duplicates) shrinks to one network
+        round trip. A database *server* crash may then forget a "sent" — the row keeps its mark and
+        is sent again: a possible duplicate, never a loss."""
+        if self._record_engine is None:
+            cfg = self.rt.config
+            if self.rt.engine.dialect.name == "postgresql":
+                self._record_engine = make_engine(cfg.database_url, async_commit=True)
+            else:
+                self._record_engine = self.rt.engine
+        return self._record_engine
 
     # -- one message ----------------------------------------------------------------------------
     async def process(self, claim_id: str, row_id: int, report: DispatchReport, *, claim: _Claim | None = None) -> None:
@@ -324,11 +346,19 @@ class Dispatcher:
             plan = CampaignPlan.from_mapping(campaign.plan)
             message = self.build_message(row, contact, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
             outcome["unknown"] = row.send_started_at is not None
-            row.message_id = message.message_id
-            row.first_attempt_at = row.first_attempt_at or now
-            row.attempts += 1
-            row.send_started_at = self.lease_clock.now()  # the mark: handed to the provider from now on
-            session.add(row)
+            # The mark: handed to the provider from now on. Conditional on still holding the claim,
+            # so a worker whose lease ran out (and was taken over) can never start a second send.
+            marked = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == claim_id,
+                       OutboxMessage.status == DeliveryState.SENDING.value)
+                .values(message_id=message.message_id, first_attempt_at=row.first_attempt_at or now,
+                        attempts=OutboxMessage.attempts + 1, send_started_at=self.lease_clock.now())
+                .execution_options(synchronize_session=False)
+            )
+            if marked.rowcount != 1:  # type: ignore[attr-defined]
+                outcome["gone"] = True
+                return None
             return message
 
         message = await asyncio.to_thread(run_in_transaction, rt.engine, prepare)
@@ -383,7 +413,7 @@ class Dispatcher:
         # Sent is sent: insist on recording it (a long run of "database is locked" only delays it).
         # Its own threads, so a result never queues behind renders of the next messages.
         await asyncio.get_running_loop().run_in_executor(
-            self._record_pool, functools.partial(run_in_transaction, rt.engine, record, attempts=60))
+            self._record_pool, functools.partial(run_in_transaction, self.record_engine, record, attempts=60))
         report.sent += 1
 
     def build_message(self, row: OutboxMessage, contact: Contact, plan: CampaignPlan, deadline: datetime,

@@ -28,7 +28,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30000
 on_retry: list[Callable[[str], None]] = []
 
 
-def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = None) -> Engine:
+def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = None,
+                async_commit: bool = False) -> Engine:
+    """``async_commit`` (PostgreSQL): commits return before the WAL is flushed to disk — a commit
+    survives the client's death, not the database server's crash (used to record sends: see
+    orchestrator.dispatch)."""
     busy = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -48,7 +52,8 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = N
         return engine
     if url.startswith("postgresql"):
         try:
-            return create_engine(url, echo=echo, pool_pre_ping=True)
+            connect_args = {"options": "-c synchronous_commit=off"} if async_commit else {}
+            return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
         except ModuleNotFoundError:
             raise ConfigError("database.url: PostgreSQL needs psycopg: pip install 'reconsent[postgres]'") from None
     raise ConfigError(f"database.url: expected sqlite:///… or postgresql+psycopg://…, got {url!r}")

@@ -130,7 +130,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_duplicates(
     total, kills, n_workers = 2000, 24, 3
     rt = make_rt()
     expected = launch_email_campaign(rt, total)
-    config = service_config(tmp_path, rt, smtp_log.port, batch_size=25)
+    config = service_config(tmp_path, rt, smtp_log.port, batch_size=25, lease_seconds=5)
     rng = random.Random()
     logs = iter(tmp_path / f"dispatch-{n}.log" for n in range(1000))
     workers = [reconsent(config, "dispatch", log=next(logs)) for _ in range(n_workers)]
