@@ -227,9 +227,17 @@ class Dispatcher:
                 if not claim.rows:
                     break
                 try:
-                    await asyncio.gather(*(one(claim, i) for i in sorted(claim.rows)))
+                    # every task ends before the claim is released (no release under a running send)
+                    results = await asyncio.gather(*(one(claim, i) for i in sorted(claim.rows)),
+                                                   return_exceptions=True)
                 finally:
                     await asyncio.to_thread(self.release, claim)
+                for error in results:
+                    if isinstance(error, BaseException):
+                        if not isinstance(error, Exception):
+                            raise error
+                        log.error("outbox row left for a later attempt: %s", type(error).__name__,
+                                  exc_info=error)
         finally:
             heartbeat.cancel()
             try:
