@@ -40,11 +40,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("enrolment", schema=None) as batch_op:
-        batch_op.drop_column("deadline_at")
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_column("send_started_at")
-    with op.batch_alter_table("apscheduler_jobs", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_apscheduler_jobs_next_run_time"))
+    # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35, PostgreSQL): a batch-mode table rebuild would
+    # drop ``enrolment`` while ``outbox`` rows still reference it (foreign keys are on).
+    op.drop_column("enrolment", "deadline_at")
+    op.drop_column("outbox", "send_started_at")
+    op.drop_index(op.f("ix_apscheduler_jobs_next_run_time"), table_name="apscheduler_jobs")
     op.drop_table("apscheduler_jobs")
     op.drop_table("service_lock")
