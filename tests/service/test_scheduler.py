@@ -157,27 +157,29 @@ def test_the_lock_matches_the_database(rt: Runtime) -> None:
     other.release()
 
 
-def test_standby_in_process_takes_over_when_the_active_one_stops(make_rt: Callable[..., Runtime], probe_job: None) -> None:
+def test_standby_in_process_takes_over_when_the_active_one_stops(
+    make_rt: Callable[..., Runtime], probe_job: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.service.procs import wait_until
+
+    caplog.set_level("INFO", logger="reconsent.scheduler")
     rt = make_rt(scheduler={"sweep_cron": "0 3 1 1 *", "lock_lease_seconds": 1.0, "standby_poll_seconds": 0.1})
-    stop_a, stop_b = threading.Event(), threading.Event()
-    clock = FixedClock(T0)
-    lock_a = LeaseLock(rt.engine, sched.LOCK_NAME, 1.0, clock, holder="a") if rt.engine.dialect.name != "postgresql" \
-        else AdvisoryLock(rt.engine, sched.LOCK_NAME)
+    stop_b = threading.Event()
+    lock_a = leader_lock(rt.engine, sched.LOCK_NAME, 1.0)
     assert lock_a.acquire()  # "a" is active (holding the lock)
     b = threading.Thread(target=sched.run_scheduler, args=(rt, stop_b), daemon=True)
     b.start()
     try:
-        from tests.service.procs import wait_until
-
-        wait_until(lambda: not b.is_alive() or sched._RUNTIME is None, 5, "b to start waiting")
-        assert sched._RUNTIME is None  # b has not started a scheduler: it is waiting
+        wait_until(lambda: "standby" in caplog.text, 30, "b to report it is waiting")
+        assert sched._RUNTIME is None and "scheduler active" not in caplog.text  # b runs no jobs
         lock_a.release()  # "a" goes away
-        wait_until(lambda: sched._RUNTIME is rt, 30, "b to become active")
+        wait_until(lambda: "scheduler active with jobs: probe" in caplog.text, 30, "b to become active")
+        assert sched._RUNTIME is rt
     finally:
-        stop_a.set()
         stop_b.set()
         b.join(30)
     assert not b.is_alive()
+    assert "scheduler stopped" in caplog.text
 
 
 EVERGREEN = """
