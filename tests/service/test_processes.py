@@ -8,6 +8,7 @@ exactly which rows reached the server, and how many times.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
@@ -193,6 +194,12 @@ def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(
         finisher.close()
     received = smtp_log.ids()
     assert set(received) == set(expected) and max(received.values()) == 1
+    for proc in (worker, finisher):  # structured logs, and no address in them
+        lines = proc.text().splitlines()
+        assert lines[-1].startswith("sent ")  # the summary on stdout
+        records = [json.loads(line) for line in lines[:-1]]
+        assert records and all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+        assert "example.org" not in proc.text()
 
 
 def test_standby_scheduler_takes_over_when_the_active_one_is_killed(
