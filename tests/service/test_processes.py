@@ -101,16 +101,19 @@ def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
         print(f"\n[service] {line}")
 
 
-def test_four_dispatchers_send_5000_messages_exactly_once(
+def test_four_dispatchers_send_every_message_exactly_once(
     make_rt: Callable[..., Runtime], smtp_log: SmtpLogServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rt = make_rt()
-    expected = launch_email_campaign(rt, 5000)
+    # 5,000 on PostgreSQL (the multi-dispatcher set-up); SQLite, a single-writer database, checks the
+    # same property on 2,000 to keep the suite affordable
+    total = 5000 if rt.engine.dialect.name == "postgresql" else 2000
+    expected = launch_email_campaign(rt, total)
     config = service_config(tmp_path, rt, smtp_log.port)
     started = time.monotonic()
     workers = [reconsent(config, "dispatch", log=tmp_path / f"dispatch-{n}.log") for n in range(4)]
     try:
-        wait_until(lambda: unsent(rt) == 0, 600, "all 5000 messages to be recorded as sent", interval=0.5)
+        wait_until(lambda: unsent(rt) == 0, 600, f"all {total} messages to be recorded as sent", interval=0.5)
         elapsed = time.monotonic() - started
         codes = [w.terminate(60) for w in workers]
     finally:
@@ -121,8 +124,8 @@ def test_four_dispatchers_send_5000_messages_exactly_once(
     assert set(received) == set(expected)  # nothing lost, nothing foreign
     assert max(received.values()) == 1, [m for m, c in received.items() if c > 1][:5]  # nothing twice
     sent_by = [int(w.text().rsplit("sent ", 1)[1].split(",", 1)[0]) for w in workers]  # summary on exit
-    assert sum(sent_by) == 5000 and min(sent_by) > 0, sent_by  # every worker took a share
-    report(capsys, f"4 dispatchers, {rt.engine.dialect.name}: 5000 messages, each accepted once, in {elapsed:.1f}s")
+    assert sum(sent_by) == total and min(sent_by) > 0, sent_by  # every worker took a share
+    report(capsys, f"4 dispatchers, {rt.engine.dialect.name}: {total} messages, each accepted once, in {elapsed:.1f}s")
 
 
 def test_sigkill_at_random_moments_loses_nothing_and_counts_duplicates(
