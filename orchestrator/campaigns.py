@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, exists, func, insert, literal, or_, select
 from sqlmodel import Session
 
 from orchestrator.domain.campaign import CampaignPlan
@@ -219,13 +219,8 @@ def set_paused(rt: Runtime, campaign_id: int, paused: bool) -> str:
             raise StateError(f"campaign {campaign_id} is {campaign.state}; cannot move to {target}")
         campaign.state = target
         session.add(campaign)
-        if not paused:
-            # Rows claimed when the pause began go back to the queue; sent rows are never touched.
-            session.execute(update(OutboxMessage).where(
-                OutboxMessage.campaign_id == campaign_id,
-                OutboxMessage.status == DeliveryState.SENDING.value,
-                OutboxMessage.claimed_until < rt.clock.now(),  # type: ignore[operator]
-            ).values(status=DeliveryState.PENDING.value, claimed_by=None, claimed_until=None))
+        # Claimed rows are left alone: a dispatcher finds the pause before sending and puts its rows
+        # back in the queue itself; a dead worker's rows are taken over when their lease expires.
         return target.value
 
 

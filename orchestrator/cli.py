@@ -244,13 +244,28 @@ def campaign_list(ctx: click.Context) -> None:
 # -- running ------------------------------------------------------------------------------------------
 @main.command()
 @click.option("--once", is_flag=True, help="Send everything due now, then exit.")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus metrics on 127.0.0.1:PORT (default: dispatch.metrics_port; 0 = off).")
 @click.pass_context
 @fail_cleanly
-def dispatch(ctx: click.Context, once: bool) -> None:
-    """Send due messages (a worker; run as many as you like)."""
+def dispatch(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
+    """Send due messages (a worker; run as many as you like).
+
+    Without --once it polls until SIGTERM/SIGINT, then finishes the sends in flight, releases the
+    rows it claimed but has not sent, and exits 0.
+    """
     from orchestrator.dispatch import Dispatcher
 
     rt = get_rt(ctx)
+    if not once:
+        _service_logging(rt)
+    port = rt.config.dispatch.metrics_port if metrics_port is None else metrics_port
+    if port:
+        from prometheus_client import start_http_server
+
+        from orchestrator.metrics import store_registry
+
+        start_http_server(port, addr="127.0.0.1", registry=store_registry(rt, with_process=True))
 
     async def run() -> str:
         dispatcher = Dispatcher(rt)
@@ -261,12 +276,21 @@ def dispatch(ctx: click.Context, once: bool) -> None:
             else:
                 stop = asyncio.Event()
                 _on_signals(stop)
+                import logging
+
+                logging.getLogger("reconsent.dispatch").info("dispatcher %s polling", dispatcher.worker_id)
                 report = await dispatcher.run_forever(stop)
         finally:
             await dispatcher.close()
         return report.summary()
 
     click.echo(asyncio.run(run()))
+
+
+def _service_logging(rt: Runtime) -> None:
+    from orchestrator.logs import configure_logging
+
+    configure_logging(rt.config.logging.format, rt.config.logging.level)
 
 
 def _on_signals(stop: asyncio.Event) -> None:
@@ -294,10 +318,26 @@ def sweep(ctx: click.Context) -> None:
 @click.pass_context
 @fail_cleanly
 def scheduler(ctx: click.Context) -> None:
-    """Run the recurring jobs from config (dispatch, sweep) until stopped."""
+    """Run the recurring jobs from config (dispatch, sweep, evergreen, retention) until stopped.
+
+    Only one scheduler is active at a time (a database lock); start a second one anywhere as a
+    standby: it waits and takes over when the active one dies.
+    """
     from orchestrator.scheduler import run_scheduler
 
-    run_scheduler(get_rt(ctx))
+    rt = get_rt(ctx)
+    _service_logging(rt)
+    run_scheduler(rt)
+
+
+@main.command()
+@click.pass_context
+@fail_cleanly
+def evergreen(ctx: click.Context) -> None:
+    """Enrol people newly past the inactivity threshold into the standing campaign (once)."""
+    from orchestrator.evergreen import enrol_newcomers
+
+    click.echo(enrol_newcomers(get_rt(ctx)).summary())
 
 
 @main.command()

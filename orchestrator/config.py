@@ -38,6 +38,7 @@ def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclass
 class DatabaseConfig:
     url: str = _doc("SQLAlchemy URL: sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db", "sqlite:///reconsent.db")
     echo: bool = _doc("Log every SQL statement (debugging only)", False)
+    busy_timeout_ms: int = _doc("SQLite: how long a statement waits for a lock before \"database is locked\" (then the transaction is retried)", 30000)
 
 
 @dataclass
@@ -149,6 +150,7 @@ class DispatchConfig:
     retry_base_seconds: float = _doc("First retry delay after a transient failure (doubles each time, with jitter)", 60.0)
     retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0)
     poll_seconds: float = _doc("Idle wait between polls of `reconsent dispatch` without --once", 5.0)
+    metrics_port: int = _doc("Serve this dispatcher's Prometheus metrics on 127.0.0.1:PORT (0: off; --metrics-port)", 0)
 
 
 @dataclass
@@ -156,6 +158,18 @@ class SchedulerConfig:
     dispatch_cron: str = _doc("Cron expression (5 fields) for sending due messages", "* * * * *")
     sweep_cron: str = _doc("Cron expression for the deadline sweep", "15 3 * * *")
     timezone: str = _doc("Time zone the cron expressions are read in", "Europe/Paris")
+    evergreen_cron: str = _doc("Cron expression for evergreen enrolment into the standing campaign (empty: off)", "30 2 * * *")
+    evergreen_campaign_file: str = _doc("Campaign TOML of the standing re-consent campaign that people newly past the inactivity threshold join (empty: no evergreen enrolment)", "")
+    retention_cron: str = _doc("Cron expression for the retention run (empty: off)", "")
+    misfire_grace_seconds: int = _doc("A run missed while no scheduler was up still runs (once) if it is at most this late", 21600)
+    lock_lease_seconds: float = _doc("Lease of the single-active-scheduler lock on SQLite (renewed every third); a standby takes over after it expires", 30.0)
+    standby_poll_seconds: float = _doc("How often a standby scheduler tries to take the lock", 5.0)
+
+
+@dataclass
+class LoggingConfig:
+    format: str = _doc('Log format of the long-running commands: "text" or "json" (one object a line; no addresses, no tokens)', "text")
+    level: str = _doc("Log level: DEBUG, INFO, WARNING or ERROR", "INFO")
 
 
 @dataclass
@@ -164,6 +178,7 @@ class ServerConfig:
     port: int = _doc("Port `reconsent serve` listens on", 8000)
     max_body_bytes: int = _doc("Largest request body accepted", 16384)
     post_rate_per_minute: int = _doc("POSTs allowed per client IP per minute", 30)
+    metrics_allow: list[str] = _doc('Client addresses allowed to read /metrics ("*": anyone; empty: nobody)', factory=lambda: ["127.0.0.1", "::1"])
 
 
 @dataclass
@@ -181,6 +196,7 @@ class Config:
     dispatch: DispatchConfig = field(default_factory=DispatchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     #: where relative paths (database file, outboxes) are resolved: the config file's project root
     base_dir: Path = field(default=Path.cwd(), metadata={"internal": True})
 
@@ -223,6 +239,8 @@ _ALLOWED = {
     ("retention", "after_decline"): {"keep", "anonymise", "delete"},
     ("windows", "sms"): {"default", "strict", "always", "custom"},
     ("windows", "email"): {"default", "strict", "always", "custom"},
+    ("logging", "format"): {"text", "json"},
+    ("logging", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
 }
 
 

@@ -1,29 +1,48 @@
 """The outbox worker [O2]: claim due rows, re-check everything, render, sign, send, record.
 
-Each row is claimed with a lease (status ``sending``) and committed before the send; its result is
-committed right after. A crash between the provider accepting a message and that commit is the only
-window in which a row can be sent twice (the lease expires and another worker takes it over); the
-deterministic Message-ID lets anyone downstream recognise such a duplicate.
+Exactly-once as far as a protocol without idempotency keys allows:
+
+1. **claim** — a batch of due rows moves to ``sending`` with a lease (``claimed_by``,
+   ``claimed_until``) in one short statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). A live
+   worker renews its leases every third of ``dispatch.lease_seconds`` (heartbeat), so only a dead
+   worker's rows expire and are taken over.
+2. **mark** — just before a row is handed to the provider, ``send_started_at`` (with the
+   deterministic Message-ID) is committed. Rows claimed but not marked have certainly not been sent:
+   a graceful stop releases them, a takeover sends them without any risk.
+3. **send**, then **record** the result and clear the mark, retrying the transaction on "database is
+   locked" and friends (a send that happened is never forgotten because the database was busy).
+
+A row found ``sending`` with an expired lease *and* the mark set has an unknown outcome: its worker
+died between steps 2 and 3. It is sent again (no message is ever lost) and counted
+(``reconsent_unknown_outcome_resends``); it is a duplicate only if the provider accepted it before
+the crash — the unavoidable window between the provider's "250 OK" and our commit, a few
+milliseconds per message in flight. The deterministic Message-ID lets anyone downstream recognise it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
+from orchestrator import metrics
 from orchestrator.campaigns import message_context
 from orchestrator.channels import MessageChannel, build_channels
 from orchestrator.consent import is_suppressed, key_of, suppress
 from orchestrator.domain.campaign import CampaignPlan
-from orchestrator.domain.clock import as_utc
+from orchestrator.domain.clock import Clock, SystemClock, as_utc
 from orchestrator.domain.eligibility import SendFacts, skip_reason
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import CampaignState, Channel, DeliveryState
@@ -31,7 +50,7 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
+from orchestrator.store.db import make_engine, run_in_transaction
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
 
 log = logging.getLogger("reconsent.dispatch")
@@ -68,18 +87,52 @@ def window_for(rt: Runtime, channel: Channel) -> SendWindow:
     return SendWindow.preset(preset)
 
 
+@dataclass
+class _Claim:
+    """One batch: row id → True when that row was already marked by a dead worker (unknown outcome)."""
+
+    claim_id: str
+    rows: dict[int, bool]
+    started: set[int] = field(default_factory=set)
+
+
 class Dispatcher:
-    def __init__(self, rt: Runtime, channels: dict[Channel, MessageChannel] | None = None) -> None:
+    """One worker. ``lease_clock`` times claims (a real clock in a long-running worker: leases must
+    expire while business time, ``rt.clock``, may be frozen by RECONSENT_NOW); tests pass a
+    controllable one."""
+
+    def __init__(self, rt: Runtime, channels: dict[Channel, MessageChannel] | None = None, *,
+                 lease_clock: Clock | None = None) -> None:
         self.rt = rt
         self.channels = channels if channels is not None else build_channels(rt.config)
         self.windows = {c: window_for(rt, c) for c in Channel}
+        self.lease_clock: Clock = lease_clock or SystemClock()
+        self.worker_id = uuid.uuid4().hex[:12]
         self.stopping = False
+        self._active: dict[str, _Claim] = {}
+        self._batches = 0
+        # Results and lease renewals get their own threads: they must never queue behind the
+        # preparation (rendering, "database is locked" waits) of the next messages.
+        self._record_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="record")
+        self._heartbeat_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
+        self._record_engine: Engine | None = None
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.rt.config.dispatch.lease_seconds)
 
     # -- claiming -------------------------------------------------------------------------------
     def claim(self) -> tuple[str, list[int]]:
+        """Claim a batch of due rows (and rows whose lease expired); returns (claim id, row ids)."""
+        claim = self._claim()
+        return claim.claim_id, sorted(claim.rows)
+
+    def _claim(self) -> _Claim:
         cfg = self.rt.config.dispatch
         now = self.rt.clock.now()
-        claim_id = uuid.uuid4().hex
+        lease_now = self.lease_clock.now()
+        self._batches += 1
+        claim_id = f"{self.worker_id}-{self._batches}"
         due = (
             select(OutboxMessage.id)
             .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
@@ -87,7 +140,7 @@ class Dispatcher:
                 Campaign.state == CampaignState.RUNNING.value,
                 or_(
                     and_(OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.due_at <= now),
-                    and_(OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.claimed_until < now),  # type: ignore[operator]
+                    and_(OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.claimed_until < lease_now),  # type: ignore[operator]
                 ),
             )
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
@@ -95,80 +148,198 @@ class Dispatcher:
         )
         if self.rt.engine.dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True, of=OutboxMessage)  # type: ignore[arg-type]
-        with session_scope(self.rt.engine) as session:
-            session.execute(
+
+        def work(session: Session) -> list[tuple[int, Any, Any]]:
+            return list(session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(due.scalar_subquery()))  # type: ignore[union-attr]
                 .values(status=DeliveryState.SENDING.value, claimed_by=claim_id,
-                        claimed_until=now + timedelta(seconds=cfg.lease_seconds), updated_at=now),
+                        claimed_until=lease_now + self.lease, updated_at=now)
+                .returning(OutboxMessage.id, OutboxMessage.send_started_at, OutboxMessage.attempts)  # type: ignore[arg-type]
+            ).all())
+
+        got = run_in_transaction(self.rt.engine, work)
+        claim = _Claim(claim_id, {row_id: started is not None for row_id, started, _ in got})
+        if claim.rows:
+            self._active[claim_id] = claim
+            taken = sum(1 for _, started, attempts in got if attempts and started is not None)
+            if taken:
+                metrics.TAKEOVERS.inc(taken)
+                log.warning("took over %d row(s) handed to the provider by a worker that stopped", taken)
+        return claim
+
+    def renew_leases(self) -> int:
+        """Heartbeat: push the lease of every row this worker holds (returns rows renewed)."""
+        if not self._active:
+            return 0
+        until = self.lease_clock.now() + self.lease
+        ids = list(self._active)
+
+        def work(session: Session) -> int:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.claimed_by.in_(ids), OutboxMessage.status == DeliveryState.SENDING.value)  # type: ignore[union-attr]
+                .values(claimed_until=until)
             )
-        with session_scope(self.rt.engine) as session:
-            ids = list(session.execute(
-                select(OutboxMessage.id).where(OutboxMessage.claimed_by == claim_id).order_by(OutboxMessage.id)
-            ).scalars())
-        return claim_id, ids
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+        return run_in_transaction(self.rt.engine, work)
+
+    def release(self, claim: _Claim) -> int:
+        """Give back rows of ``claim`` this worker has not handed to the provider (graceful stop)."""
+        todo = [i for i in claim.rows if i not in claim.started]
+        self._active.pop(claim.claim_id, None)
+        if not todo:
+            return 0
+
+        def work(session: Session) -> int:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(todo), OutboxMessage.claimed_by == claim.claim_id,  # type: ignore[union-attr]
+                       OutboxMessage.status == DeliveryState.SENDING.value)
+                .values(status=DeliveryState.PENDING.value, claimed_by=None, claimed_until=None)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+        n = run_in_transaction(self.rt.engine, work)
+        if n:
+            log.info("released %d claimed row(s) not yet sent", n)
+        return n
 
     # -- running --------------------------------------------------------------------------------
     async def run_once(self, progress: Any = None) -> DispatchReport:
-        """Send everything due now, then return."""
+        """Send everything due now, then return (stops early, releasing claims, when ``stopping``)."""
         report = DispatchReport()
         sem = asyncio.Semaphore(self.rt.config.dispatch.concurrency)
+        heartbeat = asyncio.create_task(self._heartbeat())
 
-        async def one(claim_id: str, row_id: int) -> None:
+        async def one(claim: _Claim, row_id: int) -> None:
             async with sem:
-                await self.process(claim_id, row_id, report)
+                if self.stopping:
+                    return
+                await self.process(claim.claim_id, row_id, report, claim=claim)
                 if progress:
                     progress(1)
 
-        while not self.stopping:
-            claim_id, ids = self.claim()
-            if not ids:
-                break
-            await asyncio.gather(*(one(claim_id, i) for i in ids))
+        try:
+            while not self.stopping:
+                claim = await asyncio.to_thread(self._claim)
+                if not claim.rows:
+                    break
+                try:
+                    # every task ends before the claim is released (no release under a running send)
+                    results = await asyncio.gather(*(one(claim, i) for i in sorted(claim.rows)),
+                                                   return_exceptions=True)
+                finally:
+                    await asyncio.to_thread(self.release, claim)
+                for error in results:
+                    if isinstance(error, BaseException):
+                        if not isinstance(error, Exception):
+                            raise error
+                        log.error("outbox row left for a later attempt: %s", type(error).__name__,
+                                  exc_info=error)
+        finally:
+            heartbeat.cancel()
+            try:
+                await heartbeat
+            except asyncio.CancelledError:
+                pass
         return report
 
-    async def run_forever(self, stop: asyncio.Event) -> DispatchReport:
-        total = DispatchReport()
-        while not stop.is_set():
-            total.add(await self.run_once())
+    async def _heartbeat(self) -> None:
+        interval = max(0.2, self.rt.config.dispatch.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.rt.config.dispatch.poll_seconds)
-            except asyncio.TimeoutError:
-                pass
+                await asyncio.get_running_loop().run_in_executor(self._heartbeat_pool, self.renew_leases)
+            except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
+                log.exception("could not renew leases")
+
+    async def run_forever(self, stop: asyncio.Event) -> DispatchReport:
+        """Poll until ``stop`` is set; then finish the sends in flight, release the rest, return."""
+        total = DispatchReport()
+
+        async def watch() -> None:
+            await stop.wait()
+            self.stopping = True
+
+        watcher = asyncio.create_task(watch())
+        try:
+            while not stop.is_set():
+                try:
+                    total.add(await self.run_once())
+                except Exception:  # noqa: BLE001 - e.g. the database went away: log, wait, poll again
+                    log.exception("dispatch round failed; retrying after the poll interval")
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.rt.config.dispatch.poll_seconds)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            watcher.cancel()
         return total
 
     async def close(self) -> None:
         for channel in self.channels.values():
             await channel.close()
+        self._record_pool.shutdown(wait=True)
+        self._heartbeat_pool.shutdown(wait=True)
+        if self._record_engine is not None and self._record_engine is not self.rt.engine:
+            self._record_engine.dispose()
+
+    @property
+    def record_engine(self) -> Engine:
+        """Where results are recorded. On PostgreSQL a pool whose commits do not wait for the WAL
+        flush: the crash-to-commit window (the only source of duplicates) shrinks to one network
+        round trip. A database *server* crash may then forget a "sent" — the row keeps its mark and
+        is sent again: a possible duplicate, never a loss."""
+        if self._record_engine is None:
+            cfg = self.rt.config
+            if self.rt.engine.dialect.name == "postgresql":
+                self._record_engine = make_engine(cfg.database_url, async_commit=True)
+            else:
+                self._record_engine = self.rt.engine
+        return self._record_engine
 
     # -- one message ----------------------------------------------------------------------------
-    async def process(self, claim_id: str, row_id: int, report: DispatchReport) -> None:
+    async def process(self, claim_id: str, row_id: int, report: DispatchReport, *, claim: _Claim | None = None) -> None:
         rt = self.rt
-        now = rt.clock.now()
-        with session_scope(rt.engine) as session:
+        outcome: dict[str, Any] = {}
+
+        def prepare(session: Session) -> OutboundMessage | None:
+            outcome.clear()
+            now = rt.clock.now()
             row = session.get(OutboxMessage, row_id)
-            if row is None or row.claimed_by != claim_id:
-                return
+            if row is None or row.claimed_by != claim_id or row.status != DeliveryState.SENDING.value:
+                outcome["gone"] = True
+                return None
             contact = session.get(Contact, row.contact_id)
             enrolment = session.get(Enrolment, row.enrolment_id)
             campaign = session.get(Campaign, row.campaign_id)
             assert contact is not None and enrolment is not None and campaign is not None
             channel = Channel(row.channel)
+            if campaign.state == CampaignState.PAUSED.value:
+                # paused after the claim: back to the queue untouched (no skip, no send)
+                row.status = DeliveryState.PENDING.value
+                row.claimed_by = row.claimed_until = None
+                session.add(row)
+                outcome["released"] = True
+                return None
             address = contact.email if channel is Channel.EMAIL else contact.phone
+            deadline_at = enrolment.deadline_at or campaign.deadline_at
             facts = SendFacts(
                 campaign_state=campaign.state,
                 request_state=enrolment.state,
                 suppressed=is_suppressed(session, key_of(contact, channel), channel.value),
                 has_address=bool(address) and contact.erased_at is None,
-                deadline=as_utc(campaign.deadline_at) if campaign.deadline_at else now + timedelta(days=1),
+                deadline=as_utc(deadline_at) if deadline_at else now + timedelta(days=1),
                 now=now,
             )
             reason = skip_reason(facts)
             if reason is not None:
                 _finish(row, DeliveryState.SKIPPED, now, skip_reason=reason.value)
                 session.add(row)
-                report.skipped[reason.value] += 1
-                return
+                outcome["skipped"] = reason.value
+                return None
             tz = contact.timezone or rt.config.windows.default_timezone
             window = self.windows[channel]
             opening = window.next_opening(now, tz)
@@ -178,32 +349,80 @@ class Dispatcher:
                 row.claimed_by = row.claimed_until = None
                 row.skip_reason = "outside_window"
                 session.add(row)
-                report.deferred += 1
-                return
+                outcome["deferred"] = True
+                return None
             plan = CampaignPlan.from_mapping(campaign.plan)
-            message = self.build_message(row, contact, plan, as_utc(campaign.deadline_at), window, tz, address)  # type: ignore[arg-type]
-            row.message_id = message.message_id
-            row.first_attempt_at = row.first_attempt_at or now
-            row.attempts += 1
-            session.add(row)
-        # The row (with its Message-ID) is committed before the send.
+            message = self.build_message(row, contact, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
+            outcome["unknown"] = row.send_started_at is not None
+            # The mark: handed to the provider from now on. Conditional on still holding the claim,
+            # so a worker whose lease ran out (and was taken over) can never start a second send.
+            marked = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == claim_id,
+                       OutboxMessage.status == DeliveryState.SENDING.value)
+                .values(message_id=message.message_id, first_attempt_at=row.first_attempt_at or now,
+                        attempts=OutboxMessage.attempts + 1, send_started_at=self.lease_clock.now())
+                .execution_options(synchronize_session=False)
+            )
+            if marked.rowcount != 1:  # type: ignore[attr-defined]
+                outcome["gone"] = True
+                return None
+            return message
+
+        message = await asyncio.to_thread(run_in_transaction, rt.engine, prepare)
+        if message is None:
+            if "skipped" in outcome:
+                report.skipped[outcome["skipped"]] += 1
+            elif "deferred" in outcome:
+                report.deferred += 1
+            if claim is not None:
+                claim.rows.pop(row_id, None)
+            return
+        if claim is not None:
+            claim.started.add(row_id)
+        if outcome.get("unknown"):
+            metrics.UNKNOWN_OUTCOME_RESENDS.inc()
+            log.warning("outbox row %s was handed to the provider by a worker that died before recording "
+                        "the result; sending it again (Message-ID unchanged)", row_id)
+        # The mark (with the Message-ID) is committed before the send.
+        channel = message.channel
+        started = time.perf_counter()
         try:
             result = await self.channels[channel].send(message)
         except TransientSendError as exc:
-            self._record_transient(row_id, claim_id, exc, report)
+            metrics.SENDS.labels(channel=channel.value, outcome="transient").inc()
+            await asyncio.to_thread(self._record_transient, row_id, claim_id, exc, report)
             return
         except PermanentSendError as exc:
-            self._record_permanent(row_id, claim_id, exc, report)
+            metrics.SENDS.labels(channel=channel.value, outcome="permanent").inc()
+            await asyncio.to_thread(self._record_permanent, row_id, claim_id, exc, report)
             return
-        with session_scope(rt.engine) as session:
-            row = session.get(OutboxMessage, row_id)
-            assert row is not None
-            _finish(row, DeliveryState.SENT, rt.clock.now(), provider_id=result.provider_id)
-            row.sent_at = rt.clock.now()
-            row.provider_status = result.status
-            row.template_version = message.meta.get("template_version")
-            row.locale = message.meta.get("locale")
-            session.add(row)
+        metrics.SEND_LATENCY.labels(channel=channel.value).observe(time.perf_counter() - started)
+        metrics.SENDS.labels(channel=channel.value, outcome="sent").inc()
+
+        sent_values: dict[str, Any] = {
+            "status": DeliveryState.SENT.value, "claimed_by": None, "claimed_until": None, "send_started_at": None,
+            "template_version": message.meta.get("template_version"), "locale": message.meta.get("locale"),
+            "provider_status": result.status,
+        }
+        if result.provider_id:
+            sent_values["provider_id"] = result.provider_id
+
+        def record(session: Session) -> None:
+            # one statement, no read first: the time between the provider's "accepted" and this
+            # commit is the only window in which a crash causes a duplicate — keep it tiny
+            now = rt.clock.now()
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id,
+                       OutboxMessage.status.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]))  # type: ignore[attr-defined]
+                .values(**sent_values, sent_at=now, updated_at=now)
+            )
+
+        # Sent is sent: insist on recording it (a long run of "database is locked" only delays it).
+        # Its own threads, so a result never queues behind renders of the next messages.
+        await asyncio.get_running_loop().run_in_executor(
+            self._record_pool, functools.partial(run_in_transaction, self.record_engine, record, attempts=60))
         report.sent += 1
 
     def build_message(self, row: OutboxMessage, contact: Contact, plan: CampaignPlan, deadline: datetime,
@@ -245,16 +464,19 @@ class Dispatcher:
 
     def _record_transient(self, row_id: int, claim_id: str, exc: TransientSendError, report: DispatchReport) -> None:
         rt = self.rt
-        now = rt.clock.now()
         cfg = rt.config.dispatch
-        with session_scope(rt.engine) as session:
+        counted: dict[str, bool] = {}
+
+        def work(session: Session) -> None:
+            now = rt.clock.now()
             row = session.get(OutboxMessage, row_id)
             assert row is not None
             first = as_utc(row.first_attempt_at) if row.first_attempt_at else now
             row.last_error = exc.reason[:500]
+            row.send_started_at = None  # the provider refused it: the outcome is known
             if now - first >= timedelta(hours=cfg.retry_horizon_hours):
                 _finish(row, DeliveryState.FAILED, now)
-                report.failed += 1
+                counted["failed"] = True
             else:
                 delay = timedelta(seconds=cfg.retry_base_seconds * 2 ** max(0, row.attempts - 1))
                 delay = min(delay, MAX_BACKOFF) * random.uniform(0.5, 1.5)
@@ -263,23 +485,33 @@ class Dispatcher:
                 row.status = DeliveryState.PENDING.value
                 row.due_at = (now + delay)
                 row.claimed_by = row.claimed_until = None
-                report.retried += 1
+                counted["failed"] = False
             session.add(row)
+
+        run_in_transaction(rt.engine, work, attempts=60)
+        if counted["failed"]:
+            report.failed += 1
+        else:
+            report.retried += 1
         log.info("transient failure on outbox row %s: %s", row_id, exc.reason)
 
     def _record_permanent(self, row_id: int, claim_id: str, exc: PermanentSendError, report: DispatchReport) -> None:
         rt = self.rt
-        now = rt.clock.now()
-        with session_scope(rt.engine) as session:
+
+        def work(session: Session) -> None:
+            now = rt.clock.now()
             row = session.get(OutboxMessage, row_id)
             assert row is not None
             contact = session.get(Contact, row.contact_id)
             state = DeliveryState.BOUNCED if exc.suppress == "bounced" else DeliveryState.FAILED
             _finish(row, state, now)
+            row.send_started_at = None
             row.last_error = exc.reason[:500]
             session.add(row)
             if exc.suppress and contact is not None:
                 suppress(session, key_of(contact, row.channel), row.channel, exc.suppress, "provider", now)
+
+        run_in_transaction(rt.engine, work, attempts=60)
         report.failed += 1
         log.info("permanent failure on outbox row %s: %s", row_id, exc.reason)
 

@@ -23,7 +23,8 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.config.database_url, echo=self.config.database.echo)
+        return make_engine(self.config.database_url, echo=self.config.database.echo,
+                           busy_timeout_ms=self.config.database.busy_timeout_ms)
 
     @cached_property
     def links(self) -> LinkSigner:

@@ -1,74 +1,206 @@
-"""Recurring jobs with APScheduler 3 [O4]: dispatch due messages, deadline sweep — from config.
+"""Recurring jobs with APScheduler 3 [O4], run as one active scheduler with standbys.
 
-Persistence across restarts, the single-active-scheduler lock and catch-up come with the service
-work (see docs/operations.md); here the jobs are defined from config and run.
+* Jobs come from config: one cron expression per job type (:data:`JOB_TYPES`; an empty expression
+  turns a job off). Another module adds a job type with :func:`register_job_type`.
+* The jobs live in the product's database (APScheduler's SQLAlchemy job store, table
+  ``apscheduler_jobs``, created by the migrations). A job whose cron expression did not change keeps
+  its stored next run time across restarts, so a run missed while no scheduler was up is *due* at
+  start; with ``coalesce`` and ``misfire_grace_time`` it then runs once, however many were missed.
+* APScheduler must not share a job store between two running schedulers, so only the holder of the
+  database lock (:mod:`orchestrator.locks`) runs one; any other ``reconsent scheduler`` waits as a
+  standby and takes over when the holder dies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
+import signal
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
 
-from orchestrator.dispatch import dispatch_once
-from orchestrator.errors import ConfigError
+from orchestrator.domain.clock import Clock
+from orchestrator.errors import ConfigError, ReconsentError
+from orchestrator.locks import LeaderLock, leader_lock
 from orchestrator.runtime import Runtime
-from orchestrator.sweep import sweep
 
 log = logging.getLogger("reconsent.scheduler")
+JOB_FUNC = "orchestrator.scheduler:run_job"
+LOCK_NAME = "scheduler"
 
 
 def job_dispatch(rt: Runtime) -> str:
+    from orchestrator.dispatch import dispatch_once
+
     return asyncio.run(dispatch_once(rt)).summary()
 
 
 def job_sweep(rt: Runtime) -> str:
+    from orchestrator.sweep import sweep
+
     return sweep(rt).summary()
 
 
-def jobs(rt: Runtime) -> list[tuple[str, Callable[[Runtime], str], CronTrigger]]:
+def job_evergreen(rt: Runtime) -> str:
+    from orchestrator.evergreen import enrol_newcomers
+
+    return enrol_newcomers(rt).summary()
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    #: "module:function" taking the Runtime and returning a one-line summary (resolved when run)
+    func: str
+    #: the [scheduler] setting holding its cron expression
+    cron_key: str
+
+
+JOB_TYPES: dict[str, JobType] = {}
+
+
+def register_job_type(name: str, func: str, cron_key: str) -> None:
+    """Add (or replace) a job type; its cron expression is read from ``scheduler.<cron_key>``."""
+    JOB_TYPES[name] = JobType(name, func, cron_key)
+
+
+register_job_type("dispatch", "orchestrator.scheduler:job_dispatch", "dispatch_cron")
+register_job_type("sweep", "orchestrator.scheduler:job_sweep", "sweep_cron")
+register_job_type("evergreen", "orchestrator.scheduler:job_evergreen", "evergreen_cron")
+# The retention run (issue 5) registers its function here; off until retention_cron is set.
+register_job_type("retention", "orchestrator.retention:run_retention", "retention_cron")
+
+
+def _resolve(ref: str) -> Callable[[Runtime], Any]:
+    module, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError):
+        raise ConfigError(f"scheduler job function {ref!r} does not exist in this version") from None
+
+
+def jobs(rt: Runtime) -> list[tuple[str, Callable[[Runtime], Any], CronTrigger]]:
+    """The configured jobs: (name, function, trigger); jobs with an empty cron expression are off."""
     cfg = rt.config.scheduler
     out = []
-    for name, func, expr, key in (
-        ("dispatch", job_dispatch, cfg.dispatch_cron, "scheduler.dispatch_cron"),
-        ("sweep", job_sweep, cfg.sweep_cron, "scheduler.sweep_cron"),
-    ):
+    for job in JOB_TYPES.values():
+        expr = str(getattr(cfg, job.cron_key, "") or "").strip()
+        if not expr:
+            continue
         try:
             trigger = CronTrigger.from_crontab(expr, timezone=cfg.timezone)
         except ValueError as exc:
-            raise ConfigError(f"{key}: expected a 5-field cron expression, got {expr!r} ({exc})") from None
-        out.append((name, func, trigger))
+            raise ConfigError(f"scheduler.{job.cron_key}: expected a 5-field cron expression, got {expr!r} ({exc})") from None
+        out.append((job.name, _resolve(job.func), trigger))
     return out
 
 
-def build_scheduler(rt: Runtime, scheduler_cls: Any = BlockingScheduler) -> Any:
-    scheduler = scheduler_cls(timezone=rt.config.scheduler.timezone)
-    for name, func, trigger in jobs(rt):
-        scheduler.add_job(_logged(name, func), trigger, args=[rt], id=name, name=name,
-                          coalesce=True, max_instances=1, misfire_grace_time=3600)
-    return scheduler
+# The running scheduler's Runtime: stored jobs reference run_job by name (a Runtime cannot be pickled).
+_RUNTIME: Runtime | None = None
 
 
-def _logged(name: str, func: Callable[[Runtime], str]) -> Callable[[Runtime], None]:
-    def run(rt: Runtime) -> None:
-        try:
-            log.info("%s: %s", name, func(rt))
-        except Exception:  # noqa: BLE001 - a failed run is logged; the next run tries again
-            log.exception("%s job failed", name)
-
-    run.__name__ = f"job_{name}"
-    return run
-
-
-def run_scheduler(rt: Runtime) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    scheduler = build_scheduler(rt)
-    log.info("scheduler started with jobs: %s", ", ".join(j.id for j in scheduler.get_jobs()))
+def run_job(name: str) -> None:
+    """What the job store calls: run job ``name`` with the scheduler's Runtime, log its summary."""
+    rt = _RUNTIME
+    if rt is None:  # pragma: no cover - only if a job store is used outside run_scheduler
+        log.error("job %s fired without a runtime", name)
+        return
+    job = JOB_TYPES.get(name)
+    if job is None:
+        log.error("job %s is not known to this version; skipped", name)
+        return
     try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        log.info("%s: %s", name, _resolve(job.func)(rt), extra={"fields": {"job": name}})
+    except Exception:  # noqa: BLE001 - a failed run is logged; the next run tries again
+        log.exception("%s job failed", name, extra={"fields": {"job": name}})
+
+
+class ServiceScheduler(BackgroundScheduler):  # type: ignore[misc]
+    """APScheduler 3's BackgroundScheduler wakes its loop once more after ``shutdown()`` and would
+    then move due jobs' next run time forward without running them (the executor is already shut
+    down) — a run lost at every stop. A stopped scheduler processes nothing."""
+
+    def _process_jobs(self) -> float | None:
+        if self.state == STATE_STOPPED:
+            return None
+        return super()._process_jobs()  # type: ignore[no-any-return]
+
+
+def build_scheduler(rt: Runtime, scheduler_cls: Any = ServiceScheduler) -> Any:
+    """A scheduler on the database job store (not started)."""
+    cfg = rt.config.scheduler
+    return scheduler_cls(
+        timezone=cfg.timezone,
+        jobstores={"default": SQLAlchemyJobStore(engine=rt.engine, tablename="apscheduler_jobs")},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": cfg.misfire_grace_seconds},
+    )
+
+
+def sync_jobs(scheduler: Any, rt: Runtime) -> list[str]:
+    """Make the stored jobs match config. Unchanged jobs keep their stored next run time (so a run
+    missed during downtime still fires once); changed ones are replaced; unknown ones removed.
+    Call on a scheduler started paused."""
+    global _RUNTIME
+    _RUNTIME = rt
+    wanted = jobs(rt)
+    stored = {job.id: job for job in scheduler.get_jobs()}
+    for name, _func, trigger in wanted:
+        old = stored.pop(name, None)
+        if old is not None and old.func_ref == JOB_FUNC and str(old.trigger) == str(trigger) \
+                and list(old.args) == [name]:
+            continue
+        scheduler.add_job(JOB_FUNC, trigger, args=[name], id=name, name=name, replace_existing=True)
+    for leftover in stored:
+        scheduler.remove_job(leftover)
+    return [name for name, _, _ in wanted]
+
+
+def run_scheduler(rt: Runtime, stop: threading.Event | None = None, *, lock: LeaderLock | None = None,
+                  lease_clock: Clock | None = None) -> None:
+    """Wait for the lock (standby), then run the jobs until ``stop`` (SIGTERM/SIGINT) or the lock is lost."""
+    cfg = rt.config.scheduler
+    if stop is None:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())  # type: ignore[union-attr]
+    jobs(rt)  # configuration errors stop here, before waiting for anything
+    lock = lock or leader_lock(rt.engine, LOCK_NAME, cfg.lock_lease_seconds, lease_clock)
+    announced = False
+    while not stop.is_set():
+        if lock.acquire():
+            break
+        if not announced:
+            log.info("standby: another scheduler is active; waiting to take over",
+                     extra={"fields": {"role": "standby", "holder": lock.holder}})
+            announced = True
+        stop.wait(cfg.standby_poll_seconds)
+    if stop.is_set():
+        return
+    scheduler = build_scheduler(rt)
+    scheduler.start(paused=True)
+    names = sync_jobs(scheduler, rt)
+    scheduler.resume()
+    log.info("scheduler active with jobs: %s", ", ".join(names) or "none",
+             extra={"fields": {"role": "active", "holder": lock.holder}})
+    lost = False
+    try:
+        renew_every = max(0.2, cfg.lock_lease_seconds / 3)
+        while not stop.wait(renew_every):
+            if not lock.renew():
+                lost = True
+                break
+    finally:
+        scheduler.shutdown(wait=True)
+        lock.release()
+    if lost:
+        raise ReconsentError("lost the scheduler lock (database unreachable or lease expired); stopped — "
+                             "restart to wait as a standby")
+    log.info("scheduler stopped")

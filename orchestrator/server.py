@@ -39,7 +39,12 @@ def install_log_scrubber() -> None:
 def serve_forever(rt: Runtime, host: str, port: int) -> None:
     from preference_centre.app import create_app
 
+    from orchestrator.logs import configure_logging
+
+    # our handler on the root logger (text or JSON, scrubbed); uvicorn's loggers propagate to it
+    configure_logging(rt.config.logging.format, rt.config.logging.level)
     install_log_scrubber()
     app = create_app(rt)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=bool(rt.config.public.trusted_proxies),
+    uvicorn.run(app, host=host, port=port, log_level=rt.config.logging.level.lower(), log_config=None,
+                proxy_headers=bool(rt.config.public.trusted_proxies),
                 forwarded_allow_ips=",".join(rt.config.public.trusted_proxies) or None)

@@ -124,6 +124,24 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics read from the database (no PII); only for server.metrics_allow clients."""
+    from starlette.concurrency import run_in_threadpool
+
+    from orchestrator.metrics import CONTENT_TYPE, render, store_registry
+
+    rt: Runtime = request.app.state.rt
+    allow = rt.config.server.metrics_allow
+    client = request.client.host if request.client else ""
+    if "*" not in allow and client not in allow:
+        return await pages.not_found(request, None)  # type: ignore[arg-type]
+    registry = request.app.state.metrics_registry
+    if registry is None:
+        registry = request.app.state.metrics_registry = store_registry(rt)
+    body = await run_in_threadpool(render, registry)
+    return Response(body, media_type=CONTENT_TYPE)
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
     """Starlette answers 500s outside the middleware stack: add the security headers here too."""
     response = await pages.server_error(request, exc)
@@ -148,6 +166,7 @@ def preference_routes() -> list[Any]:
         Route("/twilio/status", twilio_hooks.status_callback, methods=["POST"]),
         Route("/twilio/inbound", twilio_hooks.inbound, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
     ]
 
@@ -162,4 +181,5 @@ def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
         exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: server_error},
     )
     app.state.rt = rt
+    app.state.metrics_registry = None
     return app

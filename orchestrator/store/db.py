@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from orchestrator.errors import ConfigError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+log = logging.getLogger("reconsent.db")
+T = TypeVar("T")
+#: SQLite busy timeout in milliseconds (tests lower it to provoke "database is locked")
+SQLITE_BUSY_TIMEOUT_MS = 30000
+#: called with the error's short name each time a transaction is retried (metrics hook)
+on_retry: list[Callable[[str], None]] = []
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = None,
+                async_commit: bool = False) -> Engine:
+    """``async_commit`` (PostgreSQL): commits return before the WAL is flushed to disk — a commit
+    survives the client's death, not the database server's crash (used to record sends: see
+    orchestrator.dispatch)."""
+    busy = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, echo=echo, connect_args={"timeout": busy / 1000, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -31,13 +46,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(busy)}")
             cur.close()
 
         return engine
     if url.startswith("postgresql"):
         try:
-            return create_engine(url, echo=echo, pool_pre_ping=True)
+            connect_args = {"options": "-c synchronous_commit=off"} if async_commit else {}
+            return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
         except ModuleNotFoundError:
             raise ConfigError("database.url: PostgreSQL needs psycopg: pip install 'reconsent[postgres]'") from None
     raise ConfigError(f"database.url: expected sqlite:///… or postgresql+psycopg://…, got {url!r}")
@@ -53,6 +69,50 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Errors worth retrying the whole transaction for: SQLite busy/locked, PostgreSQL
+    serialization failures and deadlocks, and a dropped connection.
+
+    >>> is_transient_db_error(ValueError("database is locked"))
+    False
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower() if exc.orig is not None else ""
+    if isinstance(exc, OperationalError) and ("database is locked" in text or "database is busy" in text
+                                              or "database table is locked" in text):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "diag", None), "sqlstate", None)
+    return code in {"40001", "40P01", "55P03", "57P01", "08006", "08003", "08001"}
+
+
+def run_in_transaction(engine: Engine, work: Callable[[Session], T], *, attempts: int = 20,
+                       max_delay: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``work(session)`` in its own transaction, retrying it from the start on a transient
+    database error ("database is locked", serialization failure, deadlock) with jittered backoff.
+
+    ``work`` must be safe to run again (it re-reads what it needs). The last error is re-raised
+    when every attempt failed; callers then leave the row as it was (nothing is lost).
+    """
+    delay = 0.02
+    for attempt in range(1, attempts + 1):
+        try:
+            with session_scope(engine) as session:
+                return work(session)
+        except DBAPIError as exc:
+            if not is_transient_db_error(exc) or attempt == attempts:
+                raise
+            kind = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
+            for hook in on_retry:
+                hook(kind)
+            log.warning("database busy (%s), retrying the transaction (attempt %d)", kind, attempt)
+            sleep(min(max_delay, delay) * random.uniform(0.5, 1.5))
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Float, Index, LargeBinary, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -57,6 +57,8 @@ class Enrolment(SQLModel, table=True):
     state: str = Field(default="pending", index=True)
     enrolled_at: datetime
     answered_at: datetime | None = None
+    #: per-person deadline (standing/evergreen campaigns); None: the campaign's deadline applies
+    deadline_at: datetime | None = None
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -80,6 +82,9 @@ class OutboxMessage(SQLModel, table=True):
     first_attempt_at: datetime | None = None
     claimed_by: str | None = None
     claimed_until: datetime | None = None
+    #: committed just before the row is handed to the provider, cleared when the outcome is recorded:
+    #: a row found ``sending`` with this set and its lease expired has an unknown outcome [O2]
+    send_started_at: datetime | None = None
     skip_reason: str | None = None
     last_error: str | None = None
     message_id: str | None = Field(default=None, index=True)  # email Message-ID
@@ -178,3 +183,22 @@ class Bounce(SQLModel, table=True):
     source: str  # dsn | twilio
     fingerprint: str = Field(unique=True)
     received_at: datetime
+
+
+class ServiceLock(SQLModel, table=True):
+    """A named lock with a lease (the single active scheduler on SQLite; see orchestrator.locks)."""
+
+    __tablename__ = "service_lock"
+    name: str = Field(primary_key=True)
+    holder: str
+    lease_until: datetime
+    acquired_at: datetime
+
+
+class SchedulerJob(SQLModel, table=True):
+    """APScheduler 3's SQLAlchemyJobStore table, declared here so migrations own it."""
+
+    __tablename__ = "apscheduler_jobs"
+    id: str = Field(sa_column=Column(Unicode(191), primary_key=True))
+    next_run_time: float | None = Field(default=None, sa_column=Column(Float(25), index=True))
+    job_state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -1,0 +1,121 @@
+"""Evergreen enrolment: a standing re-consent campaign that people join as they go inactive.
+
+``scheduler.evergreen_campaign_file`` names a campaign TOML (SPEC §10 format). The evergreen job
+(``scheduler.evergreen_cron``):
+
+1. starts the standing campaign from that file the first time (state running, no campaign-wide
+   deadline: each person gets their own, ``enrolled_at + deadline_days``);
+2. enrols the contacts the plan's audience rule selects *now* and who were never in this standing
+   campaign — i.e. people newly past the inactivity threshold — with outbox rows due at their own
+   ``enrolled_at + day`` for every step;
+3. expires the standing campaign's people whose own deadline has passed (as the sweep does for a
+   whole campaign: expired, suppressed no_response, retention policy).
+
+Identity of the standing campaign: the newest campaign with the plan's name that is running or
+paused (pause it to stop enrolment and sending; a completed one is replaced by a new one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, func, insert, literal, select, update
+
+from orchestrator.campaigns import _address_column, audience_query, check_plan, load_plan
+from orchestrator.domain.model import CampaignState, DeliveryState, RequestState, SkipReason
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.sweep import SweepReport, _expire
+
+
+@dataclass
+class EvergreenReport:
+    campaign_id: int | None = None
+    started: bool = False
+    enrolled: int = 0
+    expired: int = 0
+    note: str = ""
+
+    def summary(self) -> str:
+        if self.campaign_id is None:
+            return self.note or "evergreen enrolment is off (scheduler.evergreen_campaign_file is empty)"
+        head = f"standing campaign {self.campaign_id}" + (" started" if self.started else "")
+        return f"{head}: {self.enrolled} newly enrolled, {self.expired} expired" + (f" ({self.note})" if self.note else "")
+
+
+def enrol_newcomers(rt: Runtime) -> EvergreenReport:
+    report = EvergreenReport()
+    path = rt.config.scheduler.evergreen_campaign_file.strip()
+    if not path:
+        return report
+    plan = load_plan(rt.config.path(path))
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        campaign = session.execute(
+            select(Campaign).where(Campaign.name == plan.name,
+                                   Campaign.state.in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]))  # type: ignore[attr-defined]
+            .order_by(Campaign.id.desc())  # type: ignore[union-attr]
+        ).scalars().first()
+        if campaign is None:
+            check_plan(rt, plan)
+            campaign = Campaign(name=plan.name, state=CampaignState.RUNNING.value, plan=plan.to_mapping(),
+                                created_at=now, launched_at=now, deadline_at=None)
+            session.add(campaign)
+            session.flush()
+            report.started = True
+        assert campaign.id is not None
+        report.campaign_id = campaign_id = campaign.id
+        if campaign.state == CampaignState.PAUSED.value:
+            report.note = "paused: nobody enrolled"
+        else:
+            already = exists().where(and_(Enrolment.campaign_id == campaign_id, Enrolment.contact_id == Contact.id))
+            newcomers = audience_query(rt, plan).where(~already).subquery()
+            deadline = now + timedelta(days=plan.deadline_days)
+            # the new enrolments are the ones above the highest id so far (one scheduler runs this)
+            before = session.execute(select(func.coalesce(func.max(Enrolment.id), 0))).scalar_one()
+            session.execute(insert(Enrolment).from_select(
+                ["campaign_id", "contact_id", "state", "enrolled_at", "deadline_at"],
+                select(literal(campaign_id), newcomers.c.id, literal(RequestState.PENDING.value),
+                       literal(now, type_=Enrolment.__table__.c.enrolled_at.type),  # type: ignore[attr-defined]
+                       literal(deadline, type_=Enrolment.__table__.c.deadline_at.type)),  # type: ignore[attr-defined]
+            ))
+            for step in plan.steps:
+                due = now + timedelta(days=step.day)
+                session.execute(insert(OutboxMessage).from_select(
+                    ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at", "attempts"],
+                    select(
+                        literal(campaign_id), Enrolment.contact_id, Enrolment.id, literal(step.index),
+                        literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
+                        literal(due, type_=OutboxMessage.__table__.c.due_at.type), literal(0),  # type: ignore[attr-defined]
+                    ).join(Contact, Contact.id == Enrolment.contact_id).where(
+                        Enrolment.campaign_id == campaign_id, Enrolment.id > before,
+                        _address_column(step.channel).is_not(None),
+                    ),
+                ))
+            report.enrolled = int(session.execute(
+                select(func.count()).select_from(Enrolment).where(Enrolment.campaign_id == campaign_id,
+                                                                  Enrolment.id > before)
+            ).scalar_one())
+    report.expired = expire_overdue(rt, campaign_id)
+    return report
+
+
+def expire_overdue(rt: Runtime, campaign_id: int) -> int:
+    """Expire the standing campaign's pending people whose own deadline has passed."""
+    now = rt.clock.now()
+    sweep_report = SweepReport()
+    with session_scope(rt.engine) as session:
+        overdue = list(session.execute(select(Enrolment).where(
+            Enrolment.campaign_id == campaign_id, Enrolment.state == RequestState.PENDING.value,
+            Enrolment.deadline_at <= now,  # type: ignore[operator]
+        )).scalars())
+        for enrolment in overdue:
+            _expire(rt, session, enrolment, campaign_id, now, sweep_report)
+        if overdue:
+            session.execute(update(OutboxMessage).where(
+                OutboxMessage.enrolment_id.in_([e.id for e in overdue]),  # type: ignore[attr-defined]
+                OutboxMessage.status == DeliveryState.PENDING.value,
+            ).values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value, updated_at=now))
+    return sweep_report.expired
