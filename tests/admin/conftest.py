@@ -53,7 +53,7 @@ def users(rt: Runtime) -> Runtime:
 @pytest.fixture
 def console_for(users: Runtime) -> Callable[[tuple[str, str]], Console]:
     def make(who: tuple[str, str] = ADMIN) -> Console:
-        client = TestClient(create_app(users), base_url="https://testserver")
+        client = TestClient(create_app(users), base_url="https://testserver", headers={"accept-language": "en"})
         return Console(users, client, sign_in(client, *who))
 
     return make
