@@ -8,7 +8,6 @@ every form, and a CSP that lets it frame its own sandboxed email previews.
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -55,11 +54,11 @@ def routes() -> list[Route | Mount]:
     ]
 
 
-async def _not_found(request: Request, exc: HTTPException) -> Response:
+async def _not_found(request: Request, exc: Exception) -> Response:
     return error(request, 404, "This page does not exist.")
 
 
-async def _not_allowed(request: Request, exc: HTTPException) -> Response:
+async def _not_allowed(request: Request, exc: Exception) -> Response:
     return error(request, 405, "This action is not allowed here.")
 
 
@@ -68,7 +67,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_admin_app(rt: Runtime) -> Starlette:
-    app = Starlette(routes=routes(), middleware=[Middleware(ConsoleGate, rt=rt)],  # type: ignore[arg-type]
+    app = Starlette(routes=routes(), middleware=[Middleware(ConsoleGate, rt=rt)],
                     exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error})
     app.state.rt = rt
     app.state.login_limit = LoginRateLimit(rt)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
@@ -24,4 +25,4 @@ def record(rt: Runtime, who: Operator | None, action: str, *, target: str | None
 
 def recent(rt: Runtime, limit: int = 200) -> list[AdminAudit]:
     with session_scope(rt.engine) as session:
-        return list(session.execute(select(AdminAudit).order_by(AdminAudit.id.desc()).limit(limit)).scalars())  # type: ignore[union-attr]
+        return list(session.execute(select(AdminAudit).order_by(col(AdminAudit.id).desc()).limit(limit)).scalars())

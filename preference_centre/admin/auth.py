@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
+from sqlmodel import col
 
 from orchestrator.domain.clock import as_utc
 from orchestrator.errors import InputError
@@ -26,8 +27,15 @@ from orchestrator.store.models import AdminSession, AdminUser
 
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
-# Verified when the email is unknown, so a wrong address costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_dummy: tuple[PasswordHasher, str] | None = None
+
+
+def _dummy_hash() -> str:
+    """Verified when the email is unknown or locked, so every refusal costs as long as a wrong password."""
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash(secrets.token_urlsafe(16)))
+    return _dummy[1]
 
 
 class Role(StrEnum):
@@ -69,7 +77,7 @@ def add_user(rt: Runtime, email: str, password: str, role: str = Role.VIEWER) ->
     if len(password) < MIN_PASSWORD:
         raise InputError(f"password: at least {MIN_PASSWORD} characters are required")
     with session_scope(rt.engine) as session:
-        if session.execute(select(AdminUser.id).where(AdminUser.email == email)).first():
+        if session.execute(select(col(AdminUser.id)).where(col(AdminUser.email) == email)).first():
             raise InputError(f"EMAIL: a console user {email} already exists")
         user = AdminUser(email=email, role=str(role), password_hash=_hasher.hash(password),
                          created_at=rt.clock.now())
@@ -82,7 +90,7 @@ def add_user(rt: Runtime, email: str, password: str, role: str = Role.VIEWER) ->
 def console_enabled(rt: Runtime) -> bool:
     """The console exists only once an admin user does (before that, /admin is a plain 404)."""
     with session_scope(rt.engine) as session:
-        return session.execute(select(AdminUser.id).where(AdminUser.role == Role.ADMIN.value).limit(1)).first() is not None
+        return session.execute(select(col(AdminUser.id)).where(col(AdminUser.role) == Role.ADMIN.value).limit(1)).first() is not None
 
 
 class SignInRefused(Exception):
@@ -98,13 +106,14 @@ def authenticate(rt: Runtime, email: str, password: str) -> int:
     cfg = rt.config.admin
     now = rt.clock.now()
     refused: str | None = None
+    user_id: int | None = None
     with session_scope(rt.engine) as session:  # commits the failure count before refusing
-        user = session.execute(select(AdminUser).where(AdminUser.email == normalise_login(email))).scalar_one_or_none()
+        user = session.execute(select(AdminUser).where(col(AdminUser.email) == normalise_login(email))).scalar_one_or_none()
         if user is None:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             refused = "unknown user"
         elif user.locked_until is not None and as_utc(user.locked_until) > now:
-            _verify(_DUMMY_HASH, password)
+            _verify(_dummy_hash(), password)
             refused = "locked"
         elif not _verify(user.password_hash, password):
             user.failed_logins += 1
@@ -167,7 +176,7 @@ def load_session(rt: Runtime, cookie_value: str | None) -> Operator | None:
 def close_session(rt: Runtime, cookie_value: str | None) -> None:
     if cookie_value:
         with session_scope(rt.engine) as session:
-            session.execute(delete(AdminSession).where(AdminSession.id == _digest(cookie_value)))  # type: ignore[arg-type]
+            session.execute(delete(AdminSession).where(col(AdminSession.id) == _digest(cookie_value)))
 
 
 class LoginRateLimit:

@@ -27,8 +27,8 @@ def bars(title: str, rows: list[tuple[str, int, str]], *, ident: str) -> Markup:
     span = WIDTH - LABEL_W - 40
     height = len(rows) * (BAR_H + GAP) + GAP
     desc = "; ".join(f"{label}: {value}" for label, value, _ in rows)
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
-             f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">',
+    parts = [(f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
+              f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">'),
              f'<title id="{ident}-t">{escape(title)}</title><desc id="{ident}-d">{escape(desc)}</desc>']
     for i, (label, value, css) in enumerate(rows):
         y = GAP + i * (BAR_H + GAP)

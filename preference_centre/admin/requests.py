@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from orchestrator.domain.clock import as_utc
 from orchestrator.runtime import Runtime
@@ -47,8 +48,8 @@ def list_requests(rt: Runtime) -> list[DsrRequest]:
     due_days = rt.config.admin.dsr_due_days
     with session_scope(rt.engine) as session:
         rows = list(session.execute(
-            select(AdminAudit).where(AdminAudit.action.in_(["dsr.received", *KINDS.values()]),  # type: ignore[attr-defined]
-                                     AdminAudit.outcome == "ok").order_by(AdminAudit.id)).scalars())
+            select(AdminAudit).where(col(AdminAudit.action).in_(["dsr.received", *KINDS.values()]),
+                                     col(AdminAudit.outcome) == "ok").order_by(col(AdminAudit.id))).scalars())
     out = []
     for row in rows:
         if row.action != "dsr.received":

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign
 from preference_centre.admin import audit, i18n
-from preference_centre.admin.auth import LoginRateLimit, SignInRefused, authenticate, close_session, open_session
+from preference_centre.admin.auth import (
+    LoginRateLimit,
+    SignInRefused,
+    authenticate,
+    close_session,
+    open_session,
+)
 from preference_centre.admin.web import (
-    PRE_COOKIE, SESSION_COOKIE, check_pre_csrf, client_ip, cookie_secure, error, form_of, guard, operator_of, render, rt_of,
-    safe_next, see_other, set_cookie,
+    PRE_COOKIE,
+    SESSION_COOKIE,
+    check_pre_csrf,
+    client_ip,
+    cookie_secure,
+    error,
+    form_of,
+    guard,
+    operator_of,
+    render,
+    rt_of,
+    safe_next,
+    see_other,
+    set_cookie,
 )
 
 REFUSED = "Sign-in refused: wrong email or password, or too many failed attempts (the account is then locked for a while)."
@@ -75,7 +94,7 @@ async def set_lang(request: Request) -> Response:
 @guard()
 async def home(request: Request) -> Response:
     with session_scope(rt_of(request).engine) as session:
-        campaigns = list(session.execute(select(Campaign).order_by(Campaign.id.desc())).scalars())  # type: ignore[union-attr]
+        campaigns = list(session.execute(select(Campaign).order_by(col(Campaign.id).desc())).scalars())
     return render(request, "home.html", campaigns=campaigns)
 
 

@@ -8,11 +8,18 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from orchestrator.campaigns import (
-    audience_size, campaign_status, create_campaign, get_campaign, launch_campaign, preview_campaign, set_paused,
+    audience_size,
+    campaign_status,
+    create_campaign,
+    get_campaign,
+    launch_campaign,
+    preview_campaign,
+    set_paused,
 )
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, RequestState
@@ -23,8 +30,18 @@ from orchestrator.store.models import Enrolment
 from preference_centre.admin import audit, charts
 from preference_centre.admin.auth import Role
 from preference_centre.admin.forms import STEP_ROWS, plan_from_form, plan_from_toml
+from preference_centre.admin.i18n import gettext_for
 from preference_centre.admin.web import (
-    client_ip, error, form_of, guard, operator_of, render, rt_of, see_other, upload_bytes,
+    client_ip,
+    error,
+    form_of,
+    guard,
+    lang_of,
+    operator_of,
+    render,
+    rt_of,
+    see_other,
+    upload_bytes,
 )
 
 # The email preview is a document of its own, framed only by the console, with no script, no form,
@@ -33,8 +50,8 @@ PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sa
                "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
 
 ACTIONS = {
-    "launch": ("Launch this campaign?", "The audience is frozen now and every step is queued. "
-                                        "This cannot be undone (you can pause it later).", "Launch"),
+    "launch": ("Launch this campaign?", ("The audience is frozen now and every step is queued. "
+                                         "This cannot be undone (you can pause it later)."), "Launch"),
     "pause": ("Pause this campaign?", "Nothing more is sent until you resume. Nothing is lost.", "Pause"),
     "resume": ("Resume this campaign?", "Sending continues where it stopped: no re-send, no skip.", "Resume"),
 }
@@ -99,7 +116,7 @@ async def campaign_page(request: Request) -> Response:
         return error(request, 404, str(exc))
     size = audience_size(rt, campaign_id) if campaign.state in (CampaignState.DRAFT, CampaignState.SCHEDULED) else None
     return render(request, "campaign.html", campaign=campaign, plan=plan, previews=previews, audience=size,
-                  done=request.query_params.get("done"))
+                  done=request.query_params.get("done") if request.query_params.get("done") in ACTIONS else None)
 
 
 @guard()
@@ -155,9 +172,9 @@ async def campaign_action(request: Request) -> Response:
 def confirmations_by_day(rt: Runtime, campaign_id: int) -> list[tuple[Any, int]]:
     """(date, confirmations that day), days with none left out; dates are UTC."""
     with session_scope(rt.engine) as session:
-        answered = session.execute(select(Enrolment.answered_at).where(
-            Enrolment.campaign_id == campaign_id, Enrolment.state == RequestState.CONFIRMED.value,
-            Enrolment.answered_at.is_not(None))).scalars().all()  # type: ignore[union-attr]
+        answered = session.execute(select(col(Enrolment.answered_at)).where(
+            col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.CONFIRMED.value,
+            col(Enrolment.answered_at).is_not(None))).scalars().all()
     return sorted(Counter(as_utc(a).date() for a in answered if a is not None).items())
 
 
@@ -177,11 +194,18 @@ def funnel_rows(status: dict[str, Any], _: Any) -> list[tuple[str, int, str]]:
     ]
 
 
+def step_chart(step: dict[str, Any], _: Any) -> tuple[str, Any]:
+    """(heading, SVG) for one step's delivery counts."""
+    title = _("Step %(n)s · day %(day)s · %(channel)s", n=step["step"] + 1, day=step["day"], channel=step["channel"])
+    colour = "b-" + step["channel"]
+    rows = [(_("sent"), step["sent"], colour), (_("delivered"), step["delivered"], colour),
+            (_("bounced"), step["bounced"], "b-no"), (_("failed"), step["failed"], "b-no"),
+            (_("skipped"), step["skipped"], "b-exp"), (_("queued"), step["queued"], "b-all")]
+    return title, charts.bars(title, rows, ident=f"step{step['step']}")
+
+
 @guard()
 async def campaign_funnel(request: Request) -> Response:
-    from preference_centre.admin.i18n import gettext_for
-    from preference_centre.admin.web import lang_of
-
     rt = rt_of(request)
     campaign_id = _campaign_id(request)
     try:
@@ -191,15 +215,11 @@ async def campaign_funnel(request: Request) -> Response:
     _ = gettext_for(lang_of(request))
     funnel_svg = charts.bars(_("Funnel of campaign %(name)s", name=status["name"]), funnel_rows(status, _),
                              ident="funnel")
-    per_step = [charts.bars(_("Step %(n)s · day %(day)s · %(channel)s", n=s["step"], day=s["day"], channel=s["channel"]),
-                            [(_("sent"), s["sent"], "b-" + s["channel"]), (_("delivered"), s["delivered"], "b-" + s["channel"]),
-                             (_("bounced"), s["bounced"], "b-no"), (_("failed"), s["failed"], "b-no"),
-                             (_("skipped"), s["skipped"], "b-exp"), (_("queued"), s["queued"], "b-all")],
-                            ident=f"step{s['step']}") for s in status["steps"]]
-    over_time = charts.timeline(_("Confirmations per day"), confirmations_by_day(rt, campaign_id),
-                                ident="timeline", empty=_("No confirmation yet."))
+    per_step = [step_chart(step, _) for step in status["steps"]]
+    days = confirmations_by_day(rt, campaign_id)
+    over_time = charts.timeline(_("Confirmations per day"), days, ident="timeline", empty=_("No confirmation yet."))
     return render(request, "funnel.html", status=status, funnel_svg=funnel_svg, per_step=per_step,
-                  over_time=over_time, days=confirmations_by_day(rt, campaign_id))
+                  over_time=over_time, days=days)
 
 
 @guard()

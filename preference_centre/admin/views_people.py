@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,13 +17,30 @@ from orchestrator.contacts import COLUMNS, ImportReport, import_contacts
 from orchestrator.errors import InputError, NotFoundError, ReconsentError
 from orchestrator.rights import address_key, erase_person, export_person
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.store.models import (
+    Campaign,
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    OutboxMessage,
+    SuppressionEntry,
+)
 from orchestrator.suppression import check as check_suppression
 from orchestrator.suppression import import_list
 from preference_centre.admin import audit
 from preference_centre.admin.auth import Role
 from preference_centre.admin.requests import list_requests
-from preference_centre.admin.web import client_ip, error, form_of, guard, operator_of, render, rt_of, see_other, upload_bytes
+from preference_centre.admin.web import (
+    client_ip,
+    error,
+    form_of,
+    guard,
+    operator_of,
+    render,
+    rt_of,
+    see_other,
+    upload_bytes,
+)
 
 
 def _saved(name: str, content: bytes, folder: str) -> Path:
@@ -67,20 +85,20 @@ def person_view(rt: Any, key: str) -> dict[str, Any]:
     """Everything the console shows about the people with this address key."""
     with session_scope(rt.engine) as session:
         contacts = list(session.execute(select(Contact).where(
-            or_(Contact.email_key == key, Contact.phone_key == key)).order_by(Contact.id)).scalars())
-        names = dict(session.execute(select(Campaign.id, Campaign.name)).all())
+            or_(col(Contact.email_key) == key, col(Contact.phone_key) == key)).order_by(col(Contact.id))).scalars())
+        names: dict[int, str] = {i: n for i, n in session.execute(select(col(Campaign.id), col(Campaign.name)))}
         people = []
         for c in contacts:
             people.append({
                 "contact": c,
-                "enrolments": list(session.execute(select(Enrolment).where(Enrolment.contact_id == c.id)
-                                                   .order_by(Enrolment.id)).scalars()),
-                "events": list(session.execute(select(ConsentEvent).where(ConsentEvent.contact_id == c.id)
-                                               .order_by(ConsentEvent.id)).scalars()),
-                "messages": list(session.execute(select(OutboxMessage).where(OutboxMessage.contact_id == c.id)
-                                                 .order_by(OutboxMessage.id)).scalars()),
+                "enrolments": list(session.execute(select(Enrolment).where(col(Enrolment.contact_id) == c.id)
+                                                   .order_by(col(Enrolment.id))).scalars()),
+                "events": list(session.execute(select(ConsentEvent).where(col(ConsentEvent.contact_id) == c.id)
+                                               .order_by(col(ConsentEvent.id))).scalars()),
+                "messages": list(session.execute(select(OutboxMessage).where(col(OutboxMessage.contact_id) == c.id)
+                                                 .order_by(col(OutboxMessage.id))).scalars()),
             })
-        suppressed = list(session.execute(select(SuppressionEntry).where(SuppressionEntry.key == key)).scalars())
+        suppressed = list(session.execute(select(SuppressionEntry).where(col(SuppressionEntry.key) == key)).scalars())
     return {"people": people, "campaign_names": names, "suppressed": suppressed}
 
 

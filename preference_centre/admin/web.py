@@ -39,8 +39,8 @@ _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=selec
 
 ADMIN_HEADERS = [
     # frame-src 'self': only the console's own sandboxed email previews may be framed in a page.
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                 b"frame-src 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"content-security-policy", (b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                  b"frame-src 'self'; frame-ancestors 'none'; base-uri 'none'")),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),

@@ -43,6 +43,16 @@ def sign_in(client: TestClient, email: str, password: str) -> str:
     return csrf_of(client.get("/admin/").text)
 
 
+@pytest.fixture(autouse=True)
+def quick_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still argon2id, with small cost parameters: the defaults take ~1 s a hash on a busy CI runner."""
+    from argon2 import PasswordHasher
+
+    from preference_centre.admin import auth
+
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture
 def users(rt: Runtime) -> Runtime:
     add_user(rt, ADMIN[0], ADMIN[1], "admin")

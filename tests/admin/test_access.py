@@ -8,10 +8,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from orchestrator.campaigns import create_campaign
 from orchestrator.domain.clock import FixedClock, as_utc
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import AdminAudit, AdminSession, AdminUser, Campaign
@@ -20,8 +21,6 @@ from preference_centre.admin.auth import add_user
 from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN, VIEWER, Console, csrf_of, sign_in
 from tests.support.factories import plan
-
-from orchestrator.campaigns import create_campaign
 
 # Every state-changing route of the console, with a body that would succeed given a valid token.
 POSTS = {
@@ -108,7 +107,7 @@ def test_wrong_password_then_lockout_then_unlock(users: Runtime, clock: FixedClo
     clock.advance(timedelta(minutes=users.config.admin.lockout_minutes, seconds=1))
     assert attempt(ADMIN[1]) == 303
     with Session(users.engine) as s:
-        outcomes = [a.outcome for a in s.exec(select(AdminAudit).where(AdminAudit.action == "login").order_by(AdminAudit.id))]
+        outcomes = [a.outcome for a in s.exec(select(AdminAudit).where(AdminAudit.action == "login").order_by(col(AdminAudit.id)))]
     assert outcomes == ["refused:wrong password"] * 5 + ["refused:locked", "ok"]
 
 
@@ -150,7 +149,7 @@ def test_csrf_refused_on_every_form_and_nothing_changes(admin: Console, path: st
     assert admin.client.get("/admin/contacts").status_code == 200  # still signed in
 
 
-def _state(rt: Runtime) -> tuple:
+def _state(rt: Runtime) -> tuple[object, ...]:
     with Session(rt.engine) as s:
         return ([(c.id, c.state) for c in s.exec(select(Campaign))],
                 len(list(s.exec(select(AdminSession)))),

@@ -20,13 +20,13 @@ from orchestrator.links import LinkClaims
 from orchestrator.rights import export_person
 from orchestrator.store.models import Campaign, Contact, SuppressionEntry
 from tests.admin.conftest import ADMIN, Console, sign_in
-from tests.support.factories import CSV_HEADER, launch, person, plan, run
+from tests.support.factories import launch, person, plan, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cells(html: str, tag: str = "td") -> list[str]:
-    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", html, re.S)]
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(rf"<{tag}[^>]*>(.*?)</{tag}>", html, re.DOTALL)]
 
 
 def test_contacts_upload_reports_rejects_like_the_cli(admin: Console, write_csv: Callable[..., Path],
