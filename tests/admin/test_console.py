@@ -12,13 +12,17 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import Session, select
+from starlette.testclient import TestClient
 
 from orchestrator.campaigns import campaign_status, create_campaign
 from orchestrator.contacts import import_contacts
 from orchestrator.domain.clock import FixedClock
 from orchestrator.links import LinkClaims
 from orchestrator.rights import export_person
+from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Contact, SuppressionEntry
+from preference_centre.admin.auth import add_user
+from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN, Console, sign_in
 from tests.support.factories import launch, person, plan, run
 
@@ -36,13 +40,30 @@ def test_contacts_upload_reports_rejects_like_the_cli(admin: Console, write_csv:
     resp = admin.post("/admin/contacts/import", files={"file": ("contacts.csv", path.read_bytes(), "text/csv")})
     assert resp.status_code == 200
     table = resp.text.split('class="rejects"')[1].split("</table>")[0]
-    assert _cells(table)[:3] == ["3", "email", _cells(table)[2]] and "not a valid address" in _cells(table)[2]
-    assert [c for i, c in enumerate(_cells(table)) if i % 4 == 0] == ["3", "4"]
+    cells = _cells(table)
+    assert [cells[i:i + 2] for i in (0, 4)] == [["3", "email"], ["4", "kind"]]
+    assert "not a valid address" in cells[2] and "expected customer or prospect" in cells[6]
+    assert cells[3] == "not-an-email" and cells[7] == "friend"
     assert "4 rows read: 2 created, 0 updated, 0 duplicate rows merged, 2 rejected" in resp.text
     # the CLI's own import gives the same report on the same file (2 updated this time, nothing created)
     again = import_contacts(admin.rt, path)
     assert [(r.line, r.field) for r in again.rejects] == [(3, "email"), (4, "kind")]
     assert admin.post("/admin/contacts/import", files={"file": ("bad.csv", b"name\nx\n", "text/csv")}).status_code == 400
+
+
+def test_uploads_beyond_the_public_body_limit_work_and_the_console_has_its_own(
+        make_rt: Callable[..., Runtime], write_csv: Callable[..., Path]) -> None:
+    rt = make_rt(admin={"max_upload_bytes": 200_000})
+    add_user(rt, ADMIN[0], ADMIN[1], "admin")
+    client = TestClient(create_app(rt), base_url="https://testserver", headers={"accept-language": "en"})
+    console = Console(rt, client, sign_in(client, *ADMIN))
+    big = write_csv([person(n) for n in range(1, 900)]).read_bytes()
+    assert rt.config.server.max_body_bytes < len(big) < 200_000
+    resp = console.post("/admin/contacts/import", files={"file": ("contacts.csv", big, "text/csv")})
+    assert resp.status_code == 200 and "899 rows read: 899 created" in resp.text
+    too_big = console.post("/admin/contacts/import", files={"file": ("c.csv", big * 3, "text/csv")})
+    assert too_big.status_code == 413
+    assert client.post("/p/x", content=big, headers={"content-type": "text/plain"}).status_code == 413  # public limit
 
 
 def test_lookup_shows_history_and_messages_then_export_and_erase(admin: Console, write_csv: Callable[..., Path]) -> None:
