@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator import PROJECT_ROOT
 from orchestrator.runtime import Runtime
 from preference_centre import pages
-from preference_centre.admin import i18n
+from preference_centre.admin import audit, i18n
 from preference_centre.admin.auth import Operator, Role, console_enabled, load_session
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates" / "admin"
@@ -151,9 +151,13 @@ def guard(*, role: Role | None = None) -> Callable[[View], View]:
                 form = await form_of(request)
                 token = form.get("csrf")
                 if not isinstance(token, str) or not hmac.compare_digest(token, op.csrf_token):
+                    audit.record(rt_of(request), op, "denied", target=request.url.path, outcome="refused:csrf",
+                                 ip=client_ip(request))
                     return error(request, 403, "This form has expired or did not come from this console. "
                                                "Go back, reload the page and try again.")
             if role is Role.ADMIN and not op.can_act:
+                audit.record(rt_of(request), op, "denied", target=request.url.path, outcome="refused:role",
+                             ip=client_ip(request))
                 return error(request, 403, "Your account can view but not act. Ask an admin.")
             return await view(request)
 

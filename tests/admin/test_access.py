@@ -147,13 +147,17 @@ def test_csrf_refused_on_every_form_and_nothing_changes(admin: Console, path: st
         assert resp.status_code == 403, (url, resp.status_code)
     assert _state(admin.rt) == before
     assert admin.client.get("/admin/contacts").status_code == 200  # still signed in
+    with Session(admin.rt.engine) as s:  # the refusals themselves are in the audit log
+        denied = [(a.target, a.outcome) for a in s.exec(select(AdminAudit).where(AdminAudit.action == "denied"))]
+    # the language switch is no console action (it also works before sign-in): refused, not audited
+    assert denied == ([] if path == "/admin/lang" else [(url, "refused:csrf")] * 2)
 
 
 def _state(rt: Runtime) -> tuple[object, ...]:
     with Session(rt.engine) as s:
         return ([(c.id, c.state) for c in s.exec(select(Campaign))],
                 len(list(s.exec(select(AdminSession)))),
-                [a.action for a in s.exec(select(AdminAudit)) if a.action not in ("login",)])
+                [a.action for a in s.exec(select(AdminAudit)) if a.action not in ("login", "denied")])
 
 
 ADMIN_ONLY = ["/admin/contacts/import", "/admin/contacts/export", "/admin/contacts/erase",
@@ -167,6 +171,9 @@ def test_viewers_read_but_cannot_act(viewer: Console, path: str) -> None:
     url = path.replace("{campaign_id:int}", str(campaign_id)).replace("{action}", "launch")
     resp = viewer.post(url, POSTS[path])
     assert resp.status_code == 403 and "can view but not act" in resp.text
+    with Session(viewer.rt.engine) as s:
+        (denied,) = s.exec(select(AdminAudit).where(AdminAudit.action == "denied"))
+    assert (denied.user_email, denied.target, denied.outcome) == (VIEWER[0], url, "refused:role")
     with Session(viewer.rt.engine) as s:
         assert s.get(Campaign, campaign_id).state == "draft"  # type: ignore[union-attr]
     for page in ("/admin/", "/admin/contacts", "/admin/suppression", "/admin/requests", "/admin/audit",
