@@ -87,7 +87,7 @@ async def set_lang(request: Request) -> Response:
     response = see_other(safe_next(str(form.get("next") or "")))
     if lang in ("fr", "en"):
         response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, path="/admin", httponly=True,
-                            samesite="lax", secure=request.url.scheme == "https")
+                            samesite="lax", secure=cookie_secure(rt_of(request)))
     return response
 
 
