@@ -502,6 +502,30 @@ def audit_verify(ctx: click.Context) -> None:
     click.echo(f"ledger intact: {report.events} events verified")
 
 
+# -- console users (issue 8) --------------------------------------------------------------------------
+@main.group()
+def users() -> None:
+    """Accounts of the marketer console under /admin (it stays a 404 until an admin exists)."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "viewer"]), default="viewer", show_default=True,
+              help="admin acts (import, launch, erase…); viewer reads.")
+@click.pass_context
+@fail_cleanly
+def users_add(ctx: click.Context, email: str, role: str) -> None:
+    """Create a console user; the password is prompted (twice), or read from stdin's first line."""
+    from preference_centre.admin.auth import add_user
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    user_id = add_user(get_rt(ctx), email, password, role)
+    click.echo(f"console user {user_id} created: {email} ({role})")
+
+
 @main.command()
 @click.option("--no-serve", is_flag=True, help="Run the whole story non-interactively and exit.")
 @click.option("--port", default=8000, type=int, help="Port for the preference centre.")

@@ -182,6 +182,19 @@ class ServerConfig:
 
 
 @dataclass
+class AdminConfig:
+    """The marketer console under /admin (issue 8); it stays a 404 until an admin user exists."""
+
+    session_hours: int = _doc("How long a console sign-in lasts before signing in again", 8)
+    cookie_secure: str = _doc('Secure flag of the console cookies: "auto" (Secure unless public.base_url is plain http on a loopback host), "always" or "never"', "auto")
+    login_rate_per_minute: int = _doc("Sign-in attempts allowed per client IP per minute (then 429)", 10)
+    lockout_after: int = _doc("Consecutive failed sign-ins that lock an account", 5)
+    lockout_minutes: int = _doc("How long a locked account stays locked", 15)
+    max_upload_bytes: int = _doc("Largest console request body (contacts CSV, opposition list, campaign TOML)", 20_000_000)
+    dsr_due_days: int = _doc("Days to answer a data-subject request (GDPR art. 12(3): one month)", 30)
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     public: PublicConfig = field(default_factory=PublicConfig)
@@ -197,6 +210,7 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     #: where relative paths (database file, outboxes) are resolved: the config file's project root
     base_dir: Path = field(default=Path.cwd(), metadata={"internal": True})
 
@@ -241,6 +255,7 @@ _ALLOWED = {
     ("windows", "email"): {"default", "strict", "always", "custom"},
     ("logging", "format"): {"text", "json"},
     ("logging", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
+    ("admin", "cookie_secure"): {"auto", "always", "never"},
 }
 
 

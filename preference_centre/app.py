@@ -174,10 +174,18 @@ def preference_routes() -> list[Any]:
 def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
     server = rt.config.server
     routes = [*(extra_routes or []), *preference_routes()]
+    middleware = [Middleware(SecurityMiddleware, max_body=server.max_body_bytes,  # type: ignore[arg-type]
+                             posts_per_minute=server.post_rate_per_minute)]
+    # -- marketer console (issue 8) ----------------------------------------------------------------
+    # /admin is its own app (preference_centre/admin): it goes first, so the public pages' body
+    # limit and POST rate limit stay as they are while the console has its own (uploads, sign-in).
+    from preference_centre.admin.app import AdminMount
+
+    middleware.insert(0, Middleware(AdminMount, rt=rt))  # type: ignore[arg-type]
+    # -- end marketer console -------------------------------------------------------------------------
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityMiddleware, max_body=server.max_body_bytes,  # type: ignore[arg-type]
-                               posts_per_minute=server.post_rate_per_minute)],
+        middleware=middleware,
         exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: server_error},
     )
     app.state.rt = rt

@@ -202,3 +202,45 @@ class SchedulerJob(SQLModel, table=True):
     id: str = Field(sa_column=Column(Unicode(191), primary_key=True))
     next_run_time: float | None = Field(default=None, sa_column=Column(Float(25), index=True))
     job_state: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+# -- marketer console (issue 8) -----------------------------------------------------------------------
+
+
+class AdminUser(SQLModel, table=True):
+    """A console user. ``role`` is admin (acts) or viewer (reads); passwords are argon2id hashes."""
+
+    __tablename__ = "admin_user"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True)
+    role: str = "viewer"
+    password_hash: str
+    created_at: datetime
+    #: consecutive failed sign-ins; reaching admin.lockout_after locks the account until locked_until
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    last_login_at: datetime | None = None
+
+
+class AdminSession(SQLModel, table=True):
+    """A signed-in browser. ``id`` is the SHA-256 of the cookie value, so the table holds no live cookie."""
+
+    __tablename__ = "admin_session"
+    id: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="admin_user.id", index=True)
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class AdminAudit(SQLModel, table=True):
+    """Who did what, when, in the console. ``target`` holds ids or suppression keys, never an address."""
+
+    __tablename__ = "admin_audit"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    user_id: int | None = None
+    user_email: str
+    action: str = Field(index=True)
+    target: str | None = Field(default=None, index=True)
+    outcome: str = "ok"
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    ip: str | None = None

@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0005_channels'
-down_revision = '0003_service'
+down_revision = '0004_console'
 branch_labels = None
 depends_on = None
 

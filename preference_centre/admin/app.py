@@ -1,0 +1,89 @@
+"""The console as its own Starlette app, mounted under /admin by ``preference_centre.app``.
+
+It sits in front of the preference centre's SecurityMiddleware (see :class:`AdminMount`) because its
+needs differ: uploads far above the public pages' body limit, its own sign-in rate limit, CSRF on
+every form, and a CSP that lets it frame its own sandboxed email previews.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route, Router
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orchestrator.runtime import Runtime
+from preference_centre.admin import views_auth as auth_views
+from preference_centre.admin import views_campaigns as campaigns
+from preference_centre.admin import views_people as people
+from preference_centre.admin.auth import LoginRateLimit
+from preference_centre.admin.web import STATIC_DIR, ConsoleGate, error
+
+PREFIX = "/admin"
+
+
+def routes() -> list[Route | Mount]:
+    c = "/campaigns/{campaign_id:int}"
+    return [
+        Route("/", auth_views.home, methods=["GET"]),
+        Route("/login", auth_views.login, methods=["GET", "POST"]),
+        Route("/logout", auth_views.logout, methods=["POST"]),
+        Route("/lang", auth_views.set_lang, methods=["POST"]),
+        Route("/audit", auth_views.audit_log, methods=["GET"]),
+        Route("/contacts", people.contacts_page, methods=["GET"]),
+        Route("/contacts/import", people.contacts_import, methods=["POST"]),
+        Route("/contacts/lookup", people.contacts_lookup, methods=["POST"]),
+        Route("/contacts/export", people.contacts_export, methods=["POST"]),
+        Route("/contacts/erase", people.contacts_erase, methods=["POST"]),
+        Route("/suppression", people.suppression_page, methods=["GET"]),
+        Route("/suppression/check", people.suppression_check, methods=["POST"]),
+        Route("/suppression/import", people.suppression_import, methods=["POST"]),
+        Route("/requests", people.requests_page, methods=["GET"]),
+        Route("/requests", people.requests_record, methods=["POST"]),
+        Route("/campaigns/new", campaigns.campaign_new, methods=["GET"]),
+        Route("/campaigns", campaigns.campaign_create, methods=["POST"]),
+        Route(c, campaigns.campaign_page, methods=["GET"]),
+        Route(c + "/preview/{step:int}/{locale}", campaigns.campaign_preview_html, methods=["GET"]),
+        Route(c + "/funnel", campaigns.campaign_funnel, methods=["GET"]),
+        Route(c + "/status.json", campaigns.campaign_status_json, methods=["GET"]),
+        Route(c + "/{action}", campaigns.campaign_action, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
+    ]
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error(request, 404, "This page does not exist.")
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return error(request, 405, "This action is not allowed here.")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return error(request, 500, "Something went wrong on our side. Please try again later.")
+
+
+def create_admin_app(rt: Runtime) -> Starlette:
+    app = Starlette(routes=routes(), middleware=[Middleware(ConsoleGate, rt=rt)],
+                    exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error})
+    app.state.rt = rt
+    app.state.login_limit = LoginRateLimit(rt)
+    return app
+
+
+class AdminMount:
+    """Sends /admin and /admin/… to the console; everything else goes on to the preference centre."""
+
+    def __init__(self, app: ASGIApp, *, rt: Runtime) -> None:
+        self.app = app
+        self.console = Router(routes=[Mount(PREFIX, app=create_admin_app(rt))])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            await self.console(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -1,0 +1,103 @@
+"""Sign-in, sign-out, language, the dashboard and the audit log."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlmodel import col
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Campaign
+from preference_centre.admin import audit, i18n
+from preference_centre.admin.auth import (
+    LoginRateLimit,
+    SignInRefused,
+    authenticate,
+    close_session,
+    open_session,
+)
+from preference_centre.admin.web import (
+    PRE_COOKIE,
+    SESSION_COOKIE,
+    check_pre_csrf,
+    client_ip,
+    cookie_secure,
+    error,
+    form_of,
+    guard,
+    operator_of,
+    render,
+    rt_of,
+    safe_next,
+    see_other,
+    set_cookie,
+)
+
+REFUSED = "Sign-in refused: wrong email or password, or too many failed attempts (the account is then locked for a while)."
+
+
+async def login(request: Request) -> Response:
+    rt = rt_of(request)
+    if request.method == "GET":
+        if operator_of(request):
+            return see_other("/admin/")
+        return render(request, "login.html")
+    limiter: LoginRateLimit = request.app.state.login_limit
+    ip = client_ip(request)
+    if not limiter.allow(ip):
+        audit.record(rt, None, "login", outcome="rate_limited", ip=ip)
+        return render(request, "login.html", status_code=429,
+                      problem="Too many sign-in attempts from your connection. Wait a minute and try again.")
+    form = await form_of(request)
+    if not check_pre_csrf(request, form):
+        return error(request, 403, "This form has expired or did not come from this console. "
+                                   "Go back, reload the page and try again.")
+    email = str(form.get("email") or "")
+    try:
+        user_id = authenticate(rt, email, str(form.get("password") or ""))
+    except SignInRefused as exc:
+        audit.record(rt, None, "login", outcome=f"refused:{exc}", ip=ip, login=email.strip().lower()[:200])
+        return render(request, "login.html", status_code=401, problem=REFUSED, email=email)
+    cookie = open_session(rt, user_id)
+    audit.record(rt, None, "login", ip=ip, login=email.strip().lower(), user_id=user_id)
+    response = see_other("/admin/")
+    set_cookie(response, rt, SESSION_COOKIE, cookie, max_age=rt.config.admin.session_hours * 3600)
+    response.delete_cookie(PRE_COOKIE, path="/admin")
+    return response
+
+
+@guard()
+async def logout(request: Request) -> Response:
+    rt = rt_of(request)
+    audit.record(rt, operator_of(request), "logout", ip=client_ip(request))
+    close_session(rt, request.cookies.get(SESSION_COOKIE))
+    response = see_other("/admin/login")
+    response.delete_cookie(SESSION_COOKIE, path="/admin", secure=cookie_secure(rt), httponly=True, samesite="strict")
+    return response
+
+
+async def set_lang(request: Request) -> Response:
+    """POST only (GET never changes anything); works before sign-in with the pre-sign-in token."""
+    form = await form_of(request)
+    if not check_pre_csrf(request, form):
+        return error(request, 403, "This form has expired or did not come from this console. "
+                                   "Go back, reload the page and try again.")
+    lang = str(form.get("lang") or "")
+    response = see_other(safe_next(str(form.get("next") or "")))
+    if lang in ("fr", "en"):
+        response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, path="/admin", httponly=True,
+                            samesite="lax", secure=cookie_secure(rt_of(request)))
+    return response
+
+
+@guard()
+async def home(request: Request) -> Response:
+    with session_scope(rt_of(request).engine) as session:
+        campaigns = list(session.execute(select(Campaign).order_by(col(Campaign.id).desc())).scalars())
+    return render(request, "home.html", campaigns=campaigns)
+
+
+@guard()
+async def audit_log(request: Request) -> Response:
+    return render(request, "audit.html", entries=audit.recent(rt_of(request)))

@@ -1,0 +1,232 @@
+"""Campaigns: create (form or TOML), preview every step per locale, launch/pause/resume with a
+confirmation step, and the funnel (the numbers of ``campaign status --json``, with SVG charts)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import col
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from orchestrator.campaigns import (
+    audience_size,
+    campaign_status,
+    create_campaign,
+    get_campaign,
+    launch_campaign,
+    preview_campaign,
+    set_paused,
+)
+from orchestrator.domain.clock import as_utc
+from orchestrator.domain.model import CampaignState, RequestState
+from orchestrator.errors import NotFoundError, ReconsentError
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Enrolment
+from preference_centre.admin import audit, charts
+from preference_centre.admin.auth import Role
+from preference_centre.admin.forms import STEP_ROWS, plan_from_form, plan_from_toml
+from preference_centre.admin.i18n import gettext_for
+from preference_centre.admin.web import (
+    client_ip,
+    error,
+    form_of,
+    guard,
+    lang_of,
+    operator_of,
+    render,
+    rt_of,
+    see_other,
+    upload_bytes,
+)
+
+# The email preview is a document of its own, framed only by the console, with no script, no form,
+# no remote load and an opaque origin (CSP sandbox), in an <iframe sandbox> on the campaign page.
+PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; "
+               "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+
+ACTIONS = {
+    "launch": ("Launch this campaign?", ("The audience is frozen now and every step is queued. "
+                                         "This cannot be undone (you can pause it later)."), "Launch"),
+    "pause": ("Pause this campaign?", "Nothing more is sent until you resume. Nothing is lost.", "Pause"),
+    "resume": ("Resume this campaign?", "Sending continues where it stopped: no re-send, no skip.", "Resume"),
+}
+
+
+def _templates(rt: Runtime) -> list[str]:
+    root = rt.renderer.root
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
+def _campaign_id(request: Request) -> int:
+    raw = request.path_params["campaign_id"]
+    return int(raw)
+
+
+def _new_form(request: Request, *, status_code: int = 200, problem: str | None = None,
+              values: dict[str, Any] | None = None, kinds: list[str] | None = None) -> Response:
+    defaults: dict[str, Any] = {
+        "name": "", "deadline_days": "30", "default_locale": "fr", "customer_inactive_months": "12",
+        "prospect_inactive_months": "36", "step0_day": "0", "step0_channel": "email", "step0_template": "reconsent",
+        "step1_day": "7", "step1_channel": "email", "step1_template": "reminder",
+        "step2_day": "10", "step2_channel": "sms", "step2_template": "reconsent",
+    }
+    return render(request, "campaign_new.html", status_code=status_code, problem=problem,
+                  values={**defaults, **(values or {})}, kinds=kinds or ["customer", "prospect"],
+                  rows=range(STEP_ROWS), templates=_templates(rt_of(request)))
+
+
+@guard(role=Role.ADMIN)
+async def campaign_new(request: Request) -> Response:
+    return _new_form(request)
+
+
+@guard(role=Role.ADMIN)
+async def campaign_create(request: Request) -> Response:
+    """From the form, or from an uploaded TOML file when one is given."""
+    rt = rt_of(request)
+    form = await form_of(request)
+    upload = await upload_bytes(form, "file")
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+    kinds = [str(k) for k in form.getlist("kinds")]
+    try:
+        plan = plan_from_toml(*upload) if upload else plan_from_form(form, kinds)
+        campaign_id = create_campaign(rt, plan)
+    except ReconsentError as exc:
+        audit.record(rt, operator_of(request), "campaign.create", outcome="refused", ip=client_ip(request))
+        return _new_form(request, status_code=400, problem=str(exc), values=values, kinds=kinds)
+    audit.record(rt, operator_of(request), "campaign.create", target=f"campaign:{campaign_id}",
+                 ip=client_ip(request), source="toml" if upload else "form")
+    return see_other(f"/admin/campaigns/{campaign_id}")
+
+
+@guard()
+async def campaign_page(request: Request) -> Response:
+    rt = rt_of(request)
+    campaign_id = _campaign_id(request)
+    try:
+        with session_scope(rt.engine) as session:
+            campaign, plan = get_campaign(session, campaign_id)
+        previews = preview_campaign(rt, campaign_id)
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    size = audience_size(rt, campaign_id) if campaign.state in (CampaignState.DRAFT, CampaignState.SCHEDULED) else None
+    return render(request, "campaign.html", campaign=campaign, plan=plan, previews=previews, audience=size,
+                  done=request.query_params.get("done") if request.query_params.get("done") in ACTIONS else None)
+
+
+@guard()
+async def campaign_preview_html(request: Request) -> Response:
+    """The email's HTML part for one step and locale, for the sandboxed iframe."""
+    rt = rt_of(request)
+    campaign_id = _campaign_id(request)
+    step, locale = int(request.path_params["step"]), request.path_params["locale"]
+    try:
+        previews = preview_campaign(rt, campaign_id)
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    match = next((p for p in previews if p.step == step and p.locale == locale and p.html), None)
+    if match is None or match.html is None:
+        return error(request, 404, "This step has no email preview in that language.")
+    return HTMLResponse(match.html, headers={"content-security-policy": PREVIEW_CSP,
+                                             "x-frame-options": "SAMEORIGIN"})
+
+
+@guard(role=Role.ADMIN)
+async def campaign_action(request: Request) -> Response:
+    """launch | pause | resume: a first POST asks for confirmation, the second (confirm=yes) acts."""
+    rt = rt_of(request)
+    campaign_id = _campaign_id(request)
+    action = request.path_params["action"]
+    if action not in ACTIONS:
+        return error(request, 404, "This page does not exist.")
+    form = await form_of(request)
+    try:
+        with session_scope(rt.engine) as session:
+            campaign, _ = get_campaign(session, campaign_id)
+        if form.get("confirm") != "yes":
+            question, consequence, button = ACTIONS[action]
+            size = audience_size(rt, campaign_id) if action == "launch" else None
+            return render(request, "confirm.html", action=f"/admin/campaigns/{campaign_id}/{action}", fields={},
+                          question=question, subject=campaign.name, consequence=consequence, button=button,
+                          audience=size, danger=False, back=f"/admin/campaigns/{campaign_id}")
+        if action == "launch":
+            detail: dict[str, Any] = {"enrolled": launch_campaign(rt, campaign_id)}
+        else:
+            detail = {"state": set_paused(rt, campaign_id, action == "pause")}
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    except ReconsentError as exc:
+        audit.record(rt, operator_of(request), f"campaign.{action}", target=f"campaign:{campaign_id}",
+                     outcome="refused", ip=client_ip(request))
+        return error(request, 409, str(exc))
+    audit.record(rt, operator_of(request), f"campaign.{action}", target=f"campaign:{campaign_id}",
+                 ip=client_ip(request), **detail)
+    return see_other(f"/admin/campaigns/{campaign_id}?done={action}")
+
+
+def confirmations_by_day(rt: Runtime, campaign_id: int) -> list[tuple[Any, int]]:
+    """(date, confirmations that day), days with none left out; dates are UTC."""
+    with session_scope(rt.engine) as session:
+        answered = session.execute(select(col(Enrolment.answered_at)).where(
+            col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.CONFIRMED.value,
+            col(Enrolment.answered_at).is_not(None))).scalars().all()
+    return sorted(Counter(as_utc(a).date() for a in answered if a is not None).items())
+
+
+def funnel_rows(status: dict[str, Any], _: Any) -> list[tuple[str, int, str]]:
+    c = status["channels"]
+    return [
+        (_("enrolled"), status["enrolled"], "b-all"),
+        (_("sent (email)"), c["email"]["sent"], "b-email"),
+        (_("delivered (email)"), c["email"]["delivered"], "b-email"),
+        (_("sent (SMS)"), c["sms"]["sent"], "b-sms"),
+        (_("delivered (SMS)"), c["sms"]["delivered"], "b-sms"),
+        (_("confirmed"), status["confirmed"], "b-yes"),
+        (_("declined"), status["declined"], "b-no"),
+        (_("unsubscribed"), sum(v["unsubscribed"] for v in c.values()), "b-no"),
+        (_("bounced"), sum(v["bounced"] for v in c.values()), "b-no"),
+        (_("expired → suppressed"), status["expired"], "b-exp"),
+    ]
+
+
+def step_chart(step: dict[str, Any], _: Any) -> tuple[str, Any]:
+    """(heading, SVG) for one step's delivery counts."""
+    title = _("Step %(n)s · day %(day)s · %(channel)s", n=step["step"] + 1, day=step["day"], channel=step["channel"])
+    colour = "b-" + step["channel"]
+    rows = [(_("sent"), step["sent"], colour), (_("delivered"), step["delivered"], colour),
+            (_("bounced"), step["bounced"], "b-no"), (_("failed"), step["failed"], "b-no"),
+            (_("skipped"), step["skipped"], "b-exp"), (_("queued"), step["queued"], "b-all")]
+    return title, charts.bars(title, rows, ident=f"step{step['step']}")
+
+
+@guard()
+async def campaign_funnel(request: Request) -> Response:
+    rt = rt_of(request)
+    campaign_id = _campaign_id(request)
+    try:
+        status = campaign_status(rt, campaign_id)
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    _ = gettext_for(lang_of(request))
+    funnel_svg = charts.bars(_("Funnel of campaign %(name)s", name=status["name"]), funnel_rows(status, _),
+                             ident="funnel")
+    per_step = [step_chart(step, _) for step in status["steps"]]
+    days = confirmations_by_day(rt, campaign_id)
+    over_time = charts.timeline(_("Confirmations per day"), days, ident="timeline", empty=_("No confirmation yet."))
+    return render(request, "funnel.html", status=status, funnel_svg=funnel_svg, per_step=per_step,
+                  over_time=over_time, days=days)
+
+
+@guard()
+async def campaign_status_json(request: Request) -> Response:
+    """Exactly ``reconsent campaign status ID --json``."""
+    try:
+        status = campaign_status(rt_of(request), _campaign_id(request))
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    return Response(json.dumps(status, ensure_ascii=False), media_type="application/json")

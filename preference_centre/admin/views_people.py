@@ -1,0 +1,236 @@
+"""Contacts (CSV import, look-up, export, erasure), the suppression list and the request register."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlmodel import col
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orchestrator.contacts import COLUMNS, ImportReport, import_contacts
+from orchestrator.errors import InputError, NotFoundError, ReconsentError
+from orchestrator.rights import address_key, erase_person, export_person
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import (
+    Campaign,
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    OutboxMessage,
+    SuppressionEntry,
+)
+from orchestrator.suppression import check as check_suppression
+from orchestrator.suppression import import_list
+from preference_centre.admin import audit
+from preference_centre.admin.auth import Role
+from preference_centre.admin.requests import list_requests
+from preference_centre.admin.web import (
+    client_ip,
+    error,
+    form_of,
+    guard,
+    operator_of,
+    render,
+    rt_of,
+    see_other,
+    upload_bytes,
+)
+
+
+def _saved(name: str, content: bytes, folder: str) -> Path:
+    path = Path(folder) / Path(name).name
+    path.write_bytes(content)
+    return path
+
+
+# -- contacts -----------------------------------------------------------------------------------------
+@guard()
+async def contacts_page(request: Request) -> Response:
+    return render(request, "contacts.html", report=None, columns=COLUMNS)
+
+
+@guard(role=Role.ADMIN)
+async def contacts_import(request: Request) -> Response:
+    """The CLI's import, same validation and reject report (line numbers), shown as a table."""
+    rt = rt_of(request)
+    upload = await upload_bytes(await form_of(request), "file")
+    if upload is None:
+        return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS,
+                      problem="Choose a CSV file to import.")
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            report: ImportReport = import_contacts(rt, _saved(upload[0], upload[1], folder))
+        except ReconsentError as exc:
+            audit.record(rt, operator_of(request), "contacts.import", outcome="refused", ip=client_ip(request))
+            return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS,
+                          problem=str(exc).replace(folder + "/", ""))
+    audit.record(rt, operator_of(request), "contacts.import", ip=client_ip(request), read=report.read,
+                 created=report.created, updated=report.updated, rejected=len(report.rejects))
+    return render(request, "contacts.html", report=report, columns=COLUMNS)
+
+
+def _lookup_key(rt: Any, raw: str) -> tuple[str, str]:
+    kind = "email" if "@" in raw else "phone"
+    _, key = address_key(rt, **{kind: raw})
+    return kind, key
+
+
+def person_view(rt: Any, key: str) -> dict[str, Any]:
+    """Everything the console shows about the people with this address key."""
+    with session_scope(rt.engine) as session:
+        contacts = list(session.execute(select(Contact).where(
+            or_(col(Contact.email_key) == key, col(Contact.phone_key) == key)).order_by(col(Contact.id))).scalars())
+        names: dict[int, str] = {i: n for i, n in session.execute(select(col(Campaign.id), col(Campaign.name)))}
+        people = []
+        for c in contacts:
+            people.append({
+                "contact": c,
+                "enrolments": list(session.execute(select(Enrolment).where(col(Enrolment.contact_id) == c.id)
+                                                   .order_by(col(Enrolment.id))).scalars()),
+                "events": list(session.execute(select(ConsentEvent).where(col(ConsentEvent.contact_id) == c.id)
+                                               .order_by(col(ConsentEvent.id))).scalars()),
+                "messages": list(session.execute(select(OutboxMessage).where(col(OutboxMessage.contact_id) == c.id)
+                                                 .order_by(col(OutboxMessage.id))).scalars()),
+            })
+        suppressed = list(session.execute(select(SuppressionEntry).where(col(SuppressionEntry.key) == key)).scalars())
+    return {"people": people, "campaign_names": names, "suppressed": suppressed}
+
+
+@guard()
+async def contacts_lookup(request: Request) -> Response:
+    """POST, so the address never appears in a URL or an access log."""
+    rt = rt_of(request)
+    raw = str((await form_of(request)).get("address") or "").strip()
+    try:
+        if not raw:
+            raise InputError("Type an email address or a phone number.")
+        kind, key = _lookup_key(rt, raw)
+    except InputError as exc:
+        return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS, problem=str(exc))
+    view = person_view(rt, key)
+    audit.record(rt, operator_of(request), "contact.lookup", target=key, ip=client_ip(request),
+                 found=len(view["people"]))
+    return render(request, "person.html", address=raw, kind=kind, **view)
+
+
+@guard(role=Role.ADMIN)
+async def contacts_export(request: Request) -> Response:
+    """Right of access [R8]: the same JSON as ``reconsent dsr export``, as a download."""
+    rt = rt_of(request)
+    raw = str((await form_of(request)).get("address") or "").strip()
+    try:
+        kind, key = _lookup_key(rt, raw)
+        data = export_person(rt, **{kind: raw})
+    except (InputError, NotFoundError) as exc:
+        audit.record(rt, operator_of(request), "dsr.export", outcome="refused", ip=client_ip(request))
+        return error(request, 404 if isinstance(exc, NotFoundError) else 400, str(exc))
+    audit.record(rt, operator_of(request), "dsr.export", target=key, ip=client_ip(request),
+                 people=len(data["people"]))
+    ids = "-".join(str(p["profile"]["id"]) for p in data["people"])
+    return Response(json.dumps(data, ensure_ascii=False, indent=2) + "\n", media_type="application/json",
+                    headers={"content-disposition": f'attachment; filename="reconsent-export-{ids}.json"'})
+
+
+@guard(role=Role.ADMIN)
+async def contacts_erase(request: Request) -> Response:
+    """Right to erasure [R8], after a confirmation step; the hashed suppression entry stays."""
+    rt = rt_of(request)
+    form = await form_of(request)
+    raw = str(form.get("address") or "").strip()
+    try:
+        kind, key = _lookup_key(rt, raw)
+    except InputError as exc:
+        return error(request, 400, str(exc))
+    if form.get("confirm") != "yes":
+        return render(request, "confirm.html", action="/admin/contacts/erase", fields={"address": raw},
+                      question="Erase this person's personal data?", subject=raw,
+                      consequence="Profile, names and addresses are removed for good. The hashed suppression "
+                                  "entry stays, so a later import cannot bring this person back.",
+                      button="Erase", danger=True, back="/admin/contacts")
+    try:
+        n = erase_person(rt, **{kind: raw})
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    audit.record(rt, operator_of(request), "dsr.erase", target=key, ip=client_ip(request), erased=n)
+    return render(request, "done.html", message="Personal data erased; the suppression entry was kept.",
+                  count=n, back="/admin/contacts")
+
+
+# -- suppression ----------------------------------------------------------------------------------------
+@guard()
+async def suppression_page(request: Request) -> Response:
+    return render(request, "suppression.html")
+
+
+@guard()
+async def suppression_check(request: Request) -> Response:
+    rt = rt_of(request)
+    raw = str((await form_of(request)).get("address") or "").strip()
+    try:
+        if not raw:
+            raise InputError("Type an email address, a phone number or a 64-hex-digit key.")
+        entries = check_suppression(rt, raw)
+    except InputError as exc:
+        return render(request, "suppression.html", status_code=400, problem=str(exc))
+    audit.record(rt, operator_of(request), "suppression.check", target=entries[0].key if entries else None,
+                 ip=client_ip(request), suppressed=bool(entries))
+    return render(request, "suppression.html", checked=raw, entries=entries)
+
+
+@guard(role=Role.ADMIN)
+async def suppression_import(request: Request) -> Response:
+    rt = rt_of(request)
+    upload = await upload_bytes(await form_of(request), "file")
+    if upload is None:
+        return render(request, "suppression.html", status_code=400, problem="Choose a file to import.")
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            report = import_list(rt, _saved(upload[0], upload[1], folder))
+        except ReconsentError as exc:
+            return render(request, "suppression.html", status_code=400, problem=str(exc).replace(folder + "/", ""))
+    rejected = report.rejected or []
+    audit.record(rt, operator_of(request), "suppression.import", ip=client_ip(request), added=report.added,
+                 already=report.already, rejected=len(rejected))
+    return render(request, "suppression.html", imported=report, rejected=rejected)
+
+
+# -- data-subject requests -------------------------------------------------------------------------------
+@guard()
+async def requests_page(request: Request) -> Response:
+    rt = rt_of(request)
+    return render(request, "requests.html", requests=list_requests(rt), today=rt.clock.now().date())
+
+
+@guard(role=Role.ADMIN)
+async def requests_record(request: Request) -> Response:
+    """Record a request received by mail, phone or letter; its due date follows admin.dsr_due_days."""
+    rt = rt_of(request)
+    form = await form_of(request)
+    raw = str(form.get("address") or "").strip()
+    kind = str(form.get("kind") or "")
+    today = rt.clock.now().date()
+    try:
+        if kind not in ("access", "erasure"):
+            raise InputError("kind: choose access or erasure")
+        if not raw:
+            raise InputError("Type the person's email address or phone number.")
+        _, key = _lookup_key(rt, raw)
+        received = str(form.get("received_on") or "").strip() or today.isoformat()
+        try:
+            received_on = date.fromisoformat(received)
+        except ValueError:
+            raise InputError(f"received_on: expected a date like 2026-11-25, got {received!r}") from None
+        if received_on > today:
+            raise InputError("received_on: the date is in the future")
+    except InputError as exc:
+        return render(request, "requests.html", status_code=400, requests=list_requests(rt), today=today,
+                      problem=str(exc))
+    audit.record(rt, operator_of(request), "dsr.received", target=key, ip=client_ip(request), kind=kind,
+                 received_on=received_on.isoformat())
+    return see_other("/admin/requests")

@@ -1,0 +1,232 @@
+"""The console's web plumbing: rendering, cookies, security headers, sign-in and CSRF guards.
+
+Cookies: the session cookie is HttpOnly, SameSite=Strict, path /admin, and Secure unless
+``admin.cookie_secure = "auto"`` and ``public.base_url`` is plain http on a loopback host (the demo
+on a laptop: browsers drop Secure cookies on http, and nothing leaves the machine there). Every POST
+carries a CSRF token bound to the session (before sign-in: a double-submit cookie), checked before
+the view runs; admins act, viewers read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator import PROJECT_ROOT
+from orchestrator.runtime import Runtime
+from preference_centre import pages
+from preference_centre.admin import audit, i18n
+from preference_centre.admin.auth import Operator, Role, console_enabled, load_session
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates" / "admin"
+STATIC_DIR = TEMPLATES_DIR / "static"
+SESSION_COOKIE = "reconsent_admin"
+PRE_COOKIE = "reconsent_admin_pre"  # CSRF double-submit cookie before sign-in
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
+                   trim_blocks=True, lstrip_blocks=True)
+
+ADMIN_HEADERS = [
+    # frame-src 'self': only the console's own sandboxed email previews may be framed in a page.
+    (b"content-security-policy", (b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                  b"frame-src 'self'; frame-ancestors 'none'; base-uri 'none'")),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"interest-cohort=()"),
+]
+
+View = Callable[[Request], Awaitable[Response]]
+
+
+def rt_of(request: Request) -> Runtime:
+    return request.app.state.rt  # type: ignore[no-any-return]
+
+
+def operator_of(request: Request) -> Operator | None:
+    return getattr(request.state, "operator", None)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def cookie_secure(rt: Runtime) -> bool:
+    """Secure cookies, except ``auto`` on plain-http loopback (see the module docstring).
+
+    >>> from orchestrator.config import load_config
+    >>> rt = Runtime(load_config(None, env={"RECONSENT_PUBLIC__BASE_URL": "http://127.0.0.1:8000"}))
+    >>> cookie_secure(rt)
+    False
+    >>> rt.config.public.base_url = "https://prefs.example.com"; cookie_secure(rt)
+    True
+    """
+    mode = rt.config.admin.cookie_secure
+    if mode != "auto":
+        return mode == "always"
+    url = urlsplit(rt.config.public.base_url)
+    return not (url.scheme == "http" and (url.hostname or "") in LOOPBACK)
+
+
+def set_cookie(response: Response, rt: Runtime, name: str, value: str, *, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, max_age=max_age, path="/admin", secure=cookie_secure(rt), httponly=True,
+                        samesite="strict")
+
+
+def lang_of(request: Request) -> str:
+    return i18n.pick(request.cookies.get(i18n.LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def expected_csrf(request: Request) -> str | None:
+    op = operator_of(request)
+    return op.csrf_token if op else request.cookies.get(PRE_COOKIE)
+
+
+def render(request: Request, name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    lang = lang_of(request)
+    rt = rt_of(request)
+    op = operator_of(request)
+    pre = None
+    if op is None:
+        pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
+    html = _env.get_template(name).render(
+        _=i18n.gettext_for(lang), lang=lang, operator=op, csrf=op.csrf_token if op else pre,
+        sender=rt.config.sender, path=request.url.path, **context,
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    if pre is not None and request.cookies.get(PRE_COOKIE) != pre:
+        set_cookie(response, rt, PRE_COOKIE, pre)
+    return response
+
+
+def error(request: Request, status_code: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status_code=status_code, message=message)
+
+
+def see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def safe_next(value: str | None) -> str:
+    """Only console paths: no open redirect.
+
+    >>> safe_next("/admin/campaigns/3"), safe_next("//evil.example/admin"), safe_next("https://x/admin")
+    ('/admin/campaigns/3', '/admin/', '/admin/')
+    """
+    if value and value.startswith("/admin") and not value.startswith("//") and "\\" not in value \
+            and not urlsplit(value).netloc:
+        return value
+    return "/admin/"
+
+
+async def form_of(request: Request) -> FormData:
+    return await request.form(max_files=2, max_fields=60)
+
+
+def guard(*, role: Role | None = None) -> Callable[[View], View]:
+    """Signed-in users only; POSTs need the session's CSRF token; ``role=ADMIN`` for actions."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        async def wrapper(request: Request) -> Response:
+            op = operator_of(request)
+            if op is None:
+                if request.method == "GET":
+                    return see_other("/admin/login")
+                return error(request, 403, "Your session has ended. Please sign in again.")
+            if request.method == "POST":
+                form = await form_of(request)
+                token = form.get("csrf")
+                if not isinstance(token, str) or not hmac.compare_digest(token, op.csrf_token):
+                    audit.record(rt_of(request), op, "denied", target=request.url.path, outcome="refused:csrf",
+                                 ip=client_ip(request))
+                    return error(request, 403, "This form has expired or did not come from this console. "
+                                               "Go back, reload the page and try again.")
+            if role is Role.ADMIN and not op.can_act:
+                audit.record(rt_of(request), op, "denied", target=request.url.path, outcome="refused:role",
+                             ip=client_ip(request))
+                return error(request, 403, "Your account can view but not act. Ask an admin.")
+            return await view(request)
+
+        wrapper.required_role = role  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def check_pre_csrf(request: Request, form: FormData) -> bool:
+    token = form.get("csrf")
+    expected = expected_csrf(request)
+    return isinstance(token, str) and bool(expected) and hmac.compare_digest(token, expected or "")
+
+
+async def upload_bytes(form: FormData, name: str) -> tuple[str, bytes] | None:
+    item = form.get(name)
+    if not isinstance(item, UploadFile) or not item.filename:
+        return None
+    return item.filename, await item.read()
+
+
+class ConsoleGate:
+    """Outermost layer of the console: 404 until an admin exists, the session, headers, body limit."""
+
+    def __init__(self, app: ASGIApp, *, rt: Runtime) -> None:
+        self.app = app
+        self.rt = rt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in ADMIN_HEADERS if k not in names]
+            await send(message)
+
+        request = Request(scope, receive)
+        if not console_enabled(self.rt):
+            # Indistinguishable from any unknown path of the preference centre.
+            response = pages.render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
+            await response(scope, receive, send_with_headers)
+            return
+        limit = self.rt.config.admin.max_upload_bytes
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
+            return
+        scope.setdefault("state", {})["operator"] = load_session(self.rt, request.cookies.get(SESSION_COOKIE))
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _TooLarge:
+            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
+
+
+class _TooLarge(Exception):
+    pass
