@@ -30,12 +30,19 @@ def job_sweep(rt: Runtime) -> str:
     return sweep(rt).summary()
 
 
+def job_retention(rt: Runtime) -> str:
+    from orchestrator.retention import run_retention
+
+    return run_retention(rt).summary()
+
+
 def jobs(rt: Runtime) -> list[tuple[str, Callable[[Runtime], str], CronTrigger]]:
     cfg = rt.config.scheduler
     out = []
     for name, func, expr, key in (
         ("dispatch", job_dispatch, cfg.dispatch_cron, "scheduler.dispatch_cron"),
         ("sweep", job_sweep, cfg.sweep_cron, "scheduler.sweep_cron"),
+        ("retention", job_retention, cfg.retention_cron, "scheduler.retention_cron"),
     ):
         try:
             trigger = CronTrigger.from_crontab(expr, timezone=cfg.timezone)
