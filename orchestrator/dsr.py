@@ -111,7 +111,7 @@ def list_requests(rt: Runtime, *, overdue: bool = False, subject_keys: list[str]
 
 
 def as_dict(r: DsrRequest) -> dict[str, object]:
-    iso = lambda v: as_utc(v).isoformat() if v else None  # noqa: E731
+    iso = lambda v: as_utc(v).isoformat() if v else None
     return {"id": r.id, "kind": r.kind, "received_at": iso(r.received_at), "due_at": iso(r.due_at),
             "state": r.state, "source": r.source, "handled_by": r.handled_by,
             "handled_at": iso(r.handled_at), "subject": f"{r.subject_channel}:{r.subject_key[:12]}…",

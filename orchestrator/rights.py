@@ -19,7 +19,14 @@ from orchestrator.ledger import Proof
 from orchestrator.retention import ANONYMISE, erase_contact
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry, Wording
+from orchestrator.store.models import (
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    OutboxMessage,
+    SuppressionEntry,
+    Wording,
+)
 
 
 def address_key(rt: Runtime, *, email: str | None = None, phone: str | None = None) -> tuple[str, str]:

@@ -6,8 +6,7 @@ one first in ``security.previous_suppression_keys``; ``reconsent suppression rek
 transaction, every entry whose address is still held in plaintext (a live contact) to the new key and
 re-hashes ``Contact.email_key`` / ``phone_key``. Entries whose plaintext is gone (erased people,
 hashed imports) cannot be re-hashed: they stay under the old key, and every lookup by address (import,
-``suppression check``) also tries the previous keys — a match is copied under the current key on
-sight. So a previous key must stay listed for as long as entries hashed under it matter.
+``suppression check``) also tries the previous keys; an import copies a match under the current key. So a previous key must stay listed for as long as entries hashed under it matter.
 """
 
 from __future__ import annotations
@@ -78,7 +77,7 @@ def previous_keys(rt: Runtime, address: str) -> list[str]:
 def adopt_previous(session: Session, rt: Runtime, addresses: Iterable[str]) -> int:
     """Copy entries found under a previous key for these plaintext addresses to the current key.
 
-    Called wherever plaintext arrives (contacts import, ``suppression check``): entries whose
+    Called wherever plaintext arrives to be stored (contacts and suppression imports): entries whose
     plaintext was gone at re-key time are upgraded the first time the address is seen again. The
     old entry stays until ``suppression rekey`` (a contact may still carry the old key). Returns the
     number of entries copied.
@@ -166,7 +165,7 @@ def import_list(rt: Runtime, path: Path, *, reason: str = SuppressionReason.IMPO
 @dataclass(frozen=True)
 class CheckResult:
     entry: SuppressionEntry
-    previous_key: bool  # found under a former secret (then also copied under the current one)
+    previous_key: bool  # found under a former secret (a check only reads; an import copies it)
 
 
 def check(rt: Runtime, address: str) -> list[SuppressionEntry]:
@@ -182,8 +181,6 @@ def check_detailed(rt: Runtime, address: str) -> list[CheckResult]:
             for old in previous_keys(rt, normalised):
                 out += [CheckResult(e, True) for c in channels
                         if (e := session.get(SuppressionEntry, (old, c))) is not None]
-            if out:
-                adopt_previous(session, rt, [normalised])
         return out
 
 

@@ -26,7 +26,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import select, text
 from starlette.testclient import TestClient
 from twilio.request_validator import RequestValidator
@@ -43,7 +49,14 @@ from orchestrator.retention import run_retention
 from orchestrator.rights import erase_person
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry, Wording
+from orchestrator.store.models import (
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    OutboxMessage,
+    SuppressionEntry,
+    Wording,
+)
 from orchestrator.sweep import sweep
 from preference_centre.app import create_app
 from tests.conftest import PG_URL, T0

@@ -4,7 +4,7 @@ suppression entry always stays; `retention run --dry-run` says what and why; the
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from orchestrator.campaigns import campaign_status
 from orchestrator.cli import main
 from orchestrator.consent import Answer, record_answer
 from orchestrator.contacts import import_contacts
+from orchestrator.dispatch import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.domain.model import ConsentSource
 from orchestrator.errors import ConfigError
@@ -24,11 +25,16 @@ from orchestrator.retention import run_retention
 from orchestrator.runtime import Runtime
 from orchestrator.scheduler import jobs
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.store.models import (
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    OutboxMessage,
+    SuppressionEntry,
+)
 from orchestrator.suppression import check
 from orchestrator.sweep import sweep
 from tests.support.factories import launch, person, run
-from orchestrator.dispatch import dispatch_once
 
 
 def contact(rt: Runtime, external_id: str) -> Contact | None:
@@ -69,7 +75,7 @@ def test_a_confirmation_restarts_the_clock_and_a_pending_request_waits_for_its_s
     clock.advance(timedelta(days=31))
     sweep(rt)  # person 2 expires and is anonymised by the sweep (after_expiry)
     assert run_retention(rt, dry_run=True).decisions == []
-    clock.at = datetime(2029, 11, 26, tzinfo=timezone.utc)  # 36 months after the confirmation
+    clock.at = datetime(2029, 11, 26, tzinfo=UTC)  # 36 months after the confirmation
     [decision] = run_retention(rt, dry_run=True).decisions
     assert decision.contact_id == 1 and "last confirmed consent 2026-11-25" in decision.reason
 
