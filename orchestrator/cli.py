@@ -340,6 +340,7 @@ def suppression_import(ctx: click.Context, file: Path) -> None:
 @fail_cleanly
 def suppression_check(ctx: click.Context, address: str) -> None:
     """Is ADDRESS suppressed? Exit 0 and print the entry if so; exit 1 if not."""
+    from orchestrator.domain.clock import as_utc
     from orchestrator.suppression import check_detailed
 
     results = check_detailed(get_rt(ctx), address)
@@ -349,7 +350,8 @@ def suppression_check(ctx: click.Context, address: str) -> None:
     for r in results:
         e = r.entry
         older = " (hashed under a previous suppression key)" if r.previous_key else ""
-        click.echo(f"suppressed on {e.channel}: {e.reason} since {e.created_at.isoformat()}Z{older}")
+        since = as_utc(e.created_at).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+        click.echo(f"suppressed on {e.channel}: {e.reason} since {since}{older}")
 
 
 @suppression.command("export")

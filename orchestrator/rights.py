@@ -13,7 +13,7 @@ from sqlalchemy import select
 from orchestrator import dsr, ledger
 from orchestrator.consent import contact_channels, key_of, suppress
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, SuppressionReason
+from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, RequestState, SuppressionReason
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.ledger import Proof
 from orchestrator.retention import ANONYMISE, erase_contact
@@ -141,6 +141,12 @@ def erase_person(rt: Runtime, *, email: str | None = None, phone: str | None = N
                     session.add(entry)
                 ledger.append(session, contact_id=c.id, channel=channel, purpose=Purpose.MARKETING,  # type: ignore[arg-type]
                               action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=source))
+            # a request still pending is answered by the erasure: no further step, and the
+            # campaign's figures count it as a refusal rather than waiting for the deadline
+            for enrolment in session.execute(select(Enrolment).where(
+                    Enrolment.contact_id == c.id, Enrolment.state == RequestState.PENDING.value)).scalars():
+                enrolment.state, enrolment.answered_at = RequestState.DECLINED.value, now
+                session.add(enrolment)
             erase_contact(session, c, now, ANONYMISE)
         if handled_by:
             dsr.record_handled(session, rt, "erasure", subject, handled_by=handled_by,

@@ -115,3 +115,17 @@ def test_dsr_export_command_writes_one_json_file(rt: Runtime, write_csv: Callabl
     data = json.loads(out_file.read_text(encoding="utf-8"))
     assert data["people"][0]["profile"]["phone"] == "+33612340001"
     assert data["requests"][0]["kind"] == "access" and data["requests"][0]["handled_by"] == "dpo"
+
+
+def test_erasure_answers_a_pending_request_so_no_further_step_goes(rt: Runtime, write_csv: Callable[..., Path],
+                                                                   clock: FixedClock) -> None:
+    from orchestrator.campaigns import campaign_status
+
+    campaign_id = launch(rt, write_csv([person(1), person(2)]))
+    run(dispatch_once(rt))
+    erase_person(rt, email="person1@example.org")
+    status = campaign_status(rt, campaign_id)
+    assert (status["pending"], status["declined"]) == (1, 1)
+    clock.advance(timedelta(days=7))
+    report = run(dispatch_once(rt))
+    assert report.sent == 1 and report.skipped["no_address"] == 1
