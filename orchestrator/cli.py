@@ -380,20 +380,66 @@ def suppression_import(ctx: click.Context, file: Path) -> None:
 @fail_cleanly
 def suppression_check(ctx: click.Context, address: str) -> None:
     """Is ADDRESS suppressed? Exit 0 and print the entry if so; exit 1 if not."""
-    from orchestrator.suppression import check
+    from orchestrator.domain.clock import as_utc
+    from orchestrator.suppression import check_detailed
 
-    entries = check(get_rt(ctx), address)
-    if not entries:
+    results = check_detailed(get_rt(ctx), address)
+    if not results:
         click.echo("not suppressed")
         ctx.exit(1)
-    for e in entries:
-        click.echo(f"suppressed on {e.channel}: {e.reason} since {e.created_at.isoformat()}Z")
+    for r in results:
+        e = r.entry
+        older = " (hashed under a previous suppression key)" if r.previous_key else ""
+        since = as_utc(e.created_at).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+        click.echo(f"suppressed on {e.channel}: {e.reason} since {since}{older}")
+
+
+@suppression.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="CSV file (default: stdout).")
+@click.pass_context
+@fail_cleanly
+def suppression_export(ctx: click.Context, output: Path | None) -> None:
+    """Write the list as CSV: key,channel,reason,source,created_at (hashes only, no address).
+
+    The file re-imports with `suppression import` on an instance sharing the same suppression key.
+    """
+    from orchestrator.suppression import export_list
+
+    rt = get_rt(ctx)
+    if output:
+        with output.open("w", newline="", encoding="utf-8") as fh:
+            n = export_list(rt, fh)
+        click.echo(f"{n} entries written to {output}")
+    else:
+        export_list(rt, sys.stdout)
+
+
+@suppression.command("rekey")
+@click.pass_context
+@fail_cleanly
+def suppression_rekey(ctx: click.Context) -> None:
+    """Move contacts and entries from security.previous_suppression_keys to the current key.
+
+    Stop dispatchers and the scheduler first; see docs/suppression.md for the whole procedure.
+    """
+    from sqlalchemy import func, select
+
+    from orchestrator.store.db import session_scope
+    from orchestrator.store.models import Contact
+    from orchestrator.suppression import rekey
+
+    rt = get_rt(ctx)
+    with session_scope(rt.engine) as session:
+        total = session.execute(select(func.count()).select_from(Contact)).scalar_one()
+    with click.progressbar(length=int(total), label="re-keying", file=sys.stderr) as bar:
+        report = rekey(rt, progress=bar.update)
+    click.echo(report.summary())
 
 
 # -- data-subject requests ----------------------------------------------------------------------------
 @main.group()
 def dsr() -> None:
-    """Data-subject requests: access (export) and erasure."""
+    """Data-subject requests: access (export), erasure, and the register of requests."""
 
 
 def _address_options(func: F) -> F:
@@ -407,17 +453,32 @@ def _one_address(email: str | None, phone: str | None) -> None:
         raise click.UsageError("give exactly one of --email or --phone")
 
 
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name (some containers)
+        return "operator"
+
+
+_by_option = click.option("--by", help="Who handled the request, for the register (default: your user name).")
+
+
 @dsr.command("export")
 @_address_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="JSON file (default: stdout).")
+@_by_option
 @click.pass_context
 @fail_cleanly
-def dsr_export(ctx: click.Context, email: str | None, phone: str | None, output: Path | None) -> None:
+def dsr_export(ctx: click.Context, email: str | None, phone: str | None, output: Path | None,
+               by: str | None) -> None:
     """Everything held about one person, as JSON."""
     from orchestrator.rights import export_person
 
     _one_address(email, phone)
-    data = json.dumps(export_person(get_rt(ctx), email=email, phone=phone), ensure_ascii=False, indent=2)
+    data = json.dumps(export_person(get_rt(ctx), email=email, phone=phone, handled_by=by or _operator()),
+                      ensure_ascii=False, indent=2)
     if output:
         output.write_text(data + "\n", encoding="utf-8")
         click.echo(f"written to {output}")
@@ -427,14 +488,15 @@ def dsr_export(ctx: click.Context, email: str | None, phone: str | None, output:
 
 @dsr.command("erase")
 @_address_options
+@_by_option
 @click.pass_context
 @fail_cleanly
-def dsr_erase(ctx: click.Context, email: str | None, phone: str | None) -> None:
+def dsr_erase(ctx: click.Context, email: str | None, phone: str | None, by: str | None) -> None:
     """Erase one person's personal data; the hashed suppression entry stays."""
     from orchestrator.rights import erase_person
 
     _one_address(email, phone)
-    n = erase_person(get_rt(ctx), email=email, phone=phone)
+    n = erase_person(get_rt(ctx), email=email, phone=phone, handled_by=by or _operator())
     click.echo(f"{n} contact(s) erased; suppression entries kept so a re-import is refused")
 
 
@@ -478,6 +540,140 @@ def doctor(ctx: click.Context) -> None:
     click.echo(f"{len(must_fix)} thing(s) to fix, {sum(f.level == 'warn' for f in findings)} warning(s)")
     if must_fix:
         ctx.exit(1)
+@dsr.command("add")
+@click.option("--kind", required=True, type=click.Choice(["access", "erasure", "rectification"]))
+@_address_options
+@click.option("--received", help="When the request arrived (ISO date; default: now).")
+@click.option("--source", default="operator", type=click.Choice(["operator", "email", "post", "preference_centre"]))
+@click.option("--note", help="Free text (no personal data beyond what is needed).")
+@click.pass_context
+@fail_cleanly
+def dsr_add(ctx: click.Context, kind: str, email: str | None, phone: str | None, received: str | None,
+            source: str, note: str | None) -> None:
+    """Register a request received by mail, post or phone; prints its id and due date."""
+    from orchestrator import dsr
+    from orchestrator.domain.clock import parse_now
+    from orchestrator.rights import subject_of
+    from orchestrator.store.db import session_scope
+
+    _one_address(email, phone)
+    rt = get_rt(ctx)
+    received_at = parse_now(received).now() if received else None
+    with session_scope(rt.engine) as session:
+        request = dsr.record(session, rt, kind, subject_of(rt, email=email, phone=phone), source=source,
+                             received_at=received_at, note=note)
+    click.echo(f"request {request.id} ({kind}) registered, due {request.due_at.date().isoformat()}")
+
+
+@dsr.command("close")
+@click.argument("request_id", type=int)
+@click.option("--refused", is_flag=True, help="The request was refused (say why with --note).")
+@click.option("--note", help="What was done, or why it was refused.")
+@_by_option
+@click.pass_context
+@fail_cleanly
+def dsr_close(ctx: click.Context, request_id: int, refused: bool, note: str | None, by: str | None) -> None:
+    """Mark a registered request as handled (or refused)."""
+    from orchestrator import dsr
+
+    r = dsr.close(get_rt(ctx), request_id, handled_by=by or _operator(), refused=refused, note=note)
+    click.echo(f"request {r.id} {r.state} by {r.handled_by}")
+
+
+@dsr.command("list")
+@click.option("--overdue", is_flag=True, help="Only open requests past their due date (exit 1 if any).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@click.pass_context
+@fail_cleanly
+def dsr_list(ctx: click.Context, overdue: bool, as_json: bool) -> None:
+    """The register: id, kind, received, due, state, source, handled by."""
+    from orchestrator import dsr
+
+    requests = dsr.list_requests(get_rt(ctx), overdue=overdue)
+    if as_json:
+        click.echo(json.dumps([dsr.as_dict(r) for r in requests], ensure_ascii=False))
+    else:
+        click.echo("id\tkind\treceived\tdue\tstate\tsource\thandled_by")
+        for r in requests:
+            click.echo(f"{r.id}\t{r.kind}\t{r.received_at.date().isoformat()}\t{r.due_at.date().isoformat()}\t"
+                       f"{r.state}\t{r.source}\t{r.handled_by or '-'}")
+    if overdue and requests:
+        click.echo(f"{len(requests)} overdue request(s)", err=True)
+        ctx.exit(1)
+
+
+# -- retention --------------------------------------------------------------------------------------
+@main.group()
+def retention() -> None:
+    """Retention clocks: personal data past its period is anonymised or deleted."""
+
+
+@retention.command("run")
+@click.option("--dry-run", is_flag=True, help="Print what would go and why; change nothing.")
+@click.pass_context
+@fail_cleanly
+def retention_run(ctx: click.Context, dry_run: bool) -> None:
+    """Apply the [retention] policies now (the scheduler runs this on scheduler.retention_cron)."""
+    from orchestrator.retention import run_retention
+
+    rt = get_rt(ctx)
+    if dry_run:
+        report = run_retention(rt, dry_run=True)
+    else:
+        with click.progressbar(length=0, label="retention", file=sys.stderr) as bar:
+            report = run_retention(rt, progress=bar.update)
+    for line in report.lines():
+        click.echo(line)
+    click.echo(report.summary())
+
+
+# -- evidence ---------------------------------------------------------------------------------------
+@main.group()
+def evidence() -> None:
+    """Proof for an auditor: messages, consent events with proof, final states, suppression."""
+
+
+def _emit_evidence(data: dict[str, Any], fmt: str, output: Path | None) -> None:
+    from orchestrator.evidence import write_csv
+
+    out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        if fmt == "csv":
+            write_csv(data, out)
+        else:
+            out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"evidence for {len(data['contacts'])} contact(s) written to {output}")
+
+
+@evidence.command("campaign")
+@click.argument("campaign_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@click.pass_context
+@fail_cleanly
+def evidence_campaign(ctx: click.Context, campaign_id: int, fmt: str, output: Path | None) -> None:
+    """Per enrolled contact (pseudonymised): messages, consent events with proof, final state."""
+    from orchestrator.evidence import campaign_evidence
+
+    _emit_evidence(campaign_evidence(get_rt(ctx), campaign_id), fmt, output)
+
+
+@evidence.command("contact")
+@_address_options
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@click.pass_context
+@fail_cleanly
+def evidence_contact(ctx: click.Context, email: str | None, phone: str | None, fmt: str, output: Path | None) -> None:
+    """The same evidence for one person, across all campaigns."""
+    from orchestrator.evidence import contact_evidence
+
+    _one_address(email, phone)
+    _emit_evidence(contact_evidence(get_rt(ctx), email=email, phone=phone), fmt, output)
 
 
 @main.group()

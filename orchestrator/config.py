@@ -113,6 +113,7 @@ class KeywordsConfig:
 class SecurityConfig:
     signing_keys: list[str] = _doc("Link signing keys, newest first: the first signs, all verify (env: comma-separated)", factory=lambda: [DEV_SIGNING_KEY])
     suppression_key: str = _doc("Secret for the suppression list's HMAC (never change without re-keying)", DEV_SUPPRESSION_KEY)
+    previous_suppression_keys: list[str] = _doc("Former suppression keys, newest first: entries hashed under them stay checkable; `reconsent suppression rekey` moves what it can to the current key (see docs/suppression.md)", factory=list)
     page_link_max_age_days: int = _doc("How long a preference-page link works", 90)
     unsubscribe_link_max_age_days: int = _doc("How long an unsubscribe link works", 365)
     rights_link_max_age_days: int = _doc("How long a 'download / erase my data' link from the preference page works", 1)
@@ -133,7 +134,10 @@ class WindowsConfig:
 @dataclass
 class RetentionConfig:
     after_expiry: str = _doc("What happens to a non-responder's data after the sweep: keep | anonymise | delete", "anonymise")
-    after_decline: str = _doc("What happens to the data of someone who refused: keep | anonymise | delete", "keep")
+    after_decline: str = _doc("What happens to the data of someone who refused: keep | anonymise | delete (applied by `reconsent retention run`)", "keep")
+    prospect_months: int = _doc("Prospects: months after their last activity before `retention run` removes their data (CNIL: 36)", 36)
+    customer_months: int = _doc("Customers: months after the relationship ends (CSV column relationship_ended_at, else last activity) before their data goes", 36)
+    action: str = _doc("What `retention run` does to a contact whose period is over: anonymise (statistics kept) | delete (messages and enrolments go too)", "anonymise")
 
 
 @dataclass
@@ -157,10 +161,10 @@ class DispatchConfig:
 class SchedulerConfig:
     dispatch_cron: str = _doc("Cron expression (5 fields) for sending due messages", "* * * * *")
     sweep_cron: str = _doc("Cron expression for the deadline sweep", "15 3 * * *")
+    retention_cron: str = _doc("Cron expression for the retention run (data past its retention period)", "45 3 * * *")
     timezone: str = _doc("Time zone the cron expressions are read in", "Europe/Paris")
     evergreen_cron: str = _doc("Cron expression for evergreen enrolment into the standing campaign (empty: off)", "30 2 * * *")
     evergreen_campaign_file: str = _doc("Campaign TOML of the standing re-consent campaign that people newly past the inactivity threshold join (empty: no evergreen enrolment)", "")
-    retention_cron: str = _doc("Cron expression for the retention run (empty: off)", "")
     misfire_grace_seconds: int = _doc("A run missed while no scheduler was up still runs (once) if it is at most this late", 21600)
     lock_lease_seconds: float = _doc("Lease of the single-active-scheduler lock on SQLite (renewed every third); a standby takes over after it expires", 30.0)
     standby_poll_seconds: float = _doc("How often a standby scheduler tries to take the lock", 5.0)
@@ -233,6 +237,9 @@ class Config:
     def suppression_secret(self) -> bytes:
         return self.security.suppression_key.encode("utf-8")
 
+    def previous_suppression_secrets(self) -> list[bytes]:
+        return [k.encode("utf-8") for k in self.security.previous_suppression_keys if k.strip()]
+
 
 def settings() -> list[tuple[str, str, Any, str]]:
     """Every (section, key, default, description), in declaration order (for docs and checks)."""
@@ -251,6 +258,7 @@ _ALLOWED = {
     ("sms", "transport"): {"file", "twilio"},
     ("retention", "after_expiry"): {"keep", "anonymise", "delete"},
     ("retention", "after_decline"): {"keep", "anonymise", "delete"},
+    ("retention", "action"): {"anonymise", "delete"},
     ("windows", "sms"): {"default", "strict", "always", "custom"},
     ("windows", "email"): {"default", "strict", "always", "custom"},
     ("logging", "format"): {"text", "json"},

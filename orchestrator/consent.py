@@ -71,7 +71,11 @@ def record_answer(rt: Runtime, contact_id: int, campaign_id: int | None, answer:
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         contact = _live_contact(session, contact_id)
-        for channel in contact_channels(contact):
+        reachable = contact_channels(contact)
+        # Only a "yes" on a channel the person has counts: a forged or stale form ticking a channel
+        # we hold no address for must not close the request as confirmed without a confirmation event.
+        confirms = any(answer.channels.get(c.value) for c in reachable)
+        for channel in reachable:
             chosen = bool(answer.channels.get(channel.value))
             key = key_of(contact, channel)
             if chosen:
@@ -88,10 +92,10 @@ def record_answer(rt: Runtime, contact_id: int, campaign_id: int | None, answer:
             if answer.partners:
                 ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.PARTNERS,
                               action=ConsentAction.GRANTED, at=now, proof=proof)
-        if answer.confirms:
+        if confirms:
             contact.consented_at = now
             session.add(contact)
-        target = RequestState.CONFIRMED if answer.confirms else RequestState.DECLINED
+        target = RequestState.CONFIRMED if confirms else RequestState.DECLINED
         return _close_enrolment(session, contact_id, campaign_id, target, now)
 
 

@@ -20,11 +20,12 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import insert, select, update
 from sqlmodel import Session
 
-from orchestrator.domain.model import Channel, ContactKind
+from orchestrator.domain.model import Channel, ContactKind, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, SuppressionEntry
+from orchestrator.suppression import adopt_previous
 
 COLUMNS = ("external_id", "kind", "email", "phone", "first_name", "locale", "timezone", "last_activity_at", "b2b")
 BATCH = 2000
@@ -200,6 +201,8 @@ def import_contacts(
     with session_scope(rt.engine) as session:
         for start in range(0, len(order), BATCH):
             batch = [by_id[x] for x in order[start:start + BATCH]]
+            # entries hashed under a former suppression key are found too (docs/suppression.md)
+            adopt_previous(session, rt, [a for p in batch for a in (p.values["email"], p.values["phone"]) if a])
             batch = _drop_suppressed(session, batch, report)
             _upsert(session, batch, now, report)
     return report
@@ -209,16 +212,20 @@ def _drop_suppressed(session: Session, batch: list[ParsedContact], report: Impor
     keys = {k for p in batch for k in (p.values["email_key"], p.values["phone_key"]) if k}
     if not keys:
         return batch
-    suppressed = set(
-        session.execute(
-            select(SuppressionEntry.key, SuppressionEntry.channel).where(SuppressionEntry.key.in_(keys))  # type: ignore[attr-defined]
+    reasons = {
+        (k, c): r for k, c, r in session.execute(
+            select(SuppressionEntry.key, SuppressionEntry.channel, SuppressionEntry.reason)
+            .where(SuppressionEntry.key.in_(keys))  # type: ignore[attr-defined]
         ).all()
-    )
+    }
+    suppressed = set(reasons)
     kept = []
     for p in batch:
         channels = [(p.values["email_key"], Channel.EMAIL.value), (p.values["phone_key"], Channel.SMS.value)]
         given = [(k, c) for k, c in channels if k]
-        if given and all((k, c) in suppressed for k, c in given):
+        # An erased person asked to be forgotten: any one of their addresses refuses the whole row.
+        erased = any(reasons.get(kc) == SuppressionReason.ERASED for kc in given)
+        if given and (erased or all((k, c) in suppressed for k, c in given)):
             report.rejects.append(
                 Reject(p.line, "email" if p.values["email"] else "phone",
                        "on the suppression list (opted out, erased or expired): not imported", _as_row(p.values))

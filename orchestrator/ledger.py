@@ -1,5 +1,9 @@
 """The consent ledger: append-only events, each carrying the hash of the one before [R2].
 
+The chain covers a canonical serialisation of every field. The request's IP address and user agent
+enter it as SHA-256 commitments, not as text: erasure (R8) may then replace them by
+``redacted:<commitment>`` without breaking the chain, while any other edit still breaks it.
+
 The chain head lives in one row (``ledger_head``) that every append updates first: that row lock
 serialises writers on PostgreSQL and takes SQLite's write lock, so two writers never fork the chain.
 """
@@ -12,14 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from orchestrator.domain.clock import as_utc
-
 from orchestrator.store.models import ConsentEvent, Wording
 
 GENESIS = "0" * 64
+REDACTED = "redacted:"
+#: personal data inside events: chained through a commitment so that erasure can remove them
+_COMMITTED = ("ip", "user_agent")
 _CHAINED = (
     "contact_id", "channel", "purpose", "action", "occurred_at", "source", "campaign_id", "step",
     "wording_hash", "wording_name", "locale", "ip", "user_agent",
@@ -40,12 +46,43 @@ class Proof:
     user_agent: str | None = None
 
 
+def commitment(value: str | None) -> str | None:
+    """What the chain holds for a personal field: its SHA-256, also after redaction.
+
+    >>> commitment("192.0.2.1") == commitment(redacted("192.0.2.1"))
+    True
+    >>> commitment(None) is None
+    True
+    """
+    if value is None:
+        return None
+    if value.startswith(REDACTED):
+        return value[len(REDACTED):]
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def redacted(value: str | None) -> str | None:
+    """The stored form of an erased personal field: its commitment, no longer the text."""
+    return None if value is None else REDACTED + str(commitment(value))
+
+
 def canonical(event: ConsentEvent) -> bytes:
+    """Sorted-key compact JSON of the chained fields; times as naive-UTC ISO with microseconds.
+
+    >>> from datetime import timezone
+    >>> e = ConsentEvent(contact_id=1, channel="email", purpose="marketing", action="confirmed",
+    ...     occurred_at=datetime(2026, 1, 1, tzinfo=timezone.utc), source="preference_centre",
+    ...     prev_hash=GENESIS, hash="")
+    >>> canonical(e)[:60]
+    b'{"action":"confirmed","campaign_id":null,"channel":"email","'
+    """
     data: dict[str, Any] = {}
     for name in _CHAINED:
         value = getattr(event, name)
         if isinstance(value, datetime):
             value = as_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds")
+        if name in _COMMITTED:
+            value = commitment(value)
         data[name] = value
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -116,16 +153,77 @@ class ChainReport:
 
 
 def verify(session: Session) -> ChainReport:
+    """Walk the chain from the genesis hash; stop at the first broken link.
+
+    An edited row fails its own hash; a deleted row breaks the ``prev_hash`` of the event after it;
+    deleting the newest events leaves the chain head pointing at a hash no event has.
+    """
     prev = GENESIS
+    prev_id: int | None = None
     count = 0
     for event in session.exec(select(ConsentEvent).order_by(ConsentEvent.id)):  # type: ignore[arg-type]
         count += 1
         if event.prev_hash != prev:
-            return ChainReport(count, event.id, "prev_hash does not match the previous event")
+            after = f"event {prev_id}" if prev_id is not None else "the genesis hash"
+            return ChainReport(count, event.id,
+                               f"prev_hash does not match {after} (an event between them was deleted or altered)")
         if chain_hash(prev, event) != event.hash:
-            return ChainReport(count, event.id, "content does not match its hash")
-        prev = event.hash
+            return ChainReport(count, event.id, "content does not match its hash (the row was edited)")
+        prev, prev_id = event.hash, event.id
     row = session.execute(text("SELECT hash FROM ledger_head WHERE id = 1")).first()
-    if count and (row is None or row[0] != prev):
-        return ChainReport(count, None, "chain head does not match the last event (events deleted?)")
+    head = row[0] if row is not None else GENESIS
+    if head != prev:
+        last = f"event {prev_id}" if prev_id is not None else "the genesis hash"
+        return ChainReport(count, None,
+                           f"chain head does not match {last}: the newest events were deleted")
     return ChainReport(count, None)
+
+
+def redact_requests(session: Session, contact_id: int) -> int:
+    """Erase IP addresses and user agents from a person's events, keeping the chain valid (R8).
+
+    Returns how many events held such data. The rest of each event (what, when, how, which
+    wording) stays: it is the proof, and it names no one once the contact row is anonymised.
+    """
+    events = list(session.exec(select(ConsentEvent).where(ConsentEvent.contact_id == contact_id)))
+    changed = 0
+    for event in events:
+        ip, ua = event.ip, event.user_agent
+        if (ip and not ip.startswith(REDACTED)) or (ua and not ua.startswith(REDACTED)):
+            event.ip, event.user_agent = redacted(ip), redacted(ua)
+            session.add(event)
+            changed += 1
+    session.flush()
+    return changed
+
+
+#: the consent a last action leaves in place: given or not
+GIVEN = {"granted", "confirmed"}
+
+
+def current_consent(session: Session, contact_ids: list[int] | None = None) -> dict[tuple[int, str, str], str]:
+    """Current consent per (contact, channel, purpose), derived from the ledger only.
+
+    The newest event of each (contact, channel, purpose) decides: granted/confirmed → "given",
+    declined/withdrawn/expired → "refused". Nothing else is consulted and nothing stores the result,
+    so it cannot drift from the proof. One set-based query.
+    """
+    latest = (select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose,
+                     func.max(ConsentEvent.id).label("last_id"))
+              .group_by(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose))
+    if contact_ids is not None:
+        latest = latest.where(ConsentEvent.contact_id.in_(contact_ids))  # type: ignore[attr-defined]
+    sub = latest.subquery()
+    rows = session.execute(
+        select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose, ConsentEvent.action)
+        .join(sub, sub.c.last_id == ConsentEvent.id)
+    ).all()
+    return {(c, ch, p): ("given" if a in GIVEN else "refused") for c, ch, p, a in rows}
+
+
+def fold_consent(events: list[ConsentEvent]) -> dict[tuple[int, str, str], str]:
+    """The same answer as :func:`current_consent`, by replaying events in order (for checks)."""
+    state: dict[tuple[int, str, str], str] = {}
+    for e in sorted(events, key=lambda e: e.id or 0):
+        state[(e.contact_id, e.channel, e.purpose)] = "given" if e.action in GIVEN else "refused"
+    return state

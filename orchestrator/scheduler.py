@@ -49,6 +49,12 @@ def job_sweep(rt: Runtime) -> str:
     return sweep(rt).summary()
 
 
+def job_retention(rt: Runtime) -> str:
+    from orchestrator.retention import run_retention
+
+    return run_retention(rt).summary()
+
+
 def job_evergreen(rt: Runtime) -> str:
     from orchestrator.evergreen import enrol_newcomers
 
@@ -75,8 +81,7 @@ def register_job_type(name: str, func: str, cron_key: str) -> None:
 register_job_type("dispatch", "orchestrator.scheduler:job_dispatch", "dispatch_cron")
 register_job_type("sweep", "orchestrator.scheduler:job_sweep", "sweep_cron")
 register_job_type("evergreen", "orchestrator.scheduler:job_evergreen", "evergreen_cron")
-# The retention run (issue 5) registers its function here; off until retention_cron is set.
-register_job_type("retention", "orchestrator.retention:run_retention", "retention_cron")
+register_job_type("retention", "orchestrator.scheduler:job_retention", "retention_cron")
 
 
 def _resolve(ref: str) -> Callable[[Runtime], Any]:

@@ -23,6 +23,7 @@ from orchestrator.domain.model import (
     SuppressionReason,
 )
 from orchestrator.ledger import Proof
+from orchestrator.retention import erase_contact, scrub_profile
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
@@ -95,24 +96,16 @@ def _expire(rt: Runtime, session: Session, enrolment: Enrolment, campaign_id: in
         ledger.append(session, contact_id=contact.id, channel=channel, purpose=Purpose.MARKETING,  # type: ignore[arg-type]
                       action=ConsentAction.EXPIRED, at=now, proof=proof)
     policy = rt.config.retention.after_expiry
+    if policy == "keep":
+        return
+    session.add(enrolment)
+    session.flush()  # the expiry is written before a 'delete' removes the person's rows
+    erase_contact(session, contact, now, policy)
     if policy == "anonymise":
-        anonymise(contact, now)
-        session.add(contact)
         report.anonymised += 1
-    elif policy == "delete":
-        anonymise(contact, now)
-        session.add(contact)
+    else:
         report.deleted += 1
 
 
-def anonymise(contact: Contact, now: datetime) -> None:
-    """Replace personal data; keep kind/dates for statistics and the id the ledger refers to.
-
-    'delete' keeps a tombstone row too: consent events and outbox statistics reference the id, and
-    the ledger is append-only; the row holds no personal data either way.
-    """
-    contact.external_id = f"erased-{contact.id}"
-    contact.email = contact.phone = contact.first_name = contact.timezone = None
-    contact.email_key = contact.phone_key = None
-    contact.attributes = {}
-    contact.erased_at = now
+#: kept for callers of the skeleton's name; see :func:`orchestrator.retention.scrub_profile`
+anonymise = scrub_profile

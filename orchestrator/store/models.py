@@ -244,3 +244,24 @@ class AdminAudit(SQLModel, table=True):
     outcome: str = "ok"
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     ip: str | None = None
+
+
+class DsrRequest(SQLModel, table=True):
+    """The register of data-subject requests [R8]: access, erasure, rectification.
+
+    The person is identified by the keyed hash of their address (never the address itself), so the
+    register outlives an erasure and can still answer "when did they ask, who handled it".
+    """
+
+    __tablename__ = "dsr_request"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # access | erasure | rectification
+    subject_key: str = Field(index=True)  # suppression-style HMAC of the normalised address
+    subject_channel: str  # email | sms: which address the key was made from
+    received_at: datetime
+    due_at: datetime = Field(index=True)  # received + 1 month (GDPR art. 12(3))
+    state: str = Field(default="received", index=True)  # received | done | refused
+    source: str  # operator | preference_centre
+    handled_by: str | None = None
+    handled_at: datetime | None = None
+    note: str | None = None

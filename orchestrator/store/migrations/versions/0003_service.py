@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0003_service"
-down_revision = "0001"
+down_revision = "0002_proof"
 branch_labels = None
 depends_on = None
 
