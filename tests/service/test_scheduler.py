@@ -36,7 +36,8 @@ def probe_job(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_jobs_come_from_config_and_an_empty_expression_turns_one_off(make_rt: Callable[..., Runtime]) -> None:
-    rt = make_rt(scheduler={"dispatch_cron": "*/2 * * * *", "sweep_cron": "", "evergreen_cron": "0 4 * * *"})
+    rt = make_rt(scheduler={"dispatch_cron": "*/2 * * * *", "sweep_cron": "", "evergreen_cron": "0 4 * * *",
+                            "retention_cron": ""})
     names = [name for name, _, _ in sched.jobs(rt)]
     assert names == ["dispatch", "evergreen"]
     bad = make_rt(scheduler={"sweep_cron": "every day"})
