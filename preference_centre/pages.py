@@ -23,7 +23,7 @@ from orchestrator.consent import (
     record_unsubscribe,
 )
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import Channel, ConsentSource
+from orchestrator.domain.model import Channel, ConsentSource, Purpose
 from orchestrator.errors import NotFoundError
 from orchestrator.ledger import Proof
 from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
@@ -157,6 +157,7 @@ def consent_wording(lang: str, sender_name: str) -> str:
         _("News and offers by email"),
         _("News and offers by SMS"),
         _("Share my details with selected partners (separate, optional)"),
+        _("Nothing is ticked for you: if you tick nothing, “Yes, keep me informed” applies to the channel this link came by."),
         _("Yes, keep me informed"),
         _("No thanks, unsubscribe me from everything"),
     ])
@@ -184,8 +185,12 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
     action = "/p/" + token  # also from /s/{code}: answers always go to /p/{token}
     rights_url = "/r/" + rt.links.dumps("rights", claims)
     if request.method != "POST":  # GET and HEAD only ever read
+        # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
+        # explicit, still-current consent on that channel (e.g. coming back to change an answer).
         with session_scope(rt.engine) as session:
-            current = {c: not is_suppressed(session, key_of(contact, c), c) for c in channels}
+            given = ledger.current_consent(session, [contact.id])  # type: ignore[list-item]
+            current = {c: given.get((contact.id, c, Purpose.MARKETING.value)) == "given"
+                       and not is_suppressed(session, key_of(contact, c), c) for c in channels}
         return render_page(
             request, "preference.html", lang=lang, action=action, channels=channels, current=current,
             masked=masked, campaign=campaign, enrolment=enrolment, first_name=contact.first_name,
@@ -198,7 +203,13 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
     if choice == "decline":
         answer = Answer(channels={c: False for c in channels}, partners=False)
     else:
-        answer = Answer(channels={c: form.get(c) == "yes" for c in channels}, partners=form.get("partners") == "yes")
+        ticked = {c: form.get(c) == "yes" for c in channels}
+        if not any(ticked.values()):
+            # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
+            # as the page says next to the boxes.
+            link_channel = claims.channel if claims.channel in channels else channels[0]
+            ticked[link_channel] = True
+        answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         wording_hash = ledger.remember_wording(session, name="preference_page", locale=lang,

@@ -199,3 +199,17 @@ def test_short_sms_link_page_posts_to_the_page_route(rt: Runtime, write_csv: Cal
     assert client.post(action, data={"sms": "yes", "action": "confirm"}).status_code == 200
     with Session(rt.engine) as s:
         assert s.exec(select(Enrolment)).one().state == "confirmed"
+
+
+def test_nothing_is_pre_ticked_and_yes_alone_applies_to_the_links_channel(setup: tuple[Runtime, TestClient, str, str]) -> None:
+    """R1: no box is ticked for a pending request; "Yes" with nothing ticked confirms only the
+    channel the link came by; coming back, the page shows the person's own recorded choice."""
+    rt, client, page, _ = setup
+    html = client.get(f"/p/{page}").text
+    assert 'type="checkbox"' in html and " checked" not in html
+    assert client.post(f"/p/{page}", data={"action": "confirm"}).status_code == 200
+    with Session(rt.engine) as s:
+        events = [(e.channel, e.action) for e in s.exec(select(ConsentEvent).order_by(ConsentEvent.id))]
+    assert events == [("email", "confirmed"), ("sms", "declined")]  # the link was sent by email
+    again = client.get(f"/p/{page}").text
+    assert 'name="email" value="yes" checked' in again and 'name="sms" value="yes" checked' not in again
