@@ -18,9 +18,10 @@ SUPPORTED = ("fr", "en")
 DEFAULT = "fr"
 
 
-@lru_cache(maxsize=8)
-def catalog(lang: str) -> dict[str, str]:
-    path = LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po"
+@lru_cache(maxsize=16)
+def read_catalog(locale_dir: Path, lang: str) -> dict[str, str]:
+    """msgid → msgstr of ``<locale_dir>/<lang>/LC_MESSAGES/messages.po`` (fuzzy entries left out)."""
+    path = locale_dir / lang / "LC_MESSAGES" / "messages.po"
     if not path.exists():
         return {}
     with path.open("rb") as fh:
@@ -28,14 +29,22 @@ def catalog(lang: str) -> dict[str, str]:
     return {str(m.id): str(m.string) for m in cat if m.id and m.string and not m.fuzzy}
 
 
-def gettext_for(lang: str) -> Callable[[str], str]:
-    table = catalog(lang)
+def translator(table: dict[str, str]) -> Callable[..., str]:
+    """``_("Hello %(name)s", name=…)``: unknown strings fall back to the English source."""
 
     def _(text: str, **values: object) -> str:
         out = table.get(text, text)
         return out % values if values else out
 
     return _
+
+
+def catalog(lang: str) -> dict[str, str]:
+    return read_catalog(LOCALE_DIR, lang)
+
+
+def gettext_for(lang: str) -> Callable[..., str]:
+    return translator(catalog(lang))
 
 
 def negotiate(*, contact_locale: str | None = None, query: str | None = None, accept: str | None = None) -> str:

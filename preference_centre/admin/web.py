@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator import PROJECT_ROOT
 from orchestrator.runtime import Runtime
 from preference_centre import pages
+from preference_centre.app import SECURITY_HEADERS
 from preference_centre.admin import audit, i18n
 from preference_centre.admin.auth import Operator, Role, console_enabled, load_session
 
@@ -37,17 +38,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
                    trim_blocks=True, lstrip_blocks=True)
 
+#: The public pages' headers, with the CSP opened to frames from the console itself (only its own
+#: sandboxed email previews) and a same-origin opener policy.
 ADMIN_HEADERS = [
-    # frame-src 'self': only the console's own sandboxed email previews may be framed in a page.
-    (b"content-security-policy", (b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                  b"frame-src 'self'; frame-ancestors 'none'; base-uri 'none'")),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"permissions-policy", b"interest-cohort=()"),
-]
+    (name, value + b"; frame-src 'self'" if name == b"content-security-policy" else value)
+    for name, value in SECURITY_HEADERS
+] + [(b"cross-origin-opener-policy", b"same-origin")]
 
 View = Callable[[Request], Awaitable[Response]]
 
