@@ -25,7 +25,7 @@ from bench.data import Databases, load_contacts, runtime, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-DEFAULT_PG = "postgresql+psycopg://reconsent:reconsent@127.0.0.1:5432/reconsent"
+DEFAULT_PG = "postgresql+psycopg://reconsent:reconsent@127.0.0.1:5432/bench7"
 
 
 @dataclass(frozen=True)

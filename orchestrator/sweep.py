@@ -4,16 +4,20 @@ re-import, because the suppression entry (a keyed hash) outlives the profile."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, String, cast, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from orchestrator import ledger
-from orchestrator.consent import contact_channels, key_of, suppress
 from orchestrator.domain.model import (
     CampaignState,
+    Channel,
     ConsentAction,
     ConsentSource,
     DeliveryState,
@@ -25,9 +29,9 @@ from orchestrator.domain.model import (
 from orchestrator.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
-BATCH = 1000
+BATCH = 5000
 
 
 @dataclass
@@ -54,16 +58,23 @@ def sweep(rt: Runtime) -> SweepReport:
         )).scalars())
     for campaign_id in due:
         report.campaigns.append(campaign_id)
+        last_id = 0
         while True:
+            # Keyset pagination over the campaign's pending enrolments: each batch is one
+            # transaction of a handful of set-based statements, whatever its size (see bench/).
             with session_scope(rt.engine) as session:
-                batch = list(session.execute(
-                    select(Enrolment).where(Enrolment.campaign_id == campaign_id,
-                                            Enrolment.state == RequestState.PENDING.value).limit(BATCH)
-                ).scalars())
+                batch = session.execute(
+                    select(Enrolment.id, Contact.id.label("contact_id"), Contact.email,  # type: ignore[union-attr]
+                           Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at)
+                    .join(Contact, Contact.id == Enrolment.contact_id, isouter=True)
+                    .where(Enrolment.campaign_id == campaign_id, Enrolment.state == RequestState.PENDING.value,
+                           Enrolment.id > last_id)  # type: ignore[operator]
+                    .order_by(Enrolment.id).limit(BATCH)
+                ).all()
                 if not batch:
                     break
-                for enrolment in batch:
-                    _expire(rt, session, enrolment, campaign_id, now, report)
+                last_id = batch[-1].id
+                _expire_batch(rt, session, batch, campaign_id, now, report)
         with session_scope(rt.engine) as session:
             session.execute(update(OutboxMessage).where(
                 OutboxMessage.campaign_id == campaign_id,
@@ -78,31 +89,66 @@ def sweep(rt: Runtime) -> SweepReport:
     return report
 
 
-def _expire(rt: Runtime, session: Session, enrolment: Enrolment, campaign_id: int, now: datetime,
-            report: SweepReport) -> None:
-    enrolment.state = RequestState.EXPIRED.value
-    enrolment.answered_at = None
-    session.add(enrolment)
-    report.expired += 1
-    contact = session.get(Contact, enrolment.contact_id)
-    if contact is None or contact.erased_at is not None:
-        return
+def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], campaign_id: int, now: datetime,
+                  report: SweepReport) -> None:
+    """Expire a batch of pending enrolments: per contact and reachable channel, one suppression entry
+    (no_response) unless one exists and one ``expired`` ledger event; then the retention policy."""
+    session.execute(
+        update(Enrolment).where(Enrolment.id.in_([r.id for r in batch]))  # type: ignore[union-attr]
+        .values(state=RequestState.EXPIRED.value, answered_at=None).execution_options(synchronize_session=False)
+    )
+    report.expired += len(batch)
+    live = [r for r in batch if r.contact_id is not None and r.erased_at is None]  # erased: nothing to do
+    live_ids = [r.contact_id for r in live]
+    reach = [(r.contact_id, channel, key) for r in live
+             for channel, address, key in ((Channel.EMAIL, r.email, r.email_key), (Channel.SMS, r.phone, r.phone_key))
+             if address]
+    keys = {key for _, _, key in reach if key}
+    existing: set[tuple[str, str]] = set()
+    if keys:
+        found = session.execute(select(SuppressionEntry.key, SuppressionEntry.channel)  # type: ignore[call-overload]
+                                .where(SuppressionEntry.key.in_(keys))).all()  # type: ignore[attr-defined]
+        existing = {(str(key), str(channel)) for key, channel in found}
+    source = f"campaign:{campaign_id}"
+    entries = []
+    for _, channel, key in reach:
+        if key and (key, channel.value) not in existing:
+            existing.add((key, channel.value))
+            entries.append({"key": key, "channel": channel.value, "reason": SuppressionReason.NO_RESPONSE.value,
+                            "source": source, "created_at": now})
+    if entries:
+        session.execute(_insert_ignoring_duplicates(rt, SuppressionEntry), entries)
+        report.suppressed += len(entries)
     proof = Proof(source=ConsentSource.SWEEP, campaign_id=campaign_id)
-    for channel in contact_channels(contact):
-        if suppress(session, key_of(contact, channel), channel.value, SuppressionReason.NO_RESPONSE,
-                    f"campaign:{campaign_id}", now):
-            report.suppressed += 1
-        ledger.append(session, contact_id=contact.id, channel=channel, purpose=Purpose.MARKETING,  # type: ignore[arg-type]
-                      action=ConsentAction.EXPIRED, at=now, proof=proof)
+    ledger.append_many(session, [
+        {"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.MARKETING.value,
+         "action": ConsentAction.EXPIRED.value, "at": now, "proof": proof}
+        for contact_id, channel, _ in reach
+    ])
     policy = rt.config.retention.after_expiry
-    if policy == "anonymise":
-        anonymise(contact, now)
-        session.add(contact)
-        report.anonymised += 1
-    elif policy == "delete":
-        anonymise(contact, now)
-        session.add(contact)
-        report.deleted += 1
+    if policy in ("anonymise", "delete") and live_ids:
+        anonymise_many(session, live_ids, now)
+        if policy == "anonymise":
+            report.anonymised += len(live_ids)
+        else:
+            report.deleted += len(live_ids)
+
+
+def _insert_ignoring_duplicates(rt: Runtime, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason."""
+    if rt.engine.dialect.name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def anonymise_many(session: Session, contact_ids: Sequence[int], now: datetime) -> None:
+    """:func:`anonymise` for many contacts in one UPDATE."""
+    session.execute(
+        update(Contact).where(Contact.id.in_(contact_ids))  # type: ignore[union-attr]
+        .values(external_id=literal("erased-", String) + cast(Contact.id, String), email=None, phone=None,
+                first_name=None, timezone=None, email_key=None, phone_key=None, attributes={}, erased_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def anonymise(contact: Contact, now: datetime) -> None:
