@@ -72,6 +72,7 @@ def load_contacts(rt: Runtime, n: int) -> None:
                     "created_at": now, "updated_at": now,
                 })
             conn.execute(insert(Contact), rows)
+    rt.engine.dispose()  # no idle pooled connection may stay: PostgreSQL copies need the database unused
 
 
 class Databases:
