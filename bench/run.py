@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -298,8 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="", help="a note for the RESULTS.md heading (e.g. 'before sweep fix')")
     parser.add_argument("--json", type=Path, help="also write every raw measurement to this JSON file")
     parser.add_argument("--workdir", type=Path, help="folder for SQLite files and the CSV (default: a temp dir)")
+    parser.add_argument("--messages", type=int, help="messages per dispatch measurement (default: by size)")
+    parser.add_argument("--record-json", type=Path, metavar="FILE",
+                        help="append a run saved earlier with --json to RESULTS.md, then exit")
     args = parser.parse_args(argv)
+    if args.record_json:
+        saved = json.loads(args.record_json.read_text())
+        run = Run(SIZES[saved["size"]], Path("."), "", figures=[Figure(**f) for f in saved["figures"]])
+        with RESULTS.open("a", encoding="utf-8") as fh:
+            fh.write(record(run, saved["machine"], saved.get("machine_end", saved["machine"]), args.label))
+        return 0
     size = SIZES[args.size or "full"]
+    if args.messages:
+        size = replace(size, dispatch=args.messages)
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     started = machine()
     with tempfile.TemporaryDirectory(prefix="reconsent-bench-", dir=args.workdir) as tmp:
@@ -310,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     finished = machine()
     print(table(run.figures))
     if args.json:
-        args.json.write_text(json.dumps({"size": size.name, "machine": started, "raw": run.raw,
+        args.json.write_text(json.dumps({"size": size.name, "machine": started, "machine_end": finished, "raw": run.raw,
                                          "figures": [f.__dict__ for f in run.figures]}, indent=2, default=str))
     if args.record:
         with RESULTS.open("a", encoding="utf-8") as fh:
