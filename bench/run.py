@@ -133,7 +133,8 @@ def bench_database(run: Run, kind: str) -> None:
         met = launch["seconds"] <= 60 * size.contacts / 1_000_000 and launch["seconds"] <= 3 * raw["seconds"]
         run.add("launch (enrolments + outbox rows)", kind, launch["seconds"], "s", raw["seconds"],
                 "≤ 60 s per 1M and ≤ 3× raw", met,
-                f"{launch['enrolled']} enrolled, {launch['outbox']} outbox rows; ceiling: raw INSERT…SELECT")
+                f"{launch['enrolled']} enrolled, {launch['outbox']} outbox rows; ceiling: raw INSERT…SELECT; "
+                f"client CPU s {launch.get('cpu_seconds', 0):.2f} vs {raw.get('cpu_seconds', 0):.2f}")
         # ratio for "≤ 3× raw" figures is product/raw: lower is better
         sweep_a, sweep_b = dbs.copy(base, "sweep"), dbs.copy(base, "sweepraw")
 
@@ -154,13 +155,16 @@ def bench_database(run: Run, kind: str) -> None:
         assert pipe["sent"] >= size.dispatch * 0.99, pipe
         run.add("dispatch throughput to SMTP sink", kind, pipe_rate, "msg/s", bare_rate, "≥ 0.85 of bare",
                 pipe_rate >= 0.85 * bare_rate,
-                f"{pipe['sent']} messages, {size.connections} connections, concurrency {size.concurrency}")
+                f"{pipe['sent']} messages, {size.connections} connections, concurrency {size.concurrency}; "
+                f"client CPU ms/msg {1000 * pipe.get('cpu_seconds', 0) / max(pipe['sent'], 1):.2f} vs "
+                f"{1000 * bare1.get('cpu_seconds', 0) / max(bare1['sent'], 1):.2f}")
 
         null = run.step("dispatch_null", url=base, limit=size.dispatch)
         null_rate = null["sent"] / null["seconds"]
         run.add("pipeline overhead (null channel)", kind, null_rate, "msg/s", None,
                 "≥ 5,000 msg/s (SQLite)", null_rate >= 5000 if kind == "sqlite" else True,
-                f"{null['sent']} messages; on PostgreSQL reported only")
+                f"{null['sent']} messages ({null['sent'] / max(null.get('cpu_seconds', 0), 1e-9):,.0f} msg per "
+                f"client CPU second); on PostgreSQL reported only")
 
         sw = run.step("sweep", url=sweep_a)
         swr = run.step("sweep_raw", url=sweep_b, campaign_id=cid)
@@ -168,7 +172,8 @@ def bench_database(run: Run, kind: str) -> None:
         run.add("sweep (expire + suppress + retention)", kind, sw["seconds"], "s", swr["seconds"], "≤ 3× raw",
                 sw["seconds"] <= 3 * swr["seconds"],
                 f"{sw['expired']} expired, {sw['suppressed']} suppressed, {sw['events']} events; "
-                f"audit verify {sw['verify_seconds']:.1f} s, chain intact")
+                f"audit verify {sw['verify_seconds']:.1f} s, chain intact; client CPU s "
+                f"{sw.get('cpu_seconds', 0):.2f} vs {swr.get('cpu_seconds', 0):.2f}")
         run.raw[kind] = {"launch": launch, "launch_raw": raw, "smtp_bare": [bare1, bare2], "dispatch_smtp": pipe,
                          "dispatch_null": null, "sweep": sw, "sweep_raw": swr}
 
