@@ -27,6 +27,10 @@ _CHAINED = (
 )
 
 
+_SPLICE = "\x00contact\x00"  # a placeholder no real value contains
+_SPLICE_JSON = json.dumps(_SPLICE).encode()
+
+
 @dataclass(frozen=True)
 class Proof:
     """Where an event came from: source, the wording shown, and the request if there was one."""
@@ -71,6 +75,9 @@ def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
         return 0
     head = _lock_head(session)
     rows = []
+    # Events of a batch differ mostly by contact: the canonical JSON of everything else is built
+    # once per distinct rest, and the contact id spliced in (byte-identical to canonical_values).
+    halves: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
     for e in events:
         proof: Proof = e["proof"]
         row = {
@@ -80,10 +87,20 @@ def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
             "wording_name": proof.wording_name, "locale": proof.locale, "ip": proof.ip,
             "user_agent": (proof.user_agent or None) and proof.user_agent[:400],
         }
+        if type(row["contact_id"]) is int:
+            rest = (row["channel"], row["purpose"], row["action"], row["occurred_at"], proof)
+            split = halves.get(rest)
+            if split is None:
+                before, _, after = canonical_values({**row, "contact_id": _SPLICE}).partition(_SPLICE_JSON)
+                split = halves[rest] = (before, after)
+            canonical_json = split[0] + str(row["contact_id"]).encode() + split[1]
+        else:
+            canonical_json = canonical_values(row)
         row["prev_hash"] = head
-        head = row["hash"] = hashlib.sha256(head.encode() + b"\n" + canonical_values(row)).hexdigest()
+        head = row["hash"] = hashlib.sha256(head.encode() + b"\n" + canonical_json).hexdigest()
         rows.append(row)
-    session.execute(insert(ConsentEvent), rows)
+    # Core INSERT on the session's connection: the ORM bulk path costs several times more per row.
+    session.connection().execute(insert(ConsentEvent.__table__), rows)  # type: ignore[attr-defined]
     session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": head})
     return len(rows)
 

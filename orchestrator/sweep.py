@@ -100,8 +100,9 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     report.expired += len(batch)
     live = [r for r in batch if r.contact_id is not None and r.erased_at is None]  # erased: nothing to do
     live_ids = [r.contact_id for r in live]
+    email, sms = Channel.EMAIL.value, Channel.SMS.value
     reach = [(r.contact_id, channel, key) for r in live
-             for channel, address, key in ((Channel.EMAIL, r.email, r.email_key), (Channel.SMS, r.phone, r.phone_key))
+             for channel, address, key in ((email, r.email, r.email_key), (sms, r.phone, r.phone_key))
              if address]
     keys = {key for _, _, key in reach if key}
     existing: set[tuple[str, str]] = set()
@@ -111,18 +112,18 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
         existing = {(str(key), str(channel)) for key, channel in found}
     source = f"campaign:{campaign_id}"
     entries = []
+    reason = SuppressionReason.NO_RESPONSE.value
     for _, channel, key in reach:
-        if key and (key, channel.value) not in existing:
-            existing.add((key, channel.value))
-            entries.append({"key": key, "channel": channel.value, "reason": SuppressionReason.NO_RESPONSE.value,
-                            "source": source, "created_at": now})
+        if key and (key, channel) not in existing:
+            existing.add((key, channel))
+            entries.append({"key": key, "channel": channel, "reason": reason, "source": source, "created_at": now})
     if entries:
-        session.execute(_insert_ignoring_duplicates(rt, SuppressionEntry), entries)
+        session.connection().execute(_insert_ignoring_duplicates(rt, SuppressionEntry.__table__), entries)  # type: ignore[attr-defined]
         report.suppressed += len(entries)
-    proof = Proof(source=ConsentSource.SWEEP, campaign_id=campaign_id)
+    proof = Proof(source=ConsentSource.SWEEP.value, campaign_id=campaign_id)
+    purpose, action = Purpose.MARKETING.value, ConsentAction.EXPIRED.value
     ledger.append_many(session, [
-        {"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.MARKETING.value,
-         "action": ConsentAction.EXPIRED.value, "at": now, "proof": proof}
+        {"contact_id": contact_id, "channel": channel, "purpose": purpose, "action": action, "at": now, "proof": proof}
         for contact_id, channel, _ in reach
     ])
     policy = rt.config.retention.after_expiry
