@@ -239,12 +239,13 @@ def bench_web(run: Run, url: str, campaign_id: int) -> None:
             stop(proc)
     for method, what in (("GET", "GET /p/{token}"), ("POST", "POST /p/{token} confirm")):
         app, bare = results[f"app {method}"], results[f"bare {method}"]
-        ok = app["rps"] >= 0.5 * bare["rps"] and app["p99_ms"] < 100 and app["non_2xx"] == 0
+        ok = (app["rps"] >= 0.5 * bare["rps"] and app["p99_ms"] < 100 and app["non_2xx"] == 0
+              and app["socket_errors"] == 0)
         run.add(f"preference page {what}", "sqlite", app["rps"], "req/s", bare["rps"],
                 "≥ 0.5 of bare, p99 < 100 ms", ok,
                 f"p50 {app['p50_ms']:.1f} ms, p99 {app['p99_ms']:.1f} ms (bare p50 {bare['p50_ms']:.1f}, "
                 f"p99 {bare['p99_ms']:.1f}); {run.size.web_concurrency} connections; "
-                f"non-2xx {app['non_2xx']:.0f}")
+                f"non-2xx {app['non_2xx']:.0f}, socket errors/timeouts {app['socket_errors']:.0f}")
     run.raw["web"] = results
 
 

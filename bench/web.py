@@ -67,7 +67,7 @@ def wrk(port: int, tokens: Path, *, post: bool, seconds: int, connections: int, 
         raise RuntimeError("wrk is not installed (apt-get install -y wrk)")
     script = workdir / ("post.lua" if post else "get.lua")
     script.write_text(LUA % {"tokens": tokens, "body": POST_BODY if post else GET_BODY})
-    out = subprocess.run([exe, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+    out = subprocess.run([exe, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script),
                           f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60,
                          check=True).stdout
     return parse_wrk(out)
