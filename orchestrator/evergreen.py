@@ -20,14 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy import and_, exists, func, insert, literal, select
 
 from orchestrator.campaigns import _address_column, audience_query, check_plan, load_plan
-from orchestrator.domain.model import CampaignState, DeliveryState, RequestState, SkipReason
+from orchestrator.domain.model import CampaignState, DeliveryState, RequestState
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
-from orchestrator.sweep import SweepReport, _expire
+from orchestrator.sweep import SweepReport, expire_pending
 
 
 @dataclass
@@ -104,18 +104,6 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
 
 def expire_overdue(rt: Runtime, campaign_id: int) -> int:
     """Expire the standing campaign's pending people whose own deadline has passed."""
-    now = rt.clock.now()
     sweep_report = SweepReport()
-    with session_scope(rt.engine) as session:
-        overdue = list(session.execute(select(Enrolment).where(
-            Enrolment.campaign_id == campaign_id, Enrolment.state == RequestState.PENDING.value,
-            Enrolment.deadline_at <= now,  # type: ignore[operator]
-        )).scalars())
-        for enrolment in overdue:
-            _expire(rt, session, enrolment, campaign_id, now, sweep_report)
-        if overdue:
-            session.execute(update(OutboxMessage).where(
-                OutboxMessage.enrolment_id.in_([e.id for e in overdue]),  # type: ignore[attr-defined]
-                OutboxMessage.status == DeliveryState.PENDING.value,
-            ).values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value, updated_at=now))
+    expire_pending(rt, campaign_id, rt.clock.now(), sweep_report, own_deadline_only=True)
     return sweep_report.expired

@@ -46,6 +46,8 @@ class MessageRenderer:
             keep_trailing_newline=False,
             trim_blocks=True,
             lstrip_blocks=True,
+            # Templates are read once per process: no stat() of every file on every render.
+            auto_reload=False,
         )
         self.env.filters["longdate"] = _long_date
 
@@ -114,5 +116,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+@lru_cache(maxsize=1024)
 def _long_date(value: datetime, locale: str = "fr") -> str:
+    # A campaign's messages all show the same deadline: format it once per locale, not per message.
     return format_date(value, format="long", locale=locale)

@@ -11,11 +11,12 @@ addresses and user agents inside those events are redacted (see :func:`ledger.re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import String, cast, delete, func, literal, select, update
 from sqlmodel import Session
 
 from orchestrator import ledger
@@ -38,7 +39,7 @@ def policy_of(rt: Runtime) -> RetentionPolicy:
 
 
 def scrub_profile(contact: Contact, now: datetime) -> None:
-    """Replace personal data on the row; keep kind/dates for statistics and the id the ledger uses."""
+    """Replace personal data on an in-memory row (the values :func:`erase_many` writes)."""
     contact.external_id = f"erased-{contact.id}"
     contact.email = contact.phone = contact.first_name = contact.timezone = None
     contact.email_key = contact.phone_key = None
@@ -47,22 +48,38 @@ def scrub_profile(contact: Contact, now: datetime) -> None:
     contact.updated_at = now
 
 
-def erase_contact(session: Session, contact: Contact, now: datetime, action: str = ANONYMISE) -> None:
-    """Apply ``anonymise`` or ``delete`` to one contact (suppression entries are never touched)."""
-    assert contact.id is not None
-    ledger.redact_requests(session, contact.id)
-    scrub_profile(contact, now)
+def erase_many(session: Session, contact_ids: Sequence[int], now: datetime, action: str = ANONYMISE) -> None:
+    """Apply ``anonymise`` or ``delete`` to many contacts in a few set-based statements.
+
+    Suppression entries are never touched; the person's consent events keep their proof with IP
+    and user agent redacted. The sweep erases whole batches of non-responders through this.
+    """
+    if not contact_ids:
+        return
+    ids = list(contact_ids)
+    ledger.redact_requests_many(session, ids)
+    values: dict[str, Any] = {
+        "external_id": literal("erased-", String) + cast(Contact.id, String), "email": None, "phone": None,
+        "first_name": None, "timezone": None, "email_key": None, "phone_key": None, "attributes": {},
+        "erased_at": now, "updated_at": now,
+    }
     if action == DELETE:
-        contact.last_activity_at = None
-        contact.consented_at = None
-        contact.b2b = False
-        session.add(contact)
-        session.flush()
-        session.execute(delete(OutboxMessage).where(OutboxMessage.contact_id == contact.id),
+        values.update(last_activity_at=None, consented_at=None, b2b=False)
+    session.execute(update(Contact).where(Contact.id.in_(ids)).values(**values)  # type: ignore[union-attr]
+                    .execution_options(synchronize_session=False))
+    if action == DELETE:
+        session.execute(delete(OutboxMessage).where(OutboxMessage.contact_id.in_(ids)),  # type: ignore[attr-defined]
                         execution_options={"synchronize_session": False})
-        session.execute(delete(Enrolment).where(Enrolment.contact_id == contact.id),
+        session.execute(delete(Enrolment).where(Enrolment.contact_id.in_(ids)),  # type: ignore[attr-defined]
                         execution_options={"synchronize_session": False})
-    session.add(contact)
+
+
+def erase_contact(session: Session, contact: Contact, now: datetime, action: str = ANONYMISE) -> None:
+    """:func:`erase_many` for one contact already loaded in ``session`` (it is reloaded after)."""
+    assert contact.id is not None
+    session.flush()  # the caller's pending changes (e.g. a request just declined) go first
+    erase_many(session, [contact.id], now, action)
+    session.expire(contact)
 
 
 @dataclass

@@ -4,16 +4,20 @@ re-import, because the suppression entry (a keyed hash) outlives the profile."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from orchestrator import ledger
-from orchestrator.consent import contact_channels, key_of, suppress
 from orchestrator.domain.model import (
     CampaignState,
+    Channel,
     ConsentAction,
     ConsentSource,
     DeliveryState,
@@ -23,12 +27,12 @@ from orchestrator.domain.model import (
     SuppressionReason,
 )
 from orchestrator.ledger import Proof
-from orchestrator.retention import erase_contact, scrub_profile
+from orchestrator.retention import erase_many, scrub_profile
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
-BATCH = 1000
+BATCH = 5000
 
 
 @dataclass
@@ -46,6 +50,7 @@ class SweepReport:
 
 
 def sweep(rt: Runtime) -> SweepReport:
+    """Close every running or paused campaign past its deadline."""
     report = SweepReport()
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
@@ -55,20 +60,10 @@ def sweep(rt: Runtime) -> SweepReport:
         )).scalars())
     for campaign_id in due:
         report.campaigns.append(campaign_id)
-        while True:
-            with session_scope(rt.engine) as session:
-                batch = list(session.execute(
-                    select(Enrolment).where(Enrolment.campaign_id == campaign_id,
-                                            Enrolment.state == RequestState.PENDING.value).limit(BATCH)
-                ).scalars())
-                if not batch:
-                    break
-                for enrolment in batch:
-                    _expire(rt, session, enrolment, campaign_id, now, report)
+        expire_pending(rt, campaign_id, now, report)
         with session_scope(rt.engine) as session:
             session.execute(update(OutboxMessage).where(
-                OutboxMessage.campaign_id == campaign_id,
-                OutboxMessage.status.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]),  # type: ignore[attr-defined]
+                OutboxMessage.campaign_id == campaign_id, _abandoned(now),
             ).values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value,
                      claimed_by=None, claimed_until=None, updated_at=now))
             campaign = session.get(Campaign, campaign_id)
@@ -79,32 +74,98 @@ def sweep(rt: Runtime) -> SweepReport:
     return report
 
 
-def _expire(rt: Runtime, session: Session, enrolment: Enrolment, campaign_id: int, now: datetime,
-            report: SweepReport) -> None:
-    enrolment.state = RequestState.EXPIRED.value
-    enrolment.answered_at = None
-    session.add(enrolment)
-    report.expired += 1
-    contact = session.get(Contact, enrolment.contact_id)
-    if contact is None or contact.erased_at is not None:
-        return
-    proof = Proof(source=ConsentSource.SWEEP, campaign_id=campaign_id)
-    for channel in contact_channels(contact):
-        if suppress(session, key_of(contact, channel), channel.value, SuppressionReason.NO_RESPONSE,
-                    f"campaign:{campaign_id}", now):
-            report.suppressed += 1
-        ledger.append(session, contact_id=contact.id, channel=channel, purpose=Purpose.MARKETING,  # type: ignore[arg-type]
-                      action=ConsentAction.EXPIRED, at=now, proof=proof)
+def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepReport, *,
+                   own_deadline_only: bool = False) -> None:
+    """Expire a campaign's pending requests in batches (all of them, or with ``own_deadline_only``
+    those whose per-person deadline has passed, as in the standing evergreen campaign)."""
+    last_id = 0
+    while True:
+        # Keyset pagination over the campaign's pending enrolments: each batch is one
+        # transaction of a handful of set-based statements, whatever its size (see bench/).
+        with session_scope(rt.engine) as session:
+            query = (
+                select(Enrolment.id, Contact.id.label("contact_id"), Contact.email,  # type: ignore[union-attr]
+                       Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at)
+                .join(Contact, Contact.id == Enrolment.contact_id, isouter=True)
+                .where(Enrolment.campaign_id == campaign_id, Enrolment.state == RequestState.PENDING.value,
+                       Enrolment.id > last_id)  # type: ignore[operator]
+                .order_by(Enrolment.id).limit(BATCH)
+            )
+            if own_deadline_only:
+                query = query.where(Enrolment.deadline_at <= now)  # type: ignore[operator]
+            batch = session.execute(query).all()
+            if not batch:
+                return
+            last_id = batch[-1].id
+            _expire_batch(rt, session, batch, campaign_id, now, report)
+
+
+def _abandoned(now: datetime) -> Any:
+    """Outbox rows nobody is sending: queued, or claimed by a worker whose lease ran out. A row
+    whose sender still holds its lease is left alone, so a send in flight is recorded as sent."""
+    return or_(
+        OutboxMessage.status == DeliveryState.PENDING.value,
+        and_(OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.claimed_until < now),  # type: ignore[operator]
+    )
+
+
+def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], campaign_id: int, now: datetime,
+                  report: SweepReport) -> None:
+    """Expire a batch of pending enrolments: per contact and reachable channel, one suppression entry
+    (no_response) unless one exists and one ``expired`` ledger event; then the retention policy."""
+    session.execute(
+        update(Enrolment).where(Enrolment.id.in_([r.id for r in batch]))  # type: ignore[union-attr]
+        .values(state=RequestState.EXPIRED.value, answered_at=None).execution_options(synchronize_session=False)
+    )
+    report.expired += len(batch)
+    session.execute(
+        update(OutboxMessage).where(OutboxMessage.enrolment_id.in_([r.id for r in batch]), _abandoned(now))  # type: ignore[attr-defined]
+        .values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value,
+                claimed_by=None, claimed_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    live = [r for r in batch if r.contact_id is not None and r.erased_at is None]  # erased: nothing to do
+    live_ids = [r.contact_id for r in live]
+    email, sms = Channel.EMAIL.value, Channel.SMS.value
+    reach = [(r.contact_id, channel, key) for r in live
+             for channel, address, key in ((email, r.email, r.email_key), (sms, r.phone, r.phone_key))
+             if address]
+    keys = {key for _, _, key in reach if key}
+    existing: set[tuple[str, str]] = set()
+    if keys:
+        found = session.execute(select(SuppressionEntry.key, SuppressionEntry.channel)  # type: ignore[call-overload]
+                                .where(SuppressionEntry.key.in_(keys))).all()  # type: ignore[attr-defined]
+        existing = {(str(key), str(channel)) for key, channel in found}
+    source = f"campaign:{campaign_id}"
+    entries = []
+    reason = SuppressionReason.NO_RESPONSE.value
+    for _, channel, key in reach:
+        if key and (key, channel) not in existing:
+            existing.add((key, channel))
+            entries.append({"key": key, "channel": channel, "reason": reason, "source": source, "created_at": now})
+    if entries:
+        session.connection().execute(_insert_ignoring_duplicates(rt, SuppressionEntry.__table__), entries)  # type: ignore[attr-defined]
+        report.suppressed += len(entries)
+    proof = Proof(source=ConsentSource.SWEEP.value, campaign_id=campaign_id)
+    purpose, action = Purpose.MARKETING.value, ConsentAction.EXPIRED.value
+    ledger.append_many(session, [
+        {"contact_id": contact_id, "channel": channel, "purpose": purpose, "action": action, "at": now, "proof": proof}
+        for contact_id, channel, _ in reach
+    ])
     policy = rt.config.retention.after_expiry
-    if policy == "keep":
-        return
-    session.add(enrolment)
-    session.flush()  # the expiry is written before a 'delete' removes the person's rows
-    erase_contact(session, contact, now, policy)
-    if policy == "anonymise":
-        report.anonymised += 1
-    else:
-        report.deleted += 1
+    if policy in ("anonymise", "delete") and live_ids:
+        erase_many(session, live_ids, now, policy)
+        if policy == "anonymise":
+            report.anonymised += len(live_ids)
+        else:
+            report.deleted += len(live_ids)
+
+
+def _insert_ignoring_duplicates(rt: Runtime, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason."""
+    if rt.engine.dialect.name == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
 
 
 #: kept for callers of the skeleton's name; see :func:`orchestrator.retention.scrub_profile`

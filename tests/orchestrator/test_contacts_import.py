@@ -3,10 +3,12 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings, strategies as st
 from sqlmodel import Session, select
 
 from orchestrator.consent import suppress
-from orchestrator.contacts import import_contacts, write_rejects
+from orchestrator.contacts import RowError, checked_email, import_contacts, write_rejects
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ConsentEvent, Contact
@@ -92,3 +94,26 @@ def test_missing_columns_and_unreadable_files(rt: Runtime, tmp_path: Path) -> No
     latin.write_bytes("external_id,kind,email\nC-1,customer,h\xe9@example.org\n".encode("latin-1"))
     with pytest.raises(InputError, match="not UTF-8"):
         import_contacts(rt, latin)
+
+
+_LOCAL_CHARS = "abcXYZ09._+-!#'é\" "
+_DOMAINS = ["example.org", "Exemple.FR", "sub.example.co.uk", "localhost", "foo.test", "x.123", "-bad.org",
+            "bad-.org", "xn--bcher-kva.example", "bücher.example", "a..b.org", "", "exa mple.org",
+            "x" * 63 + ".org", "x" * 64 + ".org", ("y" * 60 + ".") * 4 + "org"]
+
+
+@given(local=st.text(alphabet=_LOCAL_CHARS, min_size=0, max_size=70), domain=st.sampled_from(_DOMAINS))
+@settings(max_examples=400, deadline=None)
+def test_fast_email_check_agrees_with_email_validator(local: str, domain: str) -> None:
+    """The import's fast path accepts and normalises exactly what email_validator does."""
+    address = f"{local}@{domain}"
+    try:
+        expected: str | None = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError:
+        expected = None
+    try:
+        got: str | None = checked_email(address)
+    except RowError as err:
+        assert err.field == "email"
+        got = None
+    assert got == expected
