@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -184,33 +184,44 @@ def launch_campaign(rt: Runtime, campaign_id: int) -> int:
             raise StateError(f"campaign {campaign_id} is {campaign.state}; only a draft can be launched")
         check_plan(rt, plan)
         _refresh_statistics(session, "contact", "enrolment", "suppression")
-        audience = audience_query(rt, plan).subquery()
-        session.execute(insert(Enrolment).from_select(
-            ["campaign_id", "contact_id", "state", "enrolled_at"],
-            select(literal(campaign_id), audience.c.id, literal(RequestState.PENDING.value),
-                   literal(now, type_=Enrolment.__table__.c.enrolled_at.type)),  # type: ignore[attr-defined]
-        ))
-        _refresh_statistics(session, "enrolment")  # it just grew by the whole audience
-        for step in plan.steps:
-            due = now + timedelta(days=step.day)
-            session.execute(insert(OutboxMessage).from_select(
-                ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at", "attempts"],
-                select(
-                    literal(campaign_id), Enrolment.contact_id, Enrolment.id, literal(step.index),
-                    literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
-                    literal(due, type_=OutboxMessage.__table__.c.due_at.type), literal(0),  # type: ignore[attr-defined]
-                ).join(Contact, Contact.id == Enrolment.contact_id).where(
-                    Enrolment.campaign_id == campaign_id, _address_column(step.channel).is_not(None),
-                ),
-            ))
-        enrolled = session.execute(
-            select(func.count()).select_from(Enrolment).where(Enrolment.campaign_id == campaign_id)
-        ).scalar_one()
+        enrolled = enrol(session, campaign_id, plan, audience_query(rt, plan).subquery(), now)
         campaign.state = CampaignState.RUNNING
         campaign.launched_at = now
         campaign.deadline_at = now + timedelta(days=plan.deadline_days)
         session.add(campaign)
-        return int(enrolled)
+        return enrolled
+
+
+def enrol(session: Session, campaign_id: int, plan: CampaignPlan, contacts: Any, now: datetime, *,
+          deadline: datetime | None = None) -> int:
+    """Enrol the contacts a subquery selects (its ``id`` column) as pending consent requests, with
+    one outbox row per step and reachable channel, due ``step.day`` days after ``now`` [O1, O2].
+
+    ``deadline`` gives each person their own deadline (the standing evergreen campaign). Set-based:
+    two INSERT … SELECT per step, whatever the audience size. Returns how many were enrolled.
+    """
+    # the new enrolments are those above the highest id so far, within this campaign
+    before = session.execute(select(func.coalesce(func.max(Enrolment.id), 0))).scalar_one()
+    columns = ["campaign_id", "contact_id", "state", "enrolled_at"]
+    values = [literal(campaign_id), contacts.c.id, literal(RequestState.PENDING.value),
+              literal(now, type_=Enrolment.__table__.c.enrolled_at.type)]  # type: ignore[attr-defined]
+    if deadline is not None:
+        columns.append("deadline_at")
+        values.append(literal(deadline, type_=Enrolment.__table__.c.deadline_at.type))  # type: ignore[attr-defined]
+    session.execute(insert(Enrolment).from_select(columns, select(*values)))
+    _refresh_statistics(session, "enrolment")  # it may just have grown by a whole audience
+    new = and_(Enrolment.campaign_id == campaign_id, Enrolment.id > before)  # type: ignore[operator]
+    for step in plan.steps:
+        due = now + timedelta(days=step.day)
+        session.execute(insert(OutboxMessage).from_select(
+            ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at", "attempts"],
+            select(
+                literal(campaign_id), Enrolment.contact_id, Enrolment.id, literal(step.index),
+                literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
+                literal(due, type_=OutboxMessage.__table__.c.due_at.type), literal(0),  # type: ignore[attr-defined]
+            ).join(Contact, Contact.id == Enrolment.contact_id).where(new, _address_column(step.channel).is_not(None)),
+        ))
+    return int(session.execute(select(func.count()).select_from(Enrolment).where(new)).scalar_one())
 
 
 def _refresh_statistics(session: Session, *tables: str) -> None:

@@ -20,13 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, func, insert, literal, select
+from sqlalchemy import and_, exists, select
 
-from orchestrator.campaigns import _address_column, audience_query, check_plan, load_plan
-from orchestrator.domain.model import CampaignState, DeliveryState, RequestState
+from orchestrator.campaigns import audience_query, check_plan, enrol, load_plan
+from orchestrator.domain.model import CampaignState
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Campaign, Contact, Enrolment
 from orchestrator.sweep import SweepReport, expire_pending
 
 
@@ -72,32 +72,8 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
         else:
             already = exists().where(and_(Enrolment.campaign_id == campaign_id, Enrolment.contact_id == Contact.id))
             newcomers = audience_query(rt, plan).where(~already).subquery()
-            deadline = now + timedelta(days=plan.deadline_days)
-            # the new enrolments are the ones above the highest id so far (one scheduler runs this)
-            before = session.execute(select(func.coalesce(func.max(Enrolment.id), 0))).scalar_one()
-            session.execute(insert(Enrolment).from_select(
-                ["campaign_id", "contact_id", "state", "enrolled_at", "deadline_at"],
-                select(literal(campaign_id), newcomers.c.id, literal(RequestState.PENDING.value),
-                       literal(now, type_=Enrolment.__table__.c.enrolled_at.type),  # type: ignore[attr-defined]
-                       literal(deadline, type_=Enrolment.__table__.c.deadline_at.type)),  # type: ignore[attr-defined]
-            ))
-            for step in plan.steps:
-                due = now + timedelta(days=step.day)
-                session.execute(insert(OutboxMessage).from_select(
-                    ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at", "attempts"],
-                    select(
-                        literal(campaign_id), Enrolment.contact_id, Enrolment.id, literal(step.index),
-                        literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
-                        literal(due, type_=OutboxMessage.__table__.c.due_at.type), literal(0),  # type: ignore[attr-defined]
-                    ).join(Contact, Contact.id == Enrolment.contact_id).where(
-                        Enrolment.campaign_id == campaign_id, Enrolment.id > before,
-                        _address_column(step.channel).is_not(None),
-                    ),
-                ))
-            report.enrolled = int(session.execute(
-                select(func.count()).select_from(Enrolment).where(Enrolment.campaign_id == campaign_id,
-                                                                  Enrolment.id > before)
-            ).scalar_one())
+            report.enrolled = enrol(session, campaign_id, plan, newcomers, now,
+                                    deadline=now + timedelta(days=plan.deadline_days))
     report.expired = expire_overdue(rt, campaign_id)
     return report
 
