@@ -163,17 +163,26 @@ def consent_wording(lang: str, sender_name: str) -> str:
     ])
 
 
-async def preference_page(request: Request) -> Response:
-    rt = rt_of(request)
-    token = request.path_params["token"]
+def open_link(request: Request, purpose: str) -> (
+        tuple[LinkClaims, Contact, Campaign | None, Enrolment | None] | Response):
+    """Verify the path's token for ``purpose`` and load what it points at; a tampered or expired
+    link, or a person who is gone, gets its page instead (and nothing changes)."""
     try:
-        claims = _verify(request, "page", token)
-        contact, campaign, enrolment = _load(rt, claims)
+        claims = _verify(request, purpose, request.path_params["token"])
+        return (claims, *_load(rt_of(request), claims))
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
-    return await _preference(request, rt, claims, contact, campaign, enrolment, token)
+
+
+async def preference_page(request: Request) -> Response:
+    opened = open_link(request, "page")
+    if isinstance(opened, Response):
+        return opened
+    claims, contact, campaign, enrolment = opened
+    return await _preference(request, rt_of(request), claims, contact, campaign, enrolment,
+                             request.path_params["token"])
 
 
 async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact: Contact,

@@ -14,12 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orchestrator.domain.model import ConsentSource
-from orchestrator.errors import NotFoundError
-from orchestrator.links import LinkExpired, LinkInvalid
 from orchestrator.rights import erase_person, export_person
 from orchestrator.store.models import Contact
 from preference_centre.i18n import negotiate
-from preference_centre.pages import _bad_link, _load, _verify, mask, render_page, rt_of
+from preference_centre.pages import mask, open_link, render_page, rt_of
 from preference_centre.self_service import record_request
 
 
@@ -29,15 +27,11 @@ def _person(contact: Contact) -> dict[str, str]:
 
 
 async def _context(request: Request) -> tuple[Contact, str, str] | Response:
-    rt = rt_of(request)
+    opened = open_link(request, "rights")
+    if isinstance(opened, Response):
+        return opened
+    _claims, contact, _campaign, _enrolment = opened
     token = request.path_params["token"]
-    try:
-        claims = _verify(request, "rights", token)
-        contact, _campaign, _enrolment = _load(rt, claims)
-    except (LinkInvalid, LinkExpired) as exc:
-        return _bad_link(request, exc)
-    except NotFoundError:
-        return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
     return contact, lang, "/r/" + token
