@@ -13,6 +13,7 @@ from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
 from sqlmodel import Session
 
 from orchestrator.domain.campaign import CampaignPlan
+from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, Channel, DeliveryState, RequestState
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import InputError, NotFoundError, StateError
@@ -276,8 +277,8 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         "id": campaign.id,
         "name": campaign.name,
         "state": campaign.state,
-        "launched_at": campaign.launched_at.isoformat() + "Z" if campaign.launched_at else None,
-        "deadline_at": campaign.deadline_at.isoformat() + "Z" if campaign.deadline_at else None,
+        "launched_at": _utc_text(campaign.launched_at),
+        "deadline_at": _utc_text(campaign.deadline_at),
         "enrolled": enrolled,
         "pending": states.get(RequestState.PENDING.value, 0),
         "confirmed": states.get(RequestState.CONFIRMED.value, 0),
@@ -287,6 +288,11 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         **channels,
         "steps": steps,
     }
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z: ``2026-11-25T09:00:00Z``."""
+    return as_utc(value).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def _empty_counts() -> dict[str, int]:

@@ -69,6 +69,7 @@ def test_full_cli_story_with_exit_codes(cli, tmp_path: Path) -> None:  # type: i
         for key in ("sent", "delivered", "failed", "bounced", "unsubscribed"):
             assert key in status[channel] and key in status["channels"][channel]
     assert (status["enrolled"], status["email"]["sent"]) == (2, 2)
+    assert status["launched_at"] == "2026-11-25T09:00:00Z" and status["deadline_at"] == "2026-12-25T09:00:00Z"
     assert cli("campaign", "pause", campaign_id).stdout.strip() == "campaign 1 paused"
     assert cli("campaign", "resume", campaign_id).stdout.strip() == "campaign 1 running"
 
