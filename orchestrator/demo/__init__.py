@@ -10,6 +10,7 @@ through the reminder and SMS steps to the deadline, the sweep runs, and the funn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import json
 import re
@@ -55,16 +56,24 @@ def demo_runtime(config_path: str | None, folder: Path, clock: FixedClock | Syst
     return Runtime(cfg, clock)
 
 
-def write_demo_config(folder: Path, base_url: str) -> Path:
+def write_demo_config(rt: Runtime, folder: Path) -> Path:
+    """A config file for running other commands on the demo's data: the settings the demo ran with
+    (sender, transports, paths, public URL); secrets are not written (they come from the environment)."""
+    cfg = rt.config
+    sections = {
+        "database": {"url": cfg.database_url},
+        "public": {"base_url": cfg.public.base_url},
+        "sender": dataclasses.asdict(cfg.sender),
+        "email": {"transport": cfg.email.transport, "outbox_dir": str(cfg.path(cfg.email.outbox_dir)),
+                  "host": cfg.email.host, "port": cfg.email.port},
+        "sms": {"transport": cfg.sms.transport, "outbox_file": str(cfg.path(cfg.sms.outbox_file))},
+    }
+    lines = ["# Written by `reconsent demo`: the settings the demo ran with (no secrets)."]
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()]
     path = folder / "demo.toml"
-    path.write_text(
-        "# Written by `reconsent demo`: the demo's own database and outboxes.\n"
-        f'[database]\nurl = "sqlite:///{folder / "reconsent.db"}"\n'
-        f'[public]\nbase_url = "{base_url}"\n'
-        f'[email]\noutbox_dir = "{folder / "outbox"}"\n'
-        f'[sms]\noutbox_file = "{folder / "sms.jsonl"}"\n',
-        encoding="utf-8",
-    )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
@@ -154,7 +163,7 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
         base_url = f"http://127.0.0.1:{port}"
     rt = demo_runtime(config_path, folder, clock if not serve else start)  # type: ignore[arg-type]
     rt.config.public = replace(rt.config.public, base_url=base_url)
-    demo_cfg = write_demo_config(folder, base_url)
+    demo_cfg = write_demo_config(rt, folder)
 
     step(f"Database {rt.config.database_url}")
     migrate(rt.engine)
