@@ -195,7 +195,6 @@ class AdminConfig:
     lockout_after: int = _doc("Consecutive failed sign-ins that lock an account", 5)
     lockout_minutes: int = _doc("How long a locked account stays locked", 15)
     max_upload_bytes: int = _doc("Largest console request body (contacts CSV, opposition list, campaign TOML)", 20_000_000)
-    dsr_due_days: int = _doc("Days to answer a data-subject request (GDPR art. 12(3): one month)", 30)
 
 
 @dataclass

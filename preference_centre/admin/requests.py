@@ -1,64 +1,59 @@
-"""The data-subject request register as the console shows it: received, due, done, overdue.
+"""The data-subject request register as the console shows it: the same register as
+``reconsent dsr list`` (:mod:`orchestrator.dsr`), one row per request with its due date
+(received + one calendar month) and whether it is done or overdue.
 
-Issue 5 is adding a DSR register to ``orchestrator.rights``; until it lands on this branch the console
-keeps its own, derived from the audit log: an operator records a request when it arrives
-(``dsr.received``: kind, received date, the address's suppression key), and a later export (access)
-or erasure (erasure) of the same key completes it. ``list_requests`` is the one query the page
-uses, so switching it to issue 5's register is a change in this module only.
+Requests recorded here, from the CLI (`dsr add`), or by the preference centre's self-service pages
+all land in that one table; an export or erasure done from the console closes the person's open
+request of that kind (``handled_by`` = the operator).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timezone
 
-from sqlalchemy import select
-from sqlmodel import col
-
+from orchestrator import dsr
 from orchestrator.domain.clock import as_utc
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import AdminAudit
-
-KINDS = {"access": "dsr.export", "erasure": "dsr.erase"}
 
 
 @dataclass(frozen=True)
-class DsrRequest:
+class RequestRow:
     id: int
-    kind: str  # access | erasure
+    kind: str  # access | erasure | rectification
     key: str  # suppression key of the address (never the address)
     received_on: date
     due_on: date
-    recorded_by: str
+    handled_by: str
     completed_on: date | None
 
     def overdue(self, today: date) -> bool:
         """Not completed and past its due date.
 
-        >>> r = DsrRequest(1, "access", "k", date(2026, 1, 1), date(2026, 1, 31), "a@b.c", None)
-        >>> r.overdue(date(2026, 2, 1)), r.overdue(date(2026, 1, 31))
+        >>> r = RequestRow(1, "access", "k", date(2026, 1, 1), date(2026, 2, 1), "", None)
+        >>> r.overdue(date(2026, 2, 2)), r.overdue(date(2026, 2, 1))
         (True, False)
         """
         return self.completed_on is None and today > self.due_on
 
 
-def list_requests(rt: Runtime) -> list[DsrRequest]:
-    """Every recorded request, oldest due first; open ones before completed ones."""
-    due_days = rt.config.admin.dsr_due_days
+def list_requests(rt: Runtime) -> list[RequestRow]:
+    """Every request of the register, open ones first, earliest due first."""
+    rows = []
+    for r in dsr.list_requests(rt):
+        assert r.id is not None
+        done = as_utc(r.handled_at).date() if r.state != dsr.OPEN and r.handled_at else None
+        rows.append(RequestRow(r.id, r.kind, r.subject_key, as_utc(r.received_at).date(),
+                               as_utc(r.due_at).date(), r.handled_by or "", done))
+    return sorted(rows, key=lambda r: (r.completed_on is not None, r.due_on, r.id))
+
+
+def record_request(rt: Runtime, kind: str, subject: dsr.Subject, received_on: date, *, recorded_by: str) -> int:
+    """Register a request received by mail, phone or letter; returns its id."""
+    received = datetime.combine(received_on, time(0, 0), tzinfo=timezone.utc)
     with session_scope(rt.engine) as session:
-        rows = list(session.execute(
-            select(AdminAudit).where(col(AdminAudit.action).in_(["dsr.received", *KINDS.values()]),
-                                     col(AdminAudit.outcome) == "ok").order_by(col(AdminAudit.id))).scalars())
-    out = []
-    for row in rows:
-        if row.action != "dsr.received":
-            continue
-        kind = str(row.detail.get("kind", "access"))
-        received = date.fromisoformat(str(row.detail.get("received_on") or as_utc(row.at).date().isoformat()))
-        done = next((as_utc(r.at).date() for r in rows
-                     if r.id > (row.id or 0) and r.action == KINDS.get(kind) and r.target == row.target), None)
-        assert row.id is not None and row.target is not None
-        out.append(DsrRequest(row.id, kind, row.target, received, received + timedelta(days=due_days),
-                              row.user_email, done))
-    return sorted(out, key=lambda r: (r.completed_on is not None, r.due_on, r.id))
+        request = dsr.record(session, rt, kind, subject, source="operator", received_at=received,
+                             note=f"recorded in the console by {recorded_by}")
+        assert request.id is not None
+        return request.id

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from orchestrator.contacts import COLUMNS, ImportReport, import_contacts
 from orchestrator.errors import InputError, NotFoundError, ReconsentError
+from orchestrator import dsr
 from orchestrator.rights import address_key, erase_person, export_person
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import (
@@ -29,7 +30,7 @@ from orchestrator.suppression import check as check_suppression
 from orchestrator.suppression import import_list
 from preference_centre.admin import audit
 from preference_centre.admin.auth import Role
-from preference_centre.admin.requests import list_requests
+from preference_centre.admin.requests import list_requests, record_request
 from preference_centre.admin.web import (
     client_ip,
     error,
@@ -73,6 +74,11 @@ async def contacts_import(request: Request) -> Response:
     audit.record(rt, operator_of(request), "contacts.import", ip=client_ip(request), read=report.read,
                  created=report.created, updated=report.updated, rejected=len(report.rejects))
     return render(request, "contacts.html", report=report, columns=COLUMNS)
+
+
+def _handler(request: Request) -> str:
+    operator = operator_of(request)
+    return f"console:{operator.email}" if operator else "console"
 
 
 def _lookup_key(rt: Any, raw: str) -> tuple[str, str]:
@@ -126,7 +132,7 @@ async def contacts_export(request: Request) -> Response:
     raw = str((await form_of(request)).get("address") or "").strip()
     try:
         kind, key = _lookup_key(rt, raw)
-        data = export_person(rt, **{kind: raw})
+        data = export_person(rt, **{kind: raw}, handled_by=_handler(request))
     except (InputError, NotFoundError) as exc:
         audit.record(rt, operator_of(request), "dsr.export", outcome="refused", ip=client_ip(request))
         return error(request, 404 if isinstance(exc, NotFoundError) else 400, str(exc))
@@ -154,7 +160,7 @@ async def contacts_erase(request: Request) -> Response:
                                   "entry stays, so a later import cannot bring this person back.",
                       button="Erase", danger=True, back="/admin/contacts")
     try:
-        n = erase_person(rt, **{kind: raw})
+        n = erase_person(rt, **{kind: raw}, handled_by=_handler(request))
     except NotFoundError as exc:
         return error(request, 404, str(exc))
     audit.record(rt, operator_of(request), "dsr.erase", target=key, ip=client_ip(request), erased=n)
@@ -209,7 +215,7 @@ async def requests_page(request: Request) -> Response:
 
 @guard(role=Role.ADMIN)
 async def requests_record(request: Request) -> Response:
-    """Record a request received by mail, phone or letter; its due date follows admin.dsr_due_days."""
+    """Record a request received by mail, phone or letter; it is due one month after receipt."""
     rt = rt_of(request)
     form = await form_of(request)
     raw = str(form.get("address") or "").strip()
@@ -220,7 +226,7 @@ async def requests_record(request: Request) -> Response:
             raise InputError("kind: choose access or erasure")
         if not raw:
             raise InputError("Type the person's email address or phone number.")
-        _, key = _lookup_key(rt, raw)
+        address_kind, key = _lookup_key(rt, raw)
         received = str(form.get("received_on") or "").strip() or today.isoformat()
         try:
             received_on = date.fromisoformat(received)
@@ -231,6 +237,9 @@ async def requests_record(request: Request) -> Response:
     except InputError as exc:
         return render(request, "requests.html", status_code=400, requests=list_requests(rt), today=today,
                       problem=str(exc))
-    audit.record(rt, operator_of(request), "dsr.received", target=key, ip=client_ip(request), kind=kind,
-                 received_on=received_on.isoformat())
+    operator = operator_of(request)
+    subject = dsr.Subject(key, "email" if address_kind == "email" else "sms")
+    request_id = record_request(rt, kind, subject, received_on, recorded_by=operator.email if operator else "?")
+    audit.record(rt, operator, "dsr.received", target=key, ip=client_ip(request), kind=kind,
+                 received_on=received_on.isoformat(), request=request_id)
     return see_other("/admin/requests")

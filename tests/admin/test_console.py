@@ -226,7 +226,7 @@ def test_suppression_check_import_and_request_register(admin: Console, clock: Fi
     assert admin.post("/admin/requests", {"kind": "erasure", "address": "other@example.org"}).status_code == 303
     page = admin.client.get("/admin/requests").text
     rows = page.split("<tbody>")[1].split("</tbody>")[0]
-    assert rows.count('<tr class="overdue">') == 1 and "2026-10-31" in rows and "OVERDUE" in rows
+    assert rows.count('<tr class="overdue">') == 1 and "2026-11-01" in rows and "OVERDUE" in rows  # + 1 month
     assert "someone@example.org" not in page  # the register shows hashed keys only
     clock.advance(timedelta(days=31))
     assert admin.client.get("/admin/requests", follow_redirects=False).status_code == 303  # session expired
@@ -242,3 +242,18 @@ def test_french_and_english(admin: Console) -> None:
     admin.post("/admin/lang", {"lang": "en", "next": "/admin/contacts"})
     en = admin.client.get("/admin/contacts", headers={"accept-language": "fr"}).text
     assert '<html lang="en">' in en and "Import a CSV file" in en
+
+
+def test_one_register_for_console_cli_and_exports(admin: Console, write_csv: Callable[..., Path]) -> None:
+    """A request recorded in the console is the CLI's `dsr list` row, and a console export closes it."""
+    from orchestrator import dsr
+
+    rt = admin.rt
+    import_contacts(rt, write_csv([person(1)]))
+    assert admin.post("/admin/requests", {"kind": "access", "address": "person1@example.org"}).status_code == 303
+    (request,) = dsr.list_requests(rt)
+    assert (request.kind, request.state, request.subject_key) == ("access", "received", rt.key_for("person1@example.org"))
+    admin.post("/admin/contacts/export", {"address": "person1@example.org"})
+    (request,) = dsr.list_requests(rt)
+    assert request.state == "done" and request.handled_by == f"console:{ADMIN[0]}"
+    assert f"console:{ADMIN[0]}" in admin.client.get("/admin/requests").text
