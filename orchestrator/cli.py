@@ -251,8 +251,9 @@ def campaign_list(ctx: click.Context) -> None:
 def dispatch(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
     """Send due messages (a worker; run as many as you like).
 
-    Without --once it polls until SIGTERM/SIGINT, then finishes the sends in flight, releases the
-    rows it claimed but has not sent, and exits 0.
+    Without --once it polls until SIGTERM/SIGINT; with --once it stops when everything due is sent.
+    Either way SIGTERM/SIGINT finishes the sends in flight, releases the rows it claimed but has not
+    sent, and exits 0.
     """
     from orchestrator.dispatch import Dispatcher
 
@@ -271,6 +272,10 @@ def dispatch(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
         dispatcher = Dispatcher(rt)
         try:
             if once:
+                # SIGTERM/SIGINT: stop claiming, finish the sends in flight, release the rest.
+                stop = asyncio.Event()
+                _on_signals(stop)
+                asyncio.get_running_loop().create_task(_stop_when(stop, dispatcher))
                 with click.progressbar(length=0, label="sending", file=sys.stderr) as bar:
                     report = await dispatcher.run_once(progress=bar.update)
             else:
@@ -285,6 +290,11 @@ def dispatch(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
         return report.summary()
 
     click.echo(asyncio.run(run()))
+
+
+async def _stop_when(stop: asyncio.Event, dispatcher: Any) -> None:
+    await stop.wait()
+    dispatcher.stopping = True
 
 
 def _service_logging(rt: Runtime) -> None:

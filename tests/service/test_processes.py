@@ -205,6 +205,23 @@ def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(
         assert "example.org" not in proc.text()
 
 
+def test_sigterm_stops_dispatch_once_cleanly_too(
+    make_rt: Callable[..., Runtime], smtp_log: SmtpLogServer, tmp_path: Path
+) -> None:
+    """`dispatch --once` honours SIGTERM like the long-running worker: exit 0, nothing left claimed."""
+    rt = make_rt()
+    launch_email_campaign(rt, 600)
+    config = service_config(tmp_path, rt, smtp_log.port, batch_size=100, lease_seconds=300)
+    worker = reconsent(config, "dispatch", "--once", log=tmp_path / "dispatch-once.log")
+    try:
+        wait_until(lambda: smtp_log.count() >= 50, 300, "50 accepted messages")
+        assert worker.terminate(60) == 0
+    finally:
+        worker.close()
+    state = statuses(rt)
+    assert state["sending"] == 0 and state["sent"] == smtp_log.count() and state["sent"] < 600
+
+
 def test_standby_scheduler_takes_over_when_the_active_one_is_killed(
     make_rt: Callable[..., Runtime], tmp_path: Path
 ) -> None:
