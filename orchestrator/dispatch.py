@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from orchestrator import metrics
 from orchestrator.campaigns import message_context
 from orchestrator.channels import MessageChannel, build_channels
-from orchestrator.consent import is_suppressed, key_of, suppress
+from orchestrator.consent import key_of, suppress
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock, as_utc
 from orchestrator.domain.eligibility import SendFacts, skip_reason
@@ -51,7 +51,7 @@ from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import make_engine, run_in_transaction
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 log = logging.getLogger("reconsent.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
@@ -116,6 +116,7 @@ class Dispatcher:
         self._record_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="record")
         self._heartbeat_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
         self._record_engine: Engine | None = None
+        self._plans: dict[tuple[int, Any], CampaignPlan] = {}
 
     @property
     def lease(self) -> timedelta:
@@ -133,23 +134,29 @@ class Dispatcher:
         lease_now = self.lease_clock.now()
         self._batches += 1
         claim_id = f"{self.worker_id}-{self._batches}"
-        due = (
+        running = select(Campaign.id).where(Campaign.state == CampaignState.RUNNING.value)
+        # Two statements, each walking an index in order, instead of one ``OR`` (which made SQLite
+        # merge two index scans and sort every due row on every claim): first rows whose lease
+        # expired (a dead worker's; few), then due rows in (due_at, id) order from ix_outbox_due.
+        expired = (
             select(OutboxMessage.id)
-            .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
-            .where(
-                Campaign.state == CampaignState.RUNNING.value,
-                or_(
-                    and_(OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.due_at <= now),
-                    and_(OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.claimed_until < lease_now),  # type: ignore[operator]
-                ),
-            )
+            .where(OutboxMessage.status == DeliveryState.SENDING.value,
+                   OutboxMessage.claimed_until < lease_now,  # type: ignore[operator]
+                   OutboxMessage.campaign_id.in_(running))  # type: ignore[attr-defined]
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
-            .limit(cfg.batch_size)
         )
-        if self.rt.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True, of=OutboxMessage)  # type: ignore[arg-type]
+        pending = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.due_at <= now,
+                   OutboxMessage.campaign_id.in_(running))  # type: ignore[attr-defined]
+            .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        )
+        postgres = self.rt.engine.dialect.name == "postgresql"
 
-        def work(session: Session) -> list[tuple[int, Any, Any]]:
+        def take(session: Session, due: Any, limit: int) -> list[tuple[int, Any, Any]]:
+            due = due.limit(limit)
+            if postgres:
+                due = due.with_for_update(skip_locked=True, of=OutboxMessage)  # type: ignore[arg-type]
             return list(session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(due.scalar_subquery()))  # type: ignore[union-attr]
@@ -157,6 +164,12 @@ class Dispatcher:
                         claimed_until=lease_now + self.lease, updated_at=now)
                 .returning(OutboxMessage.id, OutboxMessage.send_started_at, OutboxMessage.attempts)  # type: ignore[arg-type]
             ).all())
+
+        def work(session: Session) -> list[tuple[int, Any, Any]]:
+            got = take(session, expired, cfg.batch_size)
+            if len(got) < cfg.batch_size:
+                got += take(session, pending, cfg.batch_size - len(got))
+            return got
 
         got = run_in_transaction(self.rt.engine, work)
         claim = _Claim(claim_id, {row_id: started is not None for row_id, started, _ in got})
@@ -301,6 +314,46 @@ class Dispatcher:
         return self._record_engine
 
     # -- one message ----------------------------------------------------------------------------
+    @functools.cached_property
+    def _send_facts_query(self) -> Any:
+        """One row per outbox id: the row, its contact, enrolment and campaign, and whether the
+        address is on the suppression list (the key matching the row's channel, as ``key_of``)."""
+        key = case((OutboxMessage.channel == Channel.EMAIL.value, Contact.email_key), else_=Contact.phone_key)
+        suppressed = (
+            select(SuppressionEntry.key)
+            .where(SuppressionEntry.key == key, SuppressionEntry.channel == OutboxMessage.channel)
+            .exists()
+        )
+        return (
+            select(
+                OutboxMessage.id, OutboxMessage.contact_id, OutboxMessage.campaign_id, OutboxMessage.step,
+                OutboxMessage.channel, OutboxMessage.template, OutboxMessage.status, OutboxMessage.claimed_by,
+                OutboxMessage.send_started_at, OutboxMessage.first_attempt_at,
+                Contact.email, Contact.phone, Contact.first_name, Contact.locale, Contact.timezone,
+                Contact.erased_at,
+                Enrolment.state.label("request_state"),  # type: ignore[attr-defined]
+                Enrolment.deadline_at.label("enrolment_deadline_at"),  # type: ignore[union-attr]
+                Campaign.state.label("campaign_state"),  # type: ignore[attr-defined]
+                Campaign.deadline_at.label("campaign_deadline_at"),  # type: ignore[union-attr]
+                Campaign.created_at.label("campaign_created_at"),  # type: ignore[attr-defined]
+                suppressed.label("suppressed"),
+            )
+            .join(Contact, Contact.id == OutboxMessage.contact_id)  # type: ignore[arg-type]
+            .join(Enrolment, Enrolment.id == OutboxMessage.enrolment_id)  # type: ignore[arg-type]
+            .join(Campaign, Campaign.id == OutboxMessage.campaign_id)  # type: ignore[arg-type]
+            .where(OutboxMessage.id == bindparam("row_id"))
+        )
+
+    def _plan(self, session: Session, campaign_id: int, created_at: Any) -> CampaignPlan:
+        """The campaign's parsed plan, read and parsed once per worker (a plan never changes after
+        the campaign is created; the creation time guards against a reused id)."""
+        cache_key = (campaign_id, created_at)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            mapping = session.execute(select(Campaign.plan).where(Campaign.id == campaign_id)).scalar_one()
+            plan = self._plans[cache_key] = CampaignPlan.from_mapping(mapping)
+        return plan
+
     async def process(self, claim_id: str, row_id: int, report: DispatchReport, *, claim: _Claim | None = None) -> None:
         rt = self.rt
         outcome: dict[str, Any] = {}
@@ -308,42 +361,47 @@ class Dispatcher:
         def prepare(session: Session) -> OutboundMessage | None:
             outcome.clear()
             now = rt.clock.now()
-            row = session.get(OutboxMessage, row_id)
-            if row is None or row.claimed_by != claim_id or row.status != DeliveryState.SENDING.value:
+            # Everything the re-check and the message need, in one indexed query (primary keys and
+            # the suppression list's key), in the same transaction as the mark below: an unsubscribe,
+            # an answer or a pause committed before this query stops this message [R3, R7, O3].
+            facts_row = session.execute(self._send_facts_query, {"row_id": row_id}).one_or_none()
+            if facts_row is None or facts_row.claimed_by != claim_id or facts_row.status != DeliveryState.SENDING.value:
                 outcome["gone"] = True
                 return None
-            contact = session.get(Contact, row.contact_id)
-            enrolment = session.get(Enrolment, row.enrolment_id)
-            campaign = session.get(Campaign, row.campaign_id)
-            assert contact is not None and enrolment is not None and campaign is not None
-            channel = Channel(row.channel)
-            if campaign.state == CampaignState.PAUSED.value:
+            channel = Channel(facts_row.channel)
+            if facts_row.campaign_state == CampaignState.PAUSED.value:
                 # paused after the claim: back to the queue untouched (no skip, no send)
+                row = session.get(OutboxMessage, row_id)
+                assert row is not None
                 row.status = DeliveryState.PENDING.value
                 row.claimed_by = row.claimed_until = None
                 session.add(row)
                 outcome["released"] = True
                 return None
-            address = contact.email if channel is Channel.EMAIL else contact.phone
-            deadline_at = enrolment.deadline_at or campaign.deadline_at
+            address = facts_row.email if channel is Channel.EMAIL else facts_row.phone
+            deadline_at = facts_row.enrolment_deadline_at or facts_row.campaign_deadline_at
             facts = SendFacts(
-                campaign_state=campaign.state,
-                request_state=enrolment.state,
-                suppressed=is_suppressed(session, key_of(contact, channel), channel.value),
-                has_address=bool(address) and contact.erased_at is None,
+                campaign_state=facts_row.campaign_state,
+                request_state=facts_row.request_state,
+                suppressed=bool(facts_row.suppressed),
+                has_address=bool(address) and facts_row.erased_at is None,
                 deadline=as_utc(deadline_at) if deadline_at else now + timedelta(days=1),
                 now=now,
             )
             reason = skip_reason(facts)
             if reason is not None:
+                row = session.get(OutboxMessage, row_id)
+                assert row is not None
                 _finish(row, DeliveryState.SKIPPED, now, skip_reason=reason.value)
                 session.add(row)
                 outcome["skipped"] = reason.value
                 return None
-            tz = contact.timezone or rt.config.windows.default_timezone
+            tz = facts_row.timezone or rt.config.windows.default_timezone
             window = self.windows[channel]
             opening = window.next_opening(now, tz)
             if opening > now:
+                row = session.get(OutboxMessage, row_id)
+                assert row is not None
                 row.status = DeliveryState.PENDING.value
                 row.due_at = opening
                 row.claimed_by = row.claimed_until = None
@@ -351,16 +409,16 @@ class Dispatcher:
                 session.add(row)
                 outcome["deferred"] = True
                 return None
-            plan = CampaignPlan.from_mapping(campaign.plan)
-            message = self.build_message(row, contact, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
-            outcome["unknown"] = row.send_started_at is not None
+            plan = self._plan(session, facts_row.campaign_id, facts_row.campaign_created_at)
+            message = self.build_message(facts_row, facts_row, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
+            outcome["unknown"] = facts_row.send_started_at is not None
             # The mark: handed to the provider from now on. Conditional on still holding the claim,
             # so a worker whose lease ran out (and was taken over) can never start a second send.
             marked = session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == claim_id,
                        OutboxMessage.status == DeliveryState.SENDING.value)
-                .values(message_id=message.message_id, first_attempt_at=row.first_attempt_at or now,
+                .values(message_id=message.message_id, first_attempt_at=facts_row.first_attempt_at or now,
                         attempts=OutboxMessage.attempts + 1, send_started_at=self.lease_clock.now())
                 .execution_options(synchronize_session=False)
             )
@@ -425,8 +483,10 @@ class Dispatcher:
             self._record_pool, functools.partial(run_in_transaction, self.record_engine, record, attempts=60))
         report.sent += 1
 
-    def build_message(self, row: OutboxMessage, contact: Contact, plan: CampaignPlan, deadline: datetime,
+    def build_message(self, row: Any, contact: Any, plan: CampaignPlan, deadline: datetime,
                       window: SendWindow, tz: str, address: str) -> OutboundMessage:
+        """``row`` has the outbox row's columns (id, contact_id, campaign_id, step, channel, template),
+        ``contact`` the contact's (first_name, locale): ORM objects or one row of the facts query."""
         rt = self.rt
         cfg = rt.config
         channel = Channel(row.channel)
