@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from orchestrator import metrics
@@ -50,7 +50,7 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import make_engine, run_in_transaction
+from orchestrator.store.db import make_engine, run_in_connection, run_in_transaction
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 log = logging.getLogger("reconsent.dispatch")
@@ -344,13 +344,13 @@ class Dispatcher:
             .where(OutboxMessage.id == bindparam("row_id"))
         )
 
-    def _plan(self, session: Session, campaign_id: int, created_at: Any) -> CampaignPlan:
+    def _plan(self, conn: Connection, campaign_id: int, created_at: Any) -> CampaignPlan:
         """The campaign's parsed plan, read and parsed once per worker (a plan never changes after
         the campaign is created; the creation time guards against a reused id)."""
         cache_key = (campaign_id, created_at)
         plan = self._plans.get(cache_key)
         if plan is None:
-            mapping = session.execute(select(Campaign.plan).where(Campaign.id == campaign_id)).scalar_one()
+            mapping = conn.execute(select(Campaign.plan).where(Campaign.id == campaign_id)).scalar_one()
             plan = self._plans[cache_key] = CampaignPlan.from_mapping(mapping)
         return plan
 
@@ -358,24 +358,21 @@ class Dispatcher:
         rt = self.rt
         outcome: dict[str, Any] = {}
 
-        def prepare(session: Session) -> OutboundMessage | None:
+        def prepare(conn: Connection) -> OutboundMessage | None:
             outcome.clear()
             now = rt.clock.now()
             # Everything the re-check and the message need, in one indexed query (primary keys and
             # the suppression list's key), in the same transaction as the mark below: an unsubscribe,
             # an answer or a pause committed before this query stops this message [R3, R7, O3].
-            facts_row = session.execute(self._send_facts_query, {"row_id": row_id}).one_or_none()
+            facts_row = conn.execute(self._send_facts_query, {"row_id": row_id}).one_or_none()
             if facts_row is None or facts_row.claimed_by != claim_id or facts_row.status != DeliveryState.SENDING.value:
                 outcome["gone"] = True
                 return None
             channel = Channel(facts_row.channel)
+            this_row = update(OutboxMessage).where(OutboxMessage.id == row_id)
             if facts_row.campaign_state == CampaignState.PAUSED.value:
                 # paused after the claim: back to the queue untouched (no skip, no send)
-                row = session.get(OutboxMessage, row_id)
-                assert row is not None
-                row.status = DeliveryState.PENDING.value
-                row.claimed_by = row.claimed_until = None
-                session.add(row)
+                conn.execute(this_row.values(status=DeliveryState.PENDING.value, claimed_by=None, claimed_until=None))
                 outcome["released"] = True
                 return None
             address = facts_row.email if channel is Channel.EMAIL else facts_row.phone
@@ -390,44 +387,36 @@ class Dispatcher:
             )
             reason = skip_reason(facts)
             if reason is not None:
-                row = session.get(OutboxMessage, row_id)
-                assert row is not None
-                _finish(row, DeliveryState.SKIPPED, now, skip_reason=reason.value)
-                session.add(row)
+                if DeliveryState.can_move(DeliveryState(facts_row.status), DeliveryState.SKIPPED):
+                    conn.execute(this_row.values(status=DeliveryState.SKIPPED.value, claimed_by=None,
+                                                 claimed_until=None, updated_at=now, skip_reason=reason.value))
                 outcome["skipped"] = reason.value
                 return None
             tz = facts_row.timezone or rt.config.windows.default_timezone
             window = self.windows[channel]
             opening = window.next_opening(now, tz)
             if opening > now:
-                row = session.get(OutboxMessage, row_id)
-                assert row is not None
-                row.status = DeliveryState.PENDING.value
-                row.due_at = opening
-                row.claimed_by = row.claimed_until = None
-                row.skip_reason = "outside_window"
-                session.add(row)
+                conn.execute(this_row.values(status=DeliveryState.PENDING.value, due_at=opening, claimed_by=None,
+                                             claimed_until=None, skip_reason="outside_window"))
                 outcome["deferred"] = True
                 return None
-            plan = self._plan(session, facts_row.campaign_id, facts_row.campaign_created_at)
+            plan = self._plan(conn, facts_row.campaign_id, facts_row.campaign_created_at)
             message = self.build_message(facts_row, facts_row, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
             outcome["unknown"] = facts_row.send_started_at is not None
             # The mark: handed to the provider from now on. Conditional on still holding the claim,
             # so a worker whose lease ran out (and was taken over) can never start a second send.
-            marked = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == claim_id,
-                       OutboxMessage.status == DeliveryState.SENDING.value)
+            marked = conn.execute(
+                this_row
+                .where(OutboxMessage.claimed_by == claim_id, OutboxMessage.status == DeliveryState.SENDING.value)
                 .values(message_id=message.message_id, first_attempt_at=facts_row.first_attempt_at or now,
                         attempts=OutboxMessage.attempts + 1, send_started_at=self.lease_clock.now())
-                .execution_options(synchronize_session=False)
             )
-            if marked.rowcount != 1:  # type: ignore[attr-defined]
+            if marked.rowcount != 1:
                 outcome["gone"] = True
                 return None
             return message
 
-        message = await asyncio.to_thread(run_in_transaction, rt.engine, prepare)
+        message = await asyncio.to_thread(run_in_connection, rt.engine, prepare)
         if message is None:
             if "skipped" in outcome:
                 report.skipped[outcome["skipped"]] += 1
@@ -466,11 +455,11 @@ class Dispatcher:
         if result.provider_id:
             sent_values["provider_id"] = result.provider_id
 
-        def record(session: Session) -> None:
+        def record(conn: Connection) -> None:
             # one statement, no read first: the time between the provider's "accepted" and this
             # commit is the only window in which a crash causes a duplicate — keep it tiny
             now = rt.clock.now()
-            session.execute(
+            conn.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id,
                        OutboxMessage.status.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]))  # type: ignore[attr-defined]
@@ -480,7 +469,7 @@ class Dispatcher:
         # Sent is sent: insist on recording it (a long run of "database is locked" only delays it).
         # Its own threads, so a result never queues behind renders of the next messages.
         await asyncio.get_running_loop().run_in_executor(
-            self._record_pool, functools.partial(run_in_transaction, self.record_engine, record, attempts=60))
+            self._record_pool, functools.partial(run_in_connection, self.record_engine, record, attempts=60))
         report.sent += 1
 
     def build_message(self, row: Any, contact: Any, plan: CampaignPlan, deadline: datetime,

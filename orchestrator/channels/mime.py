@@ -9,11 +9,13 @@ List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted).
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 from orchestrator.config import Config
 from orchestrator.domain.message import OutboundMessage
@@ -44,23 +46,41 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
     mail = EmailMessage(policy=policy.SMTP)
     try:
         local, _, domain = sender.rpartition("@")
+        # Headers that are the same for many messages (From, Subject, Date, MIME-Version,
+        # List-Unsubscribe-Post) are parsed once and the parsed header reused: the email package
+        # takes a parsed header as is, and a parsed header is never modified.
         if message.sender_name:
-            mail["From"] = Address(display_name=message.sender_name, username=local, domain=domain)
+            mail["From"] = _from_header(message.sender_name, local, domain)
         else:
-            mail["From"] = sender
+            mail["From"] = _shared_header("From", sender)
         mail["To"] = message.recipient
-        mail["Subject"] = message.subject or ""
-        mail["Date"] = format_datetime(at or message.date or datetime.now(timezone.utc))
+        mail["Subject"] = _shared_header("Subject", message.subject or "")
+        mail["Date"] = _shared_header("Date", format_datetime(at or message.date or datetime.now(timezone.utc)))
         mail["Message-ID"] = message.message_id or new_message_id(domain or "localhost")
-        mail["MIME-Version"] = "1.0"
+        mail["MIME-Version"] = _shared_header("MIME-Version", "1.0")
         for name, value in message.headers:
-            mail[name] = value
+            mail[name] = _shared_header(name, value) if name in _SHARED else value
         mail.set_content(message.text, subtype="plain", charset="utf-8")
         if message.html:
             mail.add_alternative(message.html, subtype="html", charset="utf-8")
     except (ValueError, TypeError, IndexError) as exc:
         raise PermanentSendError(f"message cannot be built: {type(exc).__name__}: {exc}"[:300]) from None
     return mail
+
+
+#: extra headers whose value is usually the same for every message
+_SHARED = frozenset({"List-Unsubscribe-Post"})
+
+
+@lru_cache(maxsize=512)
+def _shared_header(name: str, value: str) -> Any:
+    # the check EmailMessage makes before parsing a string value (no header injection)
+    return policy.SMTP.header_store_parse(name, value)[1]
+
+
+@lru_cache(maxsize=64)
+def _from_header(display_name: str, local: str, domain: str) -> Any:
+    return policy.SMTP.header_store_parse("From", Address(display_name=display_name, username=local, domain=domain))[1]
 
 
 class DkimSigner:
