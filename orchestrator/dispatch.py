@@ -344,6 +344,35 @@ class Dispatcher:
             .where(OutboxMessage.id == bindparam("row_id"))
         )
 
+    # The per-message statements are built once (bind parameters): building a statement costs
+    # more CPU than running it on SQLite.
+    @functools.cached_property
+    def _mark_stmt(self) -> Any:
+        t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        return (
+            update(OutboxMessage.__table__)  # type: ignore[arg-type]
+            .where(t.id == bindparam("row_id"), t.claimed_by == bindparam("claim_id"),
+                   t.status == DeliveryState.SENDING.value)
+            .values(message_id=bindparam("message_id", type_=t.message_id.type),
+                    first_attempt_at=bindparam("first_attempt_at", type_=t.first_attempt_at.type),
+                    attempts=t.attempts + 1,
+                    send_started_at=bindparam("send_started_at", type_=t.send_started_at.type))
+        )
+
+    @functools.cache  # noqa: B019 - two entries, one Dispatcher per process
+    def _sent_stmt(self, *, with_provider_id: bool) -> Any:
+        t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        names = ["template_version", "locale", "provider_status", "sent_at", "updated_at"]
+        if with_provider_id:
+            names.append("provider_id")
+        return (
+            update(OutboxMessage.__table__)  # type: ignore[arg-type]
+            .where(t.id == bindparam("row_id"),
+                   t.status.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]))
+            .values(status=DeliveryState.SENT.value, claimed_by=None, claimed_until=None, send_started_at=None,
+                    **{n: bindparam(n, type_=t[n].type) for n in names})
+        )
+
     def _plan(self, conn: Connection, campaign_id: int, created_at: Any) -> CampaignPlan:
         """The campaign's parsed plan, read and parsed once per worker (a plan never changes after
         the campaign is created; the creation time guards against a reused id)."""
@@ -405,12 +434,9 @@ class Dispatcher:
             outcome["unknown"] = facts_row.send_started_at is not None
             # The mark: handed to the provider from now on. Conditional on still holding the claim,
             # so a worker whose lease ran out (and was taken over) can never start a second send.
-            marked = conn.execute(
-                this_row
-                .where(OutboxMessage.claimed_by == claim_id, OutboxMessage.status == DeliveryState.SENDING.value)
-                .values(message_id=message.message_id, first_attempt_at=facts_row.first_attempt_at or now,
-                        attempts=OutboxMessage.attempts + 1, send_started_at=self.lease_clock.now())
-            )
+            marked = conn.execute(self._mark_stmt, {
+                "row_id": row_id, "claim_id": claim_id, "message_id": message.message_id,
+                "first_attempt_at": facts_row.first_attempt_at or now, "send_started_at": self.lease_clock.now()})
             if marked.rowcount != 1:
                 outcome["gone"] = True
                 return None
@@ -448,7 +474,6 @@ class Dispatcher:
         metrics.SENDS.labels(channel=channel.value, outcome="sent").inc()
 
         sent_values: dict[str, Any] = {
-            "status": DeliveryState.SENT.value, "claimed_by": None, "claimed_until": None, "send_started_at": None,
             "template_version": message.meta.get("template_version"), "locale": message.meta.get("locale"),
             "provider_status": result.status,
         }
@@ -459,12 +484,8 @@ class Dispatcher:
             # one statement, no read first: the time between the provider's "accepted" and this
             # commit is the only window in which a crash causes a duplicate — keep it tiny
             now = rt.clock.now()
-            conn.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id,
-                       OutboxMessage.status.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]))  # type: ignore[attr-defined]
-                .values(**sent_values, sent_at=now, updated_at=now)
-            )
+            conn.execute(self._sent_stmt(with_provider_id="provider_id" in sent_values),
+                         {**sent_values, "row_id": row_id, "sent_at": now, "updated_at": now})
 
         # Sent is sent: insist on recording it (a long run of "database is locked" only delays it).
         # Its own threads, so a result never queues behind renders of the next messages.
