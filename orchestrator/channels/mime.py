@@ -74,13 +74,31 @@ _SHARED = frozenset({"List-Unsubscribe-Post"})
 
 @lru_cache(maxsize=512)
 def _shared_header(name: str, value: str) -> Any:
-    # the check EmailMessage makes before parsing a string value (no header injection)
-    return policy.SMTP.header_store_parse(name, value)[1]
+    # header_store_parse makes the check EmailMessage makes on a string value (no line breaks)
+    return _fold_once(policy.SMTP.header_store_parse(name, value)[1])
 
 
 @lru_cache(maxsize=64)
 def _from_header(display_name: str, local: str, domain: str) -> Any:
-    return policy.SMTP.header_store_parse("From", Address(display_name=display_name, username=local, domain=domain))[1]
+    address = Address(display_name=display_name, username=local, domain=domain)
+    return _fold_once(policy.SMTP.header_store_parse("From", address)[1])
+
+
+def _fold_once(header: Any) -> Any:
+    """Remember the header's folded form per policy (the generator folds every header of every
+    message it writes; a shared header's result never changes)."""
+    fold = header.fold
+    folded: dict[int, tuple[Any, str]] = {}
+
+    def cached_fold(*, policy: Any) -> str:
+        key = id(policy)
+        hit = folded.get(key)
+        if hit is None or hit[0] is not policy:
+            hit = folded[key] = (policy, fold(policy=policy))
+        return hit[1]
+
+    header.fold = cached_fold
+    return header
 
 
 class DkimSigner:
