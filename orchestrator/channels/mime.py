@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import lru_cache
 from email import policy
+from email.contentmanager import _encode_text  # the encoding choice of EmailMessage.set_content
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -60,9 +61,13 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
         mail["MIME-Version"] = _shared_header("MIME-Version", "1.0")
         for name, value in message.headers:
             mail[name] = _shared_header(name, value) if name in _SHARED else value
-        mail.set_content(message.text, subtype="plain", charset="utf-8")
         if message.html:
-            mail.add_alternative(message.html, subtype="html", charset="utf-8")
+            # what mail.set_content(text) + mail.add_alternative(html) make, part headers parsed once
+            mail._headers.append(("Content-Type", _shared_header("Content-Type", "multipart/alternative")))
+            mail.attach(_text_part("plain", message.text))
+            mail.attach(_text_part("html", message.html, ("MIME-Version", "1.0")))
+        else:
+            _set_text(mail, "plain", message.text)
     except (ValueError, TypeError, IndexError) as exc:
         raise PermanentSendError(f"message cannot be built: {type(exc).__name__}: {exc}"[:300]) from None
     return mail
@@ -99,6 +104,24 @@ def _fold_once(header: Any) -> Any:
 
     header.fold = cached_fold
     return header
+
+
+def _set_text(part: EmailMessage, subtype: str, text: str) -> None:
+    """``part.set_content(text, subtype=subtype, charset="utf-8")`` on a part without content, with
+    the same encoding choice (the email package's own heuristics) and the same headers, which are
+    parsed once per process rather than once per message."""
+    cte, payload = _encode_text(text, "utf-8", None, part.policy)
+    part._headers.append(("Content-Type", _shared_header("Content-Type", f'text/{subtype}; charset="utf-8"')))
+    part.set_payload(payload)
+    part._headers.append(("Content-Transfer-Encoding", _shared_header("Content-Transfer-Encoding", cte)))
+
+
+def _text_part(subtype: str, text: str, *extra: tuple[str, str]) -> EmailMessage:
+    part = EmailMessage(policy=policy.SMTP)
+    _set_text(part, subtype, text)
+    for name, value in extra:
+        part._headers.append((name, _shared_header(name, value)))
+    return part
 
 
 class DkimSigner:
