@@ -93,14 +93,15 @@ def _fold_once(header: Any) -> Any:
     """Remember the header's folded form per policy (the generator folds every header of every
     message it writes; a shared header's result never changes)."""
     fold = header.fold
-    folded: dict[int, tuple[Any, str]] = {}
+    folded: dict[Any, str] = {}
 
     def cached_fold(*, policy: Any) -> str:
-        key = id(policy)
+        # the generator clones its policy for every sub-part: key by the policy's settings
+        key = (type(policy), tuple(sorted(policy.__dict__.items())))
         hit = folded.get(key)
-        if hit is None or hit[0] is not policy:
-            hit = folded[key] = (policy, fold(policy=policy))
-        return hit[1]
+        if hit is None:
+            hit = folded[key] = fold(policy=policy)
+        return hit
 
     header.fold = cached_fold
     return header
