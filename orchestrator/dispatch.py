@@ -17,6 +17,13 @@ died between steps 2 and 3. It is sent again (no message is ever lost) and count
 (``reconsent_unknown_outcome_resends``); it is a duplicate only if the provider accepted it before
 the crash — the unavoidable window between the provider's "250 OK" and our commit, a few
 milliseconds per message in flight. The deterministic Message-ID lets anyone downstream recognise it.
+
+Hot path. The re-check before a send (row still ours, campaign running, request still pending,
+address not suppressed for the channel, address present, deadline not passed) is one indexed query
+per message, in the same transaction as its mark and immediately before the send [R3, R7, O3]; it is
+deliberately not done once per batch, so an unsubscribe committed while a batch is being sent still
+stops every message of the batch not yet marked. The mark and the result are prepared Core
+statements on a bare connection; campaign plans are parsed once per worker.
 """
 
 from __future__ import annotations
