@@ -17,6 +17,13 @@ died between steps 2 and 3. It is sent again (no message is ever lost) and count
 (``reconsent_unknown_outcome_resends``); it is a duplicate only if the provider accepted it before
 the crash — the unavoidable window between the provider's "250 OK" and our commit, a few
 milliseconds per message in flight. The deterministic Message-ID lets anyone downstream recognise it.
+
+Hot path. The re-check before a send (row still ours, campaign running, request still pending,
+address not suppressed for the channel, address present, deadline not passed) is one indexed query
+per message, in the same transaction as its mark and immediately before the send [R3, R7, O3]; it is
+deliberately not done once per batch, so an unsubscribe committed while a batch is being sent still
+stops every message of the batch not yet marked. The mark and the result are prepared Core
+statements on a bare connection; campaign plans are parsed once per worker.
 """
 
 from __future__ import annotations
@@ -33,14 +40,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from orchestrator import metrics
 from orchestrator.campaigns import message_context
 from orchestrator.channels import MessageChannel, build_channels
-from orchestrator.consent import is_suppressed, key_of, suppress
+from orchestrator.consent import key_of, suppress
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock, as_utc
 from orchestrator.domain.eligibility import SendFacts, skip_reason
@@ -50,8 +57,8 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import make_engine, run_in_transaction
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.db import make_engine, run_in_connection, run_in_transaction
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 log = logging.getLogger("reconsent.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
@@ -116,6 +123,7 @@ class Dispatcher:
         self._record_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="record")
         self._heartbeat_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
         self._record_engine: Engine | None = None
+        self._plans: dict[tuple[int, Any], CampaignPlan] = {}
 
     @property
     def lease(self) -> timedelta:
@@ -133,23 +141,29 @@ class Dispatcher:
         lease_now = self.lease_clock.now()
         self._batches += 1
         claim_id = f"{self.worker_id}-{self._batches}"
-        due = (
+        running = select(Campaign.id).where(Campaign.state == CampaignState.RUNNING.value)
+        # Two statements, each walking an index in order, instead of one ``OR`` (which made SQLite
+        # merge two index scans and sort every due row on every claim): first rows whose lease
+        # expired (a dead worker's; few), then due rows in (due_at, id) order from ix_outbox_due.
+        expired = (
             select(OutboxMessage.id)
-            .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
-            .where(
-                Campaign.state == CampaignState.RUNNING.value,
-                or_(
-                    and_(OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.due_at <= now),
-                    and_(OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.claimed_until < lease_now),  # type: ignore[operator]
-                ),
-            )
+            .where(OutboxMessage.status == DeliveryState.SENDING.value,
+                   OutboxMessage.claimed_until < lease_now,  # type: ignore[operator]
+                   OutboxMessage.campaign_id.in_(running))  # type: ignore[attr-defined]
             .order_by(OutboxMessage.due_at, OutboxMessage.id)
-            .limit(cfg.batch_size)
         )
-        if self.rt.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True, of=OutboxMessage)  # type: ignore[arg-type]
+        pending = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.due_at <= now,
+                   OutboxMessage.campaign_id.in_(running))  # type: ignore[attr-defined]
+            .order_by(OutboxMessage.due_at, OutboxMessage.id)
+        )
+        postgres = self.rt.engine.dialect.name == "postgresql"
 
-        def work(session: Session) -> list[tuple[int, Any, Any]]:
+        def take(session: Session, due: Any, limit: int) -> list[tuple[int, Any, Any]]:
+            due = due.limit(limit)
+            if postgres:
+                due = due.with_for_update(skip_locked=True, of=OutboxMessage)  # type: ignore[arg-type]
             return list(session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(due.scalar_subquery()))  # type: ignore[union-attr]
@@ -157,6 +171,12 @@ class Dispatcher:
                         claimed_until=lease_now + self.lease, updated_at=now)
                 .returning(OutboxMessage.id, OutboxMessage.send_started_at, OutboxMessage.attempts)  # type: ignore[arg-type]
             ).all())
+
+        def work(session: Session) -> list[tuple[int, Any, Any]]:
+            got = take(session, expired, cfg.batch_size)
+            if len(got) < cfg.batch_size:
+                got += take(session, pending, cfg.batch_size - len(got))
+            return got
 
         got = run_in_transaction(self.rt.engine, work)
         claim = _Claim(claim_id, {row_id: started is not None for row_id, started, _ in got})
@@ -301,75 +321,135 @@ class Dispatcher:
         return self._record_engine
 
     # -- one message ----------------------------------------------------------------------------
+    @functools.cached_property
+    def _send_facts_query(self) -> Any:
+        """One row per outbox id: the row, its contact, enrolment and campaign, and whether the
+        address is on the suppression list (the key matching the row's channel, as ``key_of``)."""
+        key = case((OutboxMessage.channel == Channel.EMAIL.value, Contact.email_key), else_=Contact.phone_key)
+        suppressed = (
+            select(SuppressionEntry.key)
+            .where(SuppressionEntry.key == key, SuppressionEntry.channel == OutboxMessage.channel)
+            .exists()
+        )
+        return (
+            select(
+                OutboxMessage.id, OutboxMessage.contact_id, OutboxMessage.campaign_id, OutboxMessage.step,
+                OutboxMessage.channel, OutboxMessage.template, OutboxMessage.status, OutboxMessage.claimed_by,
+                OutboxMessage.send_started_at, OutboxMessage.first_attempt_at,
+                Contact.email, Contact.phone, Contact.first_name, Contact.locale, Contact.timezone,
+                Contact.erased_at,
+                Enrolment.state.label("request_state"),  # type: ignore[attr-defined]
+                Enrolment.deadline_at.label("enrolment_deadline_at"),  # type: ignore[union-attr]
+                Campaign.state.label("campaign_state"),  # type: ignore[attr-defined]
+                Campaign.deadline_at.label("campaign_deadline_at"),  # type: ignore[union-attr]
+                Campaign.created_at.label("campaign_created_at"),  # type: ignore[attr-defined]
+                suppressed.label("suppressed"),
+            )
+            .join(Contact, Contact.id == OutboxMessage.contact_id)  # type: ignore[arg-type]
+            .join(Enrolment, Enrolment.id == OutboxMessage.enrolment_id)  # type: ignore[arg-type]
+            .join(Campaign, Campaign.id == OutboxMessage.campaign_id)  # type: ignore[arg-type]
+            .where(OutboxMessage.id == bindparam("row_id"))
+        )
+
+    # The per-message statements are built once (bind parameters): building a statement costs
+    # more CPU than running it on SQLite.
+    @functools.cached_property
+    def _mark_stmt(self) -> Any:
+        t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        return (
+            update(OutboxMessage.__table__)  # type: ignore[arg-type]
+            .where(t.id == bindparam("row_id"), t.claimed_by == bindparam("claim_id"),
+                   t.status == DeliveryState.SENDING.value)
+            .values(message_id=bindparam("message_id", type_=t.message_id.type),
+                    first_attempt_at=bindparam("first_attempt_at", type_=t.first_attempt_at.type),
+                    attempts=t.attempts + 1,
+                    send_started_at=bindparam("send_started_at", type_=t.send_started_at.type))
+        )
+
+    @functools.cache  # noqa: B019 - two entries, one Dispatcher per process
+    def _sent_stmt(self, *, with_provider_id: bool) -> Any:
+        t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        names = ["template_version", "locale", "provider_status", "sent_at", "updated_at"]
+        if with_provider_id:
+            names.append("provider_id")
+        return (
+            update(OutboxMessage.__table__)  # type: ignore[arg-type]
+            .where(t.id == bindparam("row_id"),
+                   t.status.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]))
+            .values(status=DeliveryState.SENT.value, claimed_by=None, claimed_until=None, send_started_at=None,
+                    **{n: bindparam(n, type_=t[n].type) for n in names})
+        )
+
+    def _plan(self, conn: Connection, campaign_id: int, created_at: Any) -> CampaignPlan:
+        """The campaign's parsed plan, read and parsed once per worker (a plan never changes after
+        the campaign is created; the creation time guards against a reused id)."""
+        cache_key = (campaign_id, created_at)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            mapping = conn.execute(select(Campaign.plan).where(Campaign.id == campaign_id)).scalar_one()
+            plan = self._plans[cache_key] = CampaignPlan.from_mapping(mapping)
+        return plan
+
     async def process(self, claim_id: str, row_id: int, report: DispatchReport, *, claim: _Claim | None = None) -> None:
         rt = self.rt
         outcome: dict[str, Any] = {}
 
-        def prepare(session: Session) -> OutboundMessage | None:
+        def prepare(conn: Connection) -> OutboundMessage | None:
             outcome.clear()
             now = rt.clock.now()
-            row = session.get(OutboxMessage, row_id)
-            if row is None or row.claimed_by != claim_id or row.status != DeliveryState.SENDING.value:
+            # Everything the re-check and the message need, in one indexed query (primary keys and
+            # the suppression list's key), in the same transaction as the mark below: an unsubscribe,
+            # an answer or a pause committed before this query stops this message [R3, R7, O3].
+            facts_row = conn.execute(self._send_facts_query, {"row_id": row_id}).one_or_none()
+            if facts_row is None or facts_row.claimed_by != claim_id or facts_row.status != DeliveryState.SENDING.value:
                 outcome["gone"] = True
                 return None
-            contact = session.get(Contact, row.contact_id)
-            enrolment = session.get(Enrolment, row.enrolment_id)
-            campaign = session.get(Campaign, row.campaign_id)
-            assert contact is not None and enrolment is not None and campaign is not None
-            channel = Channel(row.channel)
-            if campaign.state == CampaignState.PAUSED.value:
+            channel = Channel(facts_row.channel)
+            this_row = update(OutboxMessage).where(OutboxMessage.id == row_id)
+            if facts_row.campaign_state == CampaignState.PAUSED.value:
                 # paused after the claim: back to the queue untouched (no skip, no send)
-                row.status = DeliveryState.PENDING.value
-                row.claimed_by = row.claimed_until = None
-                session.add(row)
+                conn.execute(this_row.values(status=DeliveryState.PENDING.value, claimed_by=None, claimed_until=None))
                 outcome["released"] = True
                 return None
-            address = contact.email if channel is Channel.EMAIL else contact.phone
-            deadline_at = enrolment.deadline_at or campaign.deadline_at
+            address = facts_row.email if channel is Channel.EMAIL else facts_row.phone
+            deadline_at = facts_row.enrolment_deadline_at or facts_row.campaign_deadline_at
             facts = SendFacts(
-                campaign_state=campaign.state,
-                request_state=enrolment.state,
-                suppressed=is_suppressed(session, key_of(contact, channel), channel.value),
-                has_address=bool(address) and contact.erased_at is None,
+                campaign_state=facts_row.campaign_state,
+                request_state=facts_row.request_state,
+                suppressed=bool(facts_row.suppressed),
+                has_address=bool(address) and facts_row.erased_at is None,
                 deadline=as_utc(deadline_at) if deadline_at else now + timedelta(days=1),
                 now=now,
             )
             reason = skip_reason(facts)
             if reason is not None:
-                _finish(row, DeliveryState.SKIPPED, now, skip_reason=reason.value)
-                session.add(row)
+                if DeliveryState.can_move(DeliveryState(facts_row.status), DeliveryState.SKIPPED):
+                    conn.execute(this_row.values(status=DeliveryState.SKIPPED.value, claimed_by=None,
+                                                 claimed_until=None, updated_at=now, skip_reason=reason.value))
                 outcome["skipped"] = reason.value
                 return None
-            tz = contact.timezone or rt.config.windows.default_timezone
+            tz = facts_row.timezone or rt.config.windows.default_timezone
             window = self.windows[channel]
             opening = window.next_opening(now, tz)
             if opening > now:
-                row.status = DeliveryState.PENDING.value
-                row.due_at = opening
-                row.claimed_by = row.claimed_until = None
-                row.skip_reason = "outside_window"
-                session.add(row)
+                conn.execute(this_row.values(status=DeliveryState.PENDING.value, due_at=opening, claimed_by=None,
+                                             claimed_until=None, skip_reason="outside_window"))
                 outcome["deferred"] = True
                 return None
-            plan = CampaignPlan.from_mapping(campaign.plan)
-            message = self.build_message(row, contact, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
-            outcome["unknown"] = row.send_started_at is not None
+            plan = self._plan(conn, facts_row.campaign_id, facts_row.campaign_created_at)
+            message = self.build_message(facts_row, facts_row, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
+            outcome["unknown"] = facts_row.send_started_at is not None
             # The mark: handed to the provider from now on. Conditional on still holding the claim,
             # so a worker whose lease ran out (and was taken over) can never start a second send.
-            marked = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id, OutboxMessage.claimed_by == claim_id,
-                       OutboxMessage.status == DeliveryState.SENDING.value)
-                .values(message_id=message.message_id, first_attempt_at=row.first_attempt_at or now,
-                        attempts=OutboxMessage.attempts + 1, send_started_at=self.lease_clock.now())
-                .execution_options(synchronize_session=False)
-            )
-            if marked.rowcount != 1:  # type: ignore[attr-defined]
+            marked = conn.execute(self._mark_stmt, {
+                "row_id": row_id, "claim_id": claim_id, "message_id": message.message_id,
+                "first_attempt_at": facts_row.first_attempt_at or now, "send_started_at": self.lease_clock.now()})
+            if marked.rowcount != 1:
                 outcome["gone"] = True
                 return None
             return message
 
-        message = await asyncio.to_thread(run_in_transaction, rt.engine, prepare)
+        message = await asyncio.to_thread(run_in_connection, rt.engine, prepare)
         if message is None:
             if "skipped" in outcome:
                 report.skipped[outcome["skipped"]] += 1
@@ -401,32 +481,29 @@ class Dispatcher:
         metrics.SENDS.labels(channel=channel.value, outcome="sent").inc()
 
         sent_values: dict[str, Any] = {
-            "status": DeliveryState.SENT.value, "claimed_by": None, "claimed_until": None, "send_started_at": None,
             "template_version": message.meta.get("template_version"), "locale": message.meta.get("locale"),
             "provider_status": result.status,
         }
         if result.provider_id:
             sent_values["provider_id"] = result.provider_id
 
-        def record(session: Session) -> None:
+        def record(conn: Connection) -> None:
             # one statement, no read first: the time between the provider's "accepted" and this
             # commit is the only window in which a crash causes a duplicate — keep it tiny
             now = rt.clock.now()
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id,
-                       OutboxMessage.status.in_([DeliveryState.PENDING.value, DeliveryState.SENDING.value]))  # type: ignore[attr-defined]
-                .values(**sent_values, sent_at=now, updated_at=now)
-            )
+            conn.execute(self._sent_stmt(with_provider_id="provider_id" in sent_values),
+                         {**sent_values, "row_id": row_id, "sent_at": now, "updated_at": now})
 
         # Sent is sent: insist on recording it (a long run of "database is locked" only delays it).
         # Its own threads, so a result never queues behind renders of the next messages.
         await asyncio.get_running_loop().run_in_executor(
-            self._record_pool, functools.partial(run_in_transaction, self.record_engine, record, attempts=60))
+            self._record_pool, functools.partial(run_in_connection, self.record_engine, record, attempts=60))
         report.sent += 1
 
-    def build_message(self, row: OutboxMessage, contact: Contact, plan: CampaignPlan, deadline: datetime,
+    def build_message(self, row: Any, contact: Any, plan: CampaignPlan, deadline: datetime,
                       window: SendWindow, tz: str, address: str) -> OutboundMessage:
+        """``row`` has the outbox row's columns (id, contact_id, campaign_id, step, channel, template),
+        ``contact`` the contact's (first_name, locale): ORM objects or one row of the facts query."""
         rt = self.rt
         cfg = rt.config
         channel = Channel(row.channel)

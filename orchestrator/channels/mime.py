@@ -9,11 +9,14 @@ List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted).
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 from email import policy
+from email.contentmanager import _encode_text  # the encoding choice of EmailMessage.set_content
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 from orchestrator.config import Config
 from orchestrator.domain.message import OutboundMessage
@@ -44,23 +47,82 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
     mail = EmailMessage(policy=policy.SMTP)
     try:
         local, _, domain = sender.rpartition("@")
+        # Headers that are the same for many messages (From, Subject, Date, MIME-Version,
+        # List-Unsubscribe-Post) are parsed once and the parsed header reused: the email package
+        # takes a parsed header as is, and a parsed header is never modified.
         if message.sender_name:
-            mail["From"] = Address(display_name=message.sender_name, username=local, domain=domain)
+            mail["From"] = _from_header(message.sender_name, local, domain)
         else:
-            mail["From"] = sender
+            mail["From"] = _shared_header("From", sender)
         mail["To"] = message.recipient
-        mail["Subject"] = message.subject or ""
-        mail["Date"] = format_datetime(at or message.date or datetime.now(timezone.utc))
+        mail["Subject"] = _shared_header("Subject", message.subject or "")
+        mail["Date"] = _shared_header("Date", format_datetime(at or message.date or datetime.now(timezone.utc)))
         mail["Message-ID"] = message.message_id or new_message_id(domain or "localhost")
-        mail["MIME-Version"] = "1.0"
+        mail["MIME-Version"] = _shared_header("MIME-Version", "1.0")
         for name, value in message.headers:
-            mail[name] = value
-        mail.set_content(message.text, subtype="plain", charset="utf-8")
+            mail[name] = _shared_header(name, value) if name in _SHARED else value
         if message.html:
-            mail.add_alternative(message.html, subtype="html", charset="utf-8")
+            # what mail.set_content(text) + mail.add_alternative(html) make, part headers parsed once
+            mail._headers.append(("Content-Type", _shared_header("Content-Type", "multipart/alternative")))
+            mail.attach(_text_part("plain", message.text))
+            mail.attach(_text_part("html", message.html, ("MIME-Version", "1.0")))
+        else:
+            _set_text(mail, "plain", message.text)
     except (ValueError, TypeError, IndexError) as exc:
         raise PermanentSendError(f"message cannot be built: {type(exc).__name__}: {exc}"[:300]) from None
     return mail
+
+
+#: extra headers whose value is usually the same for every message
+_SHARED = frozenset({"List-Unsubscribe-Post"})
+
+
+@lru_cache(maxsize=512)
+def _shared_header(name: str, value: str) -> Any:
+    # header_store_parse makes the check EmailMessage makes on a string value (no line breaks)
+    return _fold_once(policy.SMTP.header_store_parse(name, value)[1])
+
+
+@lru_cache(maxsize=64)
+def _from_header(display_name: str, local: str, domain: str) -> Any:
+    address = Address(display_name=display_name, username=local, domain=domain)
+    return _fold_once(policy.SMTP.header_store_parse("From", address)[1])
+
+
+def _fold_once(header: Any) -> Any:
+    """Remember the header's folded form per policy (the generator folds every header of every
+    message it writes; a shared header's result never changes)."""
+    fold = header.fold
+    folded: dict[Any, str] = {}
+
+    def cached_fold(*, policy: Any) -> str:
+        # the generator clones its policy for every sub-part: key by the policy's settings
+        key = (type(policy), tuple(sorted(policy.__dict__.items())))
+        hit = folded.get(key)
+        if hit is None:
+            hit = folded[key] = fold(policy=policy)
+        return hit
+
+    header.fold = cached_fold
+    return header
+
+
+def _set_text(part: EmailMessage, subtype: str, text: str) -> None:
+    """``part.set_content(text, subtype=subtype, charset="utf-8")`` on a part without content, with
+    the same encoding choice (the email package's own heuristics) and the same headers, which are
+    parsed once per process rather than once per message."""
+    cte, payload = _encode_text(text, "utf-8", None, part.policy)
+    part._headers.append(("Content-Type", _shared_header("Content-Type", f'text/{subtype}; charset="utf-8"')))
+    part.set_payload(payload)
+    part._headers.append(("Content-Transfer-Encoding", _shared_header("Content-Transfer-Encoding", cte)))
+
+
+def _text_part(subtype: str, text: str, *extra: tuple[str, str]) -> EmailMessage:
+    part = EmailMessage(policy=policy.SMTP)
+    _set_text(part, subtype, text)
+    for name, value in extra:
+        part._headers.append((name, _shared_header(name, value)))
+    return part
 
 
 class DkimSigner:
