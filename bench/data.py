@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import shutil
 import uuid
-from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy import create_engine, insert, text
 
 from orchestrator.config import load_config
 from orchestrator.domain.clock import FixedClock
-from orchestrator.runtime import Runtime
+from orchestrator.runtime import Runtime, runtime_in
 from orchestrator.store.db import migrate
 from orchestrator.store.models import Contact
 
@@ -46,15 +45,8 @@ def write_csv(path: Path, n: int) -> Path:
 
 
 def runtime(url: str, base_dir: Path, clock: FixedClock | None = None, **sections: dict[str, Any]) -> Runtime:
-    cfg = load_config(None, env={})
-    cfg.base_dir = base_dir
-    cfg.database = replace(cfg.database, url=url)
-    cfg.email = replace(cfg.email, outbox_dir=str(base_dir / "outbox"))
-    cfg.sms = replace(cfg.sms, outbox_file=str(base_dir / "sms.jsonl"))
-    cfg.public = replace(cfg.public, base_url="https://prefs.example.com")
-    for name, values in sections.items():
-        setattr(cfg, name, replace(getattr(cfg, name), **values))
-    return Runtime(cfg, clock or FixedClock(T0))
+    sections.setdefault("public", {"base_url": "https://prefs.example.com"})
+    return runtime_in(base_dir, load_config(None, env={}), clock or FixedClock(T0), database_url=url, **sections)
 
 
 def load_contacts(rt: Runtime, n: int) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -50,3 +52,17 @@ def clock_from_env(env: dict[str, str] | None = None) -> Clock:
 
 def runtime_from_env(config_path: str | None = None) -> Runtime:
     return Runtime(load_config(config_path), clock_from_env())
+
+
+def runtime_in(folder: Path, config: Config, clock: Clock, *, database_url: str | None = None,
+               **sections: dict[str, Any]) -> Runtime:
+    """A Runtime whose outboxes, relative paths and (unless ``database_url``) SQLite database live in
+    ``folder`` — the demo, the tests and the benchmarks each run in a folder of their own.
+    Keyword arguments override whole config sections' fields: ``email={"transport": "smtp"}``."""
+    config.base_dir = folder
+    config.database = replace(config.database, url=database_url or f"sqlite:///{folder / 'reconsent.db'}")
+    config.email = replace(config.email, outbox_dir=str(folder / "outbox"))
+    config.sms = replace(config.sms, outbox_file=str(folder / "sms.jsonl"))
+    for name, values in sections.items():
+        setattr(config, name, replace(getattr(config, name), **values))
+    return Runtime(config, clock)

@@ -10,7 +10,6 @@ import csv
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from orchestrator.config import load_config
 from orchestrator.domain.clock import FixedClock
-from orchestrator.runtime import Runtime
+from orchestrator.runtime import Runtime, runtime_in
 from orchestrator.store.db import migrate
 from tests.support.smtp import SmtpServer
 from tests.support.factories import CSV_HEADER
@@ -63,15 +62,8 @@ def make_rt(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Ca
     made: list[Runtime] = []
 
     def factory(**sections: dict[str, Any]) -> Runtime:
-        cfg = load_config(None, env={})
-        cfg.base_dir = tmp_path
-        cfg.database = replace(cfg.database, url=database_url)
-        cfg.email = replace(cfg.email, outbox_dir=str(tmp_path / "outbox"))
-        cfg.sms = replace(cfg.sms, outbox_file=str(tmp_path / "sms.jsonl"))
-        cfg.public = replace(cfg.public, base_url="https://prefs.example.com")
-        for name, values in sections.items():
-            setattr(cfg, name, replace(getattr(cfg, name), **values))
-        rt = Runtime(cfg, clock)
+        sections.setdefault("public", {"base_url": "https://prefs.example.com"})
+        rt = runtime_in(tmp_path, load_config(None, env={}), clock, database_url=database_url, **sections)
         if not made:
             migrate(rt.engine)
         made.append(rt)

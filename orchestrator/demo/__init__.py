@@ -36,7 +36,7 @@ from orchestrator.contacts import import_contacts
 from orchestrator.dispatch import DispatchReport, dispatch_once
 from orchestrator.domain.clock import FixedClock, SystemClock
 from orchestrator.reports import funnel_table
-from orchestrator.runtime import Runtime, clock_from_env
+from orchestrator.runtime import Runtime, clock_from_env, runtime_in
 from orchestrator.domain.clock import as_utc
 from orchestrator.store.db import migrate, session_scope
 from orchestrator.store.models import OutboxMessage
@@ -49,11 +49,7 @@ DEMO_DIR = PROJECT_ROOT / "var" / "demo"
 
 
 def demo_runtime(config_path: str | None, folder: Path, clock: FixedClock | SystemClock) -> Runtime:
-    cfg = load_config(config_path)
-    cfg.database = replace(cfg.database, url=f"sqlite:///{folder / 'reconsent.db'}")
-    cfg.email = replace(cfg.email, outbox_dir=str(folder / "outbox"))
-    cfg.sms = replace(cfg.sms, outbox_file=str(folder / "sms.jsonl"))
-    return Runtime(cfg, clock)
+    return runtime_in(folder, load_config(config_path), clock)
 
 
 def write_demo_config(rt: Runtime, folder: Path) -> Path:
