@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from orchestrator.channels.mime import DkimSigner, build_email, wire_bytes
+from orchestrator.channels.mime import DkimSigner, message_bytes
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel
 
@@ -23,12 +23,12 @@ class FileEmailChannel:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         self.folder.mkdir(parents=True, exist_ok=True)
-        mail = build_email(message)
+        data, message_id = message_bytes(message, self.signer)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", message.idempotency_key) + ".eml"
         tmp = self.folder / (name + ".tmp")
-        tmp.write_bytes(wire_bytes(mail, self.signer))
+        tmp.write_bytes(data)
         os.replace(tmp, self.folder / name)  # atomic: a re-send after a crash overwrites
-        return SendResult(provider_id=str(mail["Message-ID"]), status="sent")
+        return SendResult(provider_id=message_id, status="sent")
 
     async def close(self) -> None:
         return None

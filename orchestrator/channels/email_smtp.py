@@ -23,7 +23,7 @@ from email.utils import getaddresses
 
 import aiosmtplib
 
-from orchestrator.channels.mime import DkimSigner, build_email, wire_bytes
+from orchestrator.channels.mime import DkimSigner, message_bytes
 from orchestrator.config import EmailConfig
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel, SuppressionReason
@@ -107,8 +107,7 @@ class SmtpChannel:
         return client
 
     async def send(self, message: OutboundMessage) -> SendResult:
-        mail = build_email(message)
-        data = wire_bytes(mail, self.signer)
+        data, message_id = message_bytes(message, self.signer)
         sender = message.sender
         recipients = [addr for _, addr in getaddresses([message.recipient])] or [message.recipient]
         async with self._slots:
@@ -145,7 +144,7 @@ class SmtpChannel:
                 await _drop(client)
                 raise TransientSendError(f"SMTP connection problem: {type(exc).__name__}: {exc}") from None
             self._release(client)
-        return SendResult(provider_id=str(mail["Message-ID"]), status="sent")
+        return SendResult(provider_id=message_id, status="sent")
 
     async def _transaction(self, client: aiosmtplib.SMTP, sender: str, recipients: list[str], data: bytes,
                            *, reused: bool) -> None:

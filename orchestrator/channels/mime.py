@@ -8,6 +8,11 @@ List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import random
+import re
+import sys
 from datetime import datetime, timezone
 from functools import lru_cache
 from email import policy
@@ -158,6 +163,152 @@ class DkimSigner:
         except dkim.DKIMException as exc:
             raise ConfigError(f"email.dkim_key_path: DKIM signing failed: {exc}") from None
         return bytes(signature) + data
+
+
+# -- the wire bytes without the email package ------------------------------------------------------
+#
+# ``message_bytes`` writes the same message as ``wire_bytes(build_email(message))`` — same headers in
+# the same order, same part structure and part headers, same decoded values and bodies — from strings:
+# the email package's parser, folder and generator cost ~0.8 ms a message, this ~10 µs. Headers that
+# are the same for many messages (From, Subject, Date) are still folded by the email package, once.
+# The per-message headers (To, Message-ID, List-Unsubscribe) are written as is when they are plain
+# ASCII addresses/ids/URLs, folded at spaces when too long (the email package RFC 2047-encoded a long
+# List-Unsubscribe, which RFC 2369 readers do not decode); anything else takes the email package's
+# path. Bodies: 7bit/8bit under the email package's rule (every line at most 78 bytes), otherwise
+# quoted-printable, encoded line by line (QP is line-local) with a cache of encoded lines, since most
+# lines of a campaign's messages are the same. tests/orchestrator/channels/test_mime_equivalence.py
+# parses both forms and compares every header and decoded body.
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_ADDR = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+_SIMPLE_MSGID = re.compile(rf"<{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>")
+_MAX_LINE = 78
+_BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))
+_QP_CACHE: dict[bytes, bytes] = {}
+_QP_CACHE_MAX = 8192
+
+
+def message_bytes(message: OutboundMessage, signer: DkimSigner | None, *, at: datetime | None = None) -> tuple[bytes, str]:
+    """``(wire bytes, Message-ID)`` of ``message``: what ``wire_bytes(build_email(message), signer)``
+    carries, written directly. Raises PermanentSendError like build_email for a message that cannot be
+    expressed."""
+    sender = message.sender
+    recipient = message.recipient
+    if not (sender.isascii() and recipient.isascii()):
+        # an internationalised address: the email package's SMTPUTF8 path
+        mail = build_email(message, at=at)
+        return wire_bytes(mail, signer), str(mail["Message-ID"])
+    local, _, domain = sender.rpartition("@")
+    message_id = message.message_id or new_message_id(domain or "localhost")
+    try:
+        head = [
+            _from_bytes(message.sender_name, sender, local, domain),
+            _to_bytes(recipient),
+            _folded("Subject", message.subject or ""),
+            _date_bytes(at or message.date or datetime.now(timezone.utc)),
+            _msgid_bytes(message_id),
+            b"MIME-Version: 1.0\r\n",
+        ]
+        for name, value in message.headers:
+            head.append(_folded(name, value) if name in _SHARED else _plain_header(name, value))
+        text_cte, text_body = _body(message.text)
+        if message.html:
+            html_cte, html_body = _body(message.html)
+            boundary = _boundary(text_body, html_body)
+            head += (b'Content-Type: multipart/alternative;\r\n boundary="', boundary, b'"\r\n\r\n--', boundary,
+                     b'\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: ', text_cte,
+                     b"\r\n\r\n", text_body, b"\r\n--", boundary,
+                     b'\r\nContent-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: ', html_cte,
+                     b"\r\nMIME-Version: 1.0\r\n\r\n", html_body, b"\r\n--", boundary, b"--\r\n")
+        else:
+            head += (b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: ', text_cte,
+                     b"\r\n\r\n", text_body)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise PermanentSendError(f"message cannot be built: {type(exc).__name__}: {exc}"[:300]) from None
+    data = b"".join(head)
+    return (signer.sign(data) if signer is not None else data), message_id
+
+
+@lru_cache(maxsize=64)
+def _from_bytes(display_name: str | None, sender: str, local: str, domain: str) -> bytes:
+    header = _from_header(display_name, local, domain) if display_name else _shared_header("From", sender)
+    return header.fold(policy=policy.SMTP).encode("ascii")
+
+
+@lru_cache(maxsize=512)
+def _folded(name: str, value: str) -> bytes:
+    """A header as the email package folds it (for values shared by many messages)."""
+    return _shared_header(name, value).fold(policy=policy.SMTP).encode("ascii")
+
+
+@lru_cache(maxsize=64)
+def _date_bytes(at: datetime) -> bytes:
+    return _folded("Date", format_datetime(at))
+
+
+def _to_bytes(recipient: str) -> bytes:
+    if len(recipient) <= _MAX_LINE - 4 and _SIMPLE_ADDR.fullmatch(recipient):
+        return b"To: " + recipient.encode("ascii") + b"\r\n"
+    return policy.SMTP.header_store_parse("To", recipient)[1].fold(policy=policy.SMTP).encode("ascii")
+
+
+def _msgid_bytes(message_id: str) -> bytes:
+    if len(message_id) <= _MAX_LINE - 12 and _SIMPLE_MSGID.fullmatch(message_id):
+        return b"Message-ID: " + message_id.encode("ascii") + b"\r\n"
+    return policy.SMTP.header_store_parse("Message-ID", message_id)[1].fold(policy=policy.SMTP).encode("ascii")
+
+
+def _plain_header(name: str, value: str) -> bytes:
+    """A printable-ASCII header value as is, folded before spaces to keep lines within 78 characters
+    where it can (a longer word stays whole: RFC 5322 allows 998). Anything else: the email package."""
+    line = f"{name}: {value}"
+    if not (value.isascii() and value.isprintable()) or "=?" in value:
+        return policy.SMTP.header_store_parse(name, value)[1].fold(policy=policy.SMTP).encode("ascii")
+    if len(line) <= _MAX_LINE:
+        return line.encode("ascii") + b"\r\n"
+    words = value.split(" ")
+    lines = []
+    current = f"{name}: {words[0]}"
+    for word in words[1:]:
+        if len(current) + 1 + len(word) > _MAX_LINE and current.strip():
+            lines.append(current)
+            current = " " + word
+        else:
+            current += " " + word
+    lines.append(current)
+    if max(map(len, lines)) > 998:
+        raise ValueError(f"header {name} has a word longer than 998 characters")
+    return "\r\n".join(lines).encode("ascii") + b"\r\n"
+
+
+def _body(text: str) -> tuple[bytes, bytes]:
+    """(Content-Transfer-Encoding, CRLF body) with the email package's choice between 7bit/8bit
+    (no line over 78 bytes) and an encoding; quoted-printable here, line by line."""
+    data = text.encode("utf-8")
+    lines = data.splitlines()
+    if max(map(len, lines), default=0) <= _MAX_LINE:
+        return (b"7bit" if data.isascii() else b"8bit"), b"\r\n".join(lines) + b"\r\n"
+    cache = _QP_CACHE
+    out = []
+    for line in lines:
+        encoded = cache.get(line)
+        if encoded is None:
+            if len(cache) >= _QP_CACHE_MAX:
+                cache.clear()
+            encoded = cache[line] = binascii.b2a_qp(line, istext=True).replace(b"=\n", b"=\r\n")
+        out.append(encoded)
+    body = b"\r\n".join(out) + b"\r\n"
+    if len(body) > len(data) * 4 // 3 + len(data) // 38 + 4:  # mostly non-ASCII: base64 is shorter
+        return b"base64", base64.encodebytes(b"\r\n".join(lines) + b"\r\n").replace(b"\n", b"\r\n")
+    return b"quoted-printable", body
+
+
+def _boundary(*bodies: bytes) -> bytes:
+    """A boundary like the email package's, checked against the bodies (it never occurs in QP)."""
+    while True:
+        boundary = b"=" * 15 + str(random.randrange(sys.maxsize)).zfill(_BOUNDARY_WIDTH).encode() + b"=="
+        if not any(boundary in body for body in bodies):
+            return boundary
 
 
 def wire_bytes(mail: EmailMessage, signer: DkimSigner | None) -> bytes:

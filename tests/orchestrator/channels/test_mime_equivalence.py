@@ -12,7 +12,7 @@ from email.message import EmailMessage
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from orchestrator.channels.mime import build_email, wire_bytes
+from orchestrator.channels.mime import build_email, message_bytes, wire_bytes
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel
 from orchestrator.errors import PermanentSendError
@@ -86,3 +86,90 @@ def test_same_bytes_for_any_text(text: str, html: str | None, subject: str) -> N
             build_email(message)
         return
     assert_same_bytes(message)
+
+
+# -- message_bytes: the wire bytes written without the email package -------------------------------
+def _parsed(data: bytes) -> list[tuple[str, list[tuple[str, str]], object]]:
+    """Every part of a message as (content type, headers with their decoded values, decoded body);
+    the multipart boundary, which is random, left out, and quoted-printable and base64 alike."""
+    from email import message_from_bytes
+
+    mail = message_from_bytes(data, policy=policy.default)
+    parts = []
+    for part in mail.walk():
+        headers = []
+        for name, value in part.items():
+            if name.lower() == "content-type":
+                params = {k: v for k, v in value.params.items() if k != "boundary"}
+                headers.append((name, f"{value.content_type} {sorted(params.items())}"))
+            elif name.lower() == "content-transfer-encoding" and str(value) in ("quoted-printable", "base64"):
+                headers.append((name, "quoted-printable or base64"))  # same 7bit/8bit choice, any encoding
+            else:
+                headers.append((name, str(value)))
+        body = None if part.is_multipart() else part.get_content()
+        parts.append((part.get_content_type(), headers, body))
+    return parts
+
+
+def assert_equivalent(message: OutboundMessage) -> None:
+    data, message_id = message_bytes(message, None)
+    theirs = reference(message)
+    assert _parsed(data) == _parsed(wire_bytes(theirs, None))
+    assert message_id == str(theirs["Message-ID"])
+    # well-formed on the wire: CRLF line ends only, no line over 998 octets
+    assert b"\r" not in data.replace(b"\r\n", b"") and b"\n" not in data.replace(b"\r\n", b"")
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+
+
+@pytest.mark.parametrize("message", [
+    BASE,
+    replace(BASE, html=None),
+    replace(BASE, sender_name=None, subject="plain ascii subject"),
+    replace(BASE, text="ascii only, short lines\n" * 3, html="<p>" + "x" * 200 + "</p>"),
+    replace(BASE, text="é" * 300, html="<p>" + "€ " * 400 + "</p>"),
+    replace(BASE, text="ligne à accent\n" * 30),
+    replace(BASE, subject="Un objet très long " * 8),
+    replace(BASE, recipient="jérôme@exemple.fr"),
+    replace(BASE, recipient="Jean Dupont <jean@example.org>"),
+    replace(BASE, headers=(("List-Unsubscribe", "<https://prefs.example.com/u/" + "x" * 90 + ">, "
+                                                "<mailto:news@boutique.example?subject=unsubscribe>"),
+                           ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))),
+    replace(BASE, text="trailing space \nand tab\t\n.leading dot\n=equals\n" + "x" * 100 + " \n"),
+], ids=["base", "text-only", "ascii-sender", "long-html", "long-utf8-lines", "many-lines", "long-subject",
+        "utf8-address", "named-recipient", "long-list-unsubscribe", "qp-edge-cases"])
+def test_message_bytes_carry_what_the_email_package_writes(message: OutboundMessage) -> None:
+    assert_equivalent(message)
+
+
+_URL_CHARS = st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="<>,")
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(min_size=1, max_size=600), html=st.one_of(st.none(), st.text(min_size=1, max_size=600)),
+       subject=st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=120),
+       name=st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")),
+                                          min_size=1, max_size=40)),
+       local=st.from_regex(r"[a-z0-9][a-z0-9.+_-]{0,30}[a-z0-9]", fullmatch=True),
+       token=st.text(alphabet=_URL_CHARS, min_size=1, max_size=150))
+def test_message_bytes_for_any_text(text: str, html: str | None, subject: str, name: str | None, local: str,
+                                    token: str) -> None:
+    message = replace(BASE, text=text, html=html, subject=subject, sender_name=name,
+                      recipient=f"{local}@example.org",
+                      headers=((("List-Unsubscribe", f"<https://prefs.example.com/u/{token}>, "
+                                                     "<mailto:news@boutique.example?subject=unsubscribe>"),
+                                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))))
+    try:
+        reference(message)
+    except (ValueError, TypeError, IndexError):
+        with pytest.raises(PermanentSendError):
+            message_bytes(message, None)
+        return
+    assert_equivalent(message)
+
+
+def test_message_bytes_refuse_what_cannot_be_expressed() -> None:
+    with pytest.raises(PermanentSendError):
+        message_bytes(replace(BASE, subject="Bonjour\r\nBcc: everyone@example.org"), None)
+    with pytest.raises(PermanentSendError):
+        message_bytes(replace(BASE, headers=(("List-Unsubscribe", "<https://x.example/u/t>\r\nBcc: a@b.example"),)),
+                      None)
