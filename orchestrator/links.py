@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -86,10 +87,32 @@ class LinkSigner:
             purpose: URLSafeTimedSerializer(list(reversed(self._keys)), salt=salt, signer=_ClockSigner)
             for purpose, salt in PURPOSES.items()
         }
+        # dumps() writes the serializer's token itself: the key derived once per purpose
+        # (itsdangerous' default, SHA-1 of salt + "signer" + key) and an HMAC-SHA1 primed with it.
+        self._token_macs = {
+            purpose: hmac.new(hashlib.sha1(salt.encode() + b"signer" + self._keys[0].encode()).digest(),
+                              digestmod=hashlib.sha1)
+            for purpose, salt in PURPOSES.items()
+        }
+        self._short_mac = hmac.new(self._keys[0].encode(), digestmod=hashlib.sha256)
 
     def dumps(self, purpose: str, claims: LinkClaims) -> str:
-        token = self._serializers[purpose].dumps(claims.payload())
-        return token if isinstance(token, str) else token.decode()
+        """``URLSafeTimedSerializer.dumps(claims.payload())``, written directly (~10x cheaper): the
+        payload's compact JSON, URL-safe base64, the timestamp and the HMAC, as itsdangerous writes
+        them. The one difference: the payload is never zlib-compressed (itsdangerous compresses
+        when that saves 2 bytes, which only happens for ids with a dozen repeated digits); a
+        compressed or uncompressed token verifies alike, here and in itsdangerous."""
+        mac = self._token_macs[purpose].copy()
+        c, k, h = claims.contact_id, claims.campaign_id, claims.channel
+        if type(c) is not int or (k is not None and type(k) is not int):  # noqa: E721 - bool is not an id
+            token = self._serializers[purpose].dumps(claims.payload())
+            return token if isinstance(token, str) else token.decode()
+        payload = f'{{"c":{c}' + (f',"k":{k}' if k is not None else "") + (
+            f',"h":"{_CHANNEL_CODES[h]}"}}' if h else "}")
+        timestamp = int(self._clock.now().timestamp()).to_bytes(8, "big").lstrip(b"\0")
+        value = _b64(payload.encode()) + b"." + _b64(timestamp)
+        mac.update(value)
+        return (value + b"." + _b64(mac.digest())).decode("ascii")
 
     def loads(self, purpose: str, token: str, *, max_age_days: float) -> LinkClaims:
         serializer = self._serializers[purpose]
@@ -107,7 +130,9 @@ class LinkSigner:
 
     # -- short codes for SMS -------------------------------------------------------------------
     def short_code(self, outbox_id: int) -> str:
-        return _b62(outbox_id) + self._mac(self._keys[0], outbox_id)
+        mac = self._short_mac.copy()
+        mac.update(f"short:{outbox_id}".encode())
+        return _b62(outbox_id) + _mac_chars(mac.digest())
 
     def resolve_short_code(self, code: str) -> int:
         """The outbox id a short code stands for; LinkInvalid when forged."""
@@ -122,8 +147,15 @@ class LinkSigner:
 
     @staticmethod
     def _mac(key: str, outbox_id: int) -> str:
-        digest = hmac.new(key.encode(), f"short:{outbox_id}".encode(), hashlib.sha256).digest()
-        return _b62(int.from_bytes(digest[:6], "big")).rjust(_MAC_CHARS, "0")[-_MAC_CHARS:]
+        return _mac_chars(hmac.new(key.encode(), f"short:{outbox_id}".encode(), hashlib.sha256).digest())
+
+
+def _mac_chars(digest: bytes) -> str:
+    return _b62(int.from_bytes(digest[:6], "big")).rjust(_MAC_CHARS, "0")[-_MAC_CHARS:]
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _b62(n: int) -> str:

@@ -1,9 +1,10 @@
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from orchestrator.domain.clock import FixedClock
-from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid, LinkSigner
+from orchestrator.links import PURPOSES, LinkClaims, LinkExpired, LinkInvalid, LinkSigner, _b62
 
 
 def test_round_trip_carries_only_opaque_ids() -> None:
@@ -58,3 +59,61 @@ def test_short_codes_are_compact_and_unforgeable() -> None:
     with pytest.raises(LinkInvalid):
         signer.resolve_short_code(signer.short_code(123457)[:-8] + code[-8:])
     assert LinkSigner(["new", "k"], FixedClock()).resolve_short_code(code) == 123456
+
+
+# -- dumps() writes itsdangerous' token itself: pinned to the library -------------------------------
+def _reference(keys: list[str], salt: str, timestamp: int):  # noqa: ANN202
+    """The serializer tokens were made with before dumps() wrote them itself."""
+    from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+    class Fixed(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return timestamp
+
+    return URLSafeTimedSerializer(list(reversed(keys)), salt=salt, signer=Fixed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(contact=st.integers(min_value=0, max_value=2**63), campaign=st.one_of(st.none(), st.integers(0, 2**63)),
+       channel=st.sampled_from([None, "email", "sms"]), purpose=st.sampled_from(sorted(PURPOSES)),
+       keys=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=3),
+       seconds=st.integers(min_value=0, max_value=2**37))
+def test_tokens_are_itsdangerous_tokens(contact: int, campaign: int | None, channel: str | None, purpose: str,
+                                        keys: list[str], seconds: int) -> None:
+    at = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=seconds)
+    claims = LinkClaims(contact, campaign, channel)
+    token = LinkSigner(keys, FixedClock(at)).dumps(purpose, claims)
+    reference = _reference(keys, PURPOSES[purpose], seconds)
+    expected = reference.dumps(claims.payload())
+    if not expected.startswith("."):  # itsdangerous did not compress: byte for byte the same token
+        assert token == expected
+    # and always: the library reads it back, with its timestamp
+    payload, stamp = reference.loads(token, max_age=None, return_timestamp=True)
+    assert LinkClaims.from_payload(payload) == claims and int(stamp.timestamp()) == seconds
+
+
+def test_tokens_made_by_itsdangerous_still_verify() -> None:
+    clock = FixedClock()
+    signer = LinkSigner(["new", "old"], clock)
+    stamp = int(clock.now().timestamp())
+    for keys in (["new"], ["old"]):
+        claims = LinkClaims(111111111111111111, 111111111111111111, "email")  # compressed by itsdangerous
+        old_token = _reference(keys, PURPOSES["unsubscribe"], stamp).dumps(claims.payload())
+        assert old_token.startswith(".")
+        assert signer.loads("unsubscribe", old_token, max_age_days=1) == claims
+        plain = LinkClaims(42, 7, "sms")
+        assert signer.loads("page", _reference(keys, PURPOSES["page"], stamp).dumps(plain.payload()),
+                            max_age_days=1) == plain
+
+
+@settings(max_examples=200, deadline=None)
+@given(outbox_id=st.integers(min_value=0, max_value=2**62), key=st.text(min_size=1, max_size=20))
+def test_short_codes_are_the_documented_hmac(outbox_id: int, key: str) -> None:
+    import hashlib
+    import hmac
+
+    digest = hmac.new(key.encode(), f"short:{outbox_id}".encode(), hashlib.sha256).digest()
+    signer = LinkSigner([key, "older"], FixedClock())
+    code = signer.short_code(outbox_id)
+    assert code.endswith(_b62(int.from_bytes(digest[:6], "big")).rjust(8, "0")[-8:])
+    assert signer.resolve_short_code(code) == outbox_id
