@@ -2,11 +2,25 @@
 
 Rendered with Jinja2 (HTML autoescaped). Each rendering returns the version of the wording it used:
 a SHA-256 over the template sources, stored with the message and with consent events [R2].
+
+Compiled forms. A campaign renders the same templates for every person; only a few context values
+differ (first name, links). Those "slots" are the context's non-empty strings that the templates
+only print (``{{ first_name }}``) or test (``{% if first_name %}``), found in the templates' syntax
+tree. A template is rendered once with placeholder values in the slots (CSS inlined once), split on
+the placeholders, and each message joins the literal pieces with its own values. The key of a
+compiled form holds everything else (template, locale, the other context values, which slots are
+empty), so ``{% if first_name %}`` picks its branch as Jinja would. A form is checked before use:
+rendered again with other placeholders, and the first message rendered fully too, both compared
+with the joined result; a form that fails, a template that uses a slot otherwise (a filter, a
+comparison) and a value that escaping or the HTML serializer would change (``&<>"'``, control
+characters) all take the full Jinja render. tests/orchestrator/test_rendering.py pins fast == full.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -15,7 +29,7 @@ from typing import Any
 
 import css_inline
 from babel.dates import format_date
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, nodes, select_autoescape
 
 from orchestrator import PROJECT_ROOT
 from orchestrator.domain.model import Channel
@@ -50,6 +64,8 @@ class MessageRenderer:
             auto_reload=False,
         )
         self.env.filters["longdate"] = _long_date
+        self._forms: dict[Any, _Form | None] = {}
+        self._misused: dict[Any, frozenset[str] | None] = {}
 
     def parts(self, channel: Channel) -> tuple[str, ...]:
         return EMAIL_PARTS if channel is Channel.EMAIL else SMS_PARTS
@@ -73,18 +89,176 @@ class MessageRenderer:
     def render(self, template: str, channel: Channel, locale: str, context: dict[str, Any]) -> RenderedMessage:
         ctx = dict(context, locale=locale)
         try:
-            if channel is Channel.SMS:
-                text = self._render(f"{template}/{locale}/sms.txt", ctx)
-                return RenderedMessage(template, locale, self.version(template, channel, locale), _one_line(text))
-            subject = _one_line(self._render(f"{template}/{locale}/subject.txt", ctx))
-            text = self._render(f"{template}/{locale}/body.txt", ctx).strip() + "\n"
-            html = inline_css(self._render(f"{template}/{locale}/body.html", ctx))
+            staged = self._fast(template, channel, locale, ctx)
+            if staged is None:
+                staged = self._staged(template, channel, locale, ctx)
         except TemplateNotFound as exc:
             raise InputError(f"template {template!r}: {exc.name} not found under {self.root}") from None
-        return RenderedMessage(template, locale, self.version(template, channel, locale), text, subject, html)
+        return self._finish(template, channel, locale, staged)
+
+    def render_full(self, template: str, channel: Channel, locale: str, context: dict[str, Any]) -> RenderedMessage:
+        """Always the full Jinja render (the reference the compiled forms are checked against)."""
+        ctx = dict(context, locale=locale)
+        try:
+            staged = self._staged(template, channel, locale, ctx)
+        except TemplateNotFound as exc:
+            raise InputError(f"template {template!r}: {exc.name} not found under {self.root}") from None
+        return self._finish(template, channel, locale, staged)
+
+    def _staged(self, template: str, channel: Channel, locale: str, ctx: dict[str, Any]) -> tuple[str, ...]:
+        """Each part as Jinja writes it, the HTML with its CSS inlined (what compiled forms store)."""
+        out = []
+        for part in self.parts(channel):
+            text = self._render(f"{template}/{locale}/{part}", ctx)
+            out.append(inline_css(text) if part.endswith(".html") else text)
+        return tuple(out)
+
+    def _finish(self, template: str, channel: Channel, locale: str, staged: tuple[str, ...]) -> RenderedMessage:
+        version = self.version(template, channel, locale)
+        if channel is Channel.SMS:
+            return RenderedMessage(template, locale, version, _one_line(staged[0]))
+        subject, text, html = staged
+        return RenderedMessage(template, locale, version, text.strip() + "\n", _one_line(subject), html)
 
     def _render(self, name: str, ctx: dict[str, Any]) -> str:
         return self.env.get_template(name).render(ctx)
+
+    # -- compiled forms ------------------------------------------------------------------------------
+    def _fast(self, template: str, channel: Channel, locale: str, ctx: dict[str, Any]) -> tuple[str, ...] | None:
+        misused = self._misused_names(template, channel, locale)
+        if misused is None:
+            return None
+        slots = tuple(name for name, value in ctx.items()
+                      if name != "locale" and type(value) is str and value)
+        if not slots or any(name in misused for name in slots):
+            return None  # nothing to gain, or a slot used in a way substitution cannot reproduce
+        values = [ctx[name] for name in slots]
+        if any(_UNSAFE.search(v) or not v.isprintable() for v in values):
+            return None
+        try:
+            key = (template, channel, locale, slots,
+                   _freeze({k: v for k, v in ctx.items() if k not in slots}))
+            hash(key)
+        except TypeError:
+            return None
+        form = self._forms.get(key, _MISSING)
+        if form is _MISSING:
+            if len(self._forms) >= 1024:
+                self._forms.clear()
+            form = self._forms[key] = self._compile(template, channel, locale, ctx, slots)
+            if form is not None:  # first use: the full render of this very message must agree
+                if form.join(values) != self._staged(template, channel, locale, ctx):
+                    self._forms[key] = None
+                    return None
+        return form.join(values) if form is not None else None
+
+    def _compile(self, template: str, channel: Channel, locale: str, ctx: dict[str, Any],
+                 slots: tuple[str, ...]) -> _Form | None:
+        probes = []
+        for _ in range(2):
+            nonce = secrets.token_hex(6)
+            probes.append([f"rcslot{nonce}n{i}z" for i in range(len(slots))])
+        first, second = probes
+        staged = self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, first))))
+        form = _Form.split(staged, first)
+        check = self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, second))))
+        return form if form.join(second) == check else None
+
+    def _misused_names(self, template: str, channel: Channel, locale: str) -> frozenset[str] | None:
+        """Names some part uses other than by printing or testing them (None: cannot be analysed)."""
+        key = (template, channel, locale)
+        if key not in self._misused:
+            names: set[str] | None = set()
+            try:
+                for part in self.parts(channel):
+                    found = _misused(self.env, f"{template}/{locale}/{part}", set())
+                    if found is None or names is None:
+                        names = None
+                        break
+                    names |= found
+            except TemplateNotFound:
+                names = None
+            self._misused[key] = frozenset(names) if names is not None else None
+        return self._misused[key]
+
+
+_MISSING: Any = object()
+#: characters that autoescaping or the HTML serializer of the CSS inliner write differently
+_UNSAFE = re.compile("[&<>\"'\u00a0]")
+
+
+@dataclass(frozen=True)
+class _Form:
+    """Per part: the pieces, with slot numbers where the values go."""
+
+    parts: tuple[tuple[tuple[str | int, ...], tuple[tuple[int, int], ...]], ...]
+
+    @classmethod
+    def split(cls, staged: tuple[str, ...], markers: list[str]) -> _Form:
+        index = {m: i for i, m in enumerate(markers)}
+        pattern = re.compile("(" + "|".join(map(re.escape, markers)) + ")")
+        parts = []
+        for text in staged:
+            pieces: list[str | int] = []
+            where = []
+            for n, piece in enumerate(pattern.split(text)):
+                if n % 2:
+                    where.append((len(pieces), index[piece]))
+                    pieces.append(index[piece])
+                elif piece:
+                    pieces.append(piece)
+            parts.append((tuple(pieces), tuple(where)))
+        return cls(tuple(parts))
+
+    def join(self, values: list[str]) -> tuple[str, ...]:
+        out = []
+        for pieces, where in self.parts:
+            if not where:
+                out.append("".join(pieces))  # type: ignore[arg-type]
+                continue
+            filled = list(pieces)
+            for pos, slot in where:
+                filled[pos] = values[slot]
+            out.append("".join(filled))  # type: ignore[arg-type]
+        return tuple(out)
+
+
+def _misused(env: Environment, name: str, seen: set[str]) -> set[str] | None:
+    """The variable names that template ``name``, or a template it extends, includes or imports,
+    uses other than as ``{{ name }}`` or ``{% if name %}``; None when it loads a template chosen at
+    run time (it cannot be analysed)."""
+    if name in seen:
+        return set()
+    seen.add(name)
+    tree = env.parse(env.loader.get_source(env, name)[0])  # type: ignore[union-attr]
+    plain: dict[str, int] = {}
+    for output in tree.find_all(nodes.Output):
+        for node in output.nodes:
+            if isinstance(node, nodes.Name):
+                plain[node.name] = plain.get(node.name, 0) + 1
+    for test in tree.find_all(nodes.If):  # elif branches are If nodes too
+        if isinstance(test.test, nodes.Name):
+            plain[test.test.name] = plain.get(test.test.name, 0) + 1
+    uses: dict[str, int] = {}
+    for node in tree.find_all(nodes.Name):
+        uses[node.name] = uses.get(node.name, 0) + 1
+    misused = {n for n, count in uses.items() if plain.get(n, 0) != count}
+    for loader in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        if not isinstance(loader.template, nodes.Const) or not isinstance(loader.template.value, str):
+            return None
+        inner = _misused(env, loader.template.value, seen)
+        if inner is None:
+            return None
+        misused |= inner
+    return misused
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_freeze(v) for v in value))
+    return (type(value).__name__, value)
 
 
 @lru_cache(maxsize=256)
