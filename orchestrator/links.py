@@ -12,7 +12,7 @@ True
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -154,8 +154,12 @@ def _mac_chars(digest: bytes) -> str:
     return _b62(int.from_bytes(digest[:6], "big")).rjust(_MAC_CHARS, "0")[-_MAC_CHARS:]
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+    """itsdangerous' base64_encode: URL-safe alphabet, no padding."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def _b62(n: int) -> str:

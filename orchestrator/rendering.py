@@ -22,7 +22,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ class MessageRenderer:
             return None
         try:
             key = (template, channel, locale, slots,
-                   _freeze({k: v for k, v in ctx.items() if k not in slots}))
+                   tuple([(k, _freeze(v)) for k, v in ctx.items() if k not in slots]))
             hash(key)
         except TypeError:
             return None
@@ -254,11 +254,18 @@ def _misused(env: Environment, name: str, seen: set[str]) -> set[str] | None:
 
 
 def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_freeze(v) for v in value))
-    return (type(value).__name__, value)
+    """A hashable key for a context value; values that compare equal but could render differently
+    (1 and True, the same instant in two time zones) get different keys."""
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is dict:
+        return (dict, tuple([(k, _freeze(v)) for k, v in value.items()]))
+    if kind is list or kind is tuple:
+        return (kind, tuple([_freeze(v) for v in value]))
+    if kind is int or kind is bool or kind is float:
+        return (kind, value)
+    return (kind, value, repr(value))
 
 
 @lru_cache(maxsize=256)
@@ -290,7 +297,13 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-@lru_cache(maxsize=1024)
 def _long_date(value: datetime, locale: str = "fr") -> str:
     # A campaign's messages all show the same deadline: format it once per locale, not per message.
-    return format_date(value, format="long", locale=locale)
+    # Cached by the wall-clock date it shows (two equal instants in two time zones are equal
+    # datetimes, but may fall on different days).
+    return _long_date_of(value.date() if isinstance(value, datetime) else value, locale)
+
+
+@lru_cache(maxsize=1024)
+def _long_date_of(day: date, locale: str) -> str:
+    return format_date(day, format="long", locale=locale)

@@ -288,19 +288,18 @@ def _body(text: str) -> tuple[bytes, bytes]:
     lines = data.splitlines()
     if max(map(len, lines), default=0) <= _MAX_LINE:
         return (b"7bit" if data.isascii() else b"8bit"), b"\r\n".join(lines) + b"\r\n"
-    cache = _QP_CACHE
-    out = []
-    for line in lines:
-        encoded = cache.get(line)
-        if encoded is None:
-            if len(cache) >= _QP_CACHE_MAX:
-                cache.clear()
-            encoded = cache[line] = binascii.b2a_qp(line, istext=True).replace(b"=\n", b"=\r\n")
-        out.append(encoded)
-    body = b"\r\n".join(out) + b"\r\n"
+    get = _QP_CACHE.get
+    body = b"\r\n".join([get(line) or _qp_line(line) for line in lines]) + b"\r\n"
     if len(body) > len(data) * 4 // 3 + len(data) // 38 + 4:  # mostly non-ASCII: base64 is shorter
         return b"base64", base64.encodebytes(b"\r\n".join(lines) + b"\r\n").replace(b"\n", b"\r\n")
     return b"quoted-printable", body
+
+
+def _qp_line(line: bytes) -> bytes:
+    if len(_QP_CACHE) >= _QP_CACHE_MAX:
+        _QP_CACHE.clear()
+    encoded = _QP_CACHE[line] = binascii.b2a_qp(line, istext=True).replace(b"=\n", b"=\r\n")
+    return encoded
 
 
 def _boundary(*bodies: bytes) -> bytes:

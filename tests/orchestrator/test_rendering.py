@@ -90,3 +90,15 @@ def test_templates_that_transform_a_value_still_render_like_jinja(tmp_path: Path
         for channel in Channel:
             ctx = context(name, f"https://p.example/p/{name}", "https://p.example/u/x", "https://p.example/s/y")
             assert renderer.render("t", channel, "fr", ctx) == renderer.render_full("t", channel, "fr", ctx)
+
+
+def test_the_deadline_shows_its_own_day_whatever_was_rendered_before() -> None:
+    from datetime import timedelta
+
+    renderer = MessageRenderer(TEMPLATES_DIR)
+    utc = datetime(2026, 12, 25, 23, 30, tzinfo=timezone.utc)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))  # the same instant: 26 December in Paris
+    for deadline, day in ((utc, "25 décembre"), (paris, "26 décembre")):
+        ctx = dict(context("Camille", "https://p.example/p/a", "https://p.example/u/a", "https://p.example/s/a"),
+                   deadline=deadline)
+        assert day in renderer.render("reconsent", Channel.EMAIL, "fr", ctx).text
