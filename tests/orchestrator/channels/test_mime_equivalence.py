@@ -173,3 +173,16 @@ def test_message_bytes_refuse_what_cannot_be_expressed() -> None:
     with pytest.raises(PermanentSendError):
         message_bytes(replace(BASE, headers=(("List-Unsubscribe", "<https://x.example/u/t>\r\nBcc: a@b.example"),)),
                       None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(address=st.one_of(st.from_regex(r"[A-Za-z0-9._%+-]{1,20}@[A-Za-z0-9.-]{1,20}", fullmatch=True),
+                         st.text(max_size=30)))
+def test_a_simple_address_is_what_getaddresses_returns(address: str) -> None:
+    """The SMTP channel skips getaddresses() for the addresses this pattern accepts."""
+    from email.utils import getaddresses
+
+    from orchestrator.channels.mime import _SIMPLE_ADDR
+
+    if _SIMPLE_ADDR.fullmatch(address):
+        assert [addr for _, addr in getaddresses([address])] == [address]
