@@ -241,8 +241,13 @@ def _folded(name: str, value: str) -> bytes:
     return _shared_header(name, value).fold(policy=policy.SMTP).encode("ascii")
 
 
-@lru_cache(maxsize=64)
 def _date_bytes(at: datetime) -> bytes:
+    # keyed with the offset: equal instants in two time zones are equal datetimes, written differently
+    return _date_bytes_at(at, at.utcoffset())
+
+
+@lru_cache(maxsize=64)
+def _date_bytes_at(at: datetime, offset: Any) -> bytes:
     return _folded("Date", format_datetime(at))
 
 

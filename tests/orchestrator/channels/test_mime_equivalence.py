@@ -186,3 +186,12 @@ def test_a_simple_address_is_what_getaddresses_returns(address: str) -> None:
 
     if _SIMPLE_ADDR.fullmatch(address):
         assert [addr for _, addr in getaddresses([address])] == [address]
+
+
+def test_the_date_header_keeps_the_time_zone_of_each_message() -> None:
+    from datetime import timedelta
+
+    utc = datetime(2026, 1, 7, 9, 0, tzinfo=timezone.utc)
+    paris = utc.astimezone(timezone(timedelta(hours=1)))  # equal to utc, written 10:00 +0100
+    assert b"Date: Wed, 07 Jan 2026 09:00:00 +0000\r\n" in message_bytes(replace(BASE, date=utc), None)[0]
+    assert b"Date: Wed, 07 Jan 2026 10:00:00 +0100\r\n" in message_bytes(replace(BASE, date=paris), None)[0]
