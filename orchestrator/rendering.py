@@ -160,6 +160,10 @@ class MessageRenderer:
             probes.append([f"rcslot{nonce}n{i}z" for i in range(len(slots))])
         first, second = probes
         staged = self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, first))))
+        for part, text in zip(self.parts(channel), staged):
+            if part.endswith(".html") and any(m in block.group(0) for block in _CSS_OR_SCRIPT.finditer(text)
+                                              for m in first):
+                return None  # a value inside CSS or a script: the inliner may rewrite it
         form = _Form.split(staged, first)
         check = self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, second))))
         return form if form.join(second) == check else None
@@ -185,6 +189,8 @@ class MessageRenderer:
 _MISSING: Any = object()
 #: characters that autoescaping or the HTML serializer of the CSS inliner write differently
 _UNSAFE = re.compile("[&<>\"'\u00a0]")
+#: places of an HTML part where the CSS inliner parses text rather than copying it
+_CSS_OR_SCRIPT = re.compile(r"<(style|script)\b.*?</\1\s*>|\bstyle\s*=\s*(\"[^\"]*\"|'[^']*')", re.S | re.I)
 
 
 @dataclass(frozen=True)

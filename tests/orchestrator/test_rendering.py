@@ -102,3 +102,17 @@ def test_the_deadline_shows_its_own_day_whatever_was_rendered_before() -> None:
         ctx = dict(context("Camille", "https://p.example/p/a", "https://p.example/u/a", "https://p.example/s/a"),
                    deadline=deadline)
         assert day in renderer.render("reconsent", Channel.EMAIL, "fr", ctx).text
+
+
+@pytest.mark.parametrize("html", [
+    '<p style="color: {{ first_name }}">x {{ page_url }}</p>',
+    "<script>var n = '{{ first_name }}';</script><p>{{ page_url }}</p>",
+])
+def test_a_value_inside_css_or_a_script_is_never_substituted(tmp_path: Path, html: str) -> None:
+    renderer = _write(tmp_path, "{{ first_name }} {{ page_url }}")
+    (tmp_path / "messages" / "t" / "fr" / "body.html").write_text(
+        "<html><head><style>p{margin:0}</style></head><body>" + html + "</body></html>")
+    for name in ("red", "Zoé  Bob", "blue"):
+        ctx = context(name, "https://p.example/p/a", "https://p.example/u/a", "https://p.example/s/a")
+        assert renderer.render("t", Channel.EMAIL, "fr", ctx) == renderer.render_full("t", Channel.EMAIL, "fr", ctx)
+    assert list(renderer._forms.values()) == [None]  # full render every time
