@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date
@@ -16,20 +17,21 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from orchestrator import PROJECT_ROOT, ledger
 from orchestrator.consent import (
     Answer,
+    PageFacts,
+    Person,
+    apply_answer,
     contact_channels,
-    is_suppressed,
-    key_of,
-    record_answer,
+    page_facts,
     record_unsubscribe,
 )
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import Channel, ConsentSource, Purpose
+from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError
 from orchestrator.ledger import Proof
 from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Contact, OutboxMessage
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
 from preference_centre.self_service import pick_channel, send_fresh_link
 
@@ -134,17 +136,10 @@ def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
     return render_page(request, "error.html", status_code=400, lang=None, message_key="invalid")
 
 
-def _load(rt: Runtime, claims: LinkClaims) -> tuple[Contact, Campaign | None, Enrolment | None]:
-    with session_scope(rt.engine) as session:
-        contact = session.get(Contact, claims.contact_id)
-        if contact is None or contact.erased_at is not None:
-            raise NotFoundError("contact gone")
-        campaign = session.get(Campaign, claims.campaign_id) if claims.campaign_id else None
-        enrolment = None
-        if campaign is not None:
-            enrolment = session.execute(select(Enrolment).where(
-                Enrolment.campaign_id == campaign.id, Enrolment.contact_id == contact.id)).scalar_one_or_none()
-        return contact, campaign, enrolment
+def _load(rt: Runtime, claims: LinkClaims) -> PageFacts:
+    """The contact, the link's request and the per-channel consent state: one statement, read only."""
+    with rt.engine.connect() as conn:
+        return page_facts(conn, claims.contact_id, claims.campaign_id)
 
 
 def consent_wording(lang: str, sender_name: str) -> str:
@@ -163,13 +158,12 @@ def consent_wording(lang: str, sender_name: str) -> str:
     ])
 
 
-def open_link(request: Request, purpose: str) -> (
-        tuple[LinkClaims, Contact, Campaign | None, Enrolment | None] | Response):
+def open_link(request: Request, purpose: str) -> tuple[LinkClaims, PageFacts] | Response:
     """Verify the path's token for ``purpose`` and load what it points at; a tampered or expired
     link, or a person who is gone, gets its page instead (and nothing changes)."""
     try:
         claims = _verify(request, purpose, request.path_params["token"])
-        return (claims, *_load(rt_of(request), claims))
+        return claims, _load(rt_of(request), claims)
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     except NotFoundError:
@@ -180,13 +174,12 @@ async def preference_page(request: Request) -> Response:
     opened = open_link(request, "page")
     if isinstance(opened, Response):
         return opened
-    claims, contact, campaign, enrolment = opened
-    return await _preference(request, rt_of(request), claims, contact, campaign, enrolment,
-                             request.path_params["token"])
+    claims, facts = opened
+    return await _preference(request, rt_of(request), claims, facts, request.path_params["token"])
 
 
-async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact: Contact,
-                      campaign: Campaign | None, enrolment: Enrolment | None, token: str) -> Response:
+async def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
+    contact = facts.contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
     channels = [c.value for c in contact_channels(contact)]
@@ -196,13 +189,9 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
     if request.method != "POST":  # GET and HEAD only ever read
         # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
         # explicit, still-current consent on that channel (e.g. coming back to change an answer).
-        with session_scope(rt.engine) as session:
-            given = ledger.current_consent(session, [contact.id])  # type: ignore[list-item]
-            current = {c: given.get((contact.id, c, Purpose.MARKETING.value)) == "given"
-                       and not is_suppressed(session, key_of(contact, c), c) for c in channels}
         return render_page(
-            request, "preference.html", lang=lang, action=action, channels=channels, current=current,
-            masked=masked, campaign=campaign, enrolment=enrolment, first_name=contact.first_name,
+            request, "preference.html", lang=lang, action=action, channels=channels, current=facts.current(),
+            masked=masked, enrolment_state=facts.enrolment_state, first_name=contact.first_name,
             rights_url=rights_url,
         )
     form = await request.form()
@@ -220,18 +209,30 @@ async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact
             ticked[link_channel] = True
         answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
     now = rt.clock.now()
-    with session_scope(rt.engine) as session:
-        wording_hash = ledger.remember_wording(session, name="preference_page", locale=lang,
-                                               text_shown=consent_wording(lang, rt.config.sender.name), at=now)
-    proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
-                       wording=("preference_page", wording_hash), locale=lang)
+    text_shown = consent_wording(lang, rt.config.sender.name)
     try:
-        state = record_answer(rt, claims.contact_id, claims.campaign_id, answer, proof)
+        # The wording shown and the answer given with it are recorded in one transaction.
+        with session_scope(rt.engine) as session:
+            wording_hash = ledger.remember_wording(session, name="preference_page", locale=lang,
+                                                   text_shown=text_shown, at=now)
+            proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
+                               wording=("preference_page", wording_hash), locale=lang)
+            state = apply_answer(session, claims.contact_id, claims.campaign_id, answer, proof, now)
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=lang, message_key="not_found")
     return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state,
                        action=action, masked=masked, rights_url=rights_url,
-                       recorded_on=format_date(now.date(), format="long", locale=lang))
+                       recorded_on=long_date(now.date(), lang))
+
+
+@lru_cache(maxsize=64)
+def long_date(day: date, lang: str) -> str:
+    """The date in words, as Babel writes it for ``lang`` (cached: one Babel call per day and language).
+
+    >>> long_date(date(2026, 11, 25), "fr")
+    '25 novembre 2026'
+    """
+    return format_date(day, format="long", locale=lang)
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -240,7 +241,7 @@ async def unsubscribe(request: Request) -> Response:
     token = request.path_params["token"]
     try:
         claims = _verify(request, "unsubscribe", token)
-        contact, _campaign, _enrolment = _load(rt, claims)
+        contact = _load(rt, claims).contact
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     except NotFoundError:
@@ -287,10 +288,10 @@ async def short_link(request: Request) -> Response:
         return _bad_link(request, LinkExpired(claims))
     token = rt.links.dumps("page", claims)
     try:
-        contact, campaign, enrolment = _load(rt, claims)
+        facts = _load(rt, claims)
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
-    return await _preference(request, rt, claims, contact, campaign, enrolment, token)
+    return await _preference(request, rt, claims, facts, token)
 
 
 async def not_found(request: Request, exc: HTTPException) -> Response:
