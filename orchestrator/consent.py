@@ -16,8 +16,8 @@ from sqlmodel import Session
 
 from orchestrator import ledger
 from orchestrator.domain.model import (
-    ConsentAction,
     Channel,
+    ConsentAction,
     Purpose,
     RequestState,
     SuppressionReason,
@@ -175,16 +175,16 @@ def record_answer(rt: Runtime, contact_id: int, campaign_id: int | None, answer:
     """Apply a preference-page answer; returns the enrolment's state afterwards ("" when none)."""
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        return apply_answer(session, contact_id, campaign_id, answer, proof, now)
+        return apply_answer(session, live_person(session.connection(), contact_id), campaign_id, answer, proof, now)
 
 
-def apply_answer(session: Session, contact_id: int, campaign_id: int | None, answer: Answer, proof: Proof,
+def apply_answer(session: Session, contact: Person, campaign_id: int | None, answer: Answer, proof: Proof,
                  now: datetime) -> str:
-    """:func:`record_answer` inside the caller's transaction (the page stores the wording shown in the
-    same one). The events of one answer are appended under one lock of the chain head, in the order
-    channel by channel: marketing, then partners."""
+    """:func:`record_answer` inside the caller's transaction, for a contact it read there (the page
+    also stores the wording shown in it). The events of one answer are appended under one lock of the
+    chain head, channel by channel: marketing, then partners."""
     conn = session.connection()
-    contact = live_person(conn, contact_id)
+    contact_id = contact.id
     reachable = contact_channels(contact)
     # Only a "yes" on a channel the person has counts: a forged or stale form ticking a channel
     # we hold no address for must not close the request as confirmed without a confirmation event.

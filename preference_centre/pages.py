@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -18,9 +20,9 @@ from orchestrator import PROJECT_ROOT, ledger
 from orchestrator.consent import (
     Answer,
     PageFacts,
-    Person,
     apply_answer,
     contact_channels,
+    live_person,
     page_facts,
     record_unsubscribe,
 )
@@ -142,6 +144,7 @@ def _load(rt: Runtime, claims: LinkClaims) -> PageFacts:
         return page_facts(conn, claims.contact_id, claims.campaign_id)
 
 
+@lru_cache(maxsize=32)
 def consent_wording(lang: str, sender_name: str) -> str:
     """The exact question and options shown on the page, as proof of what was agreed to [R2]."""
     _ = gettext_for(lang)
@@ -171,58 +174,80 @@ def open_link(request: Request, purpose: str) -> tuple[LinkClaims, PageFacts] | 
 
 
 async def preference_page(request: Request) -> Response:
+    if request.method == "POST":
+        return await _answer(request, rt_of(request), request.path_params["token"])
     opened = open_link(request, "page")
     if isinstance(opened, Response):
         return opened
     claims, facts = opened
-    return await _preference(request, rt_of(request), claims, facts, request.path_params["token"])
+    return _preference(request, rt_of(request), claims, facts, request.path_params["token"])
 
 
-async def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
+def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
+    """GET and HEAD only ever read."""
     contact = facts.contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
-    channels = [c.value for c in contact_channels(contact)]
-    masked = {"email": mask(contact.email), "sms": mask(contact.phone)}
-    action = "/p/" + token  # also from /s/{code}: answers always go to /p/{token}
-    rights_url = "/r/" + rt.links.dumps("rights", claims)
-    if request.method != "POST":  # GET and HEAD only ever read
-        # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
-        # explicit, still-current consent on that channel (e.g. coming back to change an answer).
-        return render_page(
-            request, "preference.html", lang=lang, action=action, channels=channels, current=facts.current(),
-            masked=masked, enrolment_state=facts.enrolment_state, first_name=contact.first_name,
-            rights_url=rights_url,
-        )
-    form = await request.form()
-    choice = str(form.get("action", ""))
-    if choice not in ("confirm", "decline"):
-        return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
-    if choice == "decline":
-        answer = Answer(channels={c: False for c in channels}, partners=False)
-    else:
-        ticked = {c: form.get(c) == "yes" for c in channels}
-        if not any(ticked.values()):
-            # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
-            # as the page says next to the boxes.
-            link_channel = claims.channel if claims.channel in channels else channels[0]
-            ticked[link_channel] = True
-        answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
-    now = rt.clock.now()
-    text_shown = consent_wording(lang, rt.config.sender.name)
+    # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
+    # explicit, still-current consent on that channel (e.g. coming back to change an answer).
+    return render_page(
+        request, "preference.html", lang=lang, action="/p/" + token,  # also from /s/{code}: answers go to /p/{token}
+        channels=[c.value for c in contact_channels(contact)], current=facts.current(),
+        masked={"email": mask(contact.email), "sms": mask(contact.phone)}, enrolment_state=facts.enrolment_state,
+        first_name=contact.first_name, rights_url="/r/" + rt.links.dumps("rights", claims),
+    )
+
+
+async def _answer(request: Request, rt: Runtime, token: str) -> Response:
+    """POST /p/{token}: record the answer with the wording shown, in one transaction."""
     try:
-        # The wording shown and the answer given with it are recorded in one transaction.
-        with session_scope(rt.engine) as session:
-            wording_hash = ledger.remember_wording(session, name="preference_page", locale=lang,
-                                                   text_shown=text_shown, at=now)
-            proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
-                               wording=("preference_page", wording_hash), locale=lang)
-            state = apply_answer(session, claims.contact_id, claims.campaign_id, answer, proof, now)
-    except NotFoundError:
-        return render_page(request, "error.html", status_code=404, lang=lang, message_key="not_found")
+        claims = _verify(request, "page", token)
+    except (LinkInvalid, LinkExpired) as exc:
+        return _bad_link(request, exc)
+    form = await request.form()
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        try:
+            contact = live_person(session.connection(), claims.contact_id)
+        except NotFoundError:
+            return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
+        lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
+                         accept=request.headers.get("accept-language"))
+        channels = [c.value for c in contact_channels(contact)]
+        choice = str(form.get("action", ""))
+        if choice not in ("confirm", "decline"):
+            return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+        if choice == "decline":
+            answer = Answer(channels={c: False for c in channels}, partners=False)
+        else:
+            ticked = {c: form.get(c) == "yes" for c in channels}
+            if not any(ticked.values()):
+                # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
+                # as the page says next to the boxes.
+                link_channel = claims.channel if claims.channel in channels else channels[0]
+                ticked[link_channel] = True
+            answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
+        wording_hash = _remember_wording(rt, session, lang, now)
+        proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
+                           wording=("preference_page", wording_hash), locale=lang)
+        state = apply_answer(session, contact, claims.campaign_id, answer, proof, now)
+    _stored_wordings.setdefault(rt.engine, {})[(lang, consent_wording(lang, rt.config.sender.name))] = wording_hash
     return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state,
-                       action=action, masked=masked, rights_url=rights_url,
-                       recorded_on=long_date(now.date(), lang))
+                       action="/p/" + token, masked={"email": mask(contact.email), "sms": mask(contact.phone)},
+                       rights_url="/r/" + rt.links.dumps("rights", claims), recorded_on=long_date(now.date(), lang))
+
+
+#: per database, the page's wordings already stored (language and text → content hash). A wording row
+#: is written once and never deleted, so after the first answer in a language the lookup is skipped.
+_stored_wordings: WeakKeyDictionary[Engine, dict[tuple[str, str], str]] = WeakKeyDictionary()
+
+
+def _remember_wording(rt: Runtime, session: Session, lang: str, now: datetime) -> str:
+    text_shown = consent_wording(lang, rt.config.sender.name)
+    known = _stored_wordings.get(rt.engine, {}).get((lang, text_shown))
+    if known is not None:
+        return known
+    return ledger.remember_wording(session, name="preference_page", locale=lang, text_shown=text_shown, at=now)
 
 
 @lru_cache(maxsize=64)
@@ -291,7 +316,7 @@ async def short_link(request: Request) -> Response:
         facts = _load(rt, claims)
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
-    return await _preference(request, rt, claims, facts, token)
+    return _preference(request, rt, claims, facts, token)
 
 
 async def not_found(request: Request, exc: HTTPException) -> Response:
