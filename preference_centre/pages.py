@@ -9,14 +9,13 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from babel.dates import format_date
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from orchestrator import PROJECT_ROOT, ledger
+from orchestrator import ledger
 from orchestrator.consent import (
     Answer,
     PageFacts,
@@ -34,34 +33,13 @@ from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, OutboxMessage
+from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
 from preference_centre.self_service import pick_channel, send_fresh_link
+from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
-PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
 STATIC_DIR = PAGES_DIR / "static"
 log = logging.getLogger("reconsent.web")
-
-_env = Environment(loader=FileSystemLoader(str(PAGES_DIR)), autoescape=select_autoescape(default=True),
-                   trim_blocks=True, lstrip_blocks=True)
-
-MESSAGES = {
-    "invalid": "This link is not valid. It may have been copied incompletely.",
-    "expired": "This link has expired.",
-    "not_found": "This page does not exist.",
-    "too_many": "Too many attempts from your connection. Please wait a minute and try again.",
-    "server": "Something went wrong on our side. Nothing was changed. Please try again later.",
-    "not_allowed": "This action is not allowed here.",
-    "too_large": "This request is too large.",
-    "gone": "We no longer hold data about you.",
-}
-
-#: titles of the page shown after "send me a new link", by outcome (see self_service.send_fresh_link)
-NEWLINK_TITLES = {
-    "sent": "A new link is on its way",
-    "rate_limited": "A new link was already sent",
-    "failed": "The new link could not be sent",
-    "refused": "We cannot send a new link",
-}
 
 
 def rt_of(request: Request) -> Runtime:
@@ -69,19 +47,19 @@ def rt_of(request: Request) -> Runtime:
 
 
 def render_page(request: Request, name: str, *, status_code: int = 200, lang: str | None,
-                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+                headers: dict[str, str] | None = None, personal: dict[str, Any] | None = None,
+                **context: Any) -> HTMLResponse:
+    """``personal``: the per-person strings of the page (see :mod:`preference_centre.templating`)."""
     lang = lang or negotiate(query=request.query_params.get("lang"),
                              accept=request.headers.get("accept-language"))
-    _ = gettext_for(lang)
-    rt = rt_of(request)
-    context.setdefault("rights_url", None)
+    personal = personal or {}
+    if "rights_url" not in personal:
+        context.setdefault("rights_url", None)
     # Keep a language chosen with the switch across forms and links, so the answer is recorded with
     # the wording actually shown.
     chosen = request.query_params.get("lang", "")
     context["q"] = f"?lang={chosen}" if chosen in SUPPORTED else ""
-    html = _env.get_template(name).render(
-        _=_, lang=lang, sender=rt.config.sender, messages=MESSAGES, titles=NEWLINK_TITLES, **context,
-    )
+    html = templating.render(name, lang, rt_of(request).config.sender, context, personal)
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
@@ -191,10 +169,11 @@ def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFa
     # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
     # explicit, still-current consent on that channel (e.g. coming back to change an answer).
     return render_page(
-        request, "preference.html", lang=lang, action="/p/" + token,  # also from /s/{code}: answers go to /p/{token}
-        channels=[c.value for c in contact_channels(contact)], current=facts.current(),
-        masked={"email": mask(contact.email), "sms": mask(contact.phone)}, enrolment_state=facts.enrolment_state,
-        first_name=contact.first_name, rights_url="/r/" + rt.links.dumps("rights", claims),
+        request, "preference.html", lang=lang, channels=[c.value for c in contact_channels(contact)],
+        current=facts.current(), enrolment_state=facts.enrolment_state,
+        personal={"action": "/p/" + token,  # also from /s/{code}: answers always go to /p/{token}
+                  "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
+                  "first_name": contact.first_name, "rights_url": "/r/" + rt.links.dumps("rights", claims)},
     )
 
 
@@ -232,9 +211,9 @@ async def _answer(request: Request, rt: Runtime, token: str) -> Response:
                            wording=("preference_page", wording_hash), locale=lang)
         state = apply_answer(session, contact, claims.campaign_id, answer, proof, now)
     _stored_wordings.setdefault(rt.engine, {})[(lang, consent_wording(lang, rt.config.sender.name))] = wording_hash
-    return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state,
-                       action="/p/" + token, masked={"email": mask(contact.email), "sms": mask(contact.phone)},
-                       rights_url="/r/" + rt.links.dumps("rights", claims), recorded_on=long_date(now.date(), lang))
+    return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state, personal={
+        "action": "/p/" + token, "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
+        "rights_url": "/r/" + rt.links.dumps("rights", claims), "recorded_on": long_date(now.date(), lang)})
 
 
 #: per database, the page's wordings already stored (language and text → content hash). A wording row
