@@ -29,7 +29,13 @@ from orchestrator.consent import (
     record_unsubscribe,
     suppress,
 )
-from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, RequestState, SuppressionReason
+from orchestrator.domain.model import (
+    ConsentAction,
+    ConsentSource,
+    Purpose,
+    RequestState,
+    SuppressionReason,
+)
 from orchestrator.errors import NotFoundError
 from orchestrator.ledger import Proof
 from orchestrator.runtime import Runtime
