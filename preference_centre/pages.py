@@ -10,7 +10,9 @@ from weakref import WeakKeyDictionary
 
 from babel.dates import format_date
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -184,6 +186,15 @@ async def _answer(request: Request, rt: Runtime, token: str) -> Response:
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     form = await request.form()
+    try:
+        return _record(request, rt, token, claims, form)
+    except IntegrityError:
+        # Two first answers in one language at the same moment both stored its wording: the loser's
+        # transaction rolled back whole; again, it finds the wording and records the answer.
+        return _record(request, rt, token, claims, form)
+
+
+def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         try:
