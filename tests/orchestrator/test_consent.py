@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from orchestrator import ledger
 from orchestrator.consent import (
@@ -121,14 +121,14 @@ def history(rt: Runtime, contact_id: int) -> tuple[Any, ...]:
     with Session(rt.engine) as s:
         events = [(e.channel, e.purpose, e.action, e.occurred_at, e.source, e.campaign_id, e.step, e.wording_hash,
                    e.wording_name, e.locale, e.ip, e.user_agent)
-                  for e in s.exec(select(ConsentEvent).where(ConsentEvent.contact_id == contact_id).order_by(ConsentEvent.id))]
+                  for e in s.exec(select(ConsentEvent).where(ConsentEvent.contact_id == contact_id).order_by(col(ConsentEvent.id)))]
         contact = s.get(Contact, contact_id)
         assert contact is not None
         keys = {contact.email_key: "email-key", contact.phone_key: "phone-key"}
         entries = sorted((keys[x.key], x.channel, x.reason, x.source, x.created_at) for x in s.exec(
             select(SuppressionEntry).where(SuppressionEntry.key.in_([k for k in keys if k]))))  # type: ignore[attr-defined]
         enrolments = [(e.campaign_id, e.state, e.answered_at) for e in s.exec(
-            select(Enrolment).where(Enrolment.contact_id == contact_id).order_by(Enrolment.id))]
+            select(Enrolment).where(Enrolment.contact_id == contact_id).order_by(col(Enrolment.id)))]
         return events, entries, enrolments, contact.consented_at
 
 

@@ -69,7 +69,7 @@ def test_a_template_that_transforms_a_slot_is_rendered_by_jinja_every_time(monke
 
 def test_a_context_value_it_cannot_compare_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(templating, "_shapes", {})
-    context = {"channels": {"email"}, "current": {}, "enrolment_state": None, "q": ""}  # a set: no key
+    context: dict[str, Any] = {"channels": {"email"}, "current": {}, "enrolment_state": None, "q": ""}  # a set: no key
     personal = {"action": "/p/x", "masked": {"email": "a", "sms": ""}, "first_name": "Zoé", "rights_url": None}
     html = templating.render("preference.html", "fr", SenderConfig(), context, personal)
     assert html == templating.jinja_render("preference.html", "fr", SenderConfig(), context, personal)
