@@ -3,61 +3,47 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from babel.dates import format_date
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from orchestrator import PROJECT_ROOT, ledger
+from orchestrator import ledger
 from orchestrator.consent import (
     Answer,
+    PageFacts,
+    apply_answer,
     contact_channels,
-    is_suppressed,
-    key_of,
-    record_answer,
+    live_person,
+    page_facts,
     record_unsubscribe,
 )
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import Channel, ConsentSource, Purpose
+from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError
 from orchestrator.ledger import Proof
 from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Contact, OutboxMessage
+from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
 from preference_centre.self_service import pick_channel, send_fresh_link
+from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
-PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
 STATIC_DIR = PAGES_DIR / "static"
 log = logging.getLogger("reconsent.web")
-
-_env = Environment(loader=FileSystemLoader(str(PAGES_DIR)), autoescape=select_autoescape(default=True),
-                   trim_blocks=True, lstrip_blocks=True)
-
-MESSAGES = {
-    "invalid": "This link is not valid. It may have been copied incompletely.",
-    "expired": "This link has expired.",
-    "not_found": "This page does not exist.",
-    "too_many": "Too many attempts from your connection. Please wait a minute and try again.",
-    "server": "Something went wrong on our side. Nothing was changed. Please try again later.",
-    "not_allowed": "This action is not allowed here.",
-    "too_large": "This request is too large.",
-    "gone": "We no longer hold data about you.",
-}
-
-#: titles of the page shown after "send me a new link", by outcome (see self_service.send_fresh_link)
-NEWLINK_TITLES = {
-    "sent": "A new link is on its way",
-    "rate_limited": "A new link was already sent",
-    "failed": "The new link could not be sent",
-    "refused": "We cannot send a new link",
-}
 
 
 def rt_of(request: Request) -> Runtime:
@@ -65,19 +51,19 @@ def rt_of(request: Request) -> Runtime:
 
 
 def render_page(request: Request, name: str, *, status_code: int = 200, lang: str | None,
-                headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+                headers: dict[str, str] | None = None, personal: dict[str, Any] | None = None,
+                **context: Any) -> HTMLResponse:
+    """``personal``: the per-person strings of the page (see :mod:`preference_centre.templating`)."""
     lang = lang or negotiate(query=request.query_params.get("lang"),
                              accept=request.headers.get("accept-language"))
-    _ = gettext_for(lang)
-    rt = rt_of(request)
-    context.setdefault("rights_url", None)
+    personal = personal or {}
+    if "rights_url" not in personal:
+        context.setdefault("rights_url", None)
     # Keep a language chosen with the switch across forms and links, so the answer is recorded with
     # the wording actually shown.
     chosen = request.query_params.get("lang", "")
     context["q"] = f"?lang={chosen}" if chosen in SUPPORTED else ""
-    html = _env.get_template(name).render(
-        _=_, lang=lang, sender=rt.config.sender, messages=MESSAGES, titles=NEWLINK_TITLES, **context,
-    )
+    html = templating.render(name, lang, rt_of(request).config.sender, context, personal)
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
@@ -134,19 +120,13 @@ def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
     return render_page(request, "error.html", status_code=400, lang=None, message_key="invalid")
 
 
-def _load(rt: Runtime, claims: LinkClaims) -> tuple[Contact, Campaign | None, Enrolment | None]:
-    with session_scope(rt.engine) as session:
-        contact = session.get(Contact, claims.contact_id)
-        if contact is None or contact.erased_at is not None:
-            raise NotFoundError("contact gone")
-        campaign = session.get(Campaign, claims.campaign_id) if claims.campaign_id else None
-        enrolment = None
-        if campaign is not None:
-            enrolment = session.execute(select(Enrolment).where(
-                Enrolment.campaign_id == campaign.id, Enrolment.contact_id == contact.id)).scalar_one_or_none()
-        return contact, campaign, enrolment
+def _load(rt: Runtime, claims: LinkClaims) -> PageFacts:
+    """The contact, the link's request and the per-channel consent state: one statement, read only."""
+    with rt.engine.connect() as conn:
+        return page_facts(conn, claims.contact_id, claims.campaign_id)
 
 
+@lru_cache(maxsize=32)
 def consent_wording(lang: str, sender_name: str) -> str:
     """The exact question and options shown on the page, as proof of what was agreed to [R2]."""
     _ = gettext_for(lang)
@@ -163,13 +143,12 @@ def consent_wording(lang: str, sender_name: str) -> str:
     ])
 
 
-def open_link(request: Request, purpose: str) -> (
-        tuple[LinkClaims, Contact, Campaign | None, Enrolment | None] | Response):
+def open_link(request: Request, purpose: str) -> tuple[LinkClaims, PageFacts] | Response:
     """Verify the path's token for ``purpose`` and load what it points at; a tampered or expired
     link, or a person who is gone, gets its page instead (and nothing changes)."""
     try:
         claims = _verify(request, purpose, request.path_params["token"])
-        return (claims, *_load(rt_of(request), claims))
+        return claims, _load(rt_of(request), claims)
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     except NotFoundError:
@@ -177,61 +156,119 @@ def open_link(request: Request, purpose: str) -> (
 
 
 async def preference_page(request: Request) -> Response:
+    rt = rt_of(request)
+    if request.method == "POST":
+        return await _answer(request, rt, request.path_params["token"])
+    return await _off_loop(rt, _show, request)
+
+
+async def _off_loop(rt: Runtime, work: Callable[..., Response], *args: Any) -> Response:
+    """Run a request's database work. On a database server it runs in a worker thread, so that the
+    event loop serves other requests while this one waits for the server; SQLite works in this
+    process, on this CPU, where a thread only adds hand-offs (measured under load: more CPU per
+    request and a worse p99), so it runs here."""
+    if rt.engine.dialect.name == "sqlite":
+        return work(*args)
+    return await run_in_threadpool(work, *args)
+
+
+def _show(request: Request) -> Response:
     opened = open_link(request, "page")
     if isinstance(opened, Response):
         return opened
-    claims, contact, campaign, enrolment = opened
-    return await _preference(request, rt_of(request), claims, contact, campaign, enrolment,
-                             request.path_params["token"])
+    claims, facts = opened
+    return _preference(request, rt_of(request), claims, facts, request.path_params["token"])
 
 
-async def _preference(request: Request, rt: Runtime, claims: LinkClaims, contact: Contact,
-                      campaign: Campaign | None, enrolment: Enrolment | None, token: str) -> Response:
+def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
+    """GET and HEAD only ever read."""
+    contact = facts.contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
-    channels = [c.value for c in contact_channels(contact)]
-    masked = {"email": mask(contact.email), "sms": mask(contact.phone)}
-    action = "/p/" + token  # also from /s/{code}: answers always go to /p/{token}
-    rights_url = "/r/" + rt.links.dumps("rights", claims)
-    if request.method != "POST":  # GET and HEAD only ever read
-        # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
-        # explicit, still-current consent on that channel (e.g. coming back to change an answer).
-        with session_scope(rt.engine) as session:
-            given = ledger.current_consent(session, [contact.id])  # type: ignore[list-item]
-            current = {c: given.get((contact.id, c, Purpose.MARKETING.value)) == "given"
-                       and not is_suppressed(session, key_of(contact, c), c) for c in channels}
-        return render_page(
-            request, "preference.html", lang=lang, action=action, channels=channels, current=current,
-            masked=masked, campaign=campaign, enrolment=enrolment, first_name=contact.first_name,
-            rights_url=rights_url,
-        )
+    # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
+    # explicit, still-current consent on that channel (e.g. coming back to change an answer).
+    return render_page(
+        request, "preference.html", lang=lang, channels=[c.value for c in contact_channels(contact)],
+        current=facts.current(), enrolment_state=facts.enrolment_state,
+        personal={"action": "/p/" + token,  # also from /s/{code}: answers always go to /p/{token}
+                  "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
+                  "first_name": contact.first_name, "rights_url": "/r/" + rt.links.dumps("rights", claims)},
+    )
+
+
+async def _answer(request: Request, rt: Runtime, token: str) -> Response:
+    """POST /p/{token}: record the answer with the wording shown, in one transaction."""
+    try:
+        claims = _verify(request, "page", token)
+    except (LinkInvalid, LinkExpired) as exc:
+        return _bad_link(request, exc)
     form = await request.form()
-    choice = str(form.get("action", ""))
-    if choice not in ("confirm", "decline"):
-        return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
-    if choice == "decline":
-        answer = Answer(channels={c: False for c in channels}, partners=False)
-    else:
-        ticked = {c: form.get(c) == "yes" for c in channels}
-        if not any(ticked.values()):
-            # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
-            # as the page says next to the boxes.
-            link_channel = claims.channel if claims.channel in channels else channels[0]
-            ticked[link_channel] = True
-        answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
+    return await _off_loop(rt, _record_once, request, rt, token, claims, form)
+
+
+def _record_once(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
+    try:
+        return _record(request, rt, token, claims, form)
+    except IntegrityError:
+        # Two first answers in one language at the same moment both stored its wording: the loser's
+        # transaction rolled back whole; again, it finds the wording and records the answer.
+        return _record(request, rt, token, claims, form)
+
+
+def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        wording_hash = ledger.remember_wording(session, name="preference_page", locale=lang,
-                                               text_shown=consent_wording(lang, rt.config.sender.name), at=now)
-    proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
-                       wording=("preference_page", wording_hash), locale=lang)
-    try:
-        state = record_answer(rt, claims.contact_id, claims.campaign_id, answer, proof)
-    except NotFoundError:
-        return render_page(request, "error.html", status_code=404, lang=lang, message_key="not_found")
-    return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state,
-                       action=action, masked=masked, rights_url=rights_url,
-                       recorded_on=format_date(now.date(), format="long", locale=lang))
+        try:
+            contact = live_person(session.connection(), claims.contact_id)
+        except NotFoundError:
+            return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
+        lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
+                         accept=request.headers.get("accept-language"))
+        channels = [c.value for c in contact_channels(contact)]
+        choice = str(form.get("action", ""))
+        if choice not in ("confirm", "decline"):
+            return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+        if choice == "decline":
+            answer = Answer(channels={c: False for c in channels}, partners=False)
+        else:
+            ticked = {c: form.get(c) == "yes" for c in channels}
+            if not any(ticked.values()):
+                # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
+                # as the page says next to the boxes.
+                link_channel = claims.channel if claims.channel in channels else channels[0]
+                ticked[link_channel] = True
+            answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
+        wording_hash = _remember_wording(rt, session, lang, now)
+        proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
+                           wording=("preference_page", wording_hash), locale=lang)
+        state = apply_answer(session, contact, claims.campaign_id, answer, proof, now)
+    _stored_wordings.setdefault(rt.engine, {})[(lang, consent_wording(lang, rt.config.sender.name))] = wording_hash
+    return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state, personal={
+        "action": "/p/" + token, "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
+        "rights_url": "/r/" + rt.links.dumps("rights", claims), "recorded_on": long_date(now.date(), lang)})
+
+
+#: per database, the page's wordings already stored (language and text → content hash). A wording row
+#: is written once and never deleted, so after the first answer in a language the lookup is skipped.
+_stored_wordings: WeakKeyDictionary[Engine, dict[tuple[str, str], str]] = WeakKeyDictionary()
+
+
+def _remember_wording(rt: Runtime, session: Session, lang: str, now: datetime) -> str:
+    text_shown = consent_wording(lang, rt.config.sender.name)
+    known = _stored_wordings.get(rt.engine, {}).get((lang, text_shown))
+    if known is not None:
+        return known
+    return ledger.remember_wording(session, name="preference_page", locale=lang, text_shown=text_shown, at=now)
+
+
+@lru_cache(maxsize=64)
+def long_date(day: date, lang: str) -> str:
+    """The date in words, as Babel writes it for ``lang`` (cached: one Babel call per day and language).
+
+    >>> long_date(date(2026, 11, 25), "fr")
+    '25 novembre 2026'
+    """
+    return format_date(day, format="long", locale=lang)
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -240,7 +277,7 @@ async def unsubscribe(request: Request) -> Response:
     token = request.path_params["token"]
     try:
         claims = _verify(request, "unsubscribe", token)
-        contact, _campaign, _enrolment = _load(rt, claims)
+        contact = _load(rt, claims).contact
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     except NotFoundError:
@@ -287,10 +324,10 @@ async def short_link(request: Request) -> Response:
         return _bad_link(request, LinkExpired(claims))
     token = rt.links.dumps("page", claims)
     try:
-        contact, campaign, enrolment = _load(rt, claims)
+        facts = _load(rt, claims)
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
-    return await _preference(request, rt, claims, contact, campaign, enrolment, token)
+    return _preference(request, rt, claims, facts, token)
 
 
 async def not_found(request: Request, exc: HTTPException) -> Response:

@@ -13,24 +13,25 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from orchestrator.consent import Person
 from orchestrator.domain.model import ConsentSource
 from orchestrator.rights import erase_person, export_person
-from orchestrator.store.models import Contact
 from preference_centre.i18n import negotiate
 from preference_centre.pages import mask, open_link, render_page, rt_of
 from preference_centre.self_service import record_request
 
 
-def _person(contact: Contact) -> dict[str, str]:
+def _person(contact: Person) -> dict[str, str]:
     """How orchestrator.rights finds this person: by email when there is one, else by phone."""
     return {"email": contact.email} if contact.email else {"phone": contact.phone or ""}
 
 
-async def _context(request: Request) -> tuple[Contact, str, str] | Response:
+async def _context(request: Request) -> tuple[Person, str, str] | Response:
     opened = open_link(request, "rights")
     if isinstance(opened, Response):
         return opened
-    _claims, contact, _campaign, _enrolment = opened
+    _claims, facts = opened
+    contact = facts.contact
     token = request.path_params["token"]
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -213,3 +214,37 @@ def test_nothing_is_pre_ticked_and_yes_alone_applies_to_the_links_channel(setup:
     assert events == [("email", "confirmed"), ("sms", "declined")]  # the link was sent by email
     again = client.get(f"/p/{page}").text
     assert 'name="email" value="yes" checked' in again and 'name="sms" value="yes" checked' not in again
+
+
+def test_two_first_answers_in_a_language_at_once_both_record(setup: tuple[Runtime, TestClient, str, str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wording of a language is stored by the first answer in it; when another request stores it
+    between this one's look-up and insert, the answer is recorded anyway (once), not a 500."""
+    import hashlib
+
+    from orchestrator.store.models import Wording as WordingRow
+
+    rt, client, page, _ = setup
+    real = ledger.remember_wording
+    raced: list[str] = []
+
+    def racing(session: Session, *, name: str, locale: str, text_shown: str, at: Any) -> str:
+        if not raced:  # the other request wins: it commits the row first, this one inserts blindly
+            content_hash = hashlib.sha256(f"{name}\0{locale}\0{text_shown}".encode()).hexdigest()
+            raced.append(content_hash)
+            with Session(rt.engine) as other:
+                other.add(WordingRow(content_hash=content_hash, name=name, locale=locale, text=text_shown,
+                                     first_seen_at=at))
+                other.commit()
+            session.add(WordingRow(content_hash=content_hash, name=name, locale=locale, text=text_shown,
+                                   first_seen_at=at))
+            session.flush()
+        return real(session, name=name, locale=locale, text_shown=text_shown, at=at)
+
+    monkeypatch.setattr(ledger, "remember_wording", racing)
+    assert client.post(f"/p/{page}", data={"email": "yes", "action": "confirm"}).status_code == 200
+    with Session(rt.engine) as s:
+        events = list(s.exec(select(ConsentEvent)))
+        assert [(e.channel, e.action) for e in events] == [("email", "confirmed"), ("sms", "declined")]
+        assert {e.wording_hash for e in events} == set(raced)
+        assert ledger.verify(s).broken_at is None
