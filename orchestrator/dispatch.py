@@ -115,11 +115,29 @@ class _Claim:
 class _Prepared:
     """What one group's re-check found (filled in a worker thread, applied on the event loop)."""
 
-    ready: list[tuple[int, OutboundMessage, Any, Any]] = field(default_factory=list)  # row, message, before-mark values
+    ready: list[_Ready] = field(default_factory=list)  # marked: to build and send
     done: list[int] = field(default_factory=list)  # skipped, deferred, paused or no longer ours
     skipped: Counter[str] = field(default_factory=Counter)
     deferred: int = 0
-    errors: list[tuple[int, Exception]] = field(default_factory=list)  # could not be built: left unmarked
+
+
+@dataclass
+class _Ready:
+    """A marked row and what its message is built from (the facts row of the group's query)."""
+
+    row_id: int
+    facts: Any
+    plan: CampaignPlan
+    window: SendWindow
+    tz: str
+    address: str
+    deadline: datetime
+    before: tuple[Any, Any]  # send_started_at, first_attempt_at before the mark
+
+    @property
+    def unknown(self) -> bool:
+        """Marked by a worker that died before recording the result."""
+        return self.before[0] is not None
 
 
 @dataclass
@@ -391,37 +409,34 @@ class Dispatcher:
                     break
                 prepared = await (upcoming or self._prepare_group(claim, group))
                 upcoming = None
-                self._apply(claim, prepared, report, errors, progress)
+                self._apply(claim, prepared, report, progress)
                 if k + 1 < len(groups) and not self.stopping:
                     upcoming = asyncio.ensure_future(self._prepare_group(claim, groups[k + 1]))
-                for row_id, message, unknown, _ in prepared.ready:
+                for ready in prepared.ready:
                     await recorder.begin(claim)
                     await in_flight.acquire()
                     if self.stopping:
                         in_flight.release()
                         recorder.end(claim)
                         break
-                    claim.started.add(row_id)
                     tasks.append(asyncio.create_task(
-                        self._send_one(claim, row_id, message, unknown, report, in_flight, recorder, progress)))
+                        self._send_one(claim, ready, report, in_flight, recorder, progress)))
         finally:
             if upcoming is not None:  # its transaction must be over before the claim is released
                 try:
-                    self._apply(claim, await upcoming, report, errors, progress)
+                    self._apply(claim, await upcoming, report, progress)
                 except Exception as exc:  # noqa: BLE001 - left unmarked: released with the claim
                     errors.append(exc)
             errors += [e for e in await asyncio.gather(*tasks, return_exceptions=True) if e is not None]
         return errors
 
-    def _apply(self, claim: _Claim, prepared: _Prepared, report: DispatchReport, errors: list[BaseException],
-               progress: Any) -> None:
+    def _apply(self, claim: _Claim, prepared: _Prepared, report: DispatchReport, progress: Any) -> None:
         for row_id in prepared.done:
             claim.rows.pop(row_id, None)
-        for row_id, _, _, before in prepared.ready:
-            claim.marked[row_id] = before
+        for ready in prepared.ready:
+            claim.marked[ready.row_id] = ready.before
         report.skipped.update(prepared.skipped)
         report.deferred += prepared.deferred
-        errors.extend(exc for _, exc in prepared.errors)
         if progress and prepared.done:
             progress(len(prepared.done))
 
@@ -429,12 +444,21 @@ class Dispatcher:
         return await asyncio.to_thread(run_in_connection, self.rt.engine,
                                        functools.partial(self._recheck_and_mark, claim.claim_id, ids))
 
-    async def _send_one(self, claim: _Claim, row_id: int, message: OutboundMessage, unknown: bool,
-                        report: DispatchReport, in_flight: asyncio.Semaphore, recorder: _Recorder,
-                        progress: Any) -> None:
+    async def _send_one(self, claim: _Claim, ready: _Ready, report: DispatchReport, in_flight: asyncio.Semaphore,
+                        recorder: _Recorder, progress: Any) -> None:
         handed = False
+        row_id = ready.row_id
         try:
-            if unknown:
+            try:
+                # built here, on the event loop, one message at a time: CPU work in a thread would
+                # hold the GIL for whole switch intervals while sends wait for it
+                message = self.build_message(ready.facts, ready.facts, ready.plan, ready.deadline, ready.window,
+                                             ready.tz, ready.address)
+            except BaseException:
+                in_flight.release()  # marked, never handed over: the claim's release undoes the mark
+                raise
+            claim.started.add(row_id)
+            if ready.unknown:
                 metrics.UNKNOWN_OUTCOME_RESENDS.inc()
                 log.warning("outbox row %s was handed to the provider by a worker that died before recording "
                             "the result; sending it again (Message-ID unchanged)", row_id)
@@ -687,16 +711,12 @@ class Dispatcher:
                 out.deferred += 1
                 out.done.append(row_id)
                 continue
-            try:
-                plan = self._plan(conn, facts_row.campaign_id, facts_row.campaign_created_at)
-                message = self.build_message(facts_row, facts_row, plan, as_utc(deadline_at), window, tz, address)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - this row stays unmarked (released, tried again later)
-                out.errors.append((row_id, exc))
-                continue
-            marks.append({"row_id": row_id, "claim_id": claim_id, "message_id": message.message_id,
+            plan = self._plan(conn, facts_row.campaign_id, facts_row.campaign_created_at)
+            marks.append({"row_id": row_id, "claim_id": claim_id,
+                          "message_id": self.message_id(row_id) if channel is Channel.EMAIL else None,
                           "first_attempt_at": facts_row.first_attempt_at or now, "send_started_at": stamp})
-            out.ready.append((row_id, message, facts_row.send_started_at is not None,  # type: ignore[arg-type]
-                              (facts_row.send_started_at, facts_row.first_attempt_at)))
+            out.ready.append(_Ready(row_id, facts_row, plan, window, tz, address, as_utc(deadline_at),  # type: ignore[arg-type]
+                                    (facts_row.send_started_at, facts_row.first_attempt_at)))
         for stmt, params in ((self._pause_stmt, paused), (self._skip_stmt, skips), (self._defer_stmt, defers)):
             if params:
                 conn.execute(stmt, params)
@@ -709,8 +729,8 @@ class Dispatcher:
                 ours = set(conn.execute(select(t.id).where(
                     t.id.in_([m["row_id"] for m in marks]), t.claimed_by == claim_id,
                     t.status == DeliveryState.SENDING.value)).scalars())
-                out.done += [r[0] for r in out.ready if r[0] not in ours]
-                out.ready = [r for r in out.ready if r[0] in ours]
+                out.done += [r.row_id for r in out.ready if r.row_id not in ours]
+                out.ready = [r for r in out.ready if r.row_id in ours]
         return out
 
     def _write_sent(self, batch: list[_Sent], conn: Connection) -> None:
@@ -718,6 +738,12 @@ class Dispatcher:
         # "accepted" and this commit is the only window in which a crash causes a duplicate
         now = self.rt.clock.now()
         conn.execute(self._sent_stmt, [{**s.values, "sent_at": now, "updated_at": now} for s in batch])
+
+    def message_id(self, row_id: int, code: str | None = None) -> str:
+        """The deterministic Message-ID of an outbox row's email (committed with its mark)."""
+        cfg = self.rt.config
+        domain = cfg.email.message_id_domain or cfg.sender.email_from.rpartition("@")[2] or "localhost"
+        return f"<rc.{code or self.rt.links.short_code(row_id)}@{domain}>"
 
     def build_message(self, row: Any, contact: Any, plan: CampaignPlan, deadline: datetime,
                       window: SendWindow, tz: str, address: str) -> OutboundMessage:
@@ -738,12 +764,11 @@ class Dispatcher:
         meta = {"template_version": rendered.version, "locale": locale}
         key = f"c{row.campaign_id}-k{row.contact_id}-s{row.step}-{channel.value}"
         if channel is Channel.EMAIL:
-            domain = cfg.email.message_id_domain or cfg.sender.email_from.rpartition("@")[2] or "localhost"
             mailto = cfg.sender.unsubscribe_mailto or cfg.sender.email_from
             return OutboundMessage(
                 channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
                 subject=rendered.subject, html=rendered.html, sender=cfg.sender.email_from,
-                sender_name=cfg.sender.name, message_id=f"<rc.{code}@{domain}>", date=rt.clock.now(),
+                sender_name=cfg.sender.name, message_id=self.message_id(row.id, code), date=rt.clock.now(),
                 headers=(
                     ("List-Unsubscribe", f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"),
                     ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
