@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from orchestrator import metrics
@@ -57,7 +58,7 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import make_engine, run_in_connection, run_in_transaction
+from orchestrator.store.db import is_transient_db_error, make_engine, run_in_connection, run_in_transaction
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 log = logging.getLogger("reconsent.dispatch")
@@ -182,15 +183,12 @@ class _Recorder:
         while self.waiting:
             batch, self.waiting = self.waiting, []
             try:
-                # Sent is sent: insist on recording it (a long run of "database is locked" only delays it).
-                await self.loop.run_in_executor(
-                    d._record_pool, functools.partial(run_in_connection, d.record_engine, functools.partial(
-                        d._write_sent, batch), attempts=60))
+                recorded = await self.loop.run_in_executor(d._record_pool, d._record_sent, batch)
             except Exception:  # noqa: BLE001 - the rows keep their mark: re-sent after the lease (never lost)
                 log.exception("could not record %d sent message(s); they will be sent again after the lease",
                               len(batch))
             else:
-                for sent in batch:
+                for sent in recorded:
                     sent.report.sent += 1
             finally:
                 for sent in batch:
@@ -392,43 +390,33 @@ class Dispatcher:
 
     async def _send_rows(self, claim: _Claim, ids: list[int], report: DispatchReport,
                          progress: Any = None) -> list[BaseException]:
-        """The pipeline for some rows of ``claim``: groups of ``dispatch.group_size`` rows are
-        re-checked and marked (one transaction each, in a worker thread, the next group while the
-        current one is being sent); each marked message is handed to its channel with at most
-        ``dispatch.concurrency`` sends in flight; results go to the write-behind recorder."""
+        """The pipeline for some rows of ``claim``: each group of ``dispatch.group_size`` rows is
+        re-checked and marked (one transaction, one worker-thread hop) once the previous group has
+        been handed over, then its messages are built and handed to their channel with at most
+        ``dispatch.concurrency`` sends in flight (the previous group's last sends overlap the next
+        group's re-check); "sent" results go to the write-behind recorder."""
         cfg = self.rt.config.dispatch
         recorder = self._recorder_here()
         in_flight = asyncio.Semaphore(cfg.concurrency)
-        groups = [ids[i:i + cfg.group_size] for i in range(0, len(ids), cfg.group_size)]
         tasks: list[asyncio.Task[None]] = []
-        errors: list[BaseException] = []
-        upcoming: asyncio.Future[_Prepared] | None = None
         try:
-            for k, group in enumerate(groups):
+            for start in range(0, len(ids), cfg.group_size):
                 if self.stopping:
                     break
-                prepared = await (upcoming or self._prepare_group(claim, group))
-                upcoming = None
+                prepared = await self._prepare_group(claim, ids[start:start + cfg.group_size])
                 self._apply(claim, prepared, report, progress)
-                if k + 1 < len(groups) and not self.stopping:
-                    upcoming = asyncio.ensure_future(self._prepare_group(claim, groups[k + 1]))
                 for ready in prepared.ready:
                     await recorder.begin(claim)
                     await in_flight.acquire()
-                    if self.stopping:
+                    if self.stopping:  # marked but not handed over: the claim's release undoes the mark
                         in_flight.release()
                         recorder.end(claim)
                         break
                     tasks.append(asyncio.create_task(
                         self._send_one(claim, ready, report, in_flight, recorder, progress)))
         finally:
-            if upcoming is not None:  # its transaction must be over before the claim is released
-                try:
-                    self._apply(claim, await upcoming, report, progress)
-                except Exception as exc:  # noqa: BLE001 - left unmarked: released with the claim
-                    errors.append(exc)
-            errors += [e for e in await asyncio.gather(*tasks, return_exceptions=True) if e is not None]
-        return errors
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        return [e for e in results if e is not None]
 
     def _apply(self, claim: _Claim, prepared: _Prepared, report: DispatchReport, progress: Any) -> None:
         for row_id in prepared.done:
@@ -732,6 +720,26 @@ class Dispatcher:
                 out.done += [r.row_id for r in out.ready if r.row_id not in ours]
                 out.ready = [r for r in out.ready if r.row_id in ours]
         return out
+
+    def _record_sent(self, batch: list[_Sent]) -> list[_Sent]:
+        """Record a flush (record thread); returns the results recorded. Sent is sent: insist on
+        recording it (a long run of "database is locked" only delays it); a row the database refuses
+        for good is written alone so it cannot take the rest of its flush down with it."""
+        try:
+            run_in_connection(self.record_engine, functools.partial(self._write_sent, batch), attempts=60)
+            return batch
+        except DBAPIError as exc:
+            if len(batch) == 1 or is_transient_db_error(exc):
+                raise
+        recorded = []
+        for one in batch:
+            try:
+                run_in_connection(self.record_engine, functools.partial(self._write_sent, [one]), attempts=60)
+                recorded.append(one)
+            except DBAPIError:
+                log.exception("could not record outbox row %s as sent; it will be sent again after the lease",
+                              one.row_id)
+        return recorded
 
     def _write_sent(self, batch: list[_Sent], conn: Connection) -> None:
         # one statement for the whole flush, no read first: the time between the provider's
