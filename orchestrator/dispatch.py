@@ -6,24 +6,36 @@ Exactly-once as far as a protocol without idempotency keys allows:
    ``claimed_until``) in one short statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). A live
    worker renews its leases every third of ``dispatch.lease_seconds`` (heartbeat), so only a dead
    worker's rows expire and are taken over.
-2. **mark** — just before a row is handed to the provider, ``send_started_at`` (with the
-   deterministic Message-ID) is committed. Rows claimed but not marked have certainly not been sent:
-   a graceful stop releases them, a takeover sends them without any risk.
-3. **send**, then **record** the result and clear the mark, retrying the transaction on "database is
-   locked" and friends (a send that happened is never forgotten because the database was busy).
+2. **re-check and mark**, one *group* (``dispatch.group_size`` rows) at a time, in one transaction:
+   one query reads every row's facts, skips/deferrals/pauses are written, and the rest get
+   ``send_started_at`` (with the deterministic Message-ID) — committed before any of them is handed
+   to the provider. Rows claimed but not marked have certainly not been sent: a graceful stop
+   releases them, a takeover sends them without any risk. Rows marked but not handed over when the
+   worker stops gracefully (or whose message could not be built) get their mark undone exactly.
+3. **send**, then **record** the result: "sent" results are written behind, by one flush at a time
+   (one executemany UPDATE, one transaction, in the record thread; the next flush starts as soon as
+   it commits), retrying on "database is locked" and friends (a send that happened is never
+   forgotten because the database was busy).
 
 A row found ``sending`` with an expired lease *and* the mark set has an unknown outcome: its worker
 died between steps 2 and 3. It is sent again (no message is ever lost) and counted
 (``reconsent_unknown_outcome_resends``); it is a duplicate only if the provider accepted it before
-the crash — the unavoidable window between the provider's "250 OK" and our commit, a few
-milliseconds per message in flight. The deterministic Message-ID lets anyone downstream recognise it.
+the crash. **The duplicate window**: a message holds a slot of the recorder's window from just
+before it is handed to the channel until its "sent" is committed, and the window has
+``dispatch.concurrency + dispatch.group_size`` slots; so a crash duplicates at most that many
+messages (8 + 32 by default; in practice the few accepted during the last flush, ~1 ms). The
+deterministic Message-ID lets anyone downstream recognise a duplicate.
 
 Hot path. The re-check before a send (row still ours, campaign running, request still pending,
 address not suppressed for the channel, address present, deadline not passed) is one indexed query
-per message, in the same transaction as its mark and immediately before the send [R3, R7, O3]; it is
-deliberately not done once per batch, so an unsubscribe committed while a batch is being sent still
-stops every message of the batch not yet marked. The mark and the result are prepared Core
-statements on a bare connection; campaign plans are parsed once per worker.
+per group (``id IN (…)``, primary keys and the suppression list's key), in the transaction of the
+group's mark, run once the previous group has been handed over — so between a row's re-check and
+its send there are at most ``group_size`` messages of its own group and the previous group's last
+``concurrency`` sends [R3, R7, O3]; an unsubscribe, an answer or a pause committed before a group's
+re-check stops every message of the group. Messages are built on the event loop one at a time just
+before their send (CPU work in a thread would hold the GIL against the sends); database work takes
+one thread hop per group and per flush. Statements are prepared Core statements on a bare
+connection; campaign plans are parsed once per worker.
 """
 
 from __future__ import annotations
@@ -99,15 +111,15 @@ def window_for(rt: Runtime, channel: Channel) -> SendWindow:
 class _Claim:
     """One batch: row id → True when that row was already marked by a dead worker (unknown outcome).
 
-    ``marked``: rows this worker marked, with their (send_started_at, first_attempt_at) before the
-    mark, so a marked row never handed to the channel can be given back exactly as it was.
+    ``marked``: rows this worker marked, with their (send_started_at, first_attempt_at, message_id)
+    before the mark, so a marked row never handed to the channel can be given back exactly as it was.
     ``started``: rows handed to the channel. ``unrecorded``: of those, rows whose result is not
     committed yet (the claim stays leased, and renewed, until it is 0)."""
 
     claim_id: str
     rows: dict[int, bool]
     started: set[int] = field(default_factory=set)
-    marked: dict[int, tuple[Any, Any]] = field(default_factory=dict)
+    marked: dict[int, tuple[Any, Any, Any]] = field(default_factory=dict)
     unrecorded: int = 0
     finished: bool = False
 
@@ -133,7 +145,7 @@ class _Ready:
     tz: str
     address: str
     deadline: datetime
-    before: tuple[Any, Any]  # send_started_at, first_attempt_at before the mark
+    before: tuple[Any, Any, Any]  # send_started_at, first_attempt_at, message_id before the mark
 
     @property
     def unknown(self) -> bool:
@@ -312,7 +324,8 @@ class Dispatcher:
             return 0
         unmarked = [i for i in todo if i not in claim.marked]
         restore = [{"row_id": i, "claim_id": claim.claim_id, "prev_started": claim.marked[i][0],
-                    "prev_first": claim.marked[i][1]} for i in todo if i in claim.marked]
+                    "prev_first": claim.marked[i][1], "prev_message_id": claim.marked[i][2]}
+                   for i in todo if i in claim.marked]
 
         def work(conn: Connection) -> int:
             n = 0
@@ -558,7 +571,7 @@ class Dispatcher:
             select(
                 OutboxMessage.id, OutboxMessage.contact_id, OutboxMessage.campaign_id, OutboxMessage.step,
                 OutboxMessage.channel, OutboxMessage.template, OutboxMessage.status, OutboxMessage.claimed_by,
-                OutboxMessage.send_started_at, OutboxMessage.first_attempt_at,
+                OutboxMessage.send_started_at, OutboxMessage.first_attempt_at, OutboxMessage.message_id,
                 Contact.email, Contact.phone, Contact.first_name, Contact.locale, Contact.timezone,
                 Contact.erased_at,
                 Enrolment.state.label("request_state"),  # type: ignore[attr-defined]
@@ -600,7 +613,8 @@ class Dispatcher:
             .values(status=DeliveryState.PENDING.value, claimed_by=None, claimed_until=None,
                     attempts=t.attempts - 1,
                     send_started_at=bindparam("prev_started", type_=t.send_started_at.type),
-                    first_attempt_at=bindparam("prev_first", type_=t.first_attempt_at.type))
+                    first_attempt_at=bindparam("prev_first", type_=t.first_attempt_at.type),
+                    message_id=bindparam("prev_message_id", type_=t.message_id.type))
         )
 
     @functools.cached_property
@@ -704,7 +718,7 @@ class Dispatcher:
                           "message_id": self.message_id(row_id) if channel is Channel.EMAIL else None,
                           "first_attempt_at": facts_row.first_attempt_at or now, "send_started_at": stamp})
             out.ready.append(_Ready(row_id, facts_row, plan, window, tz, address, as_utc(deadline_at),  # type: ignore[arg-type]
-                                    (facts_row.send_started_at, facts_row.first_attempt_at)))
+                                    (facts_row.send_started_at, facts_row.first_attempt_at, facts_row.message_id)))
         for stmt, params in ((self._pause_stmt, paused), (self._skip_stmt, skips), (self._defer_stmt, defers)):
             if params:
                 conn.execute(stmt, params)
