@@ -75,6 +75,8 @@ from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessag
 
 log = logging.getLogger("reconsent.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
+#: how long a "sent" result may wait for others to share its commit (fewer are enough: group_size)
+RECORD_LINGER_SECONDS = 0.005
 TWILIO_MAX_VALIDITY = 36000
 
 
@@ -168,14 +170,18 @@ class _Recorder:
     provider whose result is not committed (acquired before a send, released after the commit):
     the most a crash can duplicate."""
 
-    def __init__(self, dispatcher: Dispatcher, window: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, window: int, enough: int) -> None:
         self.dispatcher = dispatcher
         self.loop = asyncio.get_running_loop()
         self.window = asyncio.Semaphore(window)
+        self.enough = enough
         self.waiting: list[_Sent] = []
         self.flushing: asyncio.Task[None] | None = None
+        self.now = asyncio.Event()  # flush without lingering: enough results, or someone waits
 
     async def begin(self, claim: _Claim) -> None:
+        if self.window.locked():
+            self.now.set()  # a send waits for a slot: free the slots now
         await self.window.acquire()
         claim.unrecorded += 1
 
@@ -187,12 +193,23 @@ class _Recorder:
 
     def add(self, sent: _Sent) -> None:
         self.waiting.append(sent)
+        if len(self.waiting) >= self.enough:
+            self.now.set()
         if self.flushing is None or self.flushing.done():
             self.flushing = self.loop.create_task(self._flush())
 
     async def _flush(self) -> None:
         d = self.dispatcher
         while self.waiting:
+            if not self.now.is_set():
+                # a result waits a few milliseconds for others to share its transaction: at a
+                # provider's pace results come one by one, and one commit each costs as much CPU as
+                # the rest of the pipeline
+                try:
+                    await asyncio.wait_for(self.now.wait(), RECORD_LINGER_SECONDS)
+                except asyncio.TimeoutError:
+                    pass
+            self.now.clear()
             batch, self.waiting = self.waiting, []
             try:
                 recorded = await self.loop.run_in_executor(d._record_pool, d._record_sent, batch)
@@ -209,6 +226,7 @@ class _Recorder:
     async def wait(self) -> None:
         """Until every result handed over so far is committed (or given up)."""
         while self.flushing is not None and not self.flushing.done():
+            self.now.set()
             await asyncio.shield(self.flushing)
 
 
@@ -398,7 +416,7 @@ class Dispatcher:
     def _recorder_here(self) -> _Recorder:
         if self._recorder is None or self._recorder.loop is not asyncio.get_running_loop():
             cfg = self.rt.config.dispatch
-            self._recorder = _Recorder(self, cfg.concurrency + cfg.group_size)
+            self._recorder = _Recorder(self, cfg.concurrency + cfg.group_size, cfg.group_size)
         return self._recorder
 
     async def _send_rows(self, claim: _Claim, ids: list[int], report: DispatchReport,
@@ -536,6 +554,7 @@ class Dispatcher:
         return total
 
     async def close(self) -> None:
+        await self.flush()  # results waiting for their commit are recorded before the pools go
         for channel in self.channels.values():
             await channel.close()
         self._record_pool.shutdown(wait=True)
