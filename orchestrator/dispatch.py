@@ -73,7 +73,12 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import is_transient_db_error, make_engine, run_in_connection, run_in_transaction
+from orchestrator.store.db import (
+    is_transient_db_error,
+    make_engine,
+    run_in_connection,
+    run_in_transaction,
+)
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 log = logging.getLogger("reconsent.dispatch")
@@ -210,13 +215,13 @@ class _Recorder:
                 # the rest of the pipeline
                 try:
                     await asyncio.wait_for(self.now.wait(), RECORD_LINGER_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             self.now.clear()
             batch, self.waiting = self.waiting, []
             try:
                 recorded = await self.loop.run_in_executor(d._record_pool, d._record_sent, batch)
-            except Exception:  # noqa: BLE001 - the rows keep their mark: re-sent after the lease (never lost)
+            except Exception:
                 log.exception("could not record %d sent message(s); they will be sent again after the lease",
                               len(batch))
             else:
@@ -530,7 +535,7 @@ class Dispatcher:
             await asyncio.sleep(interval)
             try:
                 await asyncio.get_running_loop().run_in_executor(self._heartbeat_pool, self.renew_leases)
-            except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
+            except Exception:
                 log.exception("could not renew leases")
 
     async def run_forever(self, stop: asyncio.Event) -> DispatchReport:
@@ -546,11 +551,11 @@ class Dispatcher:
             while not stop.is_set():
                 try:
                     total.add(await self.run_once())
-                except Exception:  # noqa: BLE001 - e.g. the database went away: log, wait, poll again
+                except Exception:
                     log.exception("dispatch round failed; retrying after the poll interval")
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.rt.config.dispatch.poll_seconds)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             watcher.cancel()
@@ -607,7 +612,7 @@ class Dispatcher:
             .join(Contact, Contact.id == OutboxMessage.contact_id)  # type: ignore[arg-type]
             .join(Enrolment, Enrolment.id == OutboxMessage.enrolment_id)  # type: ignore[arg-type]
             .join(Campaign, Campaign.id == OutboxMessage.campaign_id)  # type: ignore[arg-type]
-            .where(OutboxMessage.id.in_(bindparam("row_ids", expanding=True)))  # type: ignore[attr-defined]
+            .where(OutboxMessage.id.in_(bindparam("row_ids", expanding=True)))  # type: ignore[union-attr]
         )
 
     # The statements are built once (bind parameters; executemany per group or flush): building a

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from orchestrator.consent import key_of, suppress
-from orchestrator.dispatch import DispatchReport, Dispatcher
+from orchestrator.dispatch import Dispatcher, DispatchReport
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel
 from orchestrator.runtime import Runtime
