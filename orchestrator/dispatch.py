@@ -156,6 +156,7 @@ class _Ready:
     address: str
     deadline: datetime
     before: tuple[Any, Any, Any]  # send_started_at, first_attempt_at, message_id before the mark
+    code: str  # the row's short code (in the Message-ID of the mark and in the message's short link)
 
     @property
     def unknown(self) -> bool:
@@ -480,7 +481,7 @@ class Dispatcher:
                 # built here, on the event loop, one message at a time: CPU work in a thread would
                 # hold the GIL for whole switch intervals while sends wait for it
                 message = self.build_message(ready.facts, ready.facts, ready.plan, ready.deadline, ready.window,
-                                             ready.tz, ready.address)
+                                             ready.tz, ready.address, code=ready.code)
             except BaseException:
                 in_flight.release()  # marked, never handed over: the claim's release undoes the mark
                 raise
@@ -742,11 +743,12 @@ class Dispatcher:
                 out.done.append(row_id)
                 continue
             plan = self._plan(conn, facts_row.campaign_id, facts_row.campaign_created_at)
+            code = self.rt.links.short_code(row_id)
             marks.append({"row_id": row_id, "claim_id": claim_id,
-                          "message_id": self.message_id(row_id) if channel is Channel.EMAIL else None,
+                          "message_id": self.message_id(row_id, code) if channel is Channel.EMAIL else None,
                           "first_attempt_at": facts_row.first_attempt_at or now, "send_started_at": stamp})
             out.ready.append(_Ready(row_id, facts_row, plan, window, tz, address, as_utc(deadline_at),  # type: ignore[arg-type]
-                                    (facts_row.send_started_at, facts_row.first_attempt_at, facts_row.message_id)))
+                                    (facts_row.send_started_at, facts_row.first_attempt_at, facts_row.message_id), code))
         for stmt, params in ((self._pause_stmt, paused), (self._skip_stmt, skips), (self._defer_stmt, defers)):
             if params:
                 conn.execute(stmt, params)
@@ -796,9 +798,10 @@ class Dispatcher:
         return f"<rc.{code or self.rt.links.short_code(row_id)}@{domain}>"
 
     def build_message(self, row: Any, contact: Any, plan: CampaignPlan, deadline: datetime,
-                      window: SendWindow, tz: str, address: str) -> OutboundMessage:
+                      window: SendWindow, tz: str, address: str, *, code: str | None = None) -> OutboundMessage:
         """``row`` has the outbox row's columns (id, contact_id, campaign_id, step, channel, template),
-        ``contact`` the contact's (first_name, locale): ORM objects or one row of the facts query."""
+        ``contact`` the contact's (first_name, locale): ORM objects or one row of the facts query;
+        ``code``: the row's short code when already computed (it is in the mark's Message-ID)."""
         rt = self.rt
         cfg = rt.config
         channel = Channel(row.channel)
@@ -807,7 +810,7 @@ class Dispatcher:
         page_url = rt.url("/p/" + rt.links.dumps("page", claims))
         unsubscribe_url = rt.url("/u/" + rt.links.dumps("unsubscribe", claims))
         assert row.id is not None
-        code = rt.links.short_code(row.id)
+        code = code or rt.links.short_code(row.id)
         ctx = message_context(rt, first_name=contact.first_name, page_url=page_url, unsubscribe_url=unsubscribe_url,
                               short_url=rt.url("/s/" + code), deadline=deadline, locale=locale)
         rendered = rt.renderer.render(row.template, channel, locale, ctx)
