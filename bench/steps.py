@@ -190,25 +190,20 @@ class NullChannel:
 
 
 async def _dispatch(rt: Any, channels: Any, limit: int) -> dict[str, Any]:
-    """Run the real Dispatcher (claim, re-check, render, sign, send, record) for ``limit`` messages."""
+    """Run the real Dispatcher (claim, re-check, render, sign, send, record) for ``limit`` messages:
+    the batches of ``run_once``, every result committed before the clock stops."""
     from orchestrator.dispatch import Dispatcher, DispatchReport
 
     dispatcher = Dispatcher(rt, channels)
     report = DispatchReport()
-    sem = asyncio.Semaphore(rt.config.dispatch.concurrency)
-
-    async def one(claim_id: str, row_id: int) -> None:
-        async with sem:
-            await dispatcher.process(claim_id, row_id, report)
-
     t = _start()
     done = 0
     while done < limit:
-        claim_id, ids = dispatcher.claim()
-        if not ids:
+        claimed = await dispatcher.dispatch_batch(report)
+        if not claimed:
             break
-        await asyncio.gather(*(one(claim_id, i) for i in ids))
-        done += len(ids)
+        done += claimed
+    await dispatcher.flush()
     seconds = _stop(t)
     await dispatcher.close()
     return {"seconds": seconds, "sent": report.sent, "processed": done, "skipped": sum(report.skipped.values()),

@@ -150,6 +150,7 @@ class ImportConfig:
 class DispatchConfig:
     batch_size: int = _doc("Outbox rows claimed per batch", 200)
     concurrency: int = _doc("Messages in flight at once per dispatcher", 8)
+    group_size: int = _doc("Rows re-checked (suppression, answer, pause, window) and marked together in one transaction just before they are sent; also the most sent messages whose result may wait for its (write-behind) commit, so a crash re-sends at most `concurrency` + `group_size` messages the provider had accepted", 32)
     lease_seconds: int = _doc("How long a claim is held before another dispatcher may take it over", 300)
     retry_base_seconds: float = _doc("First retry delay after a transient failure (doubles each time, with jitter)", 60.0)
     retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0)
@@ -384,5 +385,6 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" (RECONSENT_SMS__AUTH_TOKEN)")
     if cfg.sms.segment_budget < 1:
         raise ConfigError("sms.segment_budget: expected a whole number ≥ 1")
-    if cfg.dispatch.batch_size < 1 or cfg.dispatch.concurrency < 1 or cfg.email.pool_size < 1:
-        raise ConfigError("dispatch.batch_size, dispatch.concurrency and email.pool_size must be ≥ 1")
+    if (cfg.dispatch.batch_size < 1 or cfg.dispatch.concurrency < 1 or cfg.dispatch.group_size < 1
+            or cfg.email.pool_size < 1):
+        raise ConfigError("dispatch.batch_size, dispatch.concurrency, dispatch.group_size and email.pool_size must be ≥ 1")
