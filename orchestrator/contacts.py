@@ -49,8 +49,6 @@ BATCH = 2000
 CHUNK_ROWS = 5000
 #: files at least this big are validated in worker processes; for smaller ones starting them costs more
 POOL_MIN_BYTES = 4_000_000
-#: SQLite page cache (KiB) while an import writes
-SQLITE_CACHE_KIB = 131_072
 
 
 @dataclass(frozen=True)
@@ -137,42 +135,39 @@ def import_contacts(
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         stage = _Stage(session.connection())
-        try:
-            valid = 0
-            with closing(_validated_chunks(read_rows(path), chunk_rows, workers, validation)) as chunks:
-                for chunk in chunks:
-                    report.rejects.extend(Reject(*r) for r in chunk.rejects)
-                    stage.add(chunk.staged)
-                    valid += chunk.valid
-                    report.read += chunk.valid + len(chunk.rejects)
-                    if progress:
-                        progress(chunk.valid + len(chunk.rejects))
-            if strict and report.rejects:
-                first = report.rejects[0]
-                raise InputError(
-                    f"{path}: line {first.line}: {first.field}: {first.reason} "
-                    f"({len(report.rejects)} rejected rows; nothing imported because of --strict)"
+        valid = 0
+        with closing(_validated_chunks(read_rows(path), chunk_rows, workers, validation)) as chunks:
+            for chunk in chunks:
+                report.rejects.extend(Reject(*r) for r in chunk.rejects)
+                stage.add(chunk.staged)
+                valid += chunk.valid
+                report.read += chunk.valid + len(chunk.rejects)
+                if progress:
+                    progress(chunk.valid + len(chunk.rejects))
+        if strict and report.rejects:
+            first = report.rejects[0]
+            raise InputError(
+                f"{path}: line {first.line}: {first.field}: {first.reason} "
+                f"({len(report.rejects)} rejected rows; nothing imported because of --strict)"
+            )
+        report.merged_duplicates = valid - stage.count()
+        stage.analyze()
+        for page in stage.pages(BATCH):
+            # entries hashed under a former suppression key are found too (docs/suppression.md)
+            if rt.config.previous_suppression_secrets():
+                adopt_previous(session, rt, stage.addresses(page))
+            for p in stage.refuse_suppressed(page):
+                report.rejects.append(
+                    Reject(p.line, "email" if p.values["email"] else "phone",
+                           "on the suppression list (opted out, erased or expired): not imported", _as_row(p.values))
                 )
-            report.merged_duplicates = valid - stage.count()
-            stage.analyze()
-            for page in stage.pages(BATCH):
-                # entries hashed under a former suppression key are found too (docs/suppression.md)
-                if rt.config.previous_suppression_secrets():
-                    adopt_previous(session, rt, stage.addresses(page))
-                for p in stage.refuse_suppressed(page):
-                    report.rejects.append(
-                        Reject(p.line, "email" if p.values["email"] else "phone",
-                               "on the suppression list (opted out, erased or expired): not imported", _as_row(p.values))
-                    )
-                for contact_id, p in stage.existing(page):
-                    session.execute(
-                        update(Contact).where(Contact.id == contact_id).values(**p.values, updated_at=now)  # type: ignore[arg-type]
-                    )
-                    report.updated += 1
-                report.created += stage.insert_new(page, now)
-            stage.drop()
-        finally:
-            stage.close()
+            for contact_id, p in stage.existing(page):
+                session.execute(
+                    update(Contact).where(Contact.id == contact_id).values(**p.values, updated_at=now)  # type: ignore[arg-type]
+                )
+                report.updated += 1
+            report.created += stage.insert_new(page, now)
+        stage.drop()
     return report
 
 
@@ -227,12 +222,6 @@ class _Stage:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.pg = pg = conn.dialect.name == "postgresql"
-        self.cache_pages = None if pg else conn.exec_driver_sql("PRAGMA cache_size").scalar()
-        if not pg:
-            # New contacts go into three indexes in random key order (external_id, and the HMAC
-            # suppression keys): a bigger page cache than SQLite's default 2 MB saves a third of
-            # that work at 1M rows. A fixed bound, whatever the file's size.
-            conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         mark = "%s" if pg else "?"
         self.qualified = "pg_temp.import_stage" if pg else "temp.import_stage"  # never a real table
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.qualified}")  # left by an earlier failed import
@@ -351,11 +340,6 @@ class _Stage:
 
     def drop(self) -> None:
         self.conn.exec_driver_sql(f"DROP TABLE {self.qualified}")
-
-    def close(self) -> None:
-        """Give the (pooled) SQLite connection its page cache size back."""
-        if self.cache_pages is not None:
-            self.conn.exec_driver_sql(f"PRAGMA cache_size = {int(self.cache_pages)}")
 
 
 #: a staged row inside a page (after, upto] of first lines
