@@ -1,7 +1,10 @@
 """Contacts CSV import (SPEC §10): validate every row, merge on external_id, refuse suppressed people.
 
 Valid rows are written in batches inside one transaction, so a crash never leaves half a file;
-every rejected row is reported with its line number, field and reason. Importing never creates
+every rejected row is reported with its line number, field and reason. The file is streamed: rows
+are validated in chunks (by worker processes for a big file; the rules are in
+orchestrator.import_rows) and staged in a temporary table, so memory does not grow with the file
+(only with the number of rejected rows, which the report lists). Importing never creates
 or changes consent: that only happens through an explicit action by the person [R1].
 """
 
