@@ -14,6 +14,7 @@ import csv
 import json
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -195,8 +196,7 @@ def _validated_chunks(
         for chunk in chunks:
             yield validate_chunk(chunk, *validation)
         return
-    # spawn, not fork: the parent holds database connections (and may run threads)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=_start_method()) as pool:
         pending: deque[Future[ValidatedChunk]] = deque()
         try:
             for chunk in chunks:
@@ -208,6 +208,19 @@ def _validated_chunks(
         finally:
             for future in pending:
                 future.cancel()
+
+
+def _start_method() -> multiprocessing.context.BaseContext:
+    """fork where it is safe, else spawn.
+
+    A forked worker starts at once with the validation code already imported (a spawned one
+    re-imports the caller's main module: about a second of CPU each). Fork is safe in a
+    single-threaded process: the workers never touch the database connection they inherit. A
+    multi-threaded caller (the admin console's web server) gets spawn.
+    """
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 class _Stage:
