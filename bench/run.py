@@ -192,7 +192,8 @@ def bench_import(run: Run, dbs: Databases) -> None:
     assert result["created"] == n, result
     rate = n / result["seconds"]
     run.add("import CSV with validation", "sqlite", rate, "rows/s", None, "≥ 20,000 rows/s", rate >= 20_000,
-            f"{n} rows, peak RSS {result['rss_mb']:.0f} MB")
+            f"{n} rows, peak RSS {result['rss_mb']:.0f} MB (largest worker {result.get('workers_rss_mb', 0):.0f} MB); "
+            f"CPU s {result.get('cpu_seconds', 0):.1f} + workers {result.get('workers_cpu_seconds', 0):.1f}")
     run.raw["import"] = result
     csv_path.unlink()
 

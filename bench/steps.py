@@ -63,7 +63,11 @@ def step_import(args: dict[str, Any]) -> dict[str, Any]:
     t = _start()
     report = import_contacts(rt, Path(args["csv"]))
     seconds = _stop(t)
-    return {"seconds": seconds, "rows": report.read, "created": report.created, "rejected": len(report.rejects)}
+    # the import validates big files in worker processes: their CPU and peak RSS count too
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"seconds": seconds, "rows": report.read, "created": report.created, "rejected": len(report.rejects),
+            "workers_cpu_seconds": round(children.ru_utime + children.ru_stime, 3),
+            "workers_rss_mb": round(children.ru_maxrss / 1024, 1)}
 
 
 # -- launch -------------------------------------------------------------------------------------

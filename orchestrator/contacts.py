@@ -1,36 +1,58 @@
 """Contacts CSV import (SPEC §10): validate every row, merge on external_id, refuse suppressed people.
 
 Valid rows are written in batches inside one transaction, so a crash never leaves half a file;
-every rejected row is reported with its line number, field and reason. Importing never creates
+every rejected row is reported with its line number, field and reason. The file is streamed: rows
+are validated in chunks (by worker processes for a big file; the rules are in
+orchestrator.import_rows) and staged in a temporary table, so memory does not grow with the file
+(only with the number of rejected rows, which the report lists). Importing never creates
 or changes consent: that only happens through an explicit action by the person [R1].
 """
 
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import Callable, Iterator
+import json
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert, select, update
-from sqlmodel import Session
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.engine import Connection
 
-from orchestrator.domain.model import Channel, ContactKind, SuppressionReason
+from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import InputError
+from orchestrator.import_rows import (
+    COLUMNS,
+    STAGED_FIELDS,
+    RowError,
+    ValidatedChunk,
+    checked_email,
+    parse_row,
+    validate_chunk,
+)
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Contact, SuppressionEntry
+from orchestrator.store.models import Contact
 from orchestrator.suppression import adopt_previous
 
-COLUMNS = ("external_id", "kind", "email", "phone", "first_name", "locale", "timezone", "last_activity_at", "b2b")
+__all__ = ["COLUMNS", "ImportReport", "Reject", "RowError", "checked_email", "import_contacts", "parse_row",
+           "read_rows", "write_rejects"]
+
+#: contacts written (suppression check + insert/update) per statement batch
 BATCH = 2000
+#: rows validated per chunk (the unit handed to a worker process)
+CHUNK_ROWS = 5000
+#: files at least this big are validated in worker processes; for smaller ones starting them costs more
+POOL_MIN_BYTES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -66,107 +88,6 @@ class ParsedContact:
     values: dict[str, Any]
 
 
-class RowError(Exception):
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field_name
-        self.reason = reason
-
-
-#: a plain ASCII dot-atom local part: every such string is one email_validator accepts as is
-_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*\Z")
-
-
-def checked_email(address: str) -> str:
-    """email_validator's normalised form of ``address`` (RowError when invalid), fast for common ones.
-
-    A CSV of a million rows has a million addresses but few domains: the domain is validated once
-    (by email_validator, cached), and a plain ASCII local part needs only a regular expression.
-    Anything else goes through email_validator in full, so the results are the same
-    (tests/orchestrator/test_contacts_import.py checks this against email_validator).
-
-    >>> checked_email("Jean.Dupont@Exemple.FR")
-    'Jean.Dupont@exemple.fr'
-    """
-    local, at, domain = address.rpartition("@")
-    if at and len(local) <= 64 and _SIMPLE_LOCAL.match(local):
-        normal_domain = _checked_domain(domain)
-        if normal_domain is not None and len(local) + 1 + len(normal_domain) <= 254:
-            return f"{local}@{normal_domain}"
-    try:
-        return str(validate_email(address, check_deliverability=False).normalized)
-    except EmailNotValidError as exc:
-        raise RowError("email", f"not a valid address: {exc}") from None
-
-
-@lru_cache(maxsize=65536)
-def _checked_domain(domain: str) -> str | None:
-    """The normalised domain when it is valid and stays ASCII; None sends the address the slow way."""
-    try:
-        normal = str(validate_email("x@" + domain, check_deliverability=False).normalized).partition("@")[2]
-    except EmailNotValidError:
-        return None
-    return normal if normal.isascii() else None
-
-
-def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str) -> dict[str, Any]:
-    """Validate one CSV row into contact fields; raise RowError naming the field."""
-    get = lambda name: (raw.get(name) or "").strip()  # noqa: E731
-    external_id = get("external_id")
-    if not external_id:
-        raise RowError("external_id", "required")
-    kind = get("kind").lower()
-    if kind not in (ContactKind.CUSTOMER, ContactKind.PROSPECT):
-        raise RowError("kind", f"expected customer or prospect, got {get('kind')!r}")
-    email = get("email") or None
-    phone = get("phone") or None
-    if not email and not phone:
-        raise RowError("email", "email or phone is required (both are empty)")
-    if email:
-        email = checked_email(email)
-    if phone:
-        try:
-            parsed = phonenumbers.parse(phone, default_region)
-        except phonenumbers.NumberParseException:
-            raise RowError("phone", f"not a phone number: {phone!r}") from None
-        if not phonenumbers.is_valid_number(parsed):
-            raise RowError("phone", f"not a valid number for its region: {phone!r}")
-        phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    locale = (get("locale") or default_locale).replace("_", "-")
-    lang = locale.split("-")[0].lower()
-    if not (2 <= len(lang) <= 3 and lang.isalpha()):
-        raise RowError("locale", f"expected a language code like fr or en, got {get('locale')!r}")
-    tz = get("timezone") or None
-    if tz:
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise RowError("timezone", f"unknown time zone {tz!r} (expected e.g. Europe/Paris)") from None
-    last = get("last_activity_at")
-    last_activity: date | None = None
-    if last:
-        try:
-            last_activity = datetime.fromisoformat(last).date() if "T" in last or " " in last else date.fromisoformat(last)
-        except ValueError:
-            raise RowError("last_activity_at", f"expected an ISO date like 2024-03-31, got {last!r}") from None
-    b2b_text = get("b2b").lower()
-    if b2b_text not in ("", "true", "false", "1", "0", "yes", "no"):
-        raise RowError("b2b", f"expected true or false, got {get('b2b')!r}")
-    attributes = {k: v for k, v in raw.items() if k not in COLUMNS and k is not None and v not in (None, "")}
-    return {
-        "external_id": external_id,
-        "kind": kind,
-        "email": email,
-        "phone": phone,
-        "first_name": get("first_name") or None,
-        "locale": lang,
-        "timezone": tz,
-        "last_activity_at": last_activity,
-        "b2b": b2b_text in ("true", "1", "yes"),
-        "attributes": attributes,
-    }
-
-
 def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
@@ -199,98 +120,252 @@ def import_contacts(
     *,
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ImportReport:
-    """Import a contacts CSV. With ``strict``, any rejected row refuses the whole file."""
+    """Import a contacts CSV. With ``strict``, any rejected row refuses the whole file.
+
+    Memory does not grow with the file: rows are validated in chunks (in ``workers`` processes for a
+    big file; None picks by file size and CPUs) and staged in a temporary table where later rows for
+    the same external_id are merged into the first; the staged contacts are then checked against
+    the suppression list and written in the order of their first row. Everything happens in one
+    transaction, so a refused or failed import writes nothing.
+    """
     report = ImportReport()
     cfg = rt.config.contacts
-    by_id: dict[str, ParsedContact] = {}
-    order: list[str] = []
-    for line, raw in read_rows(path):
-        report.read += 1
-        if progress:
-            progress(1)
-        if raw.pop("__extra__", None):
-            report.rejects.append(Reject(line, "row", "more cells than header columns", raw))
-            continue
-        try:
-            values = parse_row(raw, default_region=cfg.default_region, default_locale=cfg.default_locale)
-        except RowError as err:
-            report.rejects.append(Reject(line, err.field, err.reason, raw))
-            continue
-        values["email_key"] = rt.key_for(values["email"]) if values["email"] else None
-        values["phone_key"] = rt.key_for(values["phone"]) if values["phone"] else None
-        if values["external_id"] in by_id:
-            report.merged_duplicates += 1
-            previous = by_id[values["external_id"]].values
-            values = {**previous, **{k: v for k, v in values.items() if v not in (None, {}, "")}}
-        else:
-            order.append(values["external_id"])
-        by_id[values["external_id"]] = ParsedContact(line, values)
-    if strict and report.rejects:
-        first = report.rejects[0]
-        raise InputError(
-            f"{path}: line {first.line}: {first.field}: {first.reason} "
-            f"({len(report.rejects)} rejected rows; nothing imported because of --strict)"
-        )
+    validation = (cfg.default_region, cfg.default_locale, rt.config.suppression_secret())
+    if workers is None:
+        workers = _default_workers(path)
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        for start in range(0, len(order), BATCH):
-            batch = [by_id[x] for x in order[start:start + BATCH]]
+        stage = _Stage(session.connection())
+        valid = 0
+        with closing(_validated_chunks(read_rows(path), chunk_rows, workers, validation)) as chunks:
+            for chunk in chunks:
+                report.rejects.extend(Reject(*r) for r in chunk.rejects)
+                stage.add(chunk.staged)
+                valid += chunk.valid
+                report.read += chunk.valid + len(chunk.rejects)
+                if progress:
+                    progress(chunk.valid + len(chunk.rejects))
+        if strict and report.rejects:
+            first = report.rejects[0]
+            raise InputError(
+                f"{path}: line {first.line}: {first.field}: {first.reason} "
+                f"({len(report.rejects)} rejected rows; nothing imported because of --strict)"
+            )
+        report.merged_duplicates = valid - stage.count()
+        stage.analyze()
+        for page in stage.pages(BATCH):
             # entries hashed under a former suppression key are found too (docs/suppression.md)
-            adopt_previous(session, rt, [a for p in batch for a in (p.values["email"], p.values["phone"]) if a])
-            batch = _drop_suppressed(session, batch, report)
-            _upsert(session, batch, now, report)
+            if rt.config.previous_suppression_secrets():
+                adopt_previous(session, rt, stage.addresses(page))
+            for p in stage.refuse_suppressed(page):
+                report.rejects.append(
+                    Reject(p.line, "email" if p.values["email"] else "phone",
+                           "on the suppression list (opted out, erased or expired): not imported", _as_row(p.values))
+                )
+            for contact_id, p in stage.existing(page):
+                session.execute(
+                    update(Contact).where(Contact.id == contact_id).values(**p.values, updated_at=now)  # type: ignore[arg-type]
+                )
+                report.updated += 1
+            report.created += stage.insert_new(page, now)
+        stage.drop()
     return report
 
 
-def _drop_suppressed(session: Session, batch: list[ParsedContact], report: ImportReport) -> list[ParsedContact]:
-    keys = {k for p in batch for k in (p.values["email_key"], p.values["phone_key"]) if k}
-    if not keys:
-        return batch
-    reasons = {
-        (k, c): r for k, c, r in session.execute(
-            select(SuppressionEntry.key, SuppressionEntry.channel, SuppressionEntry.reason)
-            .where(SuppressionEntry.key.in_(keys))  # type: ignore[attr-defined]
-        ).all()
-    }
-    suppressed = set(reasons)
-    kept = []
-    for p in batch:
-        channels = [(p.values["email_key"], Channel.EMAIL.value), (p.values["phone_key"], Channel.SMS.value)]
-        given = [(k, c) for k, c in channels if k]
-        # An erased person asked to be forgotten: any one of their addresses refuses the whole row.
-        erased = any(reasons.get(kc) == SuppressionReason.ERASED for kc in given)
-        if given and (erased or all((k, c) in suppressed for k, c in given)):
-            report.rejects.append(
-                Reject(p.line, "email" if p.values["email"] else "phone",
-                       "on the suppression list (opted out, erased or expired): not imported", _as_row(p.values))
-            )
-        else:
-            kept.append(p)
-    return kept
+def _default_workers(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus, 4) if cpus > 1 and size >= POOL_MIN_BYTES else 1
 
 
-def _upsert(session: Session, batch: list[ParsedContact], now: datetime, report: ImportReport) -> None:
-    if not batch:
+def _validated_chunks(
+    rows: Iterator[tuple[int, dict[str, str]]], chunk_rows: int, workers: int, validation: tuple[str, str, bytes],
+) -> Generator[ValidatedChunk, None, None]:
+    """``validate_chunk`` of each chunk of ``rows``, in file order; with workers > 1 in a process pool.
+
+    At most two chunks per worker are in flight, so memory stays bounded whatever the file size.
+    """
+    chunks = iter(lambda: list(islice(rows, chunk_rows)), [])
+    if workers <= 1:
+        for chunk in chunks:
+            yield validate_chunk(chunk, *validation)
         return
-    ids = [p.values["external_id"] for p in batch]
-    existing = dict(
-        session.execute(select(Contact.external_id, Contact.id).where(Contact.external_id.in_(ids))).all()  # type: ignore[attr-defined]
-    )
-    new_rows = []
-    for p in batch:
-        contact_id = existing.get(p.values["external_id"])
-        if contact_id is None:
-            new_rows.append({**p.values, "created_at": now, "updated_at": now})
-        else:
-            session.execute(
-                update(Contact).where(Contact.id == contact_id).values(**p.values, updated_at=now)  # type: ignore[arg-type]
-            )
-            report.updated += 1
-    if new_rows:
-        # Core INSERT on the session's connection: the ORM bulk path costs more per row.
-        session.connection().execute(insert(Contact.__table__), new_rows)  # type: ignore[attr-defined]
-        report.created += len(new_rows)
+    with ProcessPoolExecutor(workers, mp_context=_start_method()) as pool:
+        pending: deque[Future[ValidatedChunk]] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(validate_chunk, chunk, *validation))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _start_method() -> multiprocessing.context.BaseContext:
+    """fork where it is safe, else spawn.
+
+    A forked worker starts at once with the validation code already imported (a spawned one
+    re-imports the caller's main module: about a second of CPU each). Fork is safe in a
+    single-threaded process: the workers never touch the database connection they inherit. A
+    multi-threaded caller (the admin console's web server) gets spawn.
+    """
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+class _Stage:
+    """A temporary table holding one row per external_id of the file being imported.
+
+    A later row for an external_id already staged is merged into it as ``merge_duplicate`` does
+    (non-empty values win), keeping the first row's line as the contact's place in the file and the
+    last one's for reporting. tests/orchestrator/test_import_stream.py pins this to the in-memory merge.
+    """
+
+    FIELDS = STAGED_FIELDS
+    #: on a repeated external_id: the columns an empty later value must not overwrite
+    KEEP_IF_EMPTY = ("email", "phone", "first_name", "timezone", "last_activity_at", "email_key", "phone_key")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pg = pg = conn.dialect.name == "postgresql"
+        mark = "%s" if pg else "?"
+        self.qualified = "pg_temp.import_stage" if pg else "temp.import_stage"  # never a real table
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.qualified}")  # left by an earlier failed import
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE import_stage (first_line INTEGER PRIMARY KEY, last_line INTEGER NOT NULL, "
+            "external_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, email TEXT, phone TEXT, first_name TEXT, "
+            "locale TEXT NOT NULL, timezone TEXT, last_activity_at TEXT, b2b BOOLEAN NOT NULL, "
+            "attributes TEXT NOT NULL, email_key TEXT, phone_key TEXT)" + (" ON COMMIT DROP" if pg else "")
+        )
+        merged = ", ".join(
+            f"{c} = COALESCE(excluded.{c}, import_stage.{c})" if c in self.KEEP_IF_EMPTY
+            else f"{c} = CASE WHEN excluded.{c} = '{{}}' THEN import_stage.{c} ELSE excluded.{c} END"
+            if c == "attributes" else f"{c} = excluded.{c}"
+            for c in ("last_line", *self.FIELDS[1:])
+        )
+        self.upsert = (
+            f"INSERT INTO import_stage (first_line, last_line, {', '.join(self.FIELDS)}) "
+            f"VALUES ({', '.join([mark] * (len(self.FIELDS) + 2))}) "
+            f"ON CONFLICT (external_id) DO UPDATE SET {merged}"
+        )
+        self.columns = f"first_line, last_line, {', '.join(self.FIELDS)}"
+        # the stored forms are the ones SQLAlchemy writes for Contact (ISO dates, JSON text, booleans);
+        # tests/orchestrator/test_import_stream.py compares every column with the row-by-row insert
+        as_date, as_json = ("CAST(s.last_activity_at AS DATE)", "CAST(s.attributes AS JSON)") if pg else \
+            ("s.last_activity_at", "s.attributes")
+        table = Contact.__table__  # type: ignore[attr-defined]
+        self.insert = text(
+            f"INSERT INTO contact ({', '.join(self.FIELDS)}, created_at, updated_at) "
+            f"SELECT s.external_id, s.kind, s.email, s.phone, s.first_name, s.locale, s.timezone, {as_date}, s.b2b, "
+            f"{as_json}, s.email_key, s.phone_key, :now, :now FROM import_stage s "
+            "WHERE s.first_line > :after AND s.first_line <= :upto "
+            "AND NOT EXISTS (SELECT 1 FROM contact c WHERE c.external_id = s.external_id) ORDER BY s.first_line"
+        ).bindparams(bindparam("now", type_=table.c.created_at.type))
+
+    def add(self, staged: list[tuple[Any, ...]]) -> None:
+        """Stage (first line, last line, *STAGED_FIELDS) rows, one per external_id within the chunk."""
+        if staged:
+            self.conn.exec_driver_sql(self.upsert, staged)  # type: ignore[arg-type]
+
+    def count(self) -> int:
+        return int(self.conn.exec_driver_sql("SELECT COUNT(*) FROM import_stage").scalar_one())
+
+    def analyze(self) -> None:
+        """Give PostgreSQL's planner the table's size (temporary tables are never auto-analysed)."""
+        if self.pg:
+            self.conn.exec_driver_sql("ANALYZE import_stage")
+
+    def pages(self, size: int) -> Iterator[tuple[int, int]]:
+        """(after, upto] ranges of first lines holding ``size`` staged contacts each, in file order."""
+        after = 0
+        while True:
+            upto = self.conn.execute(
+                text("SELECT first_line FROM import_stage WHERE first_line > :after "
+                     "ORDER BY first_line LIMIT 1 OFFSET :skip"), {"after": after, "skip": size - 1}
+            ).scalar()
+            if upto is None:
+                more = self.conn.execute(text("SELECT 1 FROM import_stage WHERE first_line > :after LIMIT 1"),
+                                         {"after": after}).scalar()
+                if more:
+                    yield after, _NO_END
+                return
+            yield after, upto
+            after = upto
+
+    def addresses(self, page: tuple[int, int]) -> list[str]:
+        rows = self.conn.execute(text(f"SELECT email, phone FROM import_stage WHERE {_IN_PAGE}"), _bounds(page))
+        return [a for row in rows for a in row if a]
+
+    def refuse_suppressed(self, page: tuple[int, int]) -> list[ParsedContact]:
+        """Unstage and return the page's contacts the suppression list refuses, in file order.
+
+        Refused: every address given is suppressed on its channel, or any one was erased (an erased
+        person asked to be forgotten: any one of their addresses refuses the whole row).
+        """
+        found = self.conn.execute(text(
+            "SELECT s.first_line, s.email_key, s.phone_key, se.reason, sp.reason FROM import_stage s "
+            "LEFT JOIN suppression se ON se.key = s.email_key AND se.channel = :email "
+            "LEFT JOIN suppression sp ON sp.key = s.phone_key AND sp.channel = :sms "
+            "WHERE s.first_line > :after AND s.first_line <= :upto AND (se.reason IS NOT NULL OR sp.reason IS NOT NULL) ORDER BY s.first_line"
+        ), {**_bounds(page), "email": Channel.EMAIL.value, "sms": Channel.SMS.value}).all()
+        refused = []
+        for first_line, email_key, phone_key, email_reason, phone_reason in found:
+            given = [reason for key, reason in ((email_key, email_reason), (phone_key, phone_reason)) if key]
+            if SuppressionReason.ERASED in given or all(given):
+                refused.append(first_line)
+        if not refused:
+            return []
+        lines = {"lines": refused}
+        rows = self.conn.execute(text(f"SELECT {self.columns} FROM import_stage WHERE first_line IN :lines "
+                                      "ORDER BY first_line").bindparams(bindparam("lines", expanding=True)), lines)
+        contacts = [self._contact(row) for row in rows]
+        self.conn.execute(text("DELETE FROM import_stage WHERE first_line IN :lines")
+                          .bindparams(bindparam("lines", expanding=True)), lines)
+        return contacts
+
+    def existing(self, page: tuple[int, int]) -> list[tuple[int, ParsedContact]]:
+        """The page's contacts already in the database (by external_id), with their ids."""
+        rows = self.conn.execute(text(
+            f"SELECT c.id, {', '.join('s.' + c for c in self.columns.split(', '))} FROM import_stage s "
+            "JOIN contact c ON c.external_id = s.external_id "
+            "WHERE s.first_line > :after AND s.first_line <= :upto ORDER BY s.first_line"
+        ), _bounds(page)).all()
+        return [(row[0], self._contact(row[1:])) for row in rows]
+
+    def insert_new(self, page: tuple[int, int], now: datetime) -> int:
+        """Insert the page's contacts not in the database yet, in file order; returns how many."""
+        return int(self.conn.execute(self.insert, {**_bounds(page), "now": now}).rowcount)
+
+    def _contact(self, row: Any) -> ParsedContact:
+        _first_line, last_line, *cells = row
+        values = dict(zip(self.FIELDS, cells))
+        values["last_activity_at"] = date.fromisoformat(cells[7]) if cells[7] else None
+        values["b2b"] = bool(values["b2b"])
+        values["attributes"] = json.loads(values["attributes"])
+        return ParsedContact(last_line, values)
+
+    def drop(self) -> None:
+        self.conn.exec_driver_sql(f"DROP TABLE {self.qualified}")
+
+
+#: a staged row inside a page (after, upto] of first lines
+_IN_PAGE = "first_line > :after AND first_line <= :upto"
+#: the upper bound of the last page
+_NO_END = 2**62
+
+
+def _bounds(page: tuple[int, int]) -> dict[str, int]:
+    return {"after": page[0], "upto": page[1]}
 
 
 def _as_row(values: dict[str, Any]) -> dict[str, str]:
