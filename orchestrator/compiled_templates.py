@@ -11,7 +11,7 @@ then every render only joins the literal pieces with the values. A form is used 
   function the caller names (``_("Hello %(name)s", name=name)``); anything else (a filter, a
   comparison with a fixed string, a slice) means the full render every time;
 - :func:`compile_form` renders again with other markers and compares with the joined result;
-- :func:`lookup` compares the first real render (the caller's reference) with the joined result.
+- :func:`add_form` compares the first real render (the caller's reference) with the joined result.
 
 A form that fails any check is remembered as None: that key takes the full render every time.
 """
@@ -99,26 +99,19 @@ def compile_form(render: Render, n: int, guard: Callable[[tuple[str, ...], list[
     return form if form.join(second) == render(second) else None
 
 
-def lookup(forms: dict[Any, Form | None], key: Any, fill: Sequence[str], render: Render,
-           reference: Callable[[], tuple[str, ...]],
-           guard: Callable[[tuple[str, ...], list[str]], bool] | None = None) -> tuple[str, ...] | None:
-    """The texts for ``key`` with ``fill`` joined in, or None (then the caller renders fully).
-    A new form is compiled, then checked against ``reference()`` (the full render of this call)."""
-    try:
-        form = forms.get(key, _MISSING)
-    except TypeError:  # a key that cannot be hashed: no form
-        return None
-    if form is _MISSING:
-        if len(forms) >= LIMIT:
-            forms.clear()
-        form = forms[key] = compile_form(render, len(fill), guard)
-        if form is not None:
-            joined = form.join(fill)
-            if joined != reference():
-                forms[key] = None
-                return None
-            return joined
-    return form.join(fill) if form is not None else None
+def add_form(forms: dict[Any, Form | None], key: Any, fill: Sequence[str], render: Render,
+             reference: Callable[[], tuple[str, ...]],
+             guard: Callable[[tuple[str, ...], list[str]], bool] | None = None) -> Form | None:
+    """Compile the form of a ``key`` not in ``forms`` yet, check it against ``reference()`` (the full
+    render of this call, whose slot values are ``fill``), store it (None when a check failed) and
+    return it. Callers look ``key`` up in ``forms`` themselves first (a TypeError there: a key that
+    cannot be hashed, no form) and join the values of each call: ``form.join(fill)``."""
+    if len(forms) >= LIMIT:
+        forms.clear()
+    form = forms[key] = compile_form(render, len(fill), guard)
+    if form is not None and form.join(fill) != reference():
+        form = forms[key] = None
+    return form
 
 
 def uses(env: Environment, names: Iterable[str], calls: tuple[str, ...] = ()) -> dict[str, set[str]] | None:

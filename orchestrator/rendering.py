@@ -32,7 +32,7 @@ from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
 from orchestrator import PROJECT_ROOT
-from orchestrator.compiled_templates import PRINT, Form, freeze, lookup, uses
+from orchestrator.compiled_templates import PRINT, Form, add_form, freeze, uses
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError
 
@@ -138,6 +138,16 @@ class MessageRenderer:
             return None
         key = (template, channel, locale, slots,
                tuple([(k, freeze(v)) for k, v in ctx.items() if k not in slots]))
+        try:
+            form = self._forms.get(key, _MISSING)
+        except TypeError:  # a context value that cannot be hashed: no form
+            return None
+        if form is _MISSING:
+            form = self._new_form(template, channel, locale, ctx, key, slots, values)
+        return form.join(values) if form is not None else None
+
+    def _new_form(self, template: str, channel: Channel, locale: str, ctx: dict[str, Any], key: Any,
+                  slots: tuple[str, ...], values: list[str]) -> Form | None:
         parts = self.parts(channel)
 
         def render(marks: Sequence[str]) -> tuple[str, ...]:
@@ -148,7 +158,7 @@ class MessageRenderer:
             return not any(m in block.group(0) for part, text in zip(parts, staged) if part.endswith(".html")
                            for block in _CSS_OR_SCRIPT.finditer(text) for m in marks)
 
-        return lookup(self._forms, key, values, render, lambda: self._staged(template, channel, locale, ctx), guard)
+        return add_form(self._forms, key, values, render, lambda: self._staged(template, channel, locale, ctx), guard)
 
     def _misused_names(self, template: str, channel: Channel, locale: str) -> frozenset[str] | None:
         """Names some part uses other than by printing or testing them (None: cannot be analysed)."""
@@ -160,6 +170,7 @@ class MessageRenderer:
         return self._misused[key]
 
 
+_MISSING: Any = object()
 #: characters that autoescaping or the HTML serializer of the CSS inliner write differently
 _UNSAFE = re.compile("[&<>\"'\u00a0]")
 #: places of an HTML part where the CSS inliner parses text rather than copying it

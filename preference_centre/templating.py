@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
 from orchestrator import PROJECT_ROOT
-from orchestrator.compiled_templates import ITEM, PRINT, Form, freeze, lookup, uses
+from orchestrator.compiled_templates import ITEM, PRINT, Form, add_form, freeze, uses
 from preference_centre.i18n import gettext_for
 
 PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
@@ -72,7 +72,8 @@ def render(name: str, lang: str, sender: Any, context: Mapping[str, Any], person
     found = _uses[(env, name)]
     try:
         key = (name, lang, freeze(sender), freeze(context), freeze({k: _shape(v) for k, v in personal.items()}))
-    except TypeError:  # a personal value that is not a string
+        hash(key)
+    except TypeError:  # a personal value that is not a string, a context value that cannot be hashed
         return jinja_render(name, lang, sender, context, personal)
     if found is None or any(found.get(k, {_WAY[type(v) is dict]}) - {_WAY[type(v) is dict]}
                             for k, v in personal.items()):
@@ -93,8 +94,9 @@ def render(name: str, lang: str, sender: Any, context: Mapping[str, Any], person
                 filled[k][sub] = mark
         return (jinja_render(name, lang, sender, context, filled),)
 
-    page = lookup(_shapes, key, fill, with_values, lambda: (jinja_render(name, lang, sender, context, personal),))
-    return page[0] if page is not None else jinja_render(name, lang, sender, context, personal)
+    form = _shapes[key] if key in _shapes else \
+        add_form(_shapes, key, fill, with_values, lambda: (jinja_render(name, lang, sender, context, personal),))
+    return form.join(fill)[0] if form is not None else jinja_render(name, lang, sender, context, personal)
 
 
 #: how a personal value may be used: a string printed or tested, a dict through ``.key``/``[key]``
