@@ -168,9 +168,10 @@ def _uses(env: Environment, name: str, calls: tuple[str, ...], seen: set[str], f
         if printed + items != count:
             ways.add(OTHER)
     for loader in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        if not isinstance(loader.template, nodes.Const) or not isinstance(loader.template.value, str):
+        target = loader.template  # type: ignore[attr-defined]
+        if not isinstance(target, nodes.Const) or not isinstance(target.value, str):
             return False
-        if not _uses(env, loader.template.value, calls, seen, found):
+        if not _uses(env, target.value, calls, seen, found):
             return False
     return True
 
