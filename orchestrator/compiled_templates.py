@@ -193,6 +193,6 @@ def freeze(value: Any) -> Any:
         return (kind, tuple([freeze(v) for v in value]))
     if kind is int or kind is bool or kind is float:
         return (kind, value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if hasattr(kind, "__dataclass_fields__"):  # a dataclass instance: by its fields
         return (kind, tuple([(f.name, freeze(getattr(value, f.name))) for f in dataclasses.fields(value)]))
     return (kind, value, repr(value))
