@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -29,9 +29,10 @@ from typing import Any
 
 import css_inline
 from babel.dates import format_date
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, nodes, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
 from orchestrator import PROJECT_ROOT
+from orchestrator.compiled_templates import PRINT, Form, add_form, freeze, uses
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError
 
@@ -64,7 +65,7 @@ class MessageRenderer:
             auto_reload=False,
         )
         self.env.filters["longdate"] = _long_date
-        self._forms: dict[Any, _Form | None] = {}
+        self._forms: dict[Any, Form | None] = {}
         self._misused: dict[Any, frozenset[str] | None] = {}
 
     def parts(self, channel: Channel) -> tuple[str, ...]:
@@ -123,7 +124,7 @@ class MessageRenderer:
     def _render(self, name: str, ctx: dict[str, Any]) -> str:
         return self.env.get_template(name).render(ctx)
 
-    # -- compiled forms ------------------------------------------------------------------------------
+    # -- compiled forms (the mechanism: orchestrator.compiled_templates) -----------------------------
     def _fast(self, template: str, channel: Channel, locale: str, ctx: dict[str, Any]) -> tuple[str, ...] | None:
         misused = self._misused_names(template, channel, locale)
         if misused is None:
@@ -135,54 +136,37 @@ class MessageRenderer:
         values = [ctx[name] for name in slots]
         if any(_UNSAFE.search(v) or not v.isprintable() for v in values):
             return None
+        key = (template, channel, locale, slots,
+               tuple([(k, freeze(v)) for k, v in ctx.items() if k not in slots]))
         try:
-            key = (template, channel, locale, slots,
-                   tuple([(k, _freeze(v)) for k, v in ctx.items() if k not in slots]))
-            hash(key)
-        except TypeError:
+            form = self._forms.get(key, _MISSING)
+        except TypeError:  # a context value that cannot be hashed: no form
             return None
-        form = self._forms.get(key, _MISSING)
         if form is _MISSING:
-            if len(self._forms) >= 1024:
-                self._forms.clear()
-            form = self._forms[key] = self._compile(template, channel, locale, ctx, slots)
-            if form is not None:  # first use: the full render of this very message must agree
-                if form.join(values) != self._staged(template, channel, locale, ctx):
-                    self._forms[key] = None
-                    return None
+            form = self._new_form(template, channel, locale, ctx, key, slots, values)
         return form.join(values) if form is not None else None
 
-    def _compile(self, template: str, channel: Channel, locale: str, ctx: dict[str, Any],
-                 slots: tuple[str, ...]) -> _Form | None:
-        probes = []
-        for _ in range(2):
-            nonce = secrets.token_hex(6)
-            probes.append([f"rcslot{nonce}n{i}z" for i in range(len(slots))])
-        first, second = probes
-        staged = self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, first))))
-        for part, text in zip(self.parts(channel), staged):
-            if part.endswith(".html") and any(m in block.group(0) for block in _CSS_OR_SCRIPT.finditer(text)
-                                              for m in first):
-                return None  # a value inside CSS or a script: the inliner may rewrite it
-        form = _Form.split(staged, first)
-        check = self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, second))))
-        return form if form.join(second) == check else None
+    def _new_form(self, template: str, channel: Channel, locale: str, ctx: dict[str, Any], key: Any,
+                  slots: tuple[str, ...], values: list[str]) -> Form | None:
+        parts = self.parts(channel)
+
+        def render(marks: Sequence[str]) -> tuple[str, ...]:
+            return self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, marks))))
+
+        def guard(staged: tuple[str, ...], marks: list[str]) -> bool:
+            # a value inside CSS or a script: the inliner may rewrite it
+            return not any(m in block.group(0) for part, text in zip(parts, staged) if part.endswith(".html")
+                           for block in _CSS_OR_SCRIPT.finditer(text) for m in marks)
+
+        return add_form(self._forms, key, values, render, lambda: self._staged(template, channel, locale, ctx), guard)
 
     def _misused_names(self, template: str, channel: Channel, locale: str) -> frozenset[str] | None:
         """Names some part uses other than by printing or testing them (None: cannot be analysed)."""
         key = (template, channel, locale)
         if key not in self._misused:
-            names: set[str] | None = set()
-            try:
-                for part in self.parts(channel):
-                    found = _misused(self.env, f"{template}/{locale}/{part}", set())
-                    if found is None or names is None:
-                        names = None
-                        break
-                    names |= found
-            except TemplateNotFound:
-                names = None
-            self._misused[key] = frozenset(names) if names is not None else None
+            found = uses(self.env, [f"{template}/{locale}/{part}" for part in self.parts(channel)])
+            self._misused[key] = (None if found is None
+                                  else frozenset(name for name, ways in found.items() if ways != {PRINT}))
         return self._misused[key]
 
 
@@ -191,87 +175,6 @@ _MISSING: Any = object()
 _UNSAFE = re.compile("[&<>\"'\u00a0]")
 #: places of an HTML part where the CSS inliner parses text rather than copying it
 _CSS_OR_SCRIPT = re.compile(r"<(style|script)\b.*?</\1\s*>|\bstyle\s*=\s*(\"[^\"]*\"|'[^']*')", re.S | re.I)
-
-
-@dataclass(frozen=True)
-class _Form:
-    """Per part: the pieces, with slot numbers where the values go."""
-
-    parts: tuple[tuple[tuple[str | int, ...], tuple[tuple[int, int], ...]], ...]
-
-    @classmethod
-    def split(cls, staged: tuple[str, ...], markers: list[str]) -> _Form:
-        index = {m: i for i, m in enumerate(markers)}
-        pattern = re.compile("(" + "|".join(map(re.escape, markers)) + ")")
-        parts = []
-        for text in staged:
-            pieces: list[str | int] = []
-            where = []
-            for n, piece in enumerate(pattern.split(text)):
-                if n % 2:
-                    where.append((len(pieces), index[piece]))
-                    pieces.append(index[piece])
-                elif piece:
-                    pieces.append(piece)
-            parts.append((tuple(pieces), tuple(where)))
-        return cls(tuple(parts))
-
-    def join(self, values: list[str]) -> tuple[str, ...]:
-        out = []
-        for pieces, where in self.parts:
-            if not where:
-                out.append("".join(pieces))  # type: ignore[arg-type]
-                continue
-            filled = list(pieces)
-            for pos, slot in where:
-                filled[pos] = values[slot]
-            out.append("".join(filled))  # type: ignore[arg-type]
-        return tuple(out)
-
-
-def _misused(env: Environment, name: str, seen: set[str]) -> set[str] | None:
-    """The variable names that template ``name``, or a template it extends, includes or imports,
-    uses other than as ``{{ name }}`` or ``{% if name %}``; None when it loads a template chosen at
-    run time (it cannot be analysed)."""
-    if name in seen:
-        return set()
-    seen.add(name)
-    tree = env.parse(env.loader.get_source(env, name)[0])  # type: ignore[union-attr]
-    plain: dict[str, int] = {}
-    for output in tree.find_all(nodes.Output):
-        for node in output.nodes:
-            if isinstance(node, nodes.Name):
-                plain[node.name] = plain.get(node.name, 0) + 1
-    for test in tree.find_all(nodes.If):  # elif branches are If nodes too
-        if isinstance(test.test, nodes.Name):
-            plain[test.test.name] = plain.get(test.test.name, 0) + 1
-    uses: dict[str, int] = {}
-    for node in tree.find_all(nodes.Name):
-        uses[node.name] = uses.get(node.name, 0) + 1
-    misused = {n for n, count in uses.items() if plain.get(n, 0) != count}
-    for loader in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        if not isinstance(loader.template, nodes.Const) or not isinstance(loader.template.value, str):
-            return None
-        inner = _misused(env, loader.template.value, seen)
-        if inner is None:
-            return None
-        misused |= inner
-    return misused
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable key for a context value; values that compare equal but could render differently
-    (1 and True, the same instant in two time zones) get different keys."""
-    kind = type(value)
-    if kind is str or value is None:
-        return value
-    if kind is dict:
-        return (dict, tuple([(k, _freeze(v)) for k, v in value.items()]))
-    if kind is list or kind is tuple:
-        return (kind, tuple([_freeze(v) for v in value]))
-    if kind is int or kind is bool or kind is float:
-        return (kind, value)
-    return (kind, value, repr(value))
 
 
 @lru_cache(maxsize=256)

@@ -4,22 +4,23 @@ A page such as the preference page is the same for everyone who shares its *shap
 channels, which boxes are ticked, …) except a few per-person strings (the masked address, the first
 name, the links). :func:`render` renders each shape once with markers in place of those strings and
 then only fills the markers, escaping each value exactly as Jinja's autoescape does; this is what
-makes the page cheap under load. The Jinja render stays the reference: a page whose template does
-more with a slot value than print it (a filter, a comparison) is detected and rendered by Jinja
-every time, and tests compare both outputs.
+makes the page cheap under load. The mechanism and its checks (syntax-tree analysis, a second
+render with other markers, the first real page rendered by Jinja too) are those of the message
+templates: :mod:`orchestrator.compiled_templates`. The Jinja render stays the reference: a page
+whose template does more with a slot value than print it, test it or pass it to ``_()`` (a filter,
+a comparison) is detected and rendered by Jinja every time, and tests compare both outputs.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
 from orchestrator import PROJECT_ROOT
+from orchestrator.compiled_templates import ITEM, PRINT, Form, add_form, freeze, uses
 from preference_centre.i18n import gettext_for
 
 PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
@@ -46,13 +47,11 @@ NEWLINK_TITLES = {
     "refused": "We cannot send a new link",
 }
 
-#: marks a slot in a page rendered once per shape: private-use characters no value or template holds
-_OPEN, _CLOSE = "\ue000", "\ue001"
-_SLOT = re.compile(f"{_OPEN}([^{_OPEN}{_CLOSE}]*){_CLOSE}")
-_MAX_SHAPES = 1024
-#: shape → the page split at its slots (even indexes literal text, odd indexes slot paths), or None
-#: when the template does more than print a slot (then Jinja renders every time)
-_shapes: dict[tuple[Any, ...], list[str] | None] = {}
+#: shape → the page's compiled form (:mod:`orchestrator.compiled_templates`), or None when a check
+#: failed (then Jinja renders every time)
+_shapes: dict[tuple[Any, ...], Form | None] = {}
+#: (environment, template) → how it uses each name (None: cannot be analysed)
+_uses: dict[tuple[Environment, str], dict[str, set[str]] | None] = {}
 
 
 def jinja_render(name: str, lang: str, sender: Any, context: Mapping[str, Any], personal: Mapping[str, Any]) -> str:
@@ -63,51 +62,45 @@ def jinja_render(name: str, lang: str, sender: Any, context: Mapping[str, Any], 
 
 def render(name: str, lang: str, sender: Any, context: Mapping[str, Any], personal: Mapping[str, Any]) -> str:
     """Same text as :func:`jinja_render`. ``personal`` holds the per-person values (strings, or
-    dicts of strings): the template may print them and test whether they are empty, nothing else."""
+    dicts of strings): the template may print them, test whether they are empty and pass them to
+    ``_()``, nothing else (a template that does more is rendered by Jinja every time)."""
     if not personal:
         return jinja_render(name, lang, sender, context, personal)
+    env = _env
+    if (env, name) not in _uses:
+        _uses[(env, name)] = uses(env, [name], calls=("_",))
+    found = _uses[(env, name)]
     try:
-        key = (name, lang, _freeze(sender), _freeze(context), _freeze({k: _shape(v) for k, v in personal.items()}))
-    except TypeError:  # a context value we cannot compare: no caching
+        key = (name, lang, freeze(sender), freeze(context), freeze({k: _shape(v) for k, v in personal.items()}))
+        hash(key)
+    except TypeError:  # a personal value that is not a string, a context value that cannot be hashed
         return jinja_render(name, lang, sender, context, personal)
-    if key in _shapes:
-        parts = _shapes[key]
-    else:
-        parts = _split(name, lang, sender, context, personal)
-        if len(_shapes) >= _MAX_SHAPES:
-            _shapes.clear()
-        _shapes[key] = parts
-    if parts is None:
+    if found is None or any(found.get(k, {_WAY[type(v) is dict]}) - {_WAY[type(v) is dict]}
+                            for k, v in personal.items()):
+        return jinja_render(name, lang, sender, context, personal)  # a slot is used otherwise
+    paths = [(k, sub) for k, v in personal.items() if type(v) is dict for sub, x in v.items() if x] + \
+            [(k, None) for k, v in personal.items() if type(v) is not dict and v]
+    if not paths:
         return jinja_render(name, lang, sender, context, personal)
-    out = parts[:]
-    for i in range(1, len(out), 2):
-        name_, _, sub = out[i].partition(".")
-        value = personal[name_][sub] if sub else personal[name_]
-        out[i] = str(escape(value))
-    return "".join(out)
+    values = [personal[k][sub] if sub is not None else personal[k] for k, sub in paths]
+    fill = [str(escape(v)) for v in values]
+
+    def with_values(marks: Sequence[str]) -> tuple[str, ...]:
+        filled: dict[str, Any] = {k: dict(v) if type(v) is dict else v for k, v in personal.items()}
+        for (k, sub), mark in zip(paths, marks):
+            if sub is None:
+                filled[k] = mark
+            else:
+                filled[k][sub] = mark
+        return (jinja_render(name, lang, sender, context, filled),)
+
+    form = _shapes[key] if key in _shapes else \
+        add_form(_shapes, key, fill, with_values, lambda: (jinja_render(name, lang, sender, context, personal),))
+    return form.join(fill)[0] if form is not None else jinja_render(name, lang, sender, context, personal)
 
 
-def _split(name: str, lang: str, sender: Any, context: Mapping[str, Any], personal: Mapping[str, Any]) -> list[str] | None:
-    marked: dict[str, Any] = {}
-    paths: set[str] = set()
-    for key, value in personal.items():
-        if isinstance(value, Mapping):
-            marked[key] = {sub: _mark(f"{key}.{sub}") if v else v for sub, v in value.items()}
-            paths.update(f"{key}.{sub}" for sub, v in value.items() if v)
-        else:
-            marked[key] = _mark(key) if value else value
-            if value:
-                paths.add(key)
-    html = jinja_render(name, lang, sender, context, marked)
-    parts = _SLOT.split(html)
-    literal_ok = all(_OPEN not in p and _CLOSE not in p for p in parts[0::2])
-    if not literal_ok or not set(parts[1::2]) <= paths:
-        return None  # a slot was transformed (filtered, cut, re-cased): Jinja must see the real value
-    return parts
-
-
-def _mark(path: str) -> str:
-    return f"{_OPEN}{path}{_CLOSE}"
+#: how a personal value may be used: a string printed or tested, a dict through ``.key``/``[key]``
+_WAY = {False: PRINT, True: ITEM}
 
 
 def _shape(value: Any) -> Any:
@@ -117,31 +110,8 @@ def _shape(value: Any) -> Any:
     >>> _shape({"email": "j•••@exemple.fr", "sms": ""}), _shape(None)
     ({'email': True, 'sms': ('empty', '')}, ('empty', None))
     """
-    if isinstance(value, Mapping):
+    if type(value) is dict:
         return {k: _shape(v) for k, v in value.items()}
     if not isinstance(value, str | None):
         raise TypeError("personal values are strings")
     return True if value else ("empty", value)
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable, comparable copy of a context value; TypeError for anything else.
-
-    >>> _freeze({"channels": ["email"], "first": True}) == _freeze({"first": True, "channels": ["email"]})
-    True
-    >>> _freeze({"x": 1}) == _freeze({"x": True})
-    False
-    """
-    kind = type(value)
-    if kind in _SCALARS:
-        return (kind, value)
-    if isinstance(value, Mapping):
-        return (dict, tuple(sorted((k, _freeze(v)) for k, v in value.items())))
-    if isinstance(value, list | tuple):
-        return (tuple, tuple(_freeze(v) for v in value))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (kind, _freeze(vars(value)))
-    raise TypeError(f"cannot key a page on {kind.__name__}")

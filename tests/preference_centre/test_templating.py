@@ -64,7 +64,31 @@ def test_a_template_that_transforms_a_slot_is_rendered_by_jinja_every_time(monke
     assert templating.render("upper.html", "fr", sender, {}, {"name": "<b>"}) == "<p>&lt;B&gt;</p>"
     assert templating.render("cut.html", "fr", sender, {}, {"name": "abcdef"}) == "<p>abc</p>"
     assert templating.render("cut.html", "fr", sender, {}, {"name": "xyzuvw"}) == "<p>xyz</p>"
-    assert list(templating._shapes.values()) == [None, None]  # both detected, never filled
+    assert templating._shapes == {}  # both detected in the syntax tree, never compiled
+
+
+def test_a_template_comparing_a_slot_or_transforming_it_out_of_sight_is_rendered_by_jinja(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    env = Environment(loader=DictLoader({
+        "cmp.html": "<p>{% if name == 'Zoé' %}hi Zoé{% else %}{{ name }}{% endif %}</p>",
+        "set.html": "{% set s = _('%(n)s!', n=name) %}<p>{{ s|upper }}</p>",
+        "ok.html": "<p>{% if name %}{{ _('Hi %(n)s', n=name) }}{% endif %} {{ masked.email }} {{ masked['sms'] }}</p>",
+    }), autoescape=select_autoescape(default=True))
+    monkeypatch.setattr(templating, "_env", env)
+    monkeypatch.setattr(templating, "_shapes", {})
+    sender: dict[str, Any] = {}
+    for first in ("Léa", "Zoé", "Léa"):
+        assert templating.render("cmp.html", "fr", sender, {}, {"name": first}) == \
+            templating.jinja_render("cmp.html", "fr", sender, {}, {"name": first})
+    assert templating._shapes == {}  # the comparison is seen in the syntax tree
+    for first in ("Léa", "Zoé"):  # passing it to _() is allowed, the filter is caught by the second render
+        assert templating.render("set.html", "fr", sender, {}, {"name": first}) == f"<p>{first.upper()}!</p>"
+    assert list(templating._shapes.values()) == [None]
+    for first, email in (("Léa", "l•••@x.fr"), ("<Zoé>", "z&z@x.fr")):
+        personal = {"name": first, "masked": {"email": email, "sms": "+33•••12"}}
+        assert templating.render("ok.html", "fr", sender, {}, personal) == \
+            templating.jinja_render("ok.html", "fr", sender, {}, personal)
+    assert len(templating._shapes) == 2 and list(templating._shapes.values())[1] is not None
 
 
 def test_a_context_value_it_cannot_compare_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,3 +98,18 @@ def test_a_context_value_it_cannot_compare_is_not_cached(monkeypatch: pytest.Mon
     html = templating.render("preference.html", "fr", SenderConfig(), context, personal)
     assert html == templating.jinja_render("preference.html", "fr", SenderConfig(), context, personal)
     assert templating._shapes == {}
+
+
+def test_the_shipped_pages_with_personal_values_have_a_compiled_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(templating, "_shapes", {})
+    sender = SenderConfig()
+    preference = ({"channels": ["email", "sms"], "current": {"email": True, "sms": False}, "enrolment_state": None, "q": ""},
+                  {"action": "/p/x", "masked": {"email": "z•••@x.fr", "sms": "+33•••12"}, "first_name": "Zoé",
+                   "rights_url": "/r/x"})
+    done = ({"answer": Answer(channels={"email": True}, partners=False), "channels": ["email"], "state": "confirmed",
+             "q": ""},
+            {"action": "/p/x", "masked": {"email": "z•••@x.fr", "sms": ""}, "rights_url": "/r/x", "recorded_on": "1 mai"})
+    for name, (context, personal) in (("preference.html", preference), ("done.html", done)):
+        assert templating.render(name, "fr", sender, context, personal) == \
+            templating.jinja_render(name, "fr", sender, context, personal)
+    assert len(templating._shapes) == 2 and all(f is not None for f in templating._shapes.values())
