@@ -75,12 +75,13 @@ def test_verify_notices_a_tampered_batch_event(rt: Runtime) -> None:
 
 
 _ZONES = [timezone.utc, timezone(timedelta(hours=5, minutes=45)), ZoneInfo("Europe/Paris")]
-_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")  # PostgreSQL text: no NUL
+_text = st.text(_chars, max_size=12)
 _proofs = st.builds(Proof, source=st.sampled_from(["sweep", "preference_centre", "api"]),
                     campaign_id=st.none() | st.integers(1, 10**6), step=st.none() | st.integers(0, 9),
                     wording_name=st.none() | _text, wording_hash=st.none() | st.text("0123456789abcdef", max_size=8),
                     locale=st.none() | st.sampled_from(["fr", "en"]), ip=st.none() | st.sampled_from(["192.0.2.1", "::1"]),
-                    user_agent=st.none() | st.text(max_size=3) | st.text(min_size=395, max_size=420))
+                    user_agent=st.none() | _text | st.text(_chars, min_size=395, max_size=420))
 _events = st.lists(st.tuples(st.sampled_from(["email", "sms"]), st.sampled_from(["expired", "confirmed", "withdrawn"]),
                              st.builds(lambda d, z: d.replace(tzinfo=z), st.datetimes(datetime(2000, 1, 1),
                                        datetime(2100, 1, 1)), st.sampled_from(_ZONES)),
