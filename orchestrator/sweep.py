@@ -123,7 +123,7 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     # (campaign_id, contact_id, …) unique index, where enrolment_id (not indexed) scanned every
     # pending row of the outbox once per batch (quadratic in the audience).
     session.execute(
-        update(OutboxMessage).where(OutboxMessage.campaign_id == campaign_id,
+        update(OutboxMessage).where(OutboxMessage.campaign_id == campaign_id,  # type: ignore[arg-type]
                                     OutboxMessage.contact_id.in_([r.enrolled for r in batch]),  # type: ignore[attr-defined]
                                     _abandoned(now))
         .values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value,

@@ -66,10 +66,14 @@ def _statement(dialect: Dialect, table: Table, columns: tuple[str, ...], ignore_
     # positional: the statement's order (the table's) as indexes into ``columns``; named: the names
     order: tuple[int, ...] | tuple[str, ...] = (tuple(columns.index(n) for n in names) if compiled.positional
                                                 else columns)
-    processors = [(i, p) for i, name in enumerate(columns)
-                  if (p := table.c[name].type._cached_bind_processor(dialect)) is not None]
-    found = _compiled[key] = (compiled.string, order, processors)
-    return found
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for i, name in enumerate(columns):
+        process = table.c[name].type._cached_bind_processor(dialect)
+        if process is not None:
+            processors.append((i, process))
+    statement: _Statement = (compiled.string, order, processors)
+    _compiled[key] = statement
+    return statement
 
 
 def _processed(rows: Sequence[Sequence[Any]], processors: list[tuple[int, Callable[[Any], Any]]]) -> list[list[Any]]:

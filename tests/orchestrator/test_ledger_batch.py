@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
@@ -74,7 +74,7 @@ def test_verify_notices_a_tampered_batch_event(rt: Runtime) -> None:
     assert report.broken_at == tampered_id and report.reason == "content does not match its hash (the row was edited)"
 
 
-_ZONES = [timezone.utc, timezone(timedelta(hours=5, minutes=45)), ZoneInfo("Europe/Paris")]
+_ZONES = [UTC, timezone(timedelta(hours=5, minutes=45)), ZoneInfo("Europe/Paris")]
 _chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")  # PostgreSQL text: no NUL
 _text = st.text(_chars, max_size=12)
 _proofs = st.builds(Proof, source=st.sampled_from(["sweep", "preference_centre", "api"]),
@@ -102,8 +102,8 @@ def test_append_many_stores_what_append_stores(rt: Runtime, events: list[tuple[s
         s.flush()
         ledger.append_many(s, [{"contact_id": contact_id, "channel": channel, "purpose": "marketing",
                                 "action": action, "at": at, "proof": proof} for channel, action, at, proof in events])
-        columns = ", ".join(c for c in ConsentEvent.__table__.columns.keys()  # type: ignore[attr-defined]
-                            if c not in ("id", "prev_hash", "hash"))
+        columns = ", ".join(c.name for c in ConsentEvent.__table__.columns  # type: ignore[attr-defined]
+                            if c.name not in ("id", "prev_hash", "hash"))
         stored = s.connection().exec_driver_sql(
             f"SELECT {columns} FROM consent_event WHERE id > {int(first)} ORDER BY id").all()
         report = ledger.verify(s)

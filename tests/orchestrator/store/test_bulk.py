@@ -8,7 +8,7 @@ in meaning — fails. Runs on SQLite and, with RECONSENT_TEST_PG_URL, on Postgre
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,7 @@ from orchestrator.store.bulk import insert_rows
 from orchestrator.store.models import Contact, SuppressionEntry
 
 _serial = itertools.count()
-ZONES = [timezone.utc, timezone(timedelta(hours=-3, minutes=-30)), ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")]
+ZONES = [UTC, timezone(timedelta(hours=-3, minutes=-30)), ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")]
 aware = st.builds(lambda d, z: d.replace(tzinfo=z),
                   st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1)), st.sampled_from(ZONES))
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
