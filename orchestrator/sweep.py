@@ -114,10 +114,17 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
                   report: SweepReport) -> None:
     """Expire a batch of pending enrolments: per contact and reachable channel, one suppression entry
     (no_response) unless one exists and one ``expired`` ledger event; then the retention policy."""
-    session.execute(
-        update(Enrolment).where(Enrolment.id.in_([r.id for r in batch]))  # type: ignore[union-attr]
-        .values(state=RequestState.EXPIRED.value, answered_at=None).execution_options(synchronize_session=False)
-    )
+    # Conditional on still being pending: a person who answered between the batch's SELECT and this
+    # UPDATE keeps their answer (PostgreSQL re-checks the condition after waiting for their commit;
+    # SQLite refuses the stale write). Only the rows this statement expired go on.
+    expired = set(session.execute(
+        update(Enrolment).where(Enrolment.id.in_([r.id for r in batch]),  # type: ignore[union-attr]
+                                Enrolment.state == RequestState.PENDING.value)
+        .values(state=RequestState.EXPIRED.value, answered_at=None)
+        .returning(Enrolment.id).execution_options(synchronize_session=False)  # type: ignore[arg-type]
+    ).scalars())
+    if len(expired) != len(batch):
+        batch = [r for r in batch if r.id in expired]
     report.expired += len(batch)
     # An enrolment's outbox rows are its campaign's rows for its contact: this finds them through the
     # (campaign_id, contact_id, …) unique index, where enrolment_id (not indexed) scanned every

@@ -82,3 +82,38 @@ def test_a_send_in_flight_is_left_to_its_sender_an_abandoned_claim_is_skipped(
     with Session(rt.engine) as s:
         statuses = [(r.status, r.skip_reason) for r in s.exec(select(OutboxMessage).order_by(OutboxMessage.id))]
     assert statuses == [("sending", None), ("skipped", "expired")]
+
+
+def test_an_answer_committed_after_the_batch_was_read_is_kept(
+        make_rt: Callable[..., Runtime], write_csv: Callable[..., Path], clock: FixedClock) -> None:
+    """The sweep reads a batch, then a person confirms, then the batch is expired: that person stays
+    confirmed — no expiry, no suppression entry, no anonymisation — and the others are expired."""
+    rt = make_rt()
+    campaign_id = launch(rt, write_csv([person(i) for i in range(1, 4)]))
+    clock.advance(timedelta(days=31))
+    now = clock.now()
+    with Session(rt.engine) as s:
+        stale = s.execute(
+            select(Enrolment.id, Enrolment.contact_id.label("enrolled"), Contact.id.label("contact_id"),  # type: ignore[attr-defined]
+                   Contact.email, Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at)
+            .join(Contact, Contact.id == Enrolment.contact_id)  # type: ignore[arg-type]
+            .order_by(Enrolment.id)).all()
+    assert len(stale) == 3
+    record_answer(rt, 2, campaign_id, Answer(channels={"email": True, "sms": True}), Proof(source="preference_centre"))
+
+    report = sweep_module.SweepReport()
+    with Session(rt.engine) as s:
+        sweep_module._expire_batch(rt, s, stale, campaign_id, now, report)
+        s.commit()
+
+    assert report.expired == 2
+    with Session(rt.engine) as s:
+        states = {e.contact_id: e.state for e in s.exec(select(Enrolment))}
+        expired_events = {e.contact_id for e in s.exec(select(ConsentEvent).where(ConsentEvent.action == "expired"))}
+        keys = {e.key for e in s.exec(select(SuppressionEntry))}
+        contact2 = s.get(Contact, 2)
+        assert ledger.verify(s).broken_at is None
+    assert states == {1: "expired", 2: "confirmed", 3: "expired"}
+    assert expired_events == {1, 3}
+    assert rt.key_for("person2@example.org") not in keys and rt.key_for("person1@example.org") in keys
+    assert contact2 is not None and contact2.email == "person2@example.org" and contact2.erased_at is None
