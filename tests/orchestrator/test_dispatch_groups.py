@@ -23,6 +23,17 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.models import Contact, Enrolment, OutboxMessage
 from tests.support.factories import launch, person, run
 
+
+def run_once_and_close(dispatcher: Dispatcher) -> DispatchReport:
+    async def go() -> DispatchReport:
+        try:
+            return await dispatcher.run_once()
+        finally:
+            await dispatcher.close()
+
+    return run(go())
+
+
 BOTH_NOW = [{"day": 0, "channel": "email", "template": "reconsent"},
             {"day": 0, "channel": "sms", "template": "reconsent"}]
 EMAIL_ONLY = BOTH_NOW[:1]
@@ -71,13 +82,7 @@ def dispatch_with(rt: Runtime) -> tuple[DispatchReport, list[tuple[str, str, str
     channels = {c: Recorder(c) for c in Channel}
     dispatcher = Dispatcher(rt, channels)  # type: ignore[arg-type]
 
-    async def go() -> DispatchReport:
-        try:
-            return await dispatcher.run_once()
-        finally:
-            await dispatcher.close()
-
-    report = run(go())
+    report = run_once_and_close(dispatcher)
     sent = sorted((m.channel.value, m.recipient, m.text) for ch in channels.values() for m in ch.sent)
     return report, sent
 
@@ -135,13 +140,7 @@ def test_an_unsubscribe_committed_during_a_group_stops_the_next_group_not_its_ow
     channels = {c: Recorder(c, on_send=unsubscribe_2_and_5) for c in Channel}
     dispatcher = Dispatcher(rt, channels)  # type: ignore[arg-type]
 
-    async def go() -> DispatchReport:
-        try:
-            return await dispatcher.run_once()
-        finally:
-            await dispatcher.close()
-
-    report = run(go())
+    report = run_once_and_close(dispatcher)
     sent = [m.recipient for m in channels[Channel.EMAIL].sent]
     # 2 was re-checked with its group before the unsubscribe: sent; 5's group was re-checked after: stopped
     assert sent == [f"person{n}@example.org" for n in (1, 2, 3, 4, 6)]
@@ -163,13 +162,7 @@ def test_a_graceful_stop_undoes_the_mark_of_rows_not_handed_over(
     channels = {c: Recorder(c, on_send=stop_after_two) for c in Channel}
     dispatcher = Dispatcher(rt, channels)  # type: ignore[arg-type]
 
-    async def go() -> DispatchReport:
-        try:
-            return await dispatcher.run_once()
-        finally:
-            await dispatcher.close()
-
-    report = run(go())
+    report = run_once_and_close(dispatcher)
     assert report.sent == 2
     rows = snapshot(rt)
     assert [r["status"] for r in rows] == ["sent"] * 2 + ["pending"] * 8
@@ -189,13 +182,7 @@ def test_a_row_the_database_refuses_does_not_take_its_flush_down(
                 for c in Channel}
     dispatcher = Dispatcher(rt, channels)  # type: ignore[arg-type]
 
-    async def go() -> DispatchReport:
-        try:
-            return await dispatcher.run_once()
-        finally:
-            await dispatcher.close()
-
-    report = run(go())
+    report = run_once_and_close(dispatcher)
     assert report.sent == 5
     rows = snapshot(rt)
     assert [r["status"] for r in rows] == ["sent"] * 3 + ["sending"] + ["sent"] * 2
