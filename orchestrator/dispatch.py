@@ -3,7 +3,9 @@
 Exactly-once as far as a protocol without idempotency keys allows:
 
 1. **claim** — a batch of due rows moves to ``sending`` with a lease (``claimed_by``,
-   ``claimed_until``) in one short statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL). A live
+   ``claimed_until``) in one short transaction (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), read per
+   running campaign from the index in (due_at, id) order, each claim starting at the next running
+   campaign in turn (campaigns running together share the workers). A live
    worker renews its leases every third of ``dispatch.lease_seconds`` (heartbeat), so only a dead
    worker's rows expire and are taken over.
 2. **re-check and mark**, one *group* (``dispatch.group_size`` rows) at a time, in one transaction:
@@ -278,27 +280,16 @@ class Dispatcher:
         lease_now = self.lease_clock.now()
         self._batches += 1
         claim_id = f"{self.worker_id}-{self._batches}"
-        running = select(Campaign.id).where(Campaign.state == CampaignState.RUNNING.value)
-        # Two statements, each walking an index in order, instead of one ``OR`` (which made SQLite
-        # merge two index scans and sort every due row on every claim): first rows whose lease
-        # expired (a dead worker's; few), then due rows in (due_at, id) order from ix_outbox_due.
-        expired = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == DeliveryState.SENDING.value,
-                   OutboxMessage.claimed_until < lease_now,  # type: ignore[operator]
-                   OutboxMessage.campaign_id.in_(running))  # type: ignore[attr-defined]
-            .order_by(OutboxMessage.due_at, OutboxMessage.id)
-        )
-        pending = (
-            select(OutboxMessage.id)
-            .where(OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.due_at <= now,
-                   OutboxMessage.campaign_id.in_(running))  # type: ignore[attr-defined]
-            .order_by(OutboxMessage.due_at, OutboxMessage.id)
-        )
+        # Per running campaign, two statements, each walking ix_outbox_due (status, campaign_id,
+        # due_at, id) in order: first rows whose lease expired (a dead worker's; few), then due rows.
+        # Keyed by campaign so that the due rows of a paused or draft campaign (a million of them,
+        # say) are never walked past on every claim; no ``OR`` (SQLite would merge two index scans
+        # and sort every due row). Each claim starts at the next running campaign in turn, so
+        # campaigns running at the same time share the workers.
         postgres = self.rt.engine.dialect.name == "postgresql"
 
         def take(session: Session, due: Any, limit: int) -> list[tuple[int, Any, Any]]:
-            due = due.limit(limit)
+            due = due.order_by(OutboxMessage.due_at, OutboxMessage.id).limit(limit)
             if postgres:
                 due = due.with_for_update(skip_locked=True, of=OutboxMessage)  # type: ignore[arg-type]
             return list(session.execute(
@@ -310,9 +301,24 @@ class Dispatcher:
             ).all())
 
         def work(session: Session) -> list[tuple[int, Any, Any]]:
-            got = take(session, expired, cfg.batch_size)
-            if len(got) < cfg.batch_size:
-                got += take(session, pending, cfg.batch_size - len(got))
+            running = list(session.execute(
+                select(Campaign.id).where(Campaign.state == CampaignState.RUNNING.value).order_by(Campaign.id)
+            ).scalars())
+            if not running:
+                return []
+            turn = self._batches % len(running)
+            running = running[turn:] + running[:turn]
+            expired = [select(OutboxMessage.id).where(
+                OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.campaign_id == campaign_id,
+                OutboxMessage.claimed_until < lease_now) for campaign_id in running]  # type: ignore[operator]
+            due = [select(OutboxMessage.id).where(
+                OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.campaign_id == campaign_id,
+                OutboxMessage.due_at <= now) for campaign_id in running]  # type: ignore[operator]
+            got: list[tuple[int, Any, Any]] = []
+            for query in expired + due:
+                if len(got) >= cfg.batch_size:
+                    break
+                got += take(session, query, cfg.batch_size - len(got))
             return got
 
         got = run_in_transaction(self.rt.engine, work)

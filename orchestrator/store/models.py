@@ -67,7 +67,7 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("campaign_id", "contact_id", "step", "channel"),
-        Index("ix_outbox_due", "status", "due_at", "id"),  # the claim walks it in order [O2]
+        Index("ix_outbox_due", "status", "campaign_id", "due_at", "id"),  # a claim walks it in order, per campaign [O2]
     )
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: int = Field(foreign_key="campaign.id", index=True)

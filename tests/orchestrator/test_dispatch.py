@@ -163,3 +163,38 @@ def test_paused_campaign_sends_nothing_and_resume_sends_each_once(
     assert run(dispatch_once(rt)).sent == 5
     assert run(dispatch_once(rt)).sent == 0
     assert len(list((Path(rt.config.email.outbox_dir)).glob("*.eml"))) == 5
+
+
+def test_claims_take_running_campaigns_in_turn_and_never_a_paused_ones_rows(
+    make_rt: Callable[..., Runtime], write_csv: Callable[..., Path]
+) -> None:
+    """The claim reads each running campaign's due rows in order: campaigns running together share
+    the workers claim by claim, and a paused campaign's due rows are left where they are."""
+    from orchestrator.campaigns import set_paused
+    from orchestrator.dispatch import Dispatcher
+
+    rt = make_rt(dispatch={"batch_size": 2})
+    email_now = [{"day": 0, "channel": "email", "template": "reconsent"}]
+    first = launch(rt, write_csv([person(i) for i in range(1, 5)]), steps=email_now)
+    paused = launch(rt, write_csv([person(i) for i in range(5, 9)]), steps=email_now)
+    set_paused(rt, paused, True)
+    second = launch(rt, write_csv([person(i) for i in range(9, 13)]), steps=email_now)
+    with Session(rt.engine) as s:
+        campaign_of = {r.id: r.campaign_id for r in s.exec(select(OutboxMessage))}
+    assert {first, paused, second} <= set(campaign_of.values())
+
+    dispatcher = Dispatcher(rt, {})
+    claimed = []
+    while True:
+        _, ids = dispatcher.claim()
+        if not ids:
+            break
+        claimed.append({campaign_of[i] for i in ids})
+    assert all(len(campaigns) == 1 for campaigns in claimed)  # batch of 2, each from one campaign
+    order = [campaigns.pop() for campaigns in claimed]
+    assert paused not in order
+    assert order.count(first) == order.count(second) == 2  # 4 rows each, 2 per claim
+    assert order[0] != order[1] and order[2] != order[3]  # in turn
+    with Session(rt.engine) as s:
+        left = {r.campaign_id for r in s.exec(select(OutboxMessage).where(OutboxMessage.status == "pending"))}
+    assert left == {paused}
