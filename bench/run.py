@@ -47,6 +47,10 @@ SIZES = {
 }
 
 
+#: the parts ``--only`` can pick
+PARTS = frozenset({"launch", "dispatch", "sweep", "import", "web", "memory"})
+
+
 @dataclass
 class Figure:
     name: str
@@ -68,6 +72,10 @@ class Run:
     figures: list[Figure] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
     log: Any = sys.stderr
+    only: frozenset[str] = PARTS  # which figures to measure (set-up steps always run)
+
+    def wants(self, part: str) -> bool:
+        return part in self.only
 
     def say(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", file=self.log, flush=True)
@@ -130,15 +138,37 @@ def bench_database(run: Run, kind: str) -> None:
         launch = run.step("launch", url=base)
         cid = launch["campaign_id"]
         assert launch["enrolled"] == raw["enrolled"] and launch["outbox"] == raw["outbox"], (launch, raw)
-        met = launch["seconds"] <= 60 * size.contacts / 1_000_000 and launch["seconds"] <= 3 * raw["seconds"]
-        run.add("launch (enrolments + outbox rows)", kind, launch["seconds"], "s", raw["seconds"],
-                "≤ 60 s per 1M and ≤ 3× raw", met,
-                f"{launch['enrolled']} enrolled, {launch['outbox']} outbox rows; ceiling: raw INSERT…SELECT; "
-                f"client CPU s {launch.get('cpu_seconds', 0):.2f} vs {raw.get('cpu_seconds', 0):.2f}")
-        # ratio for "≤ 3× raw" figures is product/raw: lower is better
-        sweep_a, sweep_b = dbs.copy(base, "sweep"), dbs.copy(base, "sweepraw")
+        results: dict[str, Any] = run.raw.setdefault(kind, {})
+        results.update(launch=launch, launch_raw=raw)
+        if run.wants("launch"):
+            met = launch["seconds"] <= 60 * size.contacts / 1_000_000 and launch["seconds"] <= 3 * raw["seconds"]
+            # ratio for "≤ 3× raw" figures is product/raw: lower is better
+            run.add("launch (enrolments + outbox rows)", kind, launch["seconds"], "s", raw["seconds"],
+                    "≤ 60 s per 1M and ≤ 3× raw", met,
+                    f"{launch['enrolled']} enrolled, {launch['outbox']} outbox rows; ceiling: raw INSERT…SELECT; "
+                    f"client CPU s {launch.get('cpu_seconds', 0):.2f} vs {raw.get('cpu_seconds', 0):.2f}")
+        copies = (dbs.copy(base, "sweep"), dbs.copy(base, "sweepraw")) if run.wants("sweep") else None
+        null_rss = None
+        if run.wants("dispatch") or run.wants("memory"):
+            null_rss = bench_dispatch(run, kind, base, results)
+        if copies:
+            bench_sweep(run, kind, copies, cid, results)
+        if kind == "sqlite":
+            if run.wants("import"):
+                bench_import(run, dbs)
+            if run.wants("web"):
+                bench_web(run, base, cid)
+            if run.wants("memory") and null_rss is not None:
+                bench_memory(run, dbs, {size.contacts: (launch["rss_mb"], null_rss)})
+    finally:
+        dbs.drop_all()
 
-        # dispatch: the real SMTP sink in its own process, bare aiosmtplib loop before and after the pipeline
+
+def bench_dispatch(run: Run, kind: str, base: str, results: dict[str, Any]) -> float:
+    """The SMTP pipeline against the bare loop (the sink in its own process), then the null channel;
+    returns the null-channel dispatcher's peak RSS (the memory figure)."""
+    size = run.size
+    if run.wants("dispatch"):
         port = free_port()
         sink = subprocess.Popen([sys.executable, "-m", "bench.sink", str(port)], cwd=ROOT,
                                 stdout=subprocess.PIPE, text=True)
@@ -158,34 +188,32 @@ def bench_database(run: Run, kind: str) -> None:
                 f"{pipe['sent']} messages, {size.connections} connections, concurrency {size.concurrency}; "
                 f"client CPU ms/msg {1000 * pipe.get('cpu_seconds', 0) / max(pipe['sent'], 1):.2f} vs "
                 f"{1000 * bare1.get('cpu_seconds', 0) / max(bare1['sent'], 1):.2f}")
-
-        null = run.step("dispatch_null", url=base, limit=size.dispatch)
+        results.update(smtp_bare=[bare1, bare2], dispatch_smtp=pipe)
+    null = run.step("dispatch_null", url=base, limit=size.dispatch)
+    results["dispatch_null"] = null
+    if run.wants("dispatch"):
         null_rate = null["sent"] / null["seconds"]
         run.add("pipeline overhead (null channel)", kind, null_rate, "msg/s", None,
                 "≥ 5,000 msg/s (SQLite)", null_rate >= 5000 if kind == "sqlite" else True,
                 f"{null['sent']} messages ({null['sent'] / max(null.get('cpu_seconds', 0), 1e-9):,.0f} msg per "
                 f"client CPU second); on PostgreSQL reported only")
+    return float(null["rss_mb"])
 
-        for copy in (sweep_a, sweep_b):  # same, current statistics for both (untimed set-up)
-            run.step("analyze", url=copy)
-        sw = run.step("sweep", url=sweep_a)
-        swr = run.step("sweep_raw", url=sweep_b, campaign_id=cid)
-        assert (sw["expired"], sw["suppressed"], sw["events"]) == (swr["expired"], swr["suppressed"],
-                                                                   swr["events"]) and sw["chain_ok"], (sw, swr)
-        run.add("sweep (expire + suppress + retention)", kind, sw["seconds"], "s", swr["seconds"], "≤ 3× raw",
-                sw["seconds"] <= 3 * swr["seconds"],
-                f"{sw['expired']} expired, {sw['suppressed']} suppressed, {sw['events']} events; "
-                f"audit verify {sw['verify_seconds']:.1f} s, chain intact; client CPU s "
-                f"{sw.get('cpu_seconds', 0):.2f} vs {swr.get('cpu_seconds', 0):.2f}")
-        run.raw[kind] = {"launch": launch, "launch_raw": raw, "smtp_bare": [bare1, bare2], "dispatch_smtp": pipe,
-                         "dispatch_null": null, "sweep": sw, "sweep_raw": swr}
 
-        if kind == "sqlite":
-            bench_import(run, dbs)
-            bench_web(run, base, cid)
-            bench_memory(run, dbs, {size.contacts: (launch["rss_mb"], null["rss_mb"])})
-    finally:
-        dbs.drop_all()
+def bench_sweep(run: Run, kind: str, copies: tuple[str, str], campaign_id: int, results: dict[str, Any]) -> None:
+    """The sweep on one copy of the launched database, the raw SQL on the other."""
+    for copy in copies:  # same, current statistics for both (untimed set-up)
+        run.step("analyze", url=copy)
+    sw = run.step("sweep", url=copies[0])
+    swr = run.step("sweep_raw", url=copies[1], campaign_id=campaign_id)
+    assert (sw["expired"], sw["suppressed"], sw["events"]) == (swr["expired"], swr["suppressed"],
+                                                               swr["events"]) and sw["chain_ok"], (sw, swr)
+    run.add("sweep (expire + suppress + retention)", kind, sw["seconds"], "s", swr["seconds"], "≤ 3× raw",
+            sw["seconds"] <= 3 * swr["seconds"],
+            f"{sw['expired']} expired, {sw['suppressed']} suppressed, {sw['events']} events; "
+            f"audit verify {sw['verify_seconds']:.1f} s, chain intact; client CPU s "
+            f"{sw.get('cpu_seconds', 0):.2f} vs {swr.get('cpu_seconds', 0):.2f}")
+    results.update(sweep=sw, sweep_raw=swr)
 
 
 def bench_import(run: Run, dbs: Databases) -> None:
@@ -309,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every raw measurement to this JSON file")
     parser.add_argument("--workdir", type=Path, help="folder for SQLite files and the CSV (default: a temp dir)")
     parser.add_argument("--messages", type=int, help="messages per dispatch measurement (default: by size)")
+    parser.add_argument("--only", default=",".join(sorted(PARTS)),
+                        help=f"comma-separated figures to measure, of {', '.join(sorted(PARTS))} (default: all; "
+                             "the contacts are loaded and the campaign launched whatever is picked)")
     parser.add_argument("--record-json", type=Path, metavar="FILE",
                         help="append a run saved earlier with --json to RESULTS.md, then exit")
     args = parser.parse_args(argv)
@@ -322,9 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.messages:
         size = replace(size, dispatch=args.messages)
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
+    only = frozenset(p.strip() for p in args.only.split(",") if p.strip())
+    if not only or not only <= PARTS:
+        parser.error(f"--only: pick among {', '.join(sorted(PARTS))} (got {args.only!r})")
     started = machine()
     with tempfile.TemporaryDirectory(prefix="reconsent-bench-", dir=args.workdir) as tmp:
-        run = Run(size, Path(tmp), args.pg_url)
+        run = Run(size, Path(tmp), args.pg_url, only=only)
         run.say(f"bench {size.name}: {size.contacts:,} contacts on {', '.join(kinds)}; machine {started}")
         for kind in kinds:
             bench_database(run, kind)
