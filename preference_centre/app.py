@@ -5,9 +5,11 @@ GET never changes state [P1]; POST /u/{token} is RFC 8058 one-click [P2]; tokens
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import text
@@ -20,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.runtime import Runtime
+from orchestrator.store.db import WalCheckpointer
 from preference_centre import pages, rights_pages, twilio_hooks
 
 STATIC_DIR = pages.STATIC_DIR
@@ -183,11 +186,25 @@ def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
 
     middleware.insert(0, Middleware(AdminMount, rt=rt))  # type: ignore[arg-type]
     # -- end marketer console -------------------------------------------------------------------------
+    checkpointer = WalCheckpointer(rt.engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # SQLite: the write-ahead log is checkpointed by a thread of the server, not by the commit
+        # of whichever answer crosses the threshold (a stall of up to hundreds of ms for that person)
+        checkpointer.start()
+        try:
+            yield
+        finally:
+            checkpointer.stop()
+
     app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: server_error},
+        lifespan=lifespan,
     )
+    app.state.checkpointer = checkpointer
     app.state.rt = rt
     app.state.metrics_registry = None
     return app

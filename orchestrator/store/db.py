@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +59,63 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = N
         except ModuleNotFoundError:
             raise ConfigError("database.url: PostgreSQL needs psycopg: pip install 'reconsent[postgres]'") from None
     raise ConfigError(f"database.url: expected sqlite:///… or postgresql+psycopg://…, got {url!r}")
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite database's write-ahead log from a thread of its own.
+
+    By default SQLite checkpoints in whichever connection's commit pushes the WAL past 1,000 pages:
+    that commit then copies the log into the database file and waits for its fsync, a stall of up
+    to hundreds of milliseconds on a large database, paid by one unlucky request. A long-running
+    process (the web server) turns that off for its own connections and checkpoints here instead,
+    every ``interval`` seconds (PASSIVE: never waits for readers or writers, which go on meanwhile).
+    Other processes keep SQLite's default, so the log stays bounded even if this one stops.
+    No-op on anything but a SQLite file."""
+
+    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.path = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        if not self.path or self.path == ":memory:" or self._thread is not None:
+            return
+
+        @event.listens_for(self.engine, "connect")
+        def _no_autocheckpoint(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
+
+        self.engine.dispose()  # pooled connections opened before now are replaced by ones with the pragma
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._thread = None
+        self.checkpoint()  # leave a short log behind
+
+    def checkpoint(self) -> None:
+        assert self.path
+        conn = sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        finally:
+            conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.checkpoint()
+            except sqlite3.Error:  # e.g. busy: the next beat tries again
+                log.warning("WAL checkpoint failed; retrying in %.1f s", self.interval, exc_info=True)
 
 
 @contextmanager
