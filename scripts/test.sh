@@ -74,6 +74,9 @@ DO $$ BEGIN
     CREATE ROLE reconsent LOGIN PASSWORD 'reconsent' CREATEDB;
   END IF;
 END $$;
+-- DROP DATABASE … WITH (FORCE) after each test must be able to end an autovacuum worker that
+-- happens to be analysing the fresh database (it runs as no role: "must be a member of … pg_signal_backend")
+GRANT pg_signal_backend TO reconsent;
 SQL
 su postgres -c "psql -qAtc \"SELECT 1 FROM pg_database WHERE datname = 'reconsent_test'\"" | grep -q 1 \
   || su postgres -c "createdb -O reconsent reconsent_test"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from orchestrator.config import load_config
 from orchestrator.domain.clock import FixedClock
@@ -41,8 +43,15 @@ def _database_url(tmp_path: Path) -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for attempt in range(10):  # an autovacuum worker on the fresh database can refuse FORCE for a moment
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            break
+        except DBAPIError:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
     admin.dispose()
 
 
