@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, insert, text
 
-from orchestrator.config import load_config
+from orchestrator.config import DEFAULT_CONFIG, load_config
 from orchestrator.domain.clock import FixedClock
 from orchestrator.runtime import Runtime, runtime_in
 from orchestrator.store.db import migrate
@@ -46,7 +46,7 @@ def write_csv(path: Path, n: int) -> Path:
 
 def runtime(url: str, base_dir: Path, clock: FixedClock | None = None, **sections: dict[str, Any]) -> Runtime:
     sections.setdefault("public", {"base_url": "https://prefs.example.com"})
-    return runtime_in(base_dir, load_config(None, env={}), clock or FixedClock(T0), database_url=url, **sections)
+    return runtime_in(base_dir, load_config(DEFAULT_CONFIG, env={}), clock or FixedClock(T0), database_url=url, **sections)
 
 
 def load_contacts(rt: Runtime, n: int) -> None:

@@ -9,9 +9,16 @@ from orchestrator.config import settings
 
 HEAD = """# Configuration reference
 
-Reconsent reads one TOML file: `config/default.toml` (embedded defaults) unless `--config PATH` or
-`RECONSENT_CONFIG` names another. Relative paths are resolved from the project root (the folder that
-holds `config/`), or from `RECONSENT_HOME` when set.
+Reconsent reads one TOML file: the one given by `--config PATH`, else by `RECONSENT_CONFIG`, else
+`reconsent.toml` in the current directory (an instance folder made by `reconsent init`), else the
+shipped defaults (`config/default.toml` in the repository, inside the installed package). Relative
+paths in a config file (database, outboxes, DKIM key, evergreen campaign file) resolve from the folder
+of that file; with the shipped defaults, from the current directory; `RECONSENT_HOME` sets that folder
+explicitly. Settings a file leaves out take the defaults listed below.
+
+In a file you write yourself, secrets would be readable by whoever reads the file: `reconsent init`
+writes fresh random ones into a `reconsent.toml` readable by its owner only; production keeps them in
+the environment.
 
 Every setting can be overridden by an environment variable `RECONSENT_<SECTION>__<KEY>`, e.g.
 `RECONSENT_EMAIL__HOST=smtp.example.fr`. Give secrets that way, never in the file:

@@ -1,10 +1,10 @@
-"""Reconsent: re-permission campaigns by email and SMS, with proof of consent."""
+"""Reconsent: re-permission campaigns by email and SMS, with proof of consent.
+
+Shipped files (templates, default config) are found through :mod:`orchestrator.resources`; an
+instance's own files (config, database, outboxes) live in the folder the operator chooses
+(:mod:`orchestrator.instance`), never next to the installed code.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 __version__ = "0.1.0"
-
-#: The project root when running from a checkout (editable install): templates/ and config/ live here.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -47,7 +47,7 @@ def get_rt(ctx: click.Context, *, need_db: bool = True) -> Runtime:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="RECONSENT_CONFIG",
-              help="TOML config file (default: config/default.toml; also RECONSENT_CONFIG).")
+              help="TOML config file (default: reconsent.toml in the current directory if there is one, else the shipped defaults; also RECONSENT_CONFIG).")
 @click.version_option(package_name="reconsent")
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
@@ -56,15 +56,44 @@ def main(ctx: click.Context, config: str | None) -> None:
 
 
 @main.command()
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--production", is_flag=True,
+              help="Write the production example (PostgreSQL, SMTP relay, Twilio; secrets from the environment) "
+                   "as reconsent.toml instead of the embedded defaults.")
 @click.pass_context
 @fail_cleanly
-def init(ctx: click.Context) -> None:
-    """Create or upgrade the database schema (Alembic migrations)."""
+def init(ctx: click.Context, folder: Path | None, production: bool) -> None:
+    """Create a working instance in FOLDER (default: the current directory), or upgrade one.
+
+    Writes a commented reconsent.toml (embedded defaults: SQLite under var/, file outbox, SMS file;
+    fresh random secrets), var/ and the database schema. Never overwrites an existing file; run again
+    it only upgrades the schema. With --config PATH and no FOLDER it creates or upgrades the schema of
+    that configuration's database only."""
+    from orchestrator.instance import prepare_instance
     from orchestrator.store.db import migrate
 
-    rt = get_rt(ctx, need_db=False)
+    explicit = ctx.find_root().obj.get("config")
+    if folder is None and explicit:
+        rt = get_rt(ctx, need_db=False)
+        migrate(rt.engine)
+        click.echo(f"database ready: {rt.config.database_url}")
+        return
+    report, config = prepare_instance(folder or Path.cwd(), production=production)
+    if production and report.config_path in report.created:
+        for line in report.lines()[:-1]:
+            click.echo(line)
+        click.echo(f"edit {report.config_path} (database URL, relay, Twilio, public URL; secrets as "
+                   "RECONSENT_… environment variables), then run `reconsent init` there again to create the schema")
+        return
+    from orchestrator.runtime import Runtime, clock_from_env
+
+    rt = Runtime(config, clock_from_env())
+    ctx.find_root().obj["rt"] = rt
     migrate(rt.engine)
-    click.echo(f"database ready: {rt.config.database_url}")
+    for line in report.lines():
+        click.echo(line)
+    if folder is not None and folder.resolve() != Path.cwd().resolve():
+        click.echo(f"next: cd {folder} && reconsent demo --no-serve   (or reconsent run)")
 
 
 # -- contacts ---------------------------------------------------------------------------------------

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from orchestrator import PROJECT_ROOT
 from orchestrator.errors import ConfigError
+from orchestrator.resources import DEFAULT_CONFIG
 
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+#: The config file of an instance folder (``reconsent init`` writes it), read when no other is given.
+INSTANCE_CONFIG = "reconsent.toml"
 DEV_SIGNING_KEY = "dev-only-signing-key-change-me"
 DEV_SUPPRESSION_KEY = "dev-only-suppression-key-change-me"
 
@@ -215,8 +216,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
-    #: where relative paths (database file, outboxes) are resolved: the config file's project root
-    base_dir: Path = field(default=Path.cwd(), metadata={"internal": True})
+    #: where relative paths (database file, outboxes) are resolved: the config file's folder, else the
+    #: current directory (see load_config)
+    base_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
 
     def path(self, value: str) -> Path:
         p = Path(value)
@@ -267,21 +269,38 @@ _ALLOWED = {
 }
 
 
-def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the TOML file (default: config/default.toml), then apply environment overrides."""
-    env = os.environ if env is None else env
+def config_file(path: str | Path | None, env: Mapping[str, str], cwd: Path | None = None) -> Path:
+    """Which file to read: ``--config PATH``, else ``RECONSENT_CONFIG``, else ``reconsent.toml`` in the
+    current directory (an instance made by ``reconsent init``), else the shipped defaults."""
     if path is None:
-        path = env.get("RECONSENT_CONFIG") or DEFAULT_CONFIG
-    path = Path(path)
+        path = env.get("RECONSENT_CONFIG") or None
+    if path is not None:
+        return Path(path)
+    local = (cwd or Path.cwd()) / INSTANCE_CONFIG
+    return local if local.is_file() else DEFAULT_CONFIG
+
+
+def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (see :func:`config_file`), then apply environment overrides.
+
+    Relative paths in the file (database, outboxes, keys) resolve from the folder of that file; with
+    no file of the operator's (the shipped defaults), from the current directory. ``RECONSENT_HOME``
+    sets that folder explicitly."""
+    env = os.environ if env is None else env
+    path = config_file(path, env)
+    shipped = path.resolve() == DEFAULT_CONFIG.resolve()
     data: dict[str, Any] = {}
-    if path.exists():
+    if path.is_file():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    elif path != DEFAULT_CONFIG:
-        raise ConfigError(f"config file {path} does not exist (give --config PATH or RECONSENT_CONFIG)")
-    base_dir = path.resolve().parent.parent if path.resolve().parent.name == "config" else path.resolve().parent
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    elif not shipped:
+        raise ConfigError(f"config file {path} does not exist (give --config PATH or RECONSENT_CONFIG, "
+                          f"or run `reconsent init` to create {INSTANCE_CONFIG} here)")
+    base_dir = Path.cwd().resolve() if shipped else path.resolve().parent
     if env.get("RECONSENT_HOME"):
         base_dir = Path(env["RECONSENT_HOME"]).resolve()
     cfg = Config(base_dir=base_dir)

@@ -31,12 +31,12 @@ import css_inline
 from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 
-from orchestrator import PROJECT_ROOT
+from orchestrator.resources import TEMPLATES
 from orchestrator.compiled_templates import PRINT, Form, add_form, freeze, uses
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError
 
-TEMPLATES_DIR = PROJECT_ROOT / "templates"
+TEMPLATES_DIR = TEMPLATES
 EMAIL_PARTS = ("subject.txt", "body.txt", "body.html")
 SMS_PARTS = ("sms.txt",)
 

@@ -19,11 +19,11 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
-from orchestrator import PROJECT_ROOT
+from orchestrator.resources import TEMPLATES
 from orchestrator.compiled_templates import ITEM, PRINT, Form, add_form, freeze, uses
 from preference_centre.i18n import gettext_for
 
-PAGES_DIR = PROJECT_ROOT / "templates" / "pages"
+PAGES_DIR = TEMPLATES / "pages"
 
 _env = Environment(loader=FileSystemLoader(str(PAGES_DIR)), autoescape=select_autoescape(default=True),
                    trim_blocks=True, lstrip_blocks=True)

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.config import load_config
+from orchestrator.config import DEFAULT_CONFIG, load_config
 from orchestrator.domain.clock import FixedClock
 from orchestrator.runtime import Runtime, runtime_in
 from orchestrator.store.db import migrate
@@ -72,7 +72,7 @@ def make_rt(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Ca
 
     def factory(**sections: dict[str, Any]) -> Runtime:
         sections.setdefault("public", {"base_url": "https://prefs.example.com"})
-        rt = runtime_in(tmp_path, load_config(None, env={}), clock, database_url=database_url, **sections)
+        rt = runtime_in(tmp_path, load_config(DEFAULT_CONFIG, env={}), clock, database_url=database_url, **sections)
         if not made:
             migrate(rt.engine)
         made.append(rt)

@@ -29,7 +29,6 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from orchestrator import PROJECT_ROOT
 from orchestrator.campaigns import campaign_status, create_campaign, launch_campaign, load_plan
 from orchestrator.config import load_config
 from orchestrator.contacts import import_contacts
@@ -45,7 +44,13 @@ from orchestrator.sweep import sweep
 DATA = Path(__file__).resolve().parent
 SAMPLE_CONTACTS = DATA / "sample_contacts.csv"
 SAMPLE_CAMPAIGN = DATA / "campaign.toml"
-DEMO_DIR = PROJECT_ROOT / "var" / "demo"
+#: The demo's folder, under the instance folder (the config file's, else the current directory).
+DEMO_SUBDIR = Path("var") / "demo"
+
+
+def demo_folder(config_path: str | None) -> Path:
+    """``var/demo`` under the instance folder: ``reconsent demo`` run in an empty folder writes only there."""
+    return load_config(config_path).base_dir / DEMO_SUBDIR
 
 
 def demo_runtime(config_path: str | None, folder: Path, clock: FixedClock | SystemClock) -> Runtime:
@@ -56,15 +61,23 @@ def write_demo_config(rt: Runtime, folder: Path) -> Path:
     """A config file for running other commands on the demo's data: the settings the demo ran with
     (sender, transports, paths, public URL); secrets are not written (they come from the environment)."""
     cfg = rt.config
+
+    def here(path: Path) -> str:  # relative to the demo folder (where this file is): the folder can move
+        return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+
+    url = cfg.database_url
+    if url.startswith("sqlite:///"):
+        url = "sqlite:///" + here(Path(url[len("sqlite:///"):]))
     sections = {
-        "database": {"url": cfg.database_url},
+        "database": {"url": url},
         "public": {"base_url": cfg.public.base_url},
         "sender": dataclasses.asdict(cfg.sender),
-        "email": {"transport": cfg.email.transport, "outbox_dir": str(cfg.path(cfg.email.outbox_dir)),
+        "email": {"transport": cfg.email.transport, "outbox_dir": here(cfg.path(cfg.email.outbox_dir)),
                   "host": cfg.email.host, "port": cfg.email.port},
-        "sms": {"transport": cfg.sms.transport, "outbox_file": str(cfg.path(cfg.sms.outbox_file))},
+        "sms": {"transport": cfg.sms.transport, "outbox_file": here(cfg.path(cfg.sms.outbox_file))},
     }
-    lines = ["# Written by `reconsent demo`: the settings the demo ran with (no secrets)."]
+    lines = ["# Written by `reconsent demo`: the settings the demo ran with (no secrets).",
+             "# Relative paths resolve from this file's folder."]
     for name, values in sections.items():
         lines.append(f"[{name}]")
         lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in values.items()]
@@ -146,7 +159,7 @@ def dispatch_until_sent(rt: Runtime, clock: FixedClock, until: datetime) -> Disp
 
 
 def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
-    folder = DEMO_DIR
+    folder = demo_folder(config_path)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     start = clock_from_env()
@@ -164,13 +177,13 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
     step(f"Database {rt.config.database_url}")
     migrate(rt.engine)
 
-    step(f"Importing sample contacts from {SAMPLE_CONTACTS.relative_to(PROJECT_ROOT)}")
+    step(f"Importing the shipped sample contacts ({SAMPLE_CONTACTS.name}: invented people, French and English)")
     report = import_contacts(rt, SAMPLE_CONTACTS)
     click.echo(report.summary())
     for r in report.rejects:
         click.echo(f"  line {r.line}: {r.field}: {r.reason}")
 
-    step(f"Creating and launching the campaign in {SAMPLE_CAMPAIGN.relative_to(PROJECT_ROOT)}")
+    step(f"Creating and launching the shipped sample campaign ({SAMPLE_CAMPAIGN.name})")
     campaign_id = create_campaign(rt, load_plan(SAMPLE_CAMPAIGN))
     enrolled = launch_campaign(rt, campaign_id)
     click.echo(f"campaign {campaign_id}: {enrolled} inactive contacts enrolled "

@@ -22,14 +22,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator import PROJECT_ROOT
+from orchestrator.resources import TEMPLATES
 from orchestrator.runtime import Runtime
 from preference_centre import pages
 from preference_centre.app import SECURITY_HEADERS
 from preference_centre.admin import audit, i18n
 from preference_centre.admin.auth import Operator, Role, console_enabled, load_session
 
-TEMPLATES_DIR = PROJECT_ROOT / "templates" / "admin"
+TEMPLATES_DIR = TEMPLATES / "admin"
 STATIC_DIR = TEMPLATES_DIR / "static"
 SESSION_COOKIE = "reconsent_admin"
 PRE_COOKIE = "reconsent_admin_pre"  # CSRF double-submit cookie before sign-in
