@@ -79,7 +79,7 @@ def init(ctx: click.Context, folder: Path | None, production: bool) -> None:
         click.echo(f"database ready: {rt.config.database_url}")
         return
     report, config = prepare_instance(folder or Path.cwd(), production=production)
-    if production and report.config_path in report.created:
+    if config is None:
         for line in report.lines()[:-1]:
             click.echo(line)
         click.echo(f"edit {report.config_path} (database URL, relay, Twilio, public URL; secrets as "

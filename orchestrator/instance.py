@@ -56,9 +56,10 @@ def write_new(path: Path, text: str, *, private: bool = False) -> bool:
     return True
 
 
-def prepare_instance(folder: Path, *, production: bool = False) -> tuple[InitReport, Config]:
+def prepare_instance(folder: Path, *, production: bool = False) -> tuple[InitReport, Config | None]:
     """Create the instance's files (config, var/) and load its config; the schema is the caller's
-    (it needs an engine): see :func:`orchestrator.store.db.migrate`."""
+    (it needs an engine): see :func:`orchestrator.store.db.migrate`. A production config just written
+    is not loaded (None): its database URL and secrets are still to be filled in."""
     folder = folder.resolve()
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder} is not a folder")
@@ -75,6 +76,8 @@ def prepare_instance(folder: Path, *, production: bool = False) -> tuple[InitRep
     else:
         var.mkdir(parents=True)
         report.created.append(var)
+    if production and config_path in report.created:
+        return report, None
     config = load_config(config_path)
     report.database_url = config.database_url
     return report, config

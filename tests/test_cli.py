@@ -118,3 +118,24 @@ def test_demo_no_serve_runs_the_whole_story(tmp_path: Path) -> None:
     assert "POST confirm → 200: recorded" in out
     assert "POST one-click → 200" in out
     assert "confirmed 1" in out and "declined 1" in out and "expired→suppressed 7" in out
+
+
+def test_init_makes_an_instance_folder_and_never_overwrites(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    folder = tmp_path / "shop"
+    first = CliRunner().invoke(main, ["init", str(folder)], env={"RECONSENT_CONFIG": None})
+    assert first.exit_code == 0, first.output
+    config = (folder / "reconsent.toml").read_text()
+    assert "dev-only" not in config and "@SIGNING_KEY@" not in config
+    assert (folder / "var" / "reconsent.db").is_file()
+    (folder / "reconsent.toml").write_text(config + "\n# my edit\n")
+    again = CliRunner().invoke(main, ["init", str(folder)], env={"RECONSENT_CONFIG": None})
+    assert again.exit_code == 0 and "kept" in again.output
+    assert (folder / "reconsent.toml").read_text().endswith("# my edit\n")
+    production = CliRunner().invoke(main, ["init", "--production", str(tmp_path / "prod")], env={"RECONSENT_CONFIG": None})
+    assert production.exit_code == 0, production.output
+    assert "postgresql" in (tmp_path / "prod" / "reconsent.toml").read_text()
+    assert not (tmp_path / "prod" / "var" / "reconsent.db").exists()  # the schema waits for the real URL

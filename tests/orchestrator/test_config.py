@@ -71,3 +71,31 @@ def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     missing = [f"{s}.{k}" for s, k, _, _ in settings() if f"`{s}.{k}`" not in doc]
     assert missing == []
+
+
+def test_relative_paths_resolve_from_the_config_files_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "config"  # even in a folder named config/ (it used to mean "the folder above")
+    folder.mkdir()
+    (folder / "site.toml").write_text('[database]\nurl = "sqlite:///data/r.db"\n[email]\noutbox_dir = "mail"\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(folder / "site.toml", env={})
+    assert cfg.database_url == f"sqlite:///{folder.resolve() / 'data' / 'r.db'}"
+    assert cfg.path(cfg.email.outbox_dir) == folder.resolve() / "mail"
+
+
+def test_with_no_config_file_the_shipped_defaults_resolve_from_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(None, env={})
+    assert cfg.database_url == f"sqlite:///{tmp_path.resolve() / 'var' / 'reconsent.db'}"
+    assert not cfg.base_dir.is_relative_to(DEFAULT_CONFIG.parent.resolve())
+
+
+def test_an_instance_folders_reconsent_toml_is_read_from_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "reconsent.toml").write_text('[sender]\nname = "Maison Test"\n')
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, env={}).sender.name == "Maison Test"
+    other = tmp_path / "other.toml"
+    other.write_text('[sender]\nname = "Autre"\n')
+    assert load_config(None, env={"RECONSENT_CONFIG": str(other)}).sender.name == "Autre"  # explicit wins
