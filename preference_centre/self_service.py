@@ -31,6 +31,7 @@ from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, SelfServiceRequest, SuppressionEntry
+from orchestrator.template_store import wording_now
 
 log = logging.getLogger("reconsent.web")
 
@@ -117,12 +118,11 @@ def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel:
     fresh = LinkClaims(contact_id=contact.id, campaign_id=claims.campaign_id, channel=channel.value)
     page_url = rt.url("/p/" + rt.links.dumps("page", fresh))
     unsubscribe_url = rt.url("/u/" + rt.links.dumps("unsubscribe", fresh))
-    locales = rt.renderer.available_locales(FRESH_LINK_TEMPLATE)
-    locale = contact.locale if contact.locale in locales else "fr"
+    locale, version = wording_now(rt, FRESH_LINK_TEMPLATE, channel, contact.locale)
     deadline = rt.clock.now() + timedelta(days=cfg.security.page_link_max_age_days)
     ctx = message_context(rt, first_name=contact.first_name, page_url=page_url, unsubscribe_url=unsubscribe_url,
                           short_url=page_url, deadline=deadline, locale=locale)
-    rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx)
+    rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx, version)
     stamp = int(rt.clock.now().timestamp())
     key = f"newlink-k{contact.id}-{channel.value}-{stamp}"
     meta = {"template_version": rendered.version, "locale": locale}
