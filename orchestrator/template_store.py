@@ -35,6 +35,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from orchestrator.domain.campaign import CampaignPlan, wording_key
 from orchestrator.domain.model import Channel
@@ -52,6 +53,19 @@ LAYOUT = "_layout.html"
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 LOCALE = re.compile(r"[a-z]{2,3}")
 _LAYOUT_HELP = "DIR/<name>/<locale>/{" + ",".join(ALL_PARTS) + "}"
+
+
+class _T:
+    """The columns of ``message_template``, typed for queries."""
+
+    id = col(MessageTemplate.id)
+    name = col(MessageTemplate.name)
+    locale = col(MessageTemplate.locale)
+    part = col(MessageTemplate.part)
+    source = col(MessageTemplate.source)
+    version = col(MessageTemplate.version)
+    revision = col(MessageTemplate.revision)
+    imported_at = col(MessageTemplate.imported_at)
 
 
 @dataclass(frozen=True)
@@ -218,12 +232,11 @@ def import_templates(rt: Runtime, folder: Path) -> ImportReport:
     try:
         with session_scope(rt.engine) as session:
             conn = session.connection()
-            revision = int(conn.execute(select(func.coalesce(func.max(MessageTemplate.revision), 0))).scalar_one()) + 1
-            current = _current(conn, {t.name for t in templates})
+            names = {t.name for t in templates}
+            revision = int(conn.execute(select(func.coalesce(func.max(_T.revision), 0))).scalar_one()) + 1
+            current = _current(conn, names)
             known = {tuple(row) for row in conn.execute(
-                select(MessageTemplate.name, MessageTemplate.locale, MessageTemplate.version)
-                .where(MessageTemplate.name.in_({t.name for t in templates}))  # type: ignore[attr-defined]
-            )}
+                select(_T.name, _T.locale, _T.version).where(_T.name.in_(names)))}
             for template in templates:
                 for channel in template.channels():
                     version = template.version(channel)
@@ -233,8 +246,7 @@ def import_templates(rt: Runtime, folder: Path) -> ImportReport:
                     elif key in known:
                         outcome = "restored"
                         conn.execute(update(MessageTemplate).where(
-                            MessageTemplate.name == template.name, MessageTemplate.locale == template.locale,  # type: ignore[arg-type]
-                            MessageTemplate.version == version,  # type: ignore[arg-type]
+                            _T.name == template.name, _T.locale == template.locale, _T.version == version,
                         ).values(revision=revision, imported_at=now))
                     else:
                         outcome = "new"
@@ -252,20 +264,13 @@ def import_templates(rt: Runtime, folder: Path) -> ImportReport:
 # -- which wording is sent -------------------------------------------------------------------------------
 def _current(conn: Connection, names: Iterable[str] | None = None) -> dict[str, dict[tuple[str, Channel], str]]:
     """Imported name → {(locale, channel): current version} (the names given, or all)."""
-    t = MessageTemplate
     firsts = {PARTS[c][0]: c for c in Channel}  # every part of a channel has the channel's version
-    query = select(t.name, t.locale, t.part, t.version, t.revision, t.id).where(
-        t.part.in_(list(firsts)))  # type: ignore[attr-defined]
+    query = select(_T.name, _T.locale, _T.part, _T.version).where(_T.part.in_(firsts))
     if names is not None:
-        query = query.where(t.name.in_(list(names)))  # type: ignore[attr-defined]
-    best: dict[tuple[str, str, Channel], tuple[tuple[int, int], str]] = {}
-    for name, locale, part, version, revision, row_id in conn.execute(query):
-        key = (name, locale, firsts[part])
-        if key not in best or (revision, row_id) > best[key][0]:
-            best[key] = ((revision, row_id), version)
+        query = query.where(_T.name.in_(list(names)))
     out: dict[str, dict[tuple[str, Channel], str]] = {}
-    for (name, locale, channel), (_, version) in best.items():
-        out.setdefault(name, {})[(locale, channel)] = version
+    for name, locale, part, version in conn.execute(query.order_by(_T.revision, _T.id)):
+        out.setdefault(name, {})[(locale, firsts[part])] = version  # the newest comes last
     return out
 
 
@@ -320,7 +325,7 @@ def wording_now(rt: Runtime, template: str, channel: Channel, wanted: str | None
     versions = {locale: version for (locale, c), version in imported.items() if c is channel}
     if not versions:
         raise InputError(f"template {template!r} (imported) has no {channel.value} wording")
-    locale = wanted if wanted in versions else default if default in versions else sorted(versions)[0]
+    locale = wanted if wanted in versions else default if default in versions else min(versions)
     return locale, versions[locale]
 
 
@@ -332,10 +337,9 @@ def fetch_wording(engine: Engine, template: str, locale: str, version: str) -> d
 
 
 def _sources(conn: Connection, template: str, locale: str, version: str) -> dict[str, str] | None:
-    t = MessageTemplate
-    rows = conn.execute(select(t.part, t.source).where(
-        t.name == template, t.locale == locale, t.version == version)).all()  # type: ignore[arg-type]
-    return dict(rows) or None
+    rows = conn.execute(select(_T.part, _T.source).where(
+        _T.name == template, _T.locale == locale, _T.version == version)).all()
+    return {part: source for part, source in rows} or None
 
 
 # -- listing --------------------------------------------------------------------------------------------
@@ -370,7 +374,7 @@ def shipped_names(renderer: MessageRenderer) -> list[str]:
 def template_names(rt: Runtime) -> list[str]:
     """Every name a campaign step can use: shipped and imported."""
     with rt.engine.connect() as conn:
-        imported = set(conn.execute(select(MessageTemplate.name).distinct()).scalars())
+        imported = set(conn.execute(select(_T.name).distinct()).scalars())
     return sorted(imported | set(shipped_names(rt.renderer)))
 
 
@@ -378,15 +382,12 @@ def list_templates(rt: Runtime, *, all_versions: bool = False) -> list[TemplateL
     """Every wording by name, locale and channel: the shipped ones, the current imported ones and,
     with ``all_versions``, the imported versions no longer current."""
     renderer = rt.renderer
-    t = MessageTemplate
     firsts = [PARTS[c][0] for c in Channel]
     with rt.engine.connect() as conn:
         current = _current(conn)
         rows: list[Any] = list(conn.execute(
-            select(t.name, t.locale, t.part, t.version, t.revision, t.imported_at)
-            .where(t.part.in_(firsts))  # type: ignore[attr-defined]
-            .order_by(t.revision.desc(), t.id.desc())  # type: ignore[attr-defined]
-        ))
+            select(_T.name, _T.locale, _T.part, _T.version, _T.revision, _T.imported_at)
+            .where(_T.part.in_(firsts)).order_by(_T.revision.desc(), _T.id.desc())))
     out = []
     for name, locale, part, version, revision, imported_at in rows:
         channel = Channel.EMAIL if part == EMAIL_PARTS[0] else Channel.SMS

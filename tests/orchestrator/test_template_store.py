@@ -22,7 +22,12 @@ from orchestrator.links import LinkClaims
 from orchestrator.rendering import TEMPLATES_DIR, MessageRenderer, wording_version
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Contact, MessageTemplate, OutboxMessage
-from orchestrator.template_store import fetch_wording, import_templates, list_templates, template_names
+from orchestrator.template_store import (
+    fetch_wording,
+    import_templates,
+    list_templates,
+    template_names,
+)
 from preference_centre.self_service import build_fresh_link
 from tests.support.factories import person, plan, run
 
@@ -120,11 +125,11 @@ def test_import_of_a_broken_folder_names_every_problem_and_stores_nothing(rt: Ru
         import_templates(rt, folder)
     assert refused.value.problems == [
         f"{folder}/Capital: a template name is lowercase letters, digits, '-' and '_' (at most 64)",
-        f"{folder}/_layout.html: layouts are not imported (HTML bodies extend the shipped _layout.html): "
-        "remove this file or undo its changes",
+        (f"{folder}/_layout.html: layouts are not imported (HTML bodies extend the shipped _layout.html): "
+         "remove this file or undo its changes"),
         f"{folder}/half/fr: an email template needs subject.txt, body.txt, body.html; missing body.html",
-        f"{folder}/include/fr/sms.txt: line 1: only {{% extends \"_layout.html\" %}} (the shipped layout) may "
-        "load another template",
+        (f"{folder}/include/fr/sms.txt: line 1: only {{% extends \"_layout.html\" %}} (the shipped layout) may "
+         "load another template"),
         f"{folder}/latin1/fr/sms.txt: line 2: not UTF-8 text (byte 0xe9)",
         f"{folder}/odd/fr/sms.md: unknown part (expected subject.txt, body.txt, body.html, sms.txt)",
         f"{folder}/odd/fr_CA: not a locale folder (a 2- or 3-letter language code: fr, en)",
@@ -198,9 +203,9 @@ def test_a_campaign_keeps_the_wording_it_was_created_with(
 
     old, new = version_of(PROMO["fr"], Channel.SMS), wording_version([("sms.txt", (
         folder / "promo" / "fr" / "sms.txt").read_bytes())])
-    assert [p.text for p in preview_campaign(rt, before) if p.locale == "fr"][0].endswith(
+    assert next(p.text for p in preview_campaign(rt, before) if p.locale == "fr").endswith(
         "on reste en contact ? https://prefs.example.com/s/xxxxxxxxxxx STOP au 36111")
-    assert "nouvelle version" in [p.text for p in preview_campaign(rt, after) if p.locale == "fr"][0]
+    assert "nouvelle version" in next(p.text for p in preview_campaign(rt, after) if p.locale == "fr")
     launch_campaign(rt, before)
     run(dispatch_once(rt))
     with Session(rt.engine) as s:
