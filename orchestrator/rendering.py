@@ -102,6 +102,7 @@ class MessageRenderer:
         self.fetch = fetch
         #: Jinja name (``@version/template/locale/part``) → source, of the stored versions seen so far
         self._stored: dict[str, str] = {}
+        self._loaded: set[tuple[str, str, str]] = set()  # (template, locale, version) in _stored
         self.env = Environment(
             # a stored version first; anything else (shipped parts, _layout.html) from the files
             loader=ChoiceLoader([FunctionLoader(self._stored.get), FileSystemLoader(str(self.root))]),
@@ -148,10 +149,10 @@ class MessageRenderer:
         Refused (InputError) when a part of ``channel`` is missing or the sources are not that
         version: what is rendered is always the wording its version names.
         """
+        if (template, locale, version) in self._loaded:
+            return
         parts = self.parts(channel)
         names = [_stored_name(template, locale, part, version) for part in parts]
-        if all(name in self._stored for name in names):
-            return
         if sources is None and self.fetch is not None:
             sources = self.fetch(template, locale, version)
         where = f"template {template!r} ({locale}, version {version})"
@@ -164,6 +165,7 @@ class MessageRenderer:
             raise InputError(f"{where}: the stored sources are not this version")
         for name, part in zip(names, parts):
             self._stored[name] = sources[part]
+        self._loaded.add((template, locale, version))
 
     def render(self, template: str, channel: Channel, locale: str, context: dict[str, Any],
                version: str | None = None) -> RenderedMessage:
