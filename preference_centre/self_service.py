@@ -26,7 +26,7 @@ from orchestrator.campaigns import message_context
 from orchestrator.channels import MessageChannel, build_channels
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel, SuppressionReason
-from orchestrator.errors import SendError
+from orchestrator.errors import InputError, SendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
@@ -92,7 +92,12 @@ async def send_fresh_link(rt: Runtime, claims: LinkClaims,
     if recent_fresh_links(rt, contact.id or 0) >= rt.config.security.fresh_links_per_day:
         record_request(rt, contact.id or 0, "fresh_link", "rate_limited", channel=channel.value)
         return "rate_limited"
-    message = build_fresh_link(rt, contact, claims, channel)
+    try:
+        message = build_fresh_link(rt, contact, claims, channel)
+    except InputError as exc:  # e.g. an imported newlink without this channel's wording
+        log.warning("fresh link not sent: %s", exc)
+        record_request(rt, contact.id or 0, "fresh_link", "failed", channel=channel.value, detail=str(exc)[:200])
+        return "failed"
     own = channels is None
     adapters = channels if channels is not None else build_channels(rt.config)
     try:

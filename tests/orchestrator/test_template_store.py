@@ -28,7 +28,7 @@ from orchestrator.template_store import (
     list_templates,
     template_names,
 )
-from preference_centre.self_service import build_fresh_link
+from preference_centre.self_service import build_fresh_link, send_fresh_link
 from tests.support.factories import person, plan, run
 
 PROMO = {
@@ -238,6 +238,8 @@ def test_a_fresh_link_uses_the_current_imported_newlink(
     assert message.meta["template_version"] == wording_version([("sms.txt", b"Lien : {{ page_url }}")])
     with pytest.raises(InputError, match="has no email wording"):  # never the shipped email instead
         build_fresh_link(rt, contact, claims, Channel.EMAIL)
+    by_email = LinkClaims(contact_id=contact.id or 0, campaign_id=1, channel="email")
+    assert run(send_fresh_link(rt, by_email, channels={})) == "failed"  # recorded; no error page
 
 
 def test_a_stored_version_renders_fast_as_full_and_only_as_itself(tmp_path: Path) -> None:
