@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
 from sqlmodel import Session
 
@@ -20,6 +21,7 @@ from orchestrator.errors import InputError, NotFoundError, StateError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.template_store import pin_wordings
 
 
 def load_plan(path: Path) -> CampaignPlan:
@@ -59,13 +61,20 @@ def message_context(rt: Runtime, *, first_name: str | None, page_url: str, unsub
 
 
 def check_plan(rt: Runtime, plan: CampaignPlan) -> None:
-    """Every step's template exists in every locale; SMS fits the segment budget [S6]."""
+    """Every step's template exists and renders in every locale (the pinned version of an imported
+    one); SMS fits the segment budget [S6]."""
     budget = rt.config.sms.segment_budget
     for step in plan.steps:
         for locale in plan.locales:
-            rt.renderer.check(step.template, step.channel, locale)
+            version = plan.wording(step.template, locale, step.channel)
+            rt.renderer.check(step.template, step.channel, locale, version)
+            try:
+                rendered = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale),
+                                              version)
+            except TemplateError as exc:
+                raise InputError(f"steps[{step.index}] ({step.channel.value}, template {step.template!r}, "
+                                 f"{locale}): cannot be rendered: {exc}") from None
             if step.channel is Channel.SMS:
-                rendered = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale))
                 seg = count_segments(rendered.text)
                 if seg.segments > budget:
                     extra = f"; characters forcing UCS-2: {' '.join(seg.ucs2_chars)}" if seg.ucs2_chars else ""
@@ -77,6 +86,8 @@ def check_plan(rt: Runtime, plan: CampaignPlan) -> None:
 
 
 def create_campaign(rt: Runtime, plan: CampaignPlan) -> int:
+    """A draft campaign; the versions of the imported templates it sends are pinned now."""
+    plan = pin_wordings(rt, plan)
     check_plan(rt, plan)
     with session_scope(rt.engine) as session:
         campaign = Campaign(name=plan.name, state=CampaignState.DRAFT, plan=plan.to_mapping(),
@@ -91,7 +102,7 @@ def get_campaign(session: Session, campaign_id: int) -> tuple[Campaign, Campaign
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFoundError(f"campaign {campaign_id} does not exist")
-    return campaign, CampaignPlan.from_mapping(campaign.plan)
+    return campaign, CampaignPlan.from_mapping(campaign.plan, stored=True)
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,8 @@ def preview_campaign(rt: Runtime, campaign_id: int) -> list[StepPreview]:
     out = []
     for step in plan.steps:
         for locale in plan.locales:
-            r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale))
+            r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale),
+                                   plan.wording(step.template, locale, step.channel))
             seg = count_segments(r.text) if step.channel is Channel.SMS else None
             out.append(StepPreview(step.index, step.day, step.channel.value, step.template, locale,
                                    r.subject, r.text, r.html,

@@ -82,6 +82,7 @@ from orchestrator.store.db import (
     run_in_transaction,
 )
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.template_store import load_pinned
 
 log = logging.getLogger("reconsent.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
@@ -690,12 +691,16 @@ class Dispatcher:
 
     def _plan(self, conn: Connection, campaign_id: int, created_at: Any) -> CampaignPlan:
         """The campaign's parsed plan, read and parsed once per worker (a plan never changes after
-        the campaign is created; the creation time guards against a reused id)."""
+        the campaign is created; the creation time guards against a reused id), with the sources of
+        the imported wording versions it pins handed to the renderer (messages are built on the
+        event loop: no query there)."""
         cache_key = (campaign_id, created_at)
         plan = self._plans.get(cache_key)
         if plan is None:
             mapping = conn.execute(select(Campaign.plan).where(Campaign.id == campaign_id)).scalar_one()
-            plan = self._plans[cache_key] = CampaignPlan.from_mapping(mapping)
+            plan = CampaignPlan.from_mapping(mapping, stored=True)
+            load_pinned(conn, self.rt.renderer, plan)
+            self._plans[cache_key] = plan
         return plan
 
     def _recheck_and_mark(self, claim_id: str, ids: list[int], conn: Connection) -> _Prepared:
@@ -819,7 +824,7 @@ class Dispatcher:
         code = code or rt.links.short_code(row.id)
         ctx = message_context(rt, first_name=contact.first_name, page_url=page_url, unsubscribe_url=unsubscribe_url,
                               short_url=rt.url("/s/" + code), deadline=deadline, locale=locale)
-        rendered = rt.renderer.render(row.template, channel, locale, ctx)
+        rendered = rt.renderer.render(row.template, channel, locale, ctx, plan.wording(row.template, locale, channel))
         meta = {"template_version": rendered.version, "locale": locale}
         key = f"c{row.campaign_id}-k{row.contact_id}-s{row.step}-{channel.value}"
         if channel is Channel.EMAIL:

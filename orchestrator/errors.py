@@ -52,3 +52,11 @@ class PermanentSendError(SendError):
         super().__init__(reason, code=code)
         #: suppression reason to record for the address (bounced, sms_stop), or None
         self.suppress = suppress
+
+
+class TemplateProblems(InputError):
+    """Templates refused: every problem found, one line each (``reconsent templates import``)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

@@ -28,6 +28,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, Enrolment
 from orchestrator.sweep import SweepReport, expire_pending
+from orchestrator.template_store import pin_wordings
 
 
 @dataclass
@@ -59,6 +60,7 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
             .order_by(Campaign.id.desc())  # type: ignore[union-attr]
         ).scalars().first()
         if campaign is None:
+            plan = pin_wordings(rt, plan)
             check_plan(rt, plan)
             campaign = Campaign(name=plan.name, state=CampaignState.RUNNING.value, plan=plan.to_mapping(),
                                 created_at=now, launched_at=now, deadline_at=None)

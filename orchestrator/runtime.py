@@ -34,7 +34,11 @@ class Runtime:
 
     @cached_property
     def renderer(self) -> MessageRenderer:
-        return MessageRenderer()
+        """Shipped templates from the package; imported ones by version from the database."""
+        from orchestrator.template_store import fetch_wording
+
+        return MessageRenderer(fetch=lambda template, locale, version: fetch_wording(
+            self.engine, template, locale, version))
 
     def key_for(self, address: str) -> SuppressionKey:
         return suppression_key(self.config.suppression_secret(), address)

@@ -26,11 +26,12 @@ from orchestrator.campaigns import message_context
 from orchestrator.channels import MessageChannel, build_channels
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel, SuppressionReason
-from orchestrator.errors import SendError
+from orchestrator.errors import InputError, SendError
 from orchestrator.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, SelfServiceRequest, SuppressionEntry
+from orchestrator.template_store import wording_now
 
 log = logging.getLogger("reconsent.web")
 
@@ -91,7 +92,12 @@ async def send_fresh_link(rt: Runtime, claims: LinkClaims,
     if recent_fresh_links(rt, contact.id or 0) >= rt.config.security.fresh_links_per_day:
         record_request(rt, contact.id or 0, "fresh_link", "rate_limited", channel=channel.value)
         return "rate_limited"
-    message = build_fresh_link(rt, contact, claims, channel)
+    try:
+        message = build_fresh_link(rt, contact, claims, channel)
+    except InputError as exc:  # e.g. an imported newlink without this channel's wording
+        log.warning("fresh link not sent: %s", exc)
+        record_request(rt, contact.id or 0, "fresh_link", "failed", channel=channel.value, detail=str(exc)[:200])
+        return "failed"
     own = channels is None
     adapters = channels if channels is not None else build_channels(rt.config)
     try:
@@ -117,12 +123,11 @@ def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel:
     fresh = LinkClaims(contact_id=contact.id, campaign_id=claims.campaign_id, channel=channel.value)
     page_url = rt.url("/p/" + rt.links.dumps("page", fresh))
     unsubscribe_url = rt.url("/u/" + rt.links.dumps("unsubscribe", fresh))
-    locales = rt.renderer.available_locales(FRESH_LINK_TEMPLATE)
-    locale = contact.locale if contact.locale in locales else "fr"
+    locale, version = wording_now(rt, FRESH_LINK_TEMPLATE, channel, contact.locale)
     deadline = rt.clock.now() + timedelta(days=cfg.security.page_link_max_age_days)
     ctx = message_context(rt, first_name=contact.first_name, page_url=page_url, unsubscribe_url=unsubscribe_url,
                           short_url=page_url, deadline=deadline, locale=locale)
-    rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx)
+    rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx, version)
     stamp = int(rt.clock.now().timestamp())
     key = f"newlink-k{contact.id}-{channel.value}-{stamp}"
     meta = {"template_version": rendered.version, "locale": locale}

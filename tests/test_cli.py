@@ -97,6 +97,45 @@ def test_errors_are_one_line_with_exit_1_and_usage_is_2(cli, tmp_path: Path) -> 
     assert env_bad.returncode == 1 and "RECONSENT_NOW" in env_bad.stderr
 
 
+def test_templates_import_list_and_a_campaign_that_sends_them(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    mine = tmp_path / "mine" / "promo" / "fr"
+    mine.mkdir(parents=True)
+    (mine / "sms.txt").write_text("{{ sender.name }} : on reste en contact ? {{ short_url }} STOP\n")
+    imported = cli("templates", "import", str(tmp_path / "mine")).stdout.splitlines()
+    version = imported[0].split("\t")[3]
+    assert imported[0] == f"promo\tfr\tsms\t{version}\tnew"
+    listed = cli("templates", "list").stdout.splitlines()
+    assert listed[0] == "name\tlocale\tchannel\tversion\tsource\tstate\timported_at"
+    assert f"promo\tfr\tsms\t{version}\timported\tcurrent\t2026-11-25T09:00:00Z" in listed
+    assert any(line.startswith("reconsent\tfr\tsms\t") and "\tshipped\tcurrent" in line for line in listed)
+
+    broken = tmp_path / "broken"
+    (broken / "promo" / "fr").mkdir(parents=True)
+    (broken / "promo" / "fr" / "sms.txt").write_text("changed {{ short_url }")
+    (broken / "promo" / "fr" / "body.txt").write_text("half an email")
+    proc = cli("templates", "import", str(broken), check=False)
+    assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"{broken}/promo/fr/sms.txt: line 1: unexpected '}}'",
+        f"{broken}/promo/fr: an email template needs subject.txt, body.txt, body.html; missing subject.txt, body.html",
+    ]
+    assert cli("templates", "list").stdout.splitlines() == listed  # nothing stored
+    assert cli("templates", "import", str(tmp_path / "nowhere"), check=False).returncode == 2
+
+    write_contacts(tmp_path / "c.csv", [person(1)])
+    cli("contacts", "import", str(tmp_path / "c.csv"))
+    (tmp_path / "promo.toml").write_text('name = "Promo"\ndeadline_days = 30\nlocales = ["fr"]\n'
+                                         '[[steps]]\nday = 0\nchannel = "sms"\ntemplate = "promo"\n')
+    campaign_id = cli("campaign", "create", str(tmp_path / "promo.toml")).stdout.strip()
+    cli("campaign", "launch", campaign_id)
+    assert "sent 1" in cli("dispatch", "--once").stdout
+    sms = json.loads((tmp_path / "sms.jsonl").read_text().splitlines()[0])
+    assert sms["body"].startswith("Boutique Lumière : on reste en contact ? http://127.0.0.1:8000/s/")
+    evidence = json.loads(cli("evidence", "campaign", campaign_id).stdout)
+    assert evidence["contacts"][0]["messages"][0]["template_version"] == version
+
+
 def test_dsr_export_and_erase_keep_suppression(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cli("init")
     cli("contacts", "import", str(write_contacts(tmp_path / "c.csv", [person(1)])))

@@ -39,11 +39,19 @@ class CampaignPlan:
     steps: tuple[Step, ...]
     default_locale: str = "fr"
     locales: tuple[str, ...] = field(default=("fr", "en"))
+    #: the stored version of each imported template the campaign sends, ``template/locale/channel``
+    #: → version, pinned when the campaign is created (orchestrator.template_store.pin_wordings);
+    #: a template without one is the shipped template of that name
+    wordings: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, where: str = "campaign") -> CampaignPlan:
-        """Validate a parsed campaign TOML; every error names the key and what is expected."""
-        _no_unknown(data, _TOP_KEYS, where)
+    def from_mapping(cls, data: Mapping[str, Any], *, where: str = "campaign", stored: bool = False) -> CampaignPlan:
+        """Validate a parsed campaign TOML; every error names the key and what is expected.
+
+        ``stored``: a campaign's plan as saved at creation, which may hold its pinned ``wordings``
+        (a campaign file may not: they are pinned when the campaign is created).
+        """
+        _no_unknown(data, _TOP_KEYS | {"wordings"} if stored else _TOP_KEYS, where)
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"{where}: 'name' is required (a non-empty string)")
@@ -105,6 +113,10 @@ class CampaignPlan:
         locales = data.get("locales", ["fr", "en"])
         if not isinstance(locales, list) or default_locale not in locales:
             raise InputError(f"{where}: 'default_locale' ({default_locale!r}) must be one of 'locales'")
+        wordings = data.get("wordings", {})
+        if not isinstance(wordings, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in wordings.items()):
+            raise InputError(f"{where}: 'wordings' must map 'template/locale/channel' to a version")
         return cls(
             name=name.strip(),
             deadline_days=deadline,
@@ -112,9 +124,11 @@ class CampaignPlan:
             steps=tuple(steps),
             default_locale=default_locale,
             locales=tuple(locales),
+            wordings=dict(wordings),
         )
 
     def to_mapping(self) -> dict[str, Any]:
+        wordings = {"wordings": dict(self.wordings)} if self.wordings else {}
         return {
             "name": self.name,
             "deadline_days": self.deadline_days,
@@ -128,7 +142,18 @@ class CampaignPlan:
             "steps": [
                 {"day": s.day, "channel": str(s.channel), "template": s.template} for s in self.steps
             ],
+            **wordings,
         }
+
+    def wording(self, template: str, locale: str, channel: Channel) -> str | None:
+        """The pinned version of an imported template; None: the shipped template of that name.
+
+        >>> plan = CampaignPlan.from_mapping({"name": "x", "deadline_days": 9, "wordings": {"t/fr/sms": "ab12"},
+        ...     "steps": [{"day": 0, "channel": "sms", "template": "t"}]}, stored=True)
+        >>> plan.wording("t", "fr", Channel.SMS), plan.wording("t", "en", Channel.SMS)
+        ('ab12', None)
+        """
+        return self.wordings.get(wording_key(template, locale, channel)) if self.wordings else None
 
     @property
     def first_channel(self) -> Channel:
@@ -146,6 +171,11 @@ class CampaignPlan:
             if lang in self.locales:
                 return lang
         return self.default_locale
+
+
+def wording_key(template: str, locale: str, channel: Channel) -> str:
+    """How :attr:`CampaignPlan.wordings` names a template's wording: ``reconsent/fr/email``."""
+    return f"{template}/{locale}/{channel.value}"
 
 
 def _positive_int(value: Any, label: str) -> int:

@@ -128,6 +128,32 @@ class Wording(SQLModel, table=True):
     first_seen_at: datetime
 
 
+class MessageTemplate(SQLModel, table=True):
+    """One part of one version of an imported message template (``reconsent templates import``).
+
+    ``version`` is the wording version of the part's channel, computed as for shipped templates
+    (:func:`orchestrator.rendering.wording_version`): the value outbox rows record as
+    ``template_version``, so a message's exact wording can always be found again. Rows are never
+    updated but for ``revision``/``imported_at``: the import that last made this version the
+    current one (the highest revision of a template, locale and part is what new campaigns use).
+    """
+
+    __tablename__ = "message_template"
+    __table_args__ = (
+        UniqueConstraint("name", "locale", "part", "version"),
+        Index("ix_message_template_current", "name", "locale", "part", "revision"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    locale: str
+    part: str  # subject.txt | body.txt | body.html | sms.txt
+    source: str = Field(sa_column=Column(Text, nullable=False))
+    version: str
+    revision: int
+    created_at: datetime  # first imported
+    imported_at: datetime  # last made current
+
+
 class SuppressionEntry(SQLModel, table=True):
     """The liste repoussoir: keyed HMAC only, never the address [R3]."""
 

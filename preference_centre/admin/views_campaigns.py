@@ -27,6 +27,7 @@ from orchestrator.errors import NotFoundError, ReconsentError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Enrolment
+from orchestrator.template_store import template_names
 from preference_centre.admin import audit, charts
 from preference_centre.admin.auth import Role
 from preference_centre.admin.forms import STEP_ROWS, plan_from_form, plan_from_toml
@@ -57,11 +58,6 @@ ACTIONS = {
 }
 
 
-def _templates(rt: Runtime) -> list[str]:
-    root = rt.renderer.root
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
-
-
 def _campaign_id(request: Request) -> int:
     raw = request.path_params["campaign_id"]
     return int(raw)
@@ -77,7 +73,7 @@ def _new_form(request: Request, *, status_code: int = 200, problem: str | None =
     }
     return render(request, "campaign_new.html", status_code=status_code, problem=problem,
                   values={**defaults, **(values or {})}, kinds=kinds or ["customer", "prospect"],
-                  rows=range(STEP_ROWS), templates=_templates(rt_of(request)))
+                  rows=range(STEP_ROWS), templates=template_names(rt_of(request)))
 
 
 @guard(role=Role.ADMIN)
