@@ -110,7 +110,7 @@ def test_a_campaign_end_to_end_from_an_empty_folder(installed: Installed, tmp_pa
     assert "2 created" in installed.run("contacts", "import", "contacts.csv", cwd=tmp_path, **env).stdout
     campaign_id = installed.run("campaign", "create", "winter.toml", cwd=tmp_path, **env).stdout.strip()
     preview = installed.run("campaign", "preview", campaign_id, cwd=tmp_path, **env).stdout
-    assert "Boutique Exemple" in preview
+    assert "Boutique Lumière" in preview
     installed.run("campaign", "launch", campaign_id, cwd=tmp_path, **env)
     installed.run("dispatch", "--once", cwd=tmp_path, **env)
     emails = sorted((tmp_path / "var" / "outbox").glob("*.eml"))
@@ -139,7 +139,7 @@ def test_a_campaign_end_to_end_from_an_empty_folder(installed: Installed, tmp_pa
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
         status, page = get(link)
-        assert status == 200 and "Boutique Exemple" in page
+        assert status == 200 and "Boutique Lumière" in page
         assert get(f"http://127.0.0.1:{port}/static/style.css")[0] == 200
         assert get(f"http://127.0.0.1:{port}/admin/login")[0] == 200
         assert get(f"http://127.0.0.1:{port}/admin/static/admin.css")[0] == 200
