@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import socket
 import threading
@@ -39,7 +40,7 @@ from typing import Any
 
 import uvicorn
 
-from orchestrator.dispatch import DispatchReport, Dispatcher
+from orchestrator.dispatch import Dispatcher, DispatchReport
 from orchestrator.errors import ReconsentError
 from orchestrator.heartbeat import DISPATCHER, Heartbeat
 from orchestrator.runtime import Runtime
@@ -68,7 +69,8 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
-        raise ReconsentError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ReconsentError(f"cannot listen on {host}:{port}: {why}") from None
 
 
 async def run_service(rt: Runtime, host: str, port: int, stop: asyncio.Event | None = None) -> DispatchReport:

@@ -11,7 +11,14 @@ from sqlmodel import Session
 
 from orchestrator import scheduler as sched
 from orchestrator.domain.clock import FixedClock, SystemClock
-from orchestrator.heartbeat import ALIVE_WITHIN, DISPATCHER, FORGET_AFTER, SCHEDULER, Heartbeat, service_status
+from orchestrator.heartbeat import (
+    ALIVE_WITHIN,
+    DISPATCHER,
+    FORGET_AFTER,
+    SCHEDULER,
+    Heartbeat,
+    service_status,
+)
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ServiceHeartbeat
 from tests.conftest import T0
