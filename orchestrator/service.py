@@ -79,26 +79,30 @@ async def run_service(rt: Runtime, host: str, port: int, stop: asyncio.Event | N
     from preference_centre.app import create_app
 
     jobs(rt, SKIPPED_JOBS)  # configuration errors stop here, before anything starts
+    server = _Server(uvicorn.Config(create_app(rt), host=host, port=port, **uvicorn_options(rt)))
     sock = listen(host, port)
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    server = _Server(uvicorn.Config(create_app(rt), host=host, port=port, **uvicorn_options(rt)))
     scheduler_stop = threading.Event()
     scheduler_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scheduler")
-    parts: dict[str, asyncio.Future[Any]] = {
-        "web server": asyncio.ensure_future(_web(server, sock)),
-        "dispatcher": asyncio.ensure_future(_dispatch(rt, stop)),
-        "scheduler": asyncio.ensure_future(loop.run_in_executor(scheduler_thread, functools.partial(
-            run_scheduler, rt, scheduler_stop, skip=SKIPPED_JOBS))),
-    }
-    log.info("reconsent run: pages on http://%s:%d/ (console under /admin/), a dispatcher, the scheduler",
-             host, sock.getsockname()[1], extra={"fields": {"role": "run"}})
+    parts: dict[str, asyncio.Future[Any]] = {"web server": asyncio.ensure_future(_web(server, sock))}
     stopping = asyncio.ensure_future(stop.wait())
     ended: list[str] = []
     try:
+        # The web server starts first and alone: its start-up changes how the shared engine opens
+        # connections (SQLite: WAL checkpoints from a thread, preference_centre.app), which must not
+        # happen while another thread is opening one.
+        while not (server.started or parts["web server"].done() or stop.is_set()):
+            await asyncio.sleep(0.05)
+        if server.started and not stop.is_set():
+            parts["dispatcher"] = asyncio.ensure_future(_dispatch(rt, stop))
+            parts["scheduler"] = asyncio.ensure_future(loop.run_in_executor(scheduler_thread, functools.partial(
+                run_scheduler, rt, scheduler_stop, skip=SKIPPED_JOBS)))
+            log.info("reconsent run: pages on http://%s:%d/ (console under /admin/), a dispatcher, the scheduler",
+                     host, sock.getsockname()[1], extra={"fields": {"role": "run"}})
         await asyncio.wait([stopping, *parts.values()], return_when=asyncio.FIRST_COMPLETED)
         if not stop.is_set():  # a part ended without being asked to
             ended = [name for name, part in parts.items() if part.done()]
@@ -113,14 +117,14 @@ async def run_service(rt: Runtime, host: str, port: int, stop: asyncio.Event | N
         scheduler_thread.shutdown(wait=True)
         sock.close()
     failures = {name: r for name, r in results.items() if isinstance(r, BaseException)}
-    for name, error in failures.items():
-        log.error("%s failed", name, exc_info=error)
+    for name, error in failures.items():  # an expected refusal in one line, anything else with its trace
+        log.error("%s failed: %s", name, error, exc_info=None if isinstance(error, ReconsentError) else error)
     if ended or failures:
         name = ended[0] if ended else next(iter(failures))
         why = f": {failures[name]}" if name in failures else ""
         raise ReconsentError(f"{name} stopped unexpectedly{why}; the other parts were stopped")
     log.info("reconsent run stopped")
-    report = results["dispatcher"]
+    report = results.get("dispatcher", DispatchReport())  # stopped before it started: nothing sent
     assert isinstance(report, DispatchReport)
     return report
 

@@ -114,3 +114,14 @@ def test_run_scheduler_beats_standby_then_active_then_stopped(make_rt: Callable[
         worker.join(30)
         sched._RUNTIME = None
     assert not worker.is_alive() and not service_status(rt).scheduler.alive
+
+
+def test_reconsent_dispatch_once_beats_and_leaves_its_row_to_age(rt: Runtime) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+
+    result = CliRunner().invoke(main, ["dispatch", "--once"], env={"RECONSENT_DATABASE__URL": rt.config.database_url})
+    assert result.exit_code == 0, result.output
+    status = service_status(rt)
+    assert [p.state for p in status.dispatcher.processes] == ["once"] and status.dispatching

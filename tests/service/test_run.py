@@ -3,6 +3,7 @@ runs the scheduler's sweep, writes heartbeats, and stops cleanly on SIGTERM; ref
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -162,3 +163,25 @@ def test_run_refuses_in_one_line(make_rt: Callable[..., Runtime], tmp_path: Path
     assert fresh.exit_code == 1 and "not initialised: run `reconsent init` first" in fresh.stderr
     usage = _run(rt, "--port", "eighty")
     assert usage.exit_code == 2 and "--port" in usage.stderr
+
+
+def test_a_part_that_stops_on_its_own_stops_the_others_and_is_named(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: the scheduler loses its lock; the web server and the dispatcher are stopped too."""
+    from orchestrator import service
+    from orchestrator.errors import ReconsentError
+
+    def scheduler_losing_its_lock(*_: object, **__: object) -> None:
+        time.sleep(0.5)
+        raise ReconsentError("lost the scheduler lock (database unreachable or lease expired)")
+
+    monkeypatch.setattr(service, "run_scheduler", scheduler_losing_its_lock)
+
+    async def main() -> None:
+        await service.run_service(rt, "127.0.0.1", 0, stop=asyncio.Event())
+
+    with pytest.raises(ReconsentError, match=r"^scheduler stopped unexpectedly: lost the scheduler lock"):
+        asyncio.run(asyncio.wait_for(main(), 60))
+    status = service_status(rt)
+    assert not status.dispatcher.alive and status.dispatcher.last_seen is not None  # stopped, not killed
