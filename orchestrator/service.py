@@ -3,7 +3,7 @@ scheduler in one process, on one asyncio loop.
 
 * **web**: uvicorn's ``Server`` serving ``create_app(rt)`` (preference centre, ``/admin`` console,
   Twilio webhooks, ``/healthz``) on a socket bound before anything starts, so a port in use is a
-  one-line refusal rather than a half-started service;
+  one-line refusal rather than a half-started service; it starts first, the other two once it has;
 * **dispatcher**: a :class:`~orchestrator.dispatch.Dispatcher` polling (``run_forever``) on the same
   loop, with its heartbeat;
 * **scheduler**: :func:`~orchestrator.scheduler.run_scheduler` in a thread of its own (APScheduler 3
