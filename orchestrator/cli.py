@@ -327,6 +327,7 @@ def dispatch(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
     sent, and exits 0.
     """
     from orchestrator.dispatch import Dispatcher
+    from orchestrator.heartbeat import DISPATCHER, Heartbeat
 
     rt = get_rt(ctx)
     if not once:
@@ -341,6 +342,9 @@ def dispatch(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
 
     async def run() -> str:
         dispatcher = Dispatcher(rt)
+        # the console shows whether a dispatcher is alive; a --once run (from cron, say) leaves its
+        # heartbeat to age rather than marking it stopped, so it counts until the next one
+        heartbeat = await asyncio.to_thread(Heartbeat(rt.engine, DISPATCHER, state="once" if once else "running").start)
         try:
             if once:
                 # SIGTERM/SIGINT: stop claiming, finish the sends in flight, release the rest.
@@ -358,6 +362,7 @@ def dispatch(ctx: click.Context, once: bool, metrics_port: int | None) -> None:
                 report = await dispatcher.run_forever(stop)
         finally:
             await dispatcher.close()
+            await asyncio.to_thread(heartbeat.stop, mark_stopped=not once)
         return report.summary()
 
     click.echo(asyncio.run(run()))
@@ -432,6 +437,29 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     rt = get_rt(ctx)
     serve_forever(rt, host or rt.config.server.host, port or rt.config.server.port)
+
+
+@main.command("run")
+@click.option("--host", default=None, help="Address to listen on (default: server.host).")
+@click.option("--port", default=None, type=int, help="Port (default: server.port).")
+@click.pass_context
+@fail_cleanly
+def run_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run everything one machine needs in one process: the preference centre and console, a
+    dispatcher and the scheduler (without its dispatch job: the dispatcher sends).
+
+    SIGTERM/SIGINT stops all three cleanly (sends in flight finished, unsent claims released, the
+    scheduler lock freed) and exits 0; if one part stops on its own, the others are stopped and it
+    exits 1. To scale out, run `serve`, `dispatch` and `scheduler` separately instead.
+    """
+    from orchestrator.server import prepare_logging
+    from orchestrator.service import run_service
+
+    rt = get_rt(ctx)
+    prepare_logging(rt)
+    report = asyncio.run(run_service(rt, host or rt.config.server.host,
+                                     rt.config.server.port if port is None else port))
+    click.echo(report.summary())
 
 
 # -- suppression ------------------------------------------------------------------------------------

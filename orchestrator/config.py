@@ -155,13 +155,13 @@ class DispatchConfig:
     lease_seconds: int = _doc("How long a claim is held before another dispatcher may take it over", 300)
     retry_base_seconds: float = _doc("First retry delay after a transient failure (doubles each time, with jitter)", 60.0)
     retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0)
-    poll_seconds: float = _doc("Idle wait between polls of `reconsent dispatch` without --once", 5.0)
+    poll_seconds: float = _doc("Idle wait between polls of `reconsent dispatch` without --once, and of the dispatcher of `reconsent run`", 5.0)
     metrics_port: int = _doc("Serve this dispatcher's Prometheus metrics on 127.0.0.1:PORT (0: off; --metrics-port)", 0)
 
 
 @dataclass
 class SchedulerConfig:
-    dispatch_cron: str = _doc("Cron expression (5 fields) for sending due messages", "* * * * *")
+    dispatch_cron: str = _doc("Cron expression (5 fields) for sending due messages (`reconsent run` leaves this job out: its own dispatcher sends)", "* * * * *")
     sweep_cron: str = _doc("Cron expression for the deadline sweep", "15 3 * * *")
     retention_cron: str = _doc("Cron expression for the retention run (data past its retention period)", "45 3 * * *")
     timezone: str = _doc("Time zone the cron expressions are read in", "Europe/Paris")
@@ -180,8 +180,8 @@ class LoggingConfig:
 
 @dataclass
 class ServerConfig:
-    host: str = _doc("Address `reconsent serve` listens on", "127.0.0.1")
-    port: int = _doc("Port `reconsent serve` listens on", 8000)
+    host: str = _doc("Address `reconsent serve` and `reconsent run` listen on", "127.0.0.1")
+    port: int = _doc("Port `reconsent serve` and `reconsent run` listen on", 8000)
     max_body_bytes: int = _doc("Largest request body accepted", 16384)
     post_rate_per_minute: int = _doc("POSTs allowed per client IP per minute", 30)
     metrics_allow: list[str] = _doc('Client addresses allowed to read /metrics ("*": anyone; empty: nobody)', factory=lambda: ["127.0.0.1", "::1"])

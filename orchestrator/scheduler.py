@@ -9,6 +9,11 @@
 * APScheduler must not share a job store between two running schedulers, so only the holder of the
   database lock (:mod:`orchestrator.locks`) runs one; any other ``reconsent scheduler`` waits as a
   standby and takes over when the holder dies.
+* Each scheduler process writes a heartbeat (:mod:`orchestrator.heartbeat`): standby, or active with
+  its jobs; the console shows it.
+* ``reconsent run`` runs a dispatcher of its own, so its scheduler leaves the ``dispatch`` job out
+  (``skip``): one sender per process, polling every ``dispatch.poll_seconds`` rather than waiting
+  for the next minute.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import importlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +34,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from orchestrator.domain.clock import Clock
 from orchestrator.errors import ConfigError, ReconsentError
+from orchestrator.heartbeat import SCHEDULER, Heartbeat
 from orchestrator.locks import LeaderLock, leader_lock
 from orchestrator.runtime import Runtime
 
@@ -92,11 +98,14 @@ def _resolve(ref: str) -> Callable[[Runtime], Any]:
         raise ConfigError(f"scheduler job function {ref!r} does not exist in this version") from None
 
 
-def jobs(rt: Runtime) -> list[tuple[str, Callable[[Runtime], Any], CronTrigger]]:
-    """The configured jobs: (name, function, trigger); jobs with an empty cron expression are off."""
+def jobs(rt: Runtime, skip: Collection[str] = ()) -> list[tuple[str, Callable[[Runtime], Any], CronTrigger]]:
+    """The configured jobs: (name, function, trigger); jobs with an empty cron expression are off,
+    and so are the job types named in ``skip``."""
     cfg = rt.config.scheduler
     out = []
     for job in JOB_TYPES.values():
+        if job.name in skip:
+            continue
         expr = str(getattr(cfg, job.cron_key, "") or "").strip()
         if not expr:
             continue
@@ -149,13 +158,13 @@ def build_scheduler(rt: Runtime, scheduler_cls: Any = ServiceScheduler) -> Any:
     )
 
 
-def sync_jobs(scheduler: Any, rt: Runtime) -> list[str]:
+def sync_jobs(scheduler: Any, rt: Runtime, skip: Collection[str] = ()) -> list[str]:
     """Make the stored jobs match config. Unchanged jobs keep their stored next run time (so a run
-    missed during downtime still fires once); changed ones are replaced; unknown ones removed.
-    Call on a scheduler started paused."""
+    missed during downtime still fires once); changed ones are replaced; unknown ones (and those in
+    ``skip``) removed. Call on a scheduler started paused."""
     global _RUNTIME
     _RUNTIME = rt
-    wanted = jobs(rt)
+    wanted = jobs(rt, skip)
     stored = {job.id: job for job in scheduler.get_jobs()}
     for name, _func, trigger in wanted:
         old = stored.pop(name, None)
@@ -169,15 +178,27 @@ def sync_jobs(scheduler: Any, rt: Runtime) -> list[str]:
 
 
 def run_scheduler(rt: Runtime, stop: threading.Event | None = None, *, lock: LeaderLock | None = None,
-                  lease_clock: Clock | None = None) -> None:
-    """Wait for the lock (standby), then run the jobs until ``stop`` (SIGTERM/SIGINT) or the lock is lost."""
+                  lease_clock: Clock | None = None, skip: Collection[str] = ()) -> None:
+    """Wait for the lock (standby), then run the jobs until ``stop`` (SIGTERM/SIGINT) or the lock is
+    lost. ``lease_clock`` (a real clock by default) times the lock's lease and the heartbeat;
+    job types in ``skip`` are not run (and removed from the job store while this one is active)."""
     cfg = rt.config.scheduler
     if stop is None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())  # type: ignore[union-attr]
-    jobs(rt)  # configuration errors stop here, before waiting for anything
+    jobs(rt, skip)  # configuration errors stop here, before waiting for anything
     lock = lock or leader_lock(rt.engine, LOCK_NAME, cfg.lock_lease_seconds, lease_clock)
+    heartbeat = Heartbeat(rt.engine, SCHEDULER, state="standby", clock=lease_clock).start()
+    try:
+        _run_locked(rt, stop, lock, heartbeat, skip)
+    finally:
+        heartbeat.stop()
+
+
+def _run_locked(rt: Runtime, stop: threading.Event, lock: LeaderLock, heartbeat: Heartbeat,
+                skip: Collection[str]) -> None:
+    cfg = rt.config.scheduler
     announced = False
     while not stop.is_set():
         if lock.acquire():
@@ -191,7 +212,8 @@ def run_scheduler(rt: Runtime, stop: threading.Event | None = None, *, lock: Lea
         return
     scheduler = build_scheduler(rt)
     scheduler.start(paused=True)
-    names = sync_jobs(scheduler, rt)
+    names = sync_jobs(scheduler, rt, skip)
+    heartbeat.update("active", ", ".join(names))
     scheduler.resume()
     log.info("scheduler active with jobs: %s", ", ".join(names) or "none",
              extra={"fields": {"role": "active", "holder": lock.holder}})

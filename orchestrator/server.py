@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import uvicorn
 
@@ -36,15 +37,24 @@ def install_log_scrubber() -> None:
         logging.getLogger(name).addFilter(ScrubTokens())
 
 
+def prepare_logging(rt: Runtime) -> None:
+    """Our handler on the root logger (text or JSON, scrubbed); uvicorn's loggers propagate to it."""
+    from orchestrator.logs import configure_logging
+
+    configure_logging(rt.config.logging.format, rt.config.logging.level)
+    install_log_scrubber()
+
+
+def uvicorn_options(rt: Runtime) -> dict[str, Any]:
+    """What ``serve`` and ``run`` both hand to uvicorn besides the app, host and port."""
+    return {"log_level": rt.config.logging.level.lower(), "log_config": None,
+            "proxy_headers": bool(rt.config.public.trusted_proxies),
+            "forwarded_allow_ips": ",".join(rt.config.public.trusted_proxies) or None}
+
+
 def serve_forever(rt: Runtime, host: str, port: int) -> None:
     from preference_centre.app import create_app
 
-    from orchestrator.logs import configure_logging
-
-    # our handler on the root logger (text or JSON, scrubbed); uvicorn's loggers propagate to it
-    configure_logging(rt.config.logging.format, rt.config.logging.level)
-    install_log_scrubber()
+    prepare_logging(rt)
     app = create_app(rt)
-    uvicorn.run(app, host=host, port=port, log_level=rt.config.logging.level.lower(), log_config=None,
-                proxy_headers=bool(rt.config.public.trusted_proxies),
-                forwarded_allow_ips=",".join(rt.config.public.trusted_proxies) or None)
+    uvicorn.run(app, host=host, port=port, **uvicorn_options(rt))

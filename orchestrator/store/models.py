@@ -221,6 +221,22 @@ class ServiceLock(SQLModel, table=True):
     acquired_at: datetime
 
 
+class ServiceHeartbeat(SQLModel, table=True):
+    """One long-running dispatcher or scheduler process saying it is alive (orchestrator.heartbeat).
+    Times come from a real clock, never the business clock (RECONSENT_NOW may freeze that)."""
+
+    __tablename__ = "service_heartbeat"
+    id: str = Field(primary_key=True)  # this process's instance id
+    role: str = Field(index=True)  # dispatcher | scheduler
+    host: str
+    pid: int
+    state: str  # dispatcher: running | once; scheduler: active | standby
+    detail: str = ""  # the active scheduler's jobs ("sweep, evergreen, retention")
+    started_at: datetime
+    seen_at: datetime
+    stopped_at: datetime | None = None
+
+
 class SchedulerJob(SQLModel, table=True):
     """APScheduler 3's SQLAlchemyJobStore table, declared here so migrations own it."""
 

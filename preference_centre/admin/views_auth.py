@@ -7,6 +7,8 @@ from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 
+from orchestrator.domain.model import CampaignState
+from orchestrator.heartbeat import service_status
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign
 from preference_centre.admin import audit, i18n
@@ -93,9 +95,11 @@ async def set_lang(request: Request) -> Response:
 
 @guard()
 async def home(request: Request) -> Response:
-    with session_scope(rt_of(request).engine) as session:
+    rt = rt_of(request)
+    with session_scope(rt.engine) as session:
         campaigns = list(session.execute(select(Campaign).order_by(col(Campaign.id).desc())).scalars())
-    return render(request, "home.html", campaigns=campaigns)
+    return render(request, "home.html", campaigns=campaigns, services=service_status(rt),
+                  running=any(c.state == CampaignState.RUNNING for c in campaigns))
 
 
 @guard()

@@ -24,6 +24,7 @@ from orchestrator.campaigns import (
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, RequestState
 from orchestrator.errors import NotFoundError, ReconsentError
+from orchestrator.heartbeat import service_status
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Enrolment
@@ -111,7 +112,10 @@ async def campaign_page(request: Request) -> Response:
     except NotFoundError as exc:
         return error(request, 404, str(exc))
     size = audience_size(rt, campaign_id) if campaign.state in (CampaignState.DRAFT, CampaignState.SCHEDULED) else None
+    # a running campaign warns when nothing would send it (no dispatcher) or close it (no scheduler)
+    services = service_status(rt) if campaign.state == CampaignState.RUNNING else None
     return render(request, "campaign.html", campaign=campaign, plan=plan, previews=previews, audience=size,
+                  services=services,
                   done=request.query_params.get("done") if request.query_params.get("done") in ACTIONS else None)
 
 

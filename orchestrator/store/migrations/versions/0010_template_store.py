@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = '0010_template_store'
-down_revision = '0008_claim_index'
+down_revision = '0009_service_heartbeat'
 branch_labels = None
 depends_on = None
 
