@@ -1,7 +1,7 @@
 """templates: imported message templates, every version kept (``reconsent templates import``)
 
 Revision ID: 0010_template_store
-Revises: 0008_claim_index
+Revises: 0009_service_heartbeat
 """
 from __future__ import annotations
 
