@@ -38,10 +38,11 @@ def get_rt(ctx: click.Context, *, need_db: bool = True) -> Runtime:
         obj["rt"] = runtime_from_env(obj.get("config"))
     rt: Runtime = obj["rt"]
     if need_db:
-        from orchestrator.store.db import is_initialised
+        from orchestrator.store.db import schema_problem
 
-        if not is_initialised(rt.engine):
-            raise ReconsentError(f"database {rt.config.database_url} is not initialised: run `reconsent init` first")
+        problem = schema_problem(rt.engine)
+        if problem:
+            raise ReconsentError(f"database {rt.config.database_url_shown} {problem}")
     return rt
 
 
@@ -76,7 +77,7 @@ def init(ctx: click.Context, folder: Path | None, production: bool) -> None:
     if folder is None and explicit:
         rt = get_rt(ctx, need_db=False)
         migrate(rt.engine)
-        click.echo(f"database ready: {rt.config.database_url}")
+        click.echo(f"database ready: {rt.config.database_url_shown}")
         return
     report, config = prepare_instance(folder or Path.cwd(), production=production)
     if config is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -232,6 +233,15 @@ class Config:
             if rel and rel != ":memory:":
                 return "sqlite:///" + str(self.path(rel))
         return url
+
+    @property
+    def database_url_shown(self) -> str:
+        """The database URL with any password masked, for messages and logs.
+
+        >>> Config(database=DatabaseConfig(url="postgresql+psycopg://app:s3cret@db/x")).database_url_shown
+        'postgresql+psycopg://app:***@db/x'
+        """
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.database_url)
 
     def signing_secrets(self) -> list[str]:
         return list(self.security.signing_keys)

@@ -79,5 +79,5 @@ def prepare_instance(folder: Path, *, production: bool = False) -> tuple[InitRep
     if production and config_path in report.created:
         return report, None
     config = load_config(config_path)
-    report.database_url = config.database_url
+    report.database_url = config.database_url_shown
     return report, config

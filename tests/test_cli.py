@@ -178,3 +178,21 @@ def test_init_makes_an_instance_folder_and_never_overwrites(tmp_path: Path) -> N
     assert production.exit_code == 0, production.output
     assert "postgresql" in (tmp_path / "prod" / "reconsent.toml").read_text()
     assert not (tmp_path / "prod" / "var" / "reconsent.db").exists()  # the schema waits for the real URL
+
+
+def test_a_database_left_at_an_older_schema_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli import main
+    from orchestrator.store.db import downgrade, make_engine
+
+    env = {"RECONSENT_CONFIG": None, "RECONSENT_DATABASE__URL": f"sqlite:///{tmp_path / 'old.db'}"}
+    assert CliRunner().invoke(main, ["--config", str(tmp_path / "none.toml"), "init"], env=env).exit_code == 1
+    (tmp_path / "site.toml").write_text("")
+    assert CliRunner().invoke(main, ["--config", str(tmp_path / "site.toml"), "init"], env=env).exit_code == 0
+    downgrade(make_engine(env["RECONSENT_DATABASE__URL"]), "0008_claim_index")
+    old = CliRunner().invoke(main, ["--config", str(tmp_path / "site.toml"), "campaign", "list"], env=env)
+    assert old.exit_code == 1
+    assert "has schema revision 0008_claim_index" in old.output and "run `reconsent init` to upgrade it" in old.output
+    assert CliRunner().invoke(main, ["--config", str(tmp_path / "site.toml"), "init"], env=env).exit_code == 0
+    assert CliRunner().invoke(main, ["--config", str(tmp_path / "site.toml"), "campaign", "list"], env=env).exit_code == 0

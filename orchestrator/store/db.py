@@ -204,3 +204,20 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def is_initialised(engine: Engine) -> bool:
     return inspect(engine).has_table("alembic_version")
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this code cannot work on the database, or None: not initialised, or its schema is at
+    another revision than this version's migrations (an upgrade without `reconsent init`)."""
+    if not is_initialised(engine):
+        return "is not initialised: run `reconsent init` first"
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current != heads:
+        return (f"has schema revision {', '.join(sorted(current)) or 'none'} but this version of Reconsent needs "
+                f"{', '.join(sorted(heads))}: run `reconsent init` to upgrade it")
+    return None

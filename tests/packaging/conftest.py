@@ -52,9 +52,12 @@ class Installed:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     work = tmp_path_factory.mktemp("wheel")
     dist = work / "dist"
-    # the build tools come from the test environment (no isolated build env to fetch)
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+    # The sdist, then the wheel built from the unpacked sdist (as `python -m build` does): this checks
+    # the sdist too, and no stale build/ folder of the checkout can slip old modules into the wheel.
+    # The build tools come from the test environment (no isolated build environment to fetch).
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
                    check=True, capture_output=True, timeout=600)
+    assert len(list(dist.glob("reconsent-*.tar.gz"))) == 1
     wheels = list(dist.glob("reconsent-*.whl"))
     assert len(wheels) == 1, wheels
     env_dir = work / "venv"
