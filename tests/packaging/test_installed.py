@@ -154,3 +154,26 @@ def test_a_campaign_end_to_end_from_an_empty_folder(installed: Installed, tmp_pa
     assert "Traceback" not in output
     status_json = json.loads(installed.run("campaign", "status", campaign_id, "--json", cwd=tmp_path, **env).stdout)
     assert status_json["enrolled"] == 2 and status_json["confirmed"] == 1
+
+
+def test_run_serves_and_stops_cleanly_from_an_empty_folder(installed: Installed, tmp_path: Path) -> None:
+    port = free_port()
+    installed.run("init", cwd=tmp_path)
+    service = subprocess.Popen([installed.reconsent, "run", "--port", str(port)], cwd=tmp_path, env=installed.env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert service.poll() is None and time.monotonic() < deadline, "reconsent run did not start"
+            time.sleep(0.2)
+        assert get(f"http://127.0.0.1:{port}/static/style.css")[0] == 200
+    finally:
+        service.send_signal(signal.SIGTERM)
+        output = service.communicate(timeout=30)[0]
+    assert service.returncode == 0, output
+    assert "Traceback" not in output
