@@ -20,7 +20,13 @@ from orchestrator.errors import InputError, NotFoundError, StateError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
-from orchestrator.template_checks import check_template, describe_error, render_context, sample_contexts
+from orchestrator.template_checks import (
+    BUILD_FAILURE,
+    check_template,
+    describe_error,
+    render_context,
+    sample_contexts,
+)
 
 
 def load_plan(path: Path) -> CampaignPlan:
@@ -252,6 +258,9 @@ def set_paused(rt: Runtime, campaign_id: int, paused: bool) -> str:
         if not CampaignState.can_move(CampaignState(campaign.state), target):
             raise StateError(f"campaign {campaign_id} is {campaign.state}; cannot move to {target}")
         campaign.state = target
+        campaign.paused_reason = None  # an operator's pause needs no reason; a resume clears dispatch's
+        if not paused:
+            campaign.build_failures = 0  # dispatch.failure_pause_threshold counts from here again
         session.add(campaign)
         # Claimed rows are left alone: a dispatcher finds the pause before sending and puts its rows
         # back in the queue itself; a dead worker's rows are taken over when their lease expires.
@@ -271,6 +280,7 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
             .group_by(OutboxMessage.step, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.skip_reason)
         ).all()
         unsub = _unsubscribed_counts(session, campaign_id)
+        unbuilt = build_failure_reasons(session, campaign_id)
     channels: dict[str, dict[str, int]] = {c.value: _empty_counts() for c in Channel}
     steps = []
     for step in plan.steps:
@@ -296,7 +306,24 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         "channels": channels,
         **channels,
         "steps": steps,
+        "paused_reason": campaign.paused_reason,
+        "failure_reasons": unbuilt,
     }
+
+
+def build_failure_reasons(session: Session, campaign_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """Why messages of the campaign could not be built: ``{step, channel, reason, count}``, most
+    frequent first (rows failed at send time by a template error, issue 12; read through the
+    ``ix_outbox_due`` index: failed rows of this campaign only)."""
+    t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    n = func.count().label("n")
+    rows = session.execute(
+        select(t.step, t.channel, t.last_error, n)
+        .where(t.status == DeliveryState.FAILED.value, t.campaign_id == campaign_id,
+               t.last_error.like(f"{BUILD_FAILURE}%"))
+        .group_by(t.step, t.channel, t.last_error).order_by(n.desc(), t.step, t.channel).limit(limit)
+    ).all()
+    return [{"step": step, "channel": channel, "reason": reason, "count": count} for step, channel, reason, count in rows]
 
 
 def _utc_text(value: datetime | None) -> str | None:

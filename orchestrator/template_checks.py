@@ -40,7 +40,6 @@ from jinja2 import Environment, TemplateNotFound, TemplateSyntaxError, meta, nod
 from orchestrator.config import Config, SenderConfig
 from orchestrator.domain.model import Channel
 from orchestrator.domain.segments import count_segments
-from orchestrator.errors import ReconsentError
 from orchestrator.logs import scrub_text
 from orchestrator.rendering import MessageRenderer, RenderedMessage
 
@@ -99,7 +98,7 @@ def check_template(renderer: MessageRenderer, template: str, channel: Channel, l
     return list(dict.fromkeys(problems))  # a layout's problem found through two parts is one problem
 
 
-def describe_error(exc: BaseException, template: str, channel: Channel, locale: str) -> str:
+def describe_error(exc: BaseException, template: str, channel: str, locale: str) -> str:
     """One line for an exception raised while rendering ``template`` (no traceback, no address).
 
     >>> from jinja2 import TemplateSyntaxError
@@ -109,13 +108,14 @@ def describe_error(exc: BaseException, template: str, channel: Channel, locale: 
     if isinstance(exc, TemplateSyntaxError):
         where = _where(template, locale, exc.name or exc.filename, exc.lineno)
         return f"template {template!r}, {where}: {_one_line(exc.message or str(exc))}"
+    missing = exc if isinstance(exc, TemplateNotFound) else exc.__context__
+    if isinstance(missing, TemplateNotFound):  # a part (or what it extends) gone since the check
+        return f"template {template!r}: missing {_where(template, locale, missing.name, None)}"
     what = _one_line(str(exc))
-    if isinstance(exc, ReconsentError) and what.startswith(f"template {template!r}"):
-        return what  # already says which template and part (a part missing since the check)
     if type(exc).__name__ != "UndefinedError":
         what = f"{type(exc).__name__}: {what}" if what else type(exc).__name__
     name, line = _template_frame(exc)
-    where = _where(template, locale, name, line) if name or line else f"{locale} ({channel.value})"
+    where = _where(template, locale, name, line) if name or line else f"{locale} ({channel})"
     return f"template {template!r}, {where}: {what}"
 
 

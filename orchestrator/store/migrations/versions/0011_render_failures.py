@@ -1,0 +1,31 @@
+"""dispatch: a message that cannot be built fails its row; too many pause the campaign, with the reason
+
+``campaign.build_failures`` counts the messages of a campaign that could not be built since its launch
+or last resume; when it reaches ``dispatch.failure_pause_threshold`` dispatch pauses the campaign and
+writes why in ``campaign.paused_reason`` (shown by ``campaign status`` and the console).
+
+Revision ID: 0011_render_failures
+Revises: 0008_claim_index
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '0011_render_failures'
+down_revision = '0008_claim_index'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('paused_reason', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('build_failures', sa.Integer(), nullable=False, server_default='0'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.drop_column('build_failures')
+        batch_op.drop_column('paused_reason')
