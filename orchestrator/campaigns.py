@@ -311,6 +311,12 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
     }
 
 
+def campaign_failures(rt: Runtime, campaign_id: int) -> list[dict[str, Any]]:
+    """:func:`build_failure_reasons` of one campaign (the console's campaign page)."""
+    with session_scope(rt.engine) as session:
+        return build_failure_reasons(session, campaign_id)
+
+
 def build_failure_reasons(session: Session, campaign_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """Why messages of the campaign could not be built: ``{step, channel, reason, count}``, most
     frequent first (rows failed at send time by a template error, issue 12; read through the
