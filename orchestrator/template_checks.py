@@ -106,11 +106,12 @@ def describe_error(exc: BaseException, template: str, channel: str, locale: str)
     "template 't', fr/sms.txt line 3: unexpected '}'"
     """
     if isinstance(exc, TemplateSyntaxError):
-        where = _where(template, locale, exc.name or exc.filename, exc.lineno)
+        where = _where(template, locale, exc.name if isinstance(exc.name, str) else exc.filename, exc.lineno)
         return f"template {template!r}, {where}: {_one_line(exc.message or str(exc))}"
     missing = exc if isinstance(exc, TemplateNotFound) else exc.__context__
     if isinstance(missing, TemplateNotFound):  # a part (or what it extends) gone since the check
-        return f"template {template!r}: missing {_where(template, locale, missing.name, None)}"
+        name = missing.name if isinstance(missing.name, str) else None
+        return f"template {template!r}: missing {_where(template, locale, name, None)}"
     what = _one_line(str(exc))
     if type(exc).__name__ != "UndefinedError":
         what = f"{type(exc).__name__}: {what}" if what else type(exc).__name__
@@ -127,9 +128,9 @@ def _check_locale(renderer: MessageRenderer, template: str, channel: Channel, lo
     missing = [part for part in parts if not _exists(env, _name(template, locale, part))]
     if missing:
         available = ", ".join(renderer.available_locales(template)) or "none"
-        return [f"template {template!r}: missing {', '.join(f'{locale}/{p}' for p in missing)} "
-                f"(available locales: {available}; add the part, or leave {locale!r} out of the campaign's "
-                f"locales: its contacts then get default_locale)"]
+        return [(f"template {template!r}: missing {', '.join(f'{locale}/{p}' for p in missing)} "
+                 f"(available locales: {available}; add the part, or leave {locale!r} out of the campaign's "
+                 f"locales: its contacts then get default_locale)")]
     samples = sample_contexts(config, locale, now)
     problems: list[str] = []
     for part in parts:
@@ -170,25 +171,29 @@ def _static(env: Environment, template: str, locale: str, part: str, context: Ma
     extends, includes or imports, read from their syntax trees (branches no sample takes too)."""
     problems = []
     for name, source in _sources(env, _name(template, locale, part)):
-        where = lambda line: _where(template, locale, name, line, part)  # noqa: E731
-        try:
-            tree = env.parse(source, name)
-            env.compile(tree, name)  # unknown filters and tests are found here
-        except TemplateSyntaxError as exc:
-            problems.append(f"template {template!r}, {where(exc.lineno)}: {_one_line(exc.message or str(exc))}")
-            continue
-        undeclared = meta.find_undeclared_variables(tree)
-        for var in sorted(undeclared - set(context) - set(env.globals)):
-            problems.append(f"template {template!r}, {where(_first_line(tree, var))}: undefined variable {var!r} "
-                            f"(see docs/templates.md)")
-        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
-            base = node.node
-            if (isinstance(base, nodes.Name) and base.name in undeclared and isinstance(context.get(base.name), Mapping)
-                    and isinstance(key, str) and key not in context[base.name]):
-                problems.append(f"template {template!r}, {where(node.lineno)}: undefined variable "
-                                f"'{base.name}.{key}' (see docs/templates.md)")
+        for line, what in _tree_problems(env, name, source, context):
+            problems.append(f"template {template!r}, {_where(template, locale, name, line, part)}: {what}")
     return problems
+
+
+def _tree_problems(env: Environment, name: str, source: str, context: Mapping[str, Any]) -> list[tuple[int | None, str]]:
+    """(line, problem) of one template's source."""
+    try:
+        tree = env.parse(source, name)
+        env.compile(tree, name)  # unknown filters and tests are found here
+    except TemplateSyntaxError as exc:
+        return [(exc.lineno, _one_line(exc.message or str(exc)))]
+    out: list[tuple[int | None, str]] = []
+    undeclared = meta.find_undeclared_variables(tree)
+    for var in sorted(undeclared - set(context) - set(env.globals)):
+        out.append((_first_line(tree, var), f"undefined variable {var!r} (see docs/templates.md)"))
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = getattr(node, "node", None)
+        key = node.attr if isinstance(node, nodes.Getattr) else getattr(getattr(node, "arg", None), "value", None)
+        if (isinstance(base, nodes.Name) and base.name in undeclared and isinstance(context.get(base.name), Mapping)
+                and isinstance(key, str) and key not in context[base.name]):
+            out.append((node.lineno, f"undefined variable '{base.name}.{key}' (see docs/templates.md)"))
+    return out
 
 
 def _sources(env: Environment, name: str) -> Iterator[tuple[str, str]]:
@@ -209,7 +214,7 @@ def _sources(env: Environment, name: str) -> Iterator[tuple[str, str]]:
         except TemplateSyntaxError:
             continue
         for ref in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-            target = ref.template  # type: ignore[union-attr]
+            target = getattr(ref, "template", None)
             if isinstance(target, nodes.Const) and isinstance(target.value, str):
                 todo.append(target.value)
 
@@ -257,8 +262,8 @@ def _segments(template: str, locale: str, rendered: list[RenderedMessage], budge
     if worst.segments <= budget:
         return []
     extra = f"; characters forcing UCS-2: {' '.join(worst.ucs2_chars)}" if worst.ucs2_chars else ""
-    return [f"template {template!r}, {locale}/sms.txt: {worst.segments} segments ({worst.encoding}, "
-            f"{worst.units} units) exceeds sms.segment_budget = {budget}{extra}"]
+    return [(f"template {template!r}, {locale}/sms.txt: {worst.segments} segments ({worst.encoding}, "
+             f"{worst.units} units) exceeds sms.segment_budget = {budget}{extra}")]
 
 
 def _for(ctx: Mapping[str, Any]) -> str:

@@ -90,8 +90,8 @@ BROKEN = {
                            r"template 't', fr/sms\.txt: no link"),
     "over the segment budget": (
         SMS, {"fr/sms.txt": "{{ sender.name }} : " + "ç" * 80 + " {{ short_url }} STOP au {{ sender.stop_number }}"},
-        r"template 't', fr/sms\.txt: 3 segments \(UCS-2, \d+ units\) exceeds sms\.segment_budget = 1; "
-        r"characters forcing UCS-2: ç"),
+        (r"template 't', fr/sms\.txt: 3 segments \(UCS-2, \d+ units\) exceeds sms\.segment_budget = 1; "
+         r"characters forcing UCS-2: ç")),
 }
 
 
@@ -153,7 +153,7 @@ def test_launch_checks_again(rt: Runtime, tmp_path: Path) -> None:
 def test_docs_list_exactly_the_variables_templates_get(rt: Runtime) -> None:
     doc = (ROOT / "docs" / "templates.md").read_text(encoding="utf-8")
     table = doc.split("## Variables", 1)[1].split("\n## ", 1)[0]
-    listed = re.findall(r"^\| `([a-z_.]+)` \|", table, re.M)
+    listed = re.findall(r"^\| `([a-z_.]+)` \|", table, re.MULTILINE)
     supplied = documented_variables(render_context(rt.config.sender, first_name=None, page_url="", unsubscribe_url="",
                                                    short_url="", deadline=None, locale="fr"))
     assert sorted(listed) == sorted(supplied)
