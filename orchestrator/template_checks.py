@@ -40,6 +40,7 @@ from jinja2 import Environment, TemplateNotFound, TemplateSyntaxError, meta, nod
 from orchestrator.config import Config, SenderConfig
 from orchestrator.domain.model import Channel
 from orchestrator.domain.segments import count_segments
+from orchestrator.errors import ReconsentError
 from orchestrator.logs import scrub_text
 from orchestrator.rendering import MessageRenderer, RenderedMessage
 
@@ -113,6 +114,8 @@ def describe_error(exc: BaseException, template: str, channel: str, locale: str)
         name = missing.name if isinstance(missing.name, str) else None
         return f"template {template!r}: missing {_where(template, locale, name, None)}"
     what = _one_line(str(exc))
+    if isinstance(exc, ReconsentError) and what.startswith(f"template {template!r}"):
+        return what  # the renderer's own words already name the template
     if type(exc).__name__ != "UndefinedError":
         what = f"{type(exc).__name__}: {what}" if what else type(exc).__name__
     name, line = _template_frame(exc)
@@ -142,7 +145,7 @@ def _check_locale(renderer: MessageRenderer, template: str, channel: Channel, lo
         try:
             rendered.append(renderer.render_full(template, channel, locale, ctx))
         except Exception as exc:  # noqa: BLE001 - whatever a template raises is a problem to report
-            return [describe_error(exc, template, channel, locale)]
+            return [describe_error(exc, template, channel, locale) + _for(ctx)]
     typical = _content(template, channel, locale, rendered[0], samples[0], config)
     problems += typical
     for ctx, message in zip(samples[1:], rendered[1:]):

@@ -69,7 +69,7 @@ BROKEN = {
                                 r"template 't', fr/sms\.txt line 1: undefined variable 'sender\.nom'"),
     "render error for a contact without a first name": (
         EMAIL, {"fr/subject.txt": "{{ sender.name }} pour\n{{ first_name.upper() }}"},
-        r"template 't', fr/subject\.txt line 2: 'None' has no attribute 'upper'"),
+        r"template 't', fr/subject\.txt line 2: 'None' has no attribute 'upper' \(for a contact without a first name\)"),
     "missing part": (SMS, {"en/sms.txt": None}, r"template 't': missing en/sms\.txt \(available locales: en, fr"),
     "no unsubscribe link in the HTML": (
         EMAIL, {"en/body.html": "<p>{{ sender.name }} {{ sender.postal_address }} {{ page_url }}</p>"},
