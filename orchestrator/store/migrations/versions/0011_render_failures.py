@@ -20,12 +20,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('campaign', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('paused_reason', sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column('build_failures', sa.Integer(), nullable=False, server_default='0'))
+    # Plain ALTER TABLE … ADD/DROP COLUMN (SQLite ≥ 3.35, PostgreSQL): a batch-mode table rebuild
+    # would drop ``campaign`` while ``enrolment`` and ``outbox`` rows still reference it.
+    op.add_column('campaign', sa.Column('paused_reason', sa.Text(), nullable=True))
+    op.add_column('campaign', sa.Column('build_failures', sa.Integer(), nullable=False, server_default='0'))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('campaign', schema=None) as batch_op:
-        batch_op.drop_column('build_failures')
-        batch_op.drop_column('paused_reason')
+    op.drop_column('campaign', 'build_failures')
+    op.drop_column('campaign', 'paused_reason')
