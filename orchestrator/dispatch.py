@@ -13,7 +13,10 @@ Exactly-once as far as a protocol without idempotency keys allows:
    ``send_started_at`` (with the deterministic Message-ID) — committed before any of them is handed
    to the provider. Rows claimed but not marked have certainly not been sent: a graceful stop
    releases them, a takeover sends them without any risk. Rows marked but not handed over when the
-   worker stops gracefully (or whose message could not be built) get their mark undone exactly.
+   worker stops gracefully get their mark undone exactly. A row whose message cannot be built (a
+   template error no check at create or launch could foresee) is failed with the reason, never put
+   back in the queue: one run never retries what failed in it, so ``dispatch --once`` always ends;
+   too many such failures pause the campaign (``dispatch.failure_pause_threshold``).
 3. **send**, then **record** the result: "sent" results are written behind, by one flush at a time
    (one executemany UPDATE, one transaction, in the record thread; the next flush starts as soon as
    it commits), retrying on "database is locked" and friends (a send that happened is never
