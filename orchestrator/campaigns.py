@@ -22,6 +22,13 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 from orchestrator.template_store import pin_wordings
+from orchestrator.template_checks import (
+    BUILD_FAILURE,
+    check_template,
+    describe_error,
+    render_context,
+    sample_contexts,
+)
 
 
 def load_plan(path: Path) -> CampaignPlan:
@@ -34,55 +41,39 @@ def load_plan(path: Path) -> CampaignPlan:
     return CampaignPlan.from_mapping(data, where=str(path))
 
 
-def sample_context(rt: Runtime, locale: str, *, first_name: str | None = None) -> dict[str, Any]:
-    """Context for previews: invented person, links of realistic length."""
-    base = rt.config.public.base_url.rstrip("/")
-    token = "x" * 64
-    return message_context(
-        rt, first_name=first_name or ("Camille" if locale == "fr" else "Alex"),
-        page_url=f"{base}/p/{token}", unsubscribe_url=f"{base}/u/{token}",
-        short_url=f"{base}/s/{'x' * 11}", deadline=rt.clock.now() + timedelta(days=30), locale=locale,
-    )
+def sample_context(rt: Runtime, locale: str) -> dict[str, Any]:
+    """Context for previews: an invented person, links of realistic length."""
+    return sample_contexts(rt.config, locale, rt.clock.now())[0]
 
 
 def message_context(rt: Runtime, *, first_name: str | None, page_url: str, unsubscribe_url: str,
                     short_url: str, deadline: Any, locale: str) -> dict[str, Any]:
-    s = rt.config.sender
-    return {
-        "first_name": first_name,
-        "sender": {"name": s.name, "postal_address": s.postal_address, "email": s.email_from,
-                   "stop_number": s.stop_number, "privacy_url": s.privacy_url},
-        "page_url": page_url,
-        "unsubscribe_url": unsubscribe_url,
-        "short_url": short_url,
-        "deadline": deadline,
-        "locale": locale,
-    }
+    return render_context(rt.config.sender, first_name=first_name, page_url=page_url,
+                          unsubscribe_url=unsubscribe_url, short_url=short_url, deadline=deadline, locale=locale)
+
+
+def plan_problems(rt: Runtime, plan: CampaignPlan) -> list[str]:
+    """Every problem of the plan's templates, one line each (orchestrator.template_checks): each
+    template and channel of its steps, in every locale the campaign may use."""
+    problems: list[str] = []
+    seen: set[tuple[str, Channel]] = set()
+    for step in plan.steps:
+        if (step.template, step.channel) in seen:
+            continue
+        seen.add((step.template, step.channel))
+        for problem in check_template(rt.renderer, step.template, step.channel, plan.locales, rt.config,
+                                      now=rt.clock.now(), wording=plan.wording):
+            problems.append(f"steps[{step.index}] ({step.channel.value}): {problem}")
+    return problems
 
 
 def check_plan(rt: Runtime, plan: CampaignPlan) -> None:
-    """Every step's template exists and renders in every locale (the pinned version of an imported
-    one); SMS fits the segment budget [S6]."""
-    budget = rt.config.sms.segment_budget
-    for step in plan.steps:
-        for locale in plan.locales:
-            version = plan.wording(step.template, locale, step.channel)
-            rt.renderer.check(step.template, step.channel, locale, version)
-            try:
-                rendered = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale),
-                                              version)
-            except TemplateError as exc:
-                raise InputError(f"steps[{step.index}] ({step.channel.value}, template {step.template!r}, "
-                                 f"{locale}): cannot be rendered: {exc}") from None
-            if step.channel is Channel.SMS:
-                seg = count_segments(rendered.text)
-                if seg.segments > budget:
-                    extra = f"; characters forcing UCS-2: {' '.join(seg.ucs2_chars)}" if seg.ucs2_chars else ""
-                    raise InputError(
-                        f"steps[{step.index}] (sms, template {step.template!r}, {locale}): "
-                        f"{seg.segments} segments ({seg.encoding}, {seg.units} units) exceeds "
-                        f"sms.segment_budget = {budget}{extra}"
-                    )
+    """Refuse (one line) a plan whose templates have a problem: a broken template never reaches the
+    queue. Called at creation (file and console) and again at launch."""
+    problems = plan_problems(rt, plan)
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise InputError(problems[0] + more)
 
 
 def create_campaign(rt: Runtime, plan: CampaignPlan) -> int:
@@ -118,22 +109,39 @@ class StepPreview:
     encoding: str | None = None
     segments: int | None = None
     ucs2_chars: tuple[str, ...] = ()
+    #: why this step cannot be rendered in this locale (one line), instead of the rendering
+    problem: str | None = None
 
 
 def preview_campaign(rt: Runtime, campaign_id: int) -> list[StepPreview]:
+    """Every step in every locale for an invented contact. A step that cannot be rendered (its
+    template changed since the campaign was created, say) has its ``problem`` instead: never raises
+    for a template."""
     with session_scope(rt.engine) as session:
         _, plan = get_campaign(session, campaign_id)
     out = []
     for step in plan.steps:
         for locale in plan.locales:
-            r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale),
-                                   plan.wording(step.template, locale, step.channel))
+            try:
+                version = plan.wording(step.template, locale, step.channel)
+                r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale), version)
+            except Exception as exc:  # noqa: BLE001 - a broken template is shown, not raised
+                problem = _first(check_template(rt.renderer, step.template, step.channel, [locale], rt.config,
+                                                now=rt.clock.now(), wording=plan.wording)) or describe_error(exc, step.template,
+                                                                                       step.channel, locale)
+                out.append(StepPreview(step.index, step.day, step.channel.value, step.template, locale,
+                                       None, "", None, problem=problem))
+                continue
             seg = count_segments(r.text) if step.channel is Channel.SMS else None
             out.append(StepPreview(step.index, step.day, step.channel.value, step.template, locale,
                                    r.subject, r.text, r.html,
                                    seg.encoding if seg else None, seg.segments if seg else None,
                                    seg.ucs2_chars if seg else ()))
     return out
+
+
+def _first(problems: list[str]) -> str | None:
+    return problems[0] if problems else None
 
 
 def _address_column(channel: Channel) -> Any:
@@ -255,6 +263,9 @@ def set_paused(rt: Runtime, campaign_id: int, paused: bool) -> str:
         if not CampaignState.can_move(CampaignState(campaign.state), target):
             raise StateError(f"campaign {campaign_id} is {campaign.state}; cannot move to {target}")
         campaign.state = target
+        campaign.paused_reason = None  # an operator's pause needs no reason; a resume clears dispatch's
+        if not paused:
+            campaign.build_failures = 0  # dispatch.failure_pause_threshold counts from here again
         session.add(campaign)
         # Claimed rows are left alone: a dispatcher finds the pause before sending and puts its rows
         # back in the queue itself; a dead worker's rows are taken over when their lease expires.
@@ -274,6 +285,7 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
             .group_by(OutboxMessage.step, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.skip_reason)
         ).all()
         unsub = _unsubscribed_counts(session, campaign_id)
+        unbuilt = build_failure_reasons(session, campaign_id)
     channels: dict[str, dict[str, int]] = {c.value: _empty_counts() for c in Channel}
     steps = []
     for step in plan.steps:
@@ -299,7 +311,30 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         "channels": channels,
         **channels,
         "steps": steps,
+        "paused_reason": campaign.paused_reason,
+        "failure_reasons": unbuilt,
     }
+
+
+def campaign_failures(rt: Runtime, campaign_id: int) -> list[dict[str, Any]]:
+    """:func:`build_failure_reasons` of one campaign (the console's campaign page)."""
+    with session_scope(rt.engine) as session:
+        return build_failure_reasons(session, campaign_id)
+
+
+def build_failure_reasons(session: Session, campaign_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    """Why messages of the campaign could not be built: ``{step, channel, reason, count}``, most
+    frequent first (rows failed at send time by a template error, issue 12; read through the
+    ``ix_outbox_due`` index: failed rows of this campaign only)."""
+    t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    n = func.count().label("n")
+    rows = session.execute(
+        select(t.step, t.channel, t.last_error, n)
+        .where(t.status == DeliveryState.FAILED.value, t.campaign_id == campaign_id,
+               t.last_error.like(f"{BUILD_FAILURE}%"))
+        .group_by(t.step, t.channel, t.last_error).order_by(n.desc(), t.step, t.channel).limit(limit)
+    ).all()
+    return [{"step": step, "channel": channel, "reason": reason, "count": count} for step, channel, reason, count in rows]
 
 
 def _utc_text(value: datetime | None) -> str | None:

@@ -190,8 +190,13 @@ def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
     from orchestrator.campaigns import audience_size, preview_campaign
 
     rt = get_rt(ctx)
+    broken = 0
     for p in preview_campaign(rt, campaign_id):
         click.secho(f"── step {p.step} · day {p.day} · {p.channel} · {p.template} · {p.locale}", bold=True)
+        if p.problem is not None:  # one line, never a traceback; the exit code says it failed
+            broken += 1
+            click.echo(f"cannot be rendered: {p.problem}\n")
+            continue
         if p.subject is not None:
             click.echo(f"Subject: {p.subject}\n")
         click.echo(p.text.rstrip())
@@ -202,6 +207,8 @@ def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
             click.echo(p.html)
         click.echo()
     click.echo(f"audience if launched now: {audience_size(rt, campaign_id)} contact(s)")
+    if broken:
+        ctx.exit(1)
 
 
 @campaign.command("launch")

@@ -158,6 +158,7 @@ class DispatchConfig:
     retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0)
     poll_seconds: float = _doc("Idle wait between polls of `reconsent dispatch` without --once, and of the dispatcher of `reconsent run`", 5.0)
     metrics_port: int = _doc("Serve this dispatcher's Prometheus metrics on 127.0.0.1:PORT (0: off; --metrics-port)", 0)
+    failure_pause_threshold: int = _doc("Messages of a campaign that could not be built (a template error the checks could not foresee; each such row is marked failed with the reason) after which dispatch pauses the campaign, with the reason shown by `campaign status` and the console; counted from launch or the last resume (0: never pause)", 10)
 
 
 @dataclass
@@ -414,6 +415,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" (RECONSENT_SMS__AUTH_TOKEN)")
     if cfg.sms.segment_budget < 1:
         raise ConfigError("sms.segment_budget: expected a whole number ≥ 1")
+    if cfg.dispatch.failure_pause_threshold < 0:
+        raise ConfigError("dispatch.failure_pause_threshold: expected a whole number ≥ 0 (0: never pause)")
     if (cfg.dispatch.batch_size < 1 or cfg.dispatch.concurrency < 1 or cfg.dispatch.group_size < 1
             or cfg.email.pool_size < 1):
         raise ConfigError("dispatch.batch_size, dispatch.concurrency, dispatch.group_size and email.pool_size must be ≥ 1")

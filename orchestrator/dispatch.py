@@ -13,7 +13,10 @@ Exactly-once as far as a protocol without idempotency keys allows:
    ``send_started_at`` (with the deterministic Message-ID) — committed before any of them is handed
    to the provider. Rows claimed but not marked have certainly not been sent: a graceful stop
    releases them, a takeover sends them without any risk. Rows marked but not handed over when the
-   worker stops gracefully (or whose message could not be built) get their mark undone exactly.
+   worker stops gracefully get their mark undone exactly. A row whose message cannot be built (a
+   template error no check at create or launch could foresee) is failed with the reason, never put
+   back in the queue: one run never retries what failed in it, so ``dispatch --once`` always ends;
+   too many such failures pause the campaign (``dispatch.failure_pause_threshold``).
 3. **send**, then **record** the result: "sent" results are written behind, by one flush at a time
    (one executemany UPDATE, one transaction, in the record thread; the next flush starts as soon as
    it commits), retrying on "database is locked" and friends (a send that happened is never
@@ -83,6 +86,7 @@ from orchestrator.store.db import (
 )
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 from orchestrator.template_store import load_pinned
+from orchestrator.template_checks import BUILD_FAILURE, describe_error
 
 log = logging.getLogger("reconsent.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
@@ -135,6 +139,10 @@ class _Claim:
     marked: dict[int, tuple[Any, Any, Any]] = field(default_factory=dict)
     unrecorded: int = 0
     finished: bool = False
+    #: marked rows whose message could not be built, their failure not written yet: (row, campaign, reason)
+    unbuilt: list[tuple[int, int, str]] = field(default_factory=list)
+    #: (campaign, reason) → messages that could not be built, logged once per batch
+    build_errors: Counter[tuple[int, str]] = field(default_factory=Counter)
 
 
 @dataclass
@@ -450,6 +458,8 @@ class Dispatcher:
             for start in range(0, len(ids), cfg.group_size):
                 if self.stopping:
                     break
+                if claim.unbuilt:  # written before the next re-check, which then sees a pause they caused
+                    await self._record_unbuilt(claim, report)
                 prepared = await self._prepare_group(claim, ids[start:start + cfg.group_size])
                 self._apply(claim, prepared, report, progress)
                 for ready in prepared.ready:
@@ -463,7 +473,26 @@ class Dispatcher:
                         self._send_one(claim, ready, report, in_flight, recorder, progress)))
         finally:
             results = await asyncio.gather(*tasks, return_exceptions=True)
+        if claim.unbuilt:
+            await self._record_unbuilt(claim, report)
+        for (campaign_id, reason), n in sorted(claim.build_errors.items()):
+            log.error("campaign %s: %d message(s) could not be built, marked failed: %s", campaign_id, n, reason)
+        claim.build_errors.clear()
         return [e for e in results if e is not None]
+
+    async def _record_unbuilt(self, claim: _Claim, report: DispatchReport) -> None:
+        """Write the failures of the claim's rows whose message could not be built (one transaction):
+        they are failed for good, never sent, never retried in this run or any other [issue 12]."""
+        unbuilt, claim.unbuilt = claim.unbuilt, []
+        paused = await asyncio.to_thread(run_in_connection, self.rt.engine,
+                                         functools.partial(self._write_unbuilt, claim.claim_id, unbuilt))
+        for row_id, campaign_id, reason in unbuilt:
+            claim.rows.pop(row_id, None)  # nothing left for the claim's release to give back
+            claim.marked.pop(row_id, None)
+            claim.build_errors[(campaign_id, reason)] += 1
+        report.failed += len(unbuilt)
+        for campaign_id, why in paused:
+            log.warning("campaign %s %s", campaign_id, why)
 
     def _apply(self, claim: _Claim, prepared: _Prepared, report: DispatchReport, progress: Any) -> None:
         for row_id in prepared.done:
@@ -489,6 +518,11 @@ class Dispatcher:
                 # hold the GIL for whole switch intervals while sends wait for it
                 message = self.build_message(ready.facts, ready.facts, ready.plan, ready.deadline, ready.window,
                                              ready.tz, ready.address, code=ready.code)
+            except Exception as exc:  # noqa: BLE001 - data no check could foresee: this row fails, with the reason
+                in_flight.release()
+                metrics.SENDS.labels(channel=ready.facts.channel, outcome="unbuilt").inc()
+                claim.unbuilt.append((row_id, ready.facts.campaign_id, self._build_failure(ready, exc)))
+                return
             except BaseException:
                 in_flight.release()  # marked, never handed over: the claim's release undoes the mark
                 raise
@@ -674,6 +708,55 @@ class Dispatcher:
         return (update(OutboxMessage.__table__)  # type: ignore[arg-type]
                 .where(t.id == bindparam("row_id"))
                 .values(**fixed, **{p: bindparam(p, type_=t[p].type) for p in params}))
+
+    @functools.cached_property
+    def _unbuilt_stmt(self) -> Any:
+        """A marked row whose message could not be built: failed, with the reason (still ours only)."""
+        t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+        return (
+            update(OutboxMessage.__table__)  # type: ignore[arg-type]
+            .where(t.id == bindparam("row_id"), t.claimed_by == bindparam("claim_id"),
+                   t.status == DeliveryState.SENDING.value)
+            .values(status=DeliveryState.FAILED.value, claimed_by=None, claimed_until=None, send_started_at=None,
+                    last_error=bindparam("last_error", type_=t.last_error.type),
+                    updated_at=bindparam("updated_at", type_=t.updated_at.type))
+        )
+
+    def _write_unbuilt(self, claim_id: str, unbuilt: list[tuple[int, int, str]], conn: Connection) -> list[tuple[int, str]]:
+        """Fail the rows, count them on their campaign, and pause a running campaign whose count since
+        launch or the last resume reaches ``dispatch.failure_pause_threshold``; returns the
+        (campaign, reason) of each campaign paused."""
+        now = self.rt.clock.now()
+        conn.execute(self._unbuilt_stmt, [{"row_id": row_id, "claim_id": claim_id, "last_error": reason,
+                                           "updated_at": now} for row_id, _, reason in unbuilt])
+        per_campaign: dict[int, tuple[int, str]] = {}
+        for _, campaign_id, reason in unbuilt:
+            per_campaign[campaign_id] = (per_campaign.get(campaign_id, (0, ""))[0] + 1, reason)
+        threshold = self.rt.config.dispatch.failure_pause_threshold
+        c = Campaign.__table__.c  # type: ignore[attr-defined]
+        paused = []
+        for campaign_id, (n, last) in sorted(per_campaign.items()):
+            total = conn.execute(update(Campaign.__table__).where(c.id == campaign_id)  # type: ignore[arg-type]
+                                 .values(build_failures=c.build_failures + n).returning(c.build_failures)).scalar()
+            if not threshold or total is None or total < threshold:
+                continue
+            why = (f"paused by dispatch: {total} message(s) could not be built since launch or the last resume "
+                   f"(dispatch.failure_pause_threshold = {threshold}); last: {last}")
+            if conn.execute(update(Campaign.__table__)  # type: ignore[arg-type]
+                            .where(c.id == campaign_id, c.state == CampaignState.RUNNING.value)
+                            .values(state=CampaignState.PAUSED.value, paused_reason=why)).rowcount:
+                paused.append((campaign_id, why))
+        return paused
+
+    def _build_failure(self, ready: _Ready, exc: Exception) -> str:
+        """The reason recorded on a row whose message could not be built: one line, the same for
+        every row of the same template, locale and error (so a batch logs it once, with a count)."""
+        facts = ready.facts
+        try:
+            locale = ready.plan.pick_locale(facts.locale)
+        except Exception:  # noqa: BLE001 - the reason must not fail too
+            locale = str(facts.locale)
+        return f"{BUILD_FAILURE}: {describe_error(exc, facts.template, facts.channel, locale)}"[:500]
 
     @functools.cached_property
     def _pause_stmt(self) -> Any:

@@ -30,7 +30,7 @@ from orchestrator.store.models import Campaign, ConsentEvent, OutboxMessage
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-SENDS = Counter("reconsent_sends", "Send attempts by channel and outcome (sent, transient, permanent)",
+SENDS = Counter("reconsent_sends", "Send attempts by channel and outcome (sent, transient, permanent, unbuilt: the message could not be built)",
                 ["channel", "outcome"], registry=REGISTRY)
 SEND_LATENCY = Histogram("reconsent_send_latency_seconds", "Time the provider took to accept one message",
                          ["channel"], registry=REGISTRY,

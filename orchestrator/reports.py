@@ -20,4 +20,9 @@ def funnel_table(status: dict[str, Any]) -> str:
     for step in status["steps"]:
         label = f"step {step['step']} d{step['day']} {step['channel']}"
         lines.append(f"{label:22}" + "".join(f"{step[c]:>13}" for c in COLUMNS if c != "unsubscribed"))
+    if status.get("paused_reason"):
+        lines += ["", status["paused_reason"]]
+    if status.get("failure_reasons"):
+        lines.append("")
+        lines += [f"failed {r['count']} · step {r['step']} {r['channel']} · {r['reason']}" for r in status["failure_reasons"]]
     return "\n".join(lines)

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from orchestrator.config import Config
 from orchestrator.domain.campaign import CampaignPlan, wording_key
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError, TemplateProblems
@@ -85,7 +86,8 @@ class FolderTemplate:
 
 
 # -- reading and checking a folder ----------------------------------------------------------------------
-def read_template_folder(folder: Path, renderer: MessageRenderer) -> tuple[list[FolderTemplate], list[str]]:
+def read_template_folder(folder: Path, renderer: MessageRenderer, config: Config,
+                         now: datetime) -> tuple[list[FolderTemplate], list[str]]:
     """The templates of an import folder, and every problem found in it (one line each, naming the
     file and, for template syntax, the line). The import stores nothing unless the list is empty.
 
@@ -94,17 +96,19 @@ def read_template_folder(folder: Path, renderer: MessageRenderer) -> tuple[list[
     """
     found, problems = _read_layout(folder, renderer)
     for template in found:
-        problems += problems_in_template(template, renderer)
+        problems += problems_in_template(template, renderer, config, now)
     return found, sorted(problems)
 
 
-def problems_in_template(template: FolderTemplate, renderer: MessageRenderer) -> list[str]:
+def problems_in_template(template: FolderTemplate, renderer: MessageRenderer, config: Config,
+                         now: datetime) -> list[str]:
     """What is wrong with one locale of an imported template, one line per problem.
 
-    Today: Jinja syntax (with its line), and no template loaded but the shipped ``_layout.html``
-    (the wording version covers the parts only). The full checks of ``orchestrator/template_checks.py``
-    (variables, mandatory content, SMS segment budget) belong here too, so that the import and any
-    later editor refuse the same things.
+    First what only an import can get wrong: Jinja syntax (with its line), and no template loaded
+    but the shipped ``_layout.html`` (the wording version covers the parts only). Then the checks
+    every campaign's templates pass (:func:`orchestrator.template_checks.check_template`: documented
+    variables only, mandatory content, SMS segment budget), on the sources as they would be stored:
+    the import, campaign creation and launch refuse the same things.
     """
     problems = []
     for part, source in template.parts.items():
@@ -119,6 +123,16 @@ def problems_in_template(template: FolderTemplate, renderer: MessageRenderer) ->
             if not (isinstance(node, nodes.Extends) and isinstance(target, nodes.Const) and target.value == LAYOUT):
                 problems.append(f"{where}: line {node.lineno}: only {{% extends \"{LAYOUT}\" %}} (the shipped "
                                 "layout) may load another template")
+    if problems:
+        return problems
+    from orchestrator.template_checks import check_template
+
+    for channel in template.channels():
+        version = template.version(channel)
+        renderer.load(template.name, template.locale, version, channel, sources=template.parts)
+        problems += [f"{template.folder}: {problem}" for problem in
+                     check_template(renderer, template.name, channel, [template.locale], config, now=now,
+                                    wording=lambda _t, _l, _c, v=version: v)]
     return problems
 
 
@@ -224,7 +238,7 @@ class ImportReport:
 def import_templates(rt: Runtime, folder: Path) -> ImportReport:
     """Check ``folder`` and store its templates in one transaction; nothing is stored when anything
     is wrong (:class:`TemplateProblems` lists every problem)."""
-    templates, problems = read_template_folder(folder, rt.renderer)
+    templates, problems = read_template_folder(folder, rt.renderer, rt.config, rt.clock.now())
     if problems:
         raise TemplateProblems(problems)
     now = rt.clock.now()

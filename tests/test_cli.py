@@ -196,3 +196,44 @@ def test_a_database_left_at_an_older_schema_is_refused_with_what_to_do(tmp_path:
     assert "has schema revision 0008_claim_index" in old.output and "run `reconsent init` to upgrade it" in old.output
     assert CliRunner().invoke(main, ["--config", str(tmp_path / "site.toml"), "init"], env=env).exit_code == 0
     assert CliRunner().invoke(main, ["--config", str(tmp_path / "site.toml"), "campaign", "list"], env=env).exit_code == 0
+def test_broken_templates_through_the_cli(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12: create refuses a broken template in one line; preview of a campaign whose template
+    broke since prints one line per step, no traceback; `dispatch --once` with messages that cannot be
+    built (planted through the store) marks them failed and exits within seconds."""
+    import time
+
+    from sqlalchemy import create_engine, text
+
+    cli("init")
+    write_contacts(tmp_path / "c.csv", [person(1), person(2), person(3)])
+    cli("contacts", "import", str(tmp_path / "c.csv"))
+    spec = (ROOT / "orchestrator" / "demo" / "campaign.toml").read_text(encoding="utf-8")
+    (tmp_path / "bad.toml").write_text(spec.replace('template = "reminder"', 'template = "nosuch"'), encoding="utf-8")
+    proc = cli("campaign", "create", str(tmp_path / "bad.toml"), check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "steps[1] (email): template 'nosuch': missing fr/subject.txt, fr/body.txt, fr/body.html" in proc.stderr
+
+    campaign_id = cli("campaign", "create", str(ROOT / "orchestrator" / "demo" / "campaign.toml")).stdout.strip()
+    assert "3 contact(s) enrolled" in cli("campaign", "launch", campaign_id).stdout
+    engine = create_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    with engine.begin() as conn:  # bypassing the checks: the store says "nosuch"
+        conn.execute(text("UPDATE campaign SET plan = replace(plan, '\"reconsent\"', '\"nosuch\"')"))
+        conn.execute(text("UPDATE outbox SET template = 'nosuch' WHERE step = 0"))
+    engine.dispose()
+
+    proc = cli("campaign", "preview", campaign_id, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr
+    assert "cannot be rendered: template 'nosuch': missing fr/subject.txt, fr/body.txt, fr/body.html" in proc.stdout
+    assert "GSM-7" not in proc.stdout and "reminder" in proc.stdout  # step 1 still previewed
+
+    started = time.monotonic()
+    proc = cli("dispatch", "--once", check=False)
+    assert proc.returncode == 0 and time.monotonic() - started < 30
+    assert "sent 0, failed 3" in proc.stdout and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) < 10, proc.stderr
+    status = json.loads(cli("campaign", "status", campaign_id, "--json").stdout)
+    assert (status["email"]["failed"], status["email"]["queued"], status["email"]["sent"]) == (3, 3, 0)
+    assert status["failure_reasons"] == [{"step": 0, "channel": "email", "count": 3,
+                                          "reason": "cannot build message: template 'nosuch': missing fr/subject.txt"}]
+    assert "failed 3 · step 0 email · cannot build message" in cli("campaign", "status", campaign_id).stdout
+    assert "sent 0, failed 0" in cli("dispatch", "--once").stdout  # nothing retried

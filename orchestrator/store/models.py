@@ -45,6 +45,10 @@ class Campaign(SQLModel, table=True):
     launched_at: datetime | None = None
     deadline_at: datetime | None = None
     completed_at: datetime | None = None
+    #: why dispatch paused it (too many messages that could not be built); cleared on resume
+    paused_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: messages that could not be built since launch or the last resume (dispatch.failure_pause_threshold)
+    build_failures: int = 0
 
 
 class Enrolment(SQLModel, table=True):

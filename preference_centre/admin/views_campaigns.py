@@ -14,10 +14,12 @@ from starlette.responses import HTMLResponse, Response
 
 from orchestrator.campaigns import (
     audience_size,
+    campaign_failures,
     campaign_status,
     create_campaign,
     get_campaign,
     launch_campaign,
+    plan_problems,
     preview_campaign,
     set_paused,
 )
@@ -111,11 +113,15 @@ async def campaign_page(request: Request) -> Response:
         previews = preview_campaign(rt, campaign_id)
     except NotFoundError as exc:
         return error(request, 404, str(exc))
-    size = audience_size(rt, campaign_id) if campaign.state in (CampaignState.DRAFT, CampaignState.SCHEDULED) else None
+    draft = campaign.state in (CampaignState.DRAFT, CampaignState.SCHEDULED)
+    size = audience_size(rt, campaign_id) if draft else None
+    # a draft's templates may have changed since it was created: say now what launch would refuse
+    problems = plan_problems(rt, plan) if draft else []
+    failures = campaign_failures(rt, campaign_id) if campaign.launched_at else []
     # a running campaign warns when nothing would send it (no dispatcher) or close it (no scheduler)
     services = service_status(rt) if campaign.state == CampaignState.RUNNING else None
     return render(request, "campaign.html", campaign=campaign, plan=plan, previews=previews, audience=size,
-                  services=services,
+                  problems=problems, failures=failures, services=services,
                   done=request.query_params.get("done") if request.query_params.get("done") in ACTIONS else None)
 
 
