@@ -35,19 +35,21 @@ PROMO = {
     "fr": {
         "subject.txt": "{{ sender.name }} : on reste en contact ?",
         "body.txt": "Coucou {{ first_name or 'vous' }} ! Un clic pour rester : {{ page_url }}\n"
-                    "--\n{{ sender.postal_address }} · Se désabonner : {{ unsubscribe_url }}\n",
+                    "--\n{{ sender.name }}, {{ sender.postal_address }} · Se désabonner : {{ unsubscribe_url }}\n",
         "body.html": '{% extends "_layout.html" %}\n{% block body %}<p>Coucou {{ first_name }} !</p>'
                      '<p><a href="{{ page_url }}">Rester</a></p>{% endblock %}\n'
-                     '{% block footer %}<a href="{{ unsubscribe_url }}">Se désabonner</a>{% endblock %}\n',
+                     '{% block footer %}{{ sender.name }}, {{ sender.postal_address }} '
+                     '<a href="{{ unsubscribe_url }}">Se désabonner</a>{% endblock %}\n',
         "sms.txt": "{{ sender.name }} : on reste en contact ? {{ short_url }} STOP au {{ sender.stop_number }}\n",
     },
     "en": {
         "subject.txt": "{{ sender.name }}: shall we stay in touch?",
         "body.txt": "Hi {{ first_name or 'there' }}! One click to stay: {{ page_url }}\n"
-                    "--\n{{ sender.postal_address }} · Unsubscribe: {{ unsubscribe_url }}\n",
+                    "--\n{{ sender.name }}, {{ sender.postal_address }} · Unsubscribe: {{ unsubscribe_url }}\n",
         "body.html": '{% extends "_layout.html" %}\n{% block body %}<p>Hi {{ first_name }}!</p>'
                      '<p><a href="{{ page_url }}">Stay</a></p>{% endblock %}\n'
-                     '{% block footer %}<a href="{{ unsubscribe_url }}">Unsubscribe</a>{% endblock %}\n',
+                     '{% block footer %}{{ sender.name }}, {{ sender.postal_address }} '
+                     '<a href="{{ unsubscribe_url }}">Unsubscribe</a>{% endblock %}\n',
         "sms.txt": "{{ sender.name }}: stay in touch? {{ short_url }} STOP to {{ sender.stop_number }}\n",
     },
 }
@@ -232,10 +234,11 @@ def test_a_fresh_link_uses_the_current_imported_newlink(
         contact = s.exec(select(Contact)).one()
     claims = LinkClaims(contact_id=contact.id or 0, campaign_id=1, channel="sms")
     shipped = build_fresh_link(rt, contact, claims, Channel.SMS)
-    import_templates(rt, write_templates(tmp_path / "mine", "newlink", {"fr": {"sms.txt": "Lien : {{ page_url }}"}}))
+    wording = "Lien : {{ page_url }} STOP au {{ sender.stop_number }}"
+    import_templates(rt, write_templates(tmp_path / "mine", "newlink", {"fr": {"sms.txt": wording}}))
     message = build_fresh_link(rt, contact, claims, Channel.SMS)
     assert message.text.startswith("Lien : https://prefs.example.com/p/") and message.text != shipped.text
-    assert message.meta["template_version"] == wording_version([("sms.txt", b"Lien : {{ page_url }}")])
+    assert message.meta["template_version"] == wording_version([("sms.txt", wording.encode())])
     with pytest.raises(InputError, match="has no email wording"):  # never the shipped email instead
         build_fresh_link(rt, contact, claims, Channel.EMAIL)
     by_email = LinkClaims(contact_id=contact.id or 0, campaign_id=1, channel="email")
@@ -261,3 +264,20 @@ def test_a_stored_version_renders_fast_as_full_and_only_as_itself(tmp_path: Path
         renderer.render("promo", Channel.EMAIL, "fr", ctx, "0" * 16)
     with pytest.raises(InputError, match="not this version"):
         renderer.load("promo", "en", "0" * 16, Channel.SMS, {"sms.txt": "x"})
+
+
+def test_import_runs_the_campaign_checks_on_what_it_would_store(rt: Runtime, tmp_path: Path) -> None:
+    """Variables, mandatory content and the SMS budget are refused at import as at campaign creation."""
+    folder = write_templates(tmp_path / "mine", "promo", PROMO)
+    write_templates(folder, "typo", {"fr": {"sms.txt": "{{ sender.name }} : {{ shorturl }} STOP au 36111\n"}})
+    write_templates(folder, "nostop", {"fr": {"sms.txt": "{{ sender.name }} : {{ short_url }}\n"}})
+    write_templates(folder, "long", {"fr": {"sms.txt": "{{ sender.name }} " + "blabla " * 40 + "{{ short_url }} STOP\n"}})
+    with pytest.raises(TemplateProblems) as refused:
+        import_templates(rt, folder)
+    problems = refused.value.problems
+    assert len(problems) == 3, problems
+    assert any(p.startswith(f"{folder}/typo/fr: ") and "undefined variable 'shorturl'" in p and "line 1" in p
+               for p in problems), problems
+    assert any(p.startswith(f"{folder}/nostop/fr: ") and "STOP" in p for p in problems), problems
+    assert any(p.startswith(f"{folder}/long/fr: ") and "segment" in p for p in problems), problems
+    assert stored_rows(rt) == 0
