@@ -17,7 +17,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from bench.data import T0, runtime
-from orchestrator.channels import mime
+from orchestrator.delivery.channels import mime
 
 if hasattr(mime, "message_bytes"):
     def to_bytes(m):  # noqa: ANN001, ANN201
@@ -34,7 +34,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     folder = Path(tempfile.mkdtemp(prefix="micro-message-"))
     rt = runtime(f"sqlite:///{folder / 'x.db'}", folder, FixedClock(T0))
-    from orchestrator.dispatch import Dispatcher, window_for
+    from orchestrator.delivery.worker import Dispatcher, window_for
 
     dispatcher = Dispatcher(rt, channels={})
     plan = CampaignPlan.from_mapping({"name": "bench", "deadline_days": 30, "steps": [
@@ -72,7 +72,7 @@ def main() -> None:
 
 
 def _claims(n: int) -> list:
-    from orchestrator.links import LinkClaims
+    from orchestrator.rendering.links import LinkClaims
 
     return [LinkClaims(contact_id=i, campaign_id=3, channel="email") for i in range(n)]
 

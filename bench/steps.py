@@ -57,7 +57,7 @@ def _rt(args: dict[str, Any], **sections: Any) -> Any:
 
 # -- import -------------------------------------------------------------------------------------
 def step_import(args: dict[str, Any]) -> dict[str, Any]:
-    from orchestrator.contacts import import_contacts
+    from orchestrator.contacts.service import import_contacts
 
     rt = _rt(args)
     t = _start()
@@ -72,7 +72,7 @@ def step_import(args: dict[str, Any]) -> dict[str, Any]:
 
 # -- launch -------------------------------------------------------------------------------------
 def step_launch(args: dict[str, Any]) -> dict[str, Any]:
-    from orchestrator.campaigns import create_campaign, launch_campaign
+    from orchestrator.campaigns.service import create_campaign, launch_campaign
     from orchestrator.domain.campaign import CampaignPlan
 
     rt = _rt(args)
@@ -122,8 +122,8 @@ def step_launch_raw(args: dict[str, Any]) -> dict[str, Any]:
 
 # -- sweep --------------------------------------------------------------------------------------
 def step_sweep(args: dict[str, Any]) -> dict[str, Any]:
-    from orchestrator import ledger
-    from orchestrator.sweep import sweep
+    from orchestrator.consent import ledger
+    from orchestrator.campaigns.sweep import sweep
 
     rt = _rt({**args, "days_after": DEADLINE_DAYS + 1})
     t = _start()
@@ -228,7 +228,7 @@ class NullChannel:
 async def _dispatch(rt: Any, channels: Any, limit: int) -> dict[str, Any]:
     """Run the real Dispatcher (claim, re-check, render, sign, send, record) for ``limit`` messages:
     the batches of ``run_once``, every result committed before the clock stops."""
-    from orchestrator.dispatch import Dispatcher, DispatchReport
+    from orchestrator.delivery.worker import Dispatcher, DispatchReport
 
     dispatcher = Dispatcher(rt, channels)
     report = DispatchReport()
@@ -253,7 +253,7 @@ def step_dispatch_null(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def step_dispatch_smtp(args: dict[str, Any]) -> dict[str, Any]:
-    from orchestrator.channels import build_channels
+    from orchestrator.delivery.channels import build_channels
 
     rt = _rt({**args, "minutes_after": 2}, email={"transport": "smtp", "host": "127.0.0.1", "port": args["port"],
                                                   "pool_size": args["connections"]},
@@ -268,8 +268,8 @@ def step_smtp_bare(args: dict[str, Any]) -> dict[str, Any]:
     """The ceiling: aiosmtplib alone sending pre-rendered messages over the same number of connections."""
     import aiosmtplib
 
-    from orchestrator.campaigns import message_context
-    from orchestrator.channels.mime import build_email
+    from orchestrator.campaigns.service import message_context
+    from orchestrator.delivery.channels.mime import build_email
 
     rt = _rt(args)
     distinct = min(args["limit"], 1000)
@@ -312,7 +312,7 @@ def step_smtp_bare(args: dict[str, Any]) -> dict[str, Any]:
 # -- preference page helpers ---------------------------------------------------------------------
 def step_tokens(args: dict[str, Any]) -> dict[str, Any]:
     """Page tokens for pending enrolments of a campaign (written to a file for the load generator)."""
-    from orchestrator.links import LinkClaims
+    from orchestrator.rendering.links import LinkClaims
     from orchestrator.store.models import Enrolment
 
     rt = _rt(args)

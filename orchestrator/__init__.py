@@ -2,7 +2,7 @@
 
 Shipped files (templates, default config) are found through :mod:`orchestrator.resources`; an
 instance's own files (config, database, outboxes) live in the folder the operator chooses
-(:mod:`orchestrator.instance`), never next to the installed code.
+(:mod:`orchestrator.ops.instance`), never next to the installed code.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 from orchestrator.config import Config, load_config
 from orchestrator.domain.clock import Clock, SystemClock, parse_now
 from orchestrator.domain.suppression import SuppressionKey, suppression_key
-from orchestrator.links import LinkSigner
-from orchestrator.rendering import MessageRenderer
+from orchestrator.rendering.links import LinkSigner
+from orchestrator.rendering.messages import MessageRenderer
 from orchestrator.store.db import make_engine
 
 
@@ -35,7 +35,7 @@ class Runtime:
     @cached_property
     def renderer(self) -> MessageRenderer:
         """Shipped templates from the package; imported ones by version from the database."""
-        from orchestrator.template_store import fetch_wording
+        from orchestrator.rendering.template_store import fetch_wording
 
         return MessageRenderer(fetch=lambda template, locale, version: fetch_wording(
             self.engine, template, locale, version))

@@ -131,7 +131,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics read from the database (no PII); only for server.metrics_allow clients."""
     from starlette.concurrency import run_in_threadpool
 
-    from orchestrator.metrics import CONTENT_TYPE, render, store_registry
+    from orchestrator.ops.metrics import CONTENT_TYPE, render, store_registry
 
     rt: Runtime = request.app.state.rt
     allow = rt.config.server.metrics_allow

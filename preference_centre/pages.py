@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from orchestrator import ledger
-from orchestrator.consent import (
+from orchestrator.consent import ledger
+from orchestrator.consent.service import (
     Answer,
     PageFacts,
     apply_answer,
@@ -32,8 +32,8 @@ from orchestrator.consent import (
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError
-from orchestrator.ledger import Proof
-from orchestrator.links import LinkClaims, LinkExpired, LinkInvalid
+from orchestrator.consent.ledger import Proof
+from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, OutboxMessage

@@ -2,7 +2,7 @@
 
 Reached from the preference page through a token of the ``rights`` purpose (short max_age). GET only
 shows; the export and the erasure are POSTs, and erasure needs a second, explicit step. Both are
-recorded in ``self_service_request``. The work itself is ``orchestrator.rights`` (export_person,
+recorded in ``self_service_request``. The work itself is ``orchestrator.proof.rights`` (export_person,
 erase_person), found by the address on file for the contact the token names.
 """
 
@@ -13,16 +13,16 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orchestrator.consent import Person
+from orchestrator.consent.service import Person
 from orchestrator.domain.model import ConsentSource
-from orchestrator.rights import erase_person, export_person
+from orchestrator.proof.rights import erase_person, export_person
 from preference_centre.i18n import negotiate
 from preference_centre.pages import mask, open_link, render_page, rt_of
 from preference_centre.self_service import record_request
 
 
 def _person(contact: Person) -> dict[str, str]:
-    """How orchestrator.rights finds this person: by email when there is one, else by phone."""
+    """How orchestrator.proof.rights finds this person: by email when there is one, else by phone."""
     return {"email": contact.email} if contact.email else {"phone": contact.phone or ""}
 
 

@@ -22,16 +22,16 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from orchestrator.campaigns import message_context
-from orchestrator.channels import MessageChannel, build_channels
+from orchestrator.campaigns.service import message_context
+from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import InputError, SendError
-from orchestrator.links import LinkClaims
+from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, SelfServiceRequest, SuppressionEntry
-from orchestrator.template_store import wording_now
+from orchestrator.rendering.template_store import wording_now
 
 log = logging.getLogger("reconsent.web")
 

@@ -6,7 +6,7 @@ name, the links). :func:`render` renders each shape once with markers in place o
 then only fills the markers, escaping each value exactly as Jinja's autoescape does; this is what
 makes the page cheap under load. The mechanism and its checks (syntax-tree analysis, a second
 render with other markers, the first real page rendered by Jinja too) are those of the message
-templates: :mod:`orchestrator.compiled_templates`. The Jinja render stays the reference: a page
+templates: :mod:`orchestrator.rendering.compiled`. The Jinja render stays the reference: a page
 whose template does more with a slot value than print it, test it or pass it to ``_()`` (a filter,
 a comparison) is detected and rendered by Jinja every time, and tests compare both outputs.
 """
@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
 from orchestrator.resources import TEMPLATES
-from orchestrator.compiled_templates import ITEM, PRINT, Form, add_form, freeze, uses
+from orchestrator.rendering.compiled import ITEM, PRINT, Form, add_form, freeze, uses
 from preference_centre.i18n import gettext_for
 
 PAGES_DIR = TEMPLATES / "pages"
@@ -47,7 +47,7 @@ NEWLINK_TITLES = {
     "refused": "We cannot send a new link",
 }
 
-#: shape → the page's compiled form (:mod:`orchestrator.compiled_templates`), or None when a check
+#: shape → the page's compiled form (:mod:`orchestrator.rendering.compiled`), or None when a check
 #: failed (then Jinja renders every time)
 _shapes: dict[tuple[Any, ...], Form | None] = {}
 #: (environment, template) → how it uses each name (None: cannot be analysed)

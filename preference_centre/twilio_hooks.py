@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
-from orchestrator import ledger
+from orchestrator.consent import ledger
 from orchestrator.config import Config
-from orchestrator.consent import LIFTABLE, suppress
+from orchestrator.consent.service import LIFTABLE, suppress
 from orchestrator.domain.model import (
     Channel,
     ConsentAction,
@@ -35,7 +35,7 @@ from orchestrator.domain.model import (
     RequestState,
     SuppressionReason,
 )
-from orchestrator.ledger import Proof
+from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, Enrolment, OutboxMessage, SuppressionEntry

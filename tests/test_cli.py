@@ -27,7 +27,7 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     def call(*args: str, now: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         e = dict(env, RECONSENT_NOW=now or env["RECONSENT_NOW"])
-        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], env=e, cwd=tmp_path,
+        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], env=e, cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
             raise AssertionError(f"{args} → {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -150,7 +150,7 @@ def test_dsr_export_and_erase_keep_suppression(cli, tmp_path: Path) -> None:  # 
 def test_demo_no_serve_runs_the_whole_story(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONSENT_")}
     env["RECONSENT_NOW"] = "2026-11-25T09:00:00Z"
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "demo", "--no-serve"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "demo", "--no-serve"], env=env,
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -162,7 +162,7 @@ def test_demo_no_serve_runs_the_whole_story(tmp_path: Path) -> None:
 def test_init_makes_an_instance_folder_and_never_overwrites(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     folder = tmp_path / "shop"
     first = CliRunner().invoke(main, ["init", str(folder)], env={"RECONSENT_CONFIG": None})
@@ -183,7 +183,7 @@ def test_init_makes_an_instance_folder_and_never_overwrites(tmp_path: Path) -> N
 def test_a_database_left_at_an_older_schema_is_refused_with_what_to_do(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
     from orchestrator.store.db import downgrade, make_engine
 
     env = {"RECONSENT_CONFIG": None, "RECONSENT_DATABASE__URL": f"sqlite:///{tmp_path / 'old.db'}"}

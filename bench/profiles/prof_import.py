@@ -1,7 +1,7 @@
 import tempfile, time
 from pathlib import Path
 from bench.data import Databases, runtime, write_csv
-from orchestrator.contacts import import_contacts
+from orchestrator.contacts.service import import_contacts
 wd = Path(tempfile.mkdtemp(prefix="b7prof-"))
 dbs = Databases("sqlite", wd)
 url = dbs.fresh("i")

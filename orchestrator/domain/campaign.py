@@ -40,7 +40,7 @@ class CampaignPlan:
     default_locale: str = "fr"
     locales: tuple[str, ...] = field(default=("fr", "en"))
     #: the stored version of each imported template the campaign sends, ``template/locale/channel``
-    #: → version, pinned when the campaign is created (orchestrator.template_store.pin_wordings);
+    #: → version, pinned when the campaign is created (orchestrator.rendering.template_store.pin_wordings);
     #: a template without one is the shipped template of that name
     wordings: Mapping[str, str] = field(default_factory=dict, hash=False)
 

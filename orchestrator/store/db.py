@@ -34,7 +34,7 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = N
                 async_commit: bool = False) -> Engine:
     """``async_commit`` (PostgreSQL): commits return before the WAL is flushed to disk — a commit
     survives the client's death, not the database server's crash (used to record sends: see
-    orchestrator.dispatch)."""
+    orchestrator.delivery.worker)."""
     busy = SQLITE_BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]

@@ -136,7 +136,7 @@ class MessageTemplate(SQLModel, table=True):
     """One part of one version of an imported message template (``reconsent templates import``).
 
     ``version`` is the wording version of the part's channel, computed as for shipped templates
-    (:func:`orchestrator.rendering.wording_version`): the value outbox rows record as
+    (:func:`orchestrator.rendering.messages.wording_version`): the value outbox rows record as
     ``template_version``, so a message's exact wording can always be found again. Rows are never
     updated but for ``revision``/``imported_at``: the import that last made this version the
     current one (the highest revision of a template, locale and part is what new campaigns use).
@@ -216,7 +216,7 @@ class Bounce(SQLModel, table=True):
 
 
 class ServiceLock(SQLModel, table=True):
-    """A named lock with a lease (the single active scheduler on SQLite; see orchestrator.locks)."""
+    """A named lock with a lease (the single active scheduler on SQLite; see orchestrator.ops.locks)."""
 
     __tablename__ = "service_lock"
     name: str = Field(primary_key=True)
@@ -226,7 +226,7 @@ class ServiceLock(SQLModel, table=True):
 
 
 class ServiceHeartbeat(SQLModel, table=True):
-    """One long-running dispatcher or scheduler process saying it is alive (orchestrator.heartbeat).
+    """One long-running dispatcher or scheduler process saying it is alive (orchestrator.ops.heartbeat).
     Times come from a real clock, never the business clock (RECONSENT_NOW may freeze that)."""
 
     __tablename__ = "service_heartbeat"

@@ -1,5 +1,5 @@
 """The data-subject request register as the console shows it: the same register as
-``reconsent dsr list`` (:mod:`orchestrator.dsr`), one row per request with its due date
+``reconsent dsr list`` (:mod:`orchestrator.proof.requests`), one row per request with its due date
 (received + one calendar month) and whether it is done or overdue.
 
 Requests recorded here, from the CLI (`dsr add`), or by the preference centre's self-service pages
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
-from orchestrator import dsr
+from orchestrator.proof import requests as dsr
 from orchestrator.domain.clock import as_utc
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope

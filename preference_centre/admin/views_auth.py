@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orchestrator.domain.model import CampaignState
-from orchestrator.heartbeat import service_status
+from orchestrator.ops.heartbeat import service_status
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign
 from preference_centre.admin import audit, i18n

@@ -12,7 +12,7 @@ from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from orchestrator.campaigns import (
+from orchestrator.campaigns.service import (
     audience_size,
     campaign_failures,
     campaign_status,
@@ -26,11 +26,11 @@ from orchestrator.campaigns import (
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, RequestState
 from orchestrator.errors import NotFoundError, ReconsentError
-from orchestrator.heartbeat import service_status
+from orchestrator.ops.heartbeat import service_status
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Enrolment
-from orchestrator.template_store import template_names
+from orchestrator.rendering.template_store import template_names
 from preference_centre.admin import audit, charts
 from preference_centre.admin.auth import Role
 from preference_centre.admin.forms import STEP_ROWS, plan_from_form, plan_from_toml

@@ -13,10 +13,10 @@ from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orchestrator.contacts import COLUMNS, ImportReport, import_contacts
+from orchestrator.contacts.service import COLUMNS, ImportReport, import_contacts
 from orchestrator.errors import InputError, NotFoundError, ReconsentError
-from orchestrator import dsr
-from orchestrator.rights import address_key, erase_person, export_person
+from orchestrator.proof import requests as dsr
+from orchestrator.proof.rights import address_key, erase_person, export_person
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import (
     Campaign,
@@ -26,8 +26,8 @@ from orchestrator.store.models import (
     OutboxMessage,
     SuppressionEntry,
 )
-from orchestrator.suppression import check as check_suppression
-from orchestrator.suppression import import_list
+from orchestrator.consent.suppression import check as check_suppression
+from orchestrator.consent.suppression import import_list
 from preference_centre.admin import audit
 from preference_centre.admin.auth import Role
 from preference_centre.admin.requests import list_requests, record_request

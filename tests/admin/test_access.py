@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from orchestrator.campaigns import create_campaign
+from orchestrator.campaigns.service import create_campaign
 from orchestrator.domain.clock import FixedClock, as_utc
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import AdminAudit, AdminSession, AdminUser, Campaign

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from orchestrator.dispatch import dispatch_once
-from orchestrator.links import LinkClaims
+from orchestrator.delivery.worker import dispatch_once
+from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from preference_centre.admin.auth import add_user
 from preference_centre.app import create_app

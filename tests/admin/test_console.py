@@ -14,11 +14,11 @@ from pathlib import Path
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from orchestrator.campaigns import campaign_status, create_campaign
-from orchestrator.contacts import import_contacts
+from orchestrator.campaigns.service import campaign_status, create_campaign
+from orchestrator.contacts.service import import_contacts
 from orchestrator.domain.clock import FixedClock
-from orchestrator.links import LinkClaims
-from orchestrator.rights import export_person
+from orchestrator.rendering.links import LinkClaims
+from orchestrator.proof.rights import export_person
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Contact, SuppressionEntry
 from preference_centre.admin.auth import add_user
@@ -69,7 +69,7 @@ def test_uploads_beyond_the_public_body_limit_work_and_the_console_has_its_own(
 def test_lookup_shows_history_and_messages_then_export_and_erase(admin: Console, write_csv: Callable[..., Path]) -> None:
     rt = admin.rt
     campaign_id = launch(rt, write_csv([person(1), person(2)]))
-    from orchestrator.dispatch import dispatch_once
+    from orchestrator.delivery.worker import dispatch_once
 
     run(dispatch_once(rt))
     from starlette.testclient import TestClient
@@ -142,7 +142,7 @@ def test_preview_every_step_and_locale_with_sms_encoding_and_sandboxed_email(adm
 
 
 def test_sms_preview_names_the_characters_that_force_ucs2(admin: Console, tmp_path: Path) -> None:
-    from orchestrator.campaigns import preview_campaign
+    from orchestrator.campaigns.service import preview_campaign
 
     campaign_id = create_campaign(admin.rt, plan())
     sms = [p for p in preview_campaign(admin.rt, campaign_id) if p.channel == "sms"]
@@ -178,7 +178,7 @@ def test_funnel_numbers_are_those_of_campaign_status_json(admin: Console, write_
                                                           tmp_path: Path) -> None:
     rt = admin.rt
     campaign_id = launch(rt, write_csv([person(1), person(2), person(3, phone="")]))
-    from orchestrator.dispatch import dispatch_once
+    from orchestrator.delivery.worker import dispatch_once
 
     run(dispatch_once(rt))
     from starlette.testclient import TestClient
@@ -195,7 +195,7 @@ def test_funnel_numbers_are_those_of_campaign_status_json(admin: Console, write_
     served = json.loads(admin.client.get(f"/admin/campaigns/{campaign_id}/status.json").text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONSENT_")}
     env.update({"RECONSENT_DATABASE__URL": rt.config.database_url, "RECONSENT_NOW": rt.clock.now().isoformat()})
-    cli = subprocess.run([sys.executable, "-m", "orchestrator.cli", "campaign", "status", str(campaign_id), "--json"],
+    cli = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "campaign", "status", str(campaign_id), "--json"],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
     assert served == json.loads(cli.stdout) == json.loads(json.dumps(status))
 
@@ -246,7 +246,7 @@ def test_french_and_english(admin: Console) -> None:
 
 def test_one_register_for_console_cli_and_exports(admin: Console, write_csv: Callable[..., Path]) -> None:
     """A request recorded in the console is the CLI's `dsr list` row, and a console export closes it."""
-    from orchestrator import dsr
+    from orchestrator.proof import requests as dsr
 
     rt = admin.rt
     import_contacts(rt, write_csv([person(1)]))

@@ -14,9 +14,9 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from orchestrator.campaigns import create_campaign
-from orchestrator.dispatch import dispatch_once
-from orchestrator.rendering import MessageRenderer
+from orchestrator.campaigns.service import create_campaign
+from orchestrator.delivery.worker import dispatch_once
+from orchestrator.rendering.messages import MessageRenderer
 from orchestrator.store.models import Campaign, OutboxMessage
 from tests.admin.conftest import Console
 from tests.support.factories import launch, person, plan

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from orchestrator.domain.clock import FixedClock, SystemClock
-from orchestrator.heartbeat import DISPATCHER, SCHEDULER, Heartbeat
+from orchestrator.ops.heartbeat import DISPATCHER, SCHEDULER, Heartbeat
 from tests.admin.conftest import Console
 from tests.support.factories import launch, person
 

@@ -17,7 +17,7 @@ def test_users_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
     env["RECONSENT_DATABASE__URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
 
     def call(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], check=False, env=env, cwd=tmp_path, input=stdin,
+        return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], check=False, env=env, cwd=tmp_path, input=stdin,
                               capture_output=True, text=True, timeout=120)
 
     assert call("init").returncode == 0

@@ -11,14 +11,14 @@ from typing import Callable
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from orchestrator import ledger
-from orchestrator.campaigns import campaign_status, create_campaign, launch_campaign
-from orchestrator.contacts import import_contacts
-from orchestrator.dispatch import dispatch_once
+from orchestrator.consent import ledger
+from orchestrator.campaigns.service import campaign_status, create_campaign, launch_campaign
+from orchestrator.contacts.service import import_contacts
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, SuppressionEntry
-from orchestrator.sweep import sweep
+from orchestrator.campaigns.sweep import sweep
 from preference_centre.app import create_app
 from tests.support.factories import launch, person, plan, run
 from tests.support.smtp import SmtpServer

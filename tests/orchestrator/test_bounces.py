@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.bounces import ingest, parse_dsn
-from orchestrator.dispatch import dispatch_once
+from orchestrator.delivery.bounces import ingest, parse_dsn
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Bounce, OutboxMessage, SuppressionEntry
@@ -127,12 +127,12 @@ def test_cli_bounces_ingest(rt: Runtime, write_csv: Callable[..., Path], tmp_pat
     path = write_mbox(tmp_path / "b.mbox", [postfix("person1@example.org", ids["person1@example.org"])])
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONSENT_")}
     env.update(RECONSENT_DATABASE__URL=database_url, RECONSENT_NOW="2026-11-25T10:00:00Z")
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "bounces", "ingest", str(path)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "bounces", "ingest", str(path)], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "1 hard bounce(s)" in proc.stdout and "1 address(es) suppressed" in proc.stdout
     _, supp, _ = state(rt)
     assert supp == {rt.key_for("person1@example.org"): "bounced"}
-    bad = subprocess.run([sys.executable, "-m", "orchestrator.cli", "bounces", "ingest", str(tmp_path / "nope")],
+    bad = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "bounces", "ingest", str(tmp_path / "nope")],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "no such file or folder" in bad.stderr

@@ -4,7 +4,7 @@ from typing import Callable
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.campaigns import (
+from orchestrator.campaigns.service import (
     audience_size,
     campaign_status,
     create_campaign,
@@ -13,8 +13,8 @@ from orchestrator.campaigns import (
     preview_campaign,
     set_paused,
 )
-from orchestrator.consent import suppress
-from orchestrator.contacts import import_contacts
+from orchestrator.consent.service import suppress
+from orchestrator.contacts.service import import_contacts
 from orchestrator.errors import InputError, StateError
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Enrolment, OutboxMessage

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from orchestrator import ledger
-from orchestrator.consent import (
+from orchestrator.consent import ledger
+from orchestrator.consent.service import (
     LIFTABLE,
     Answer,
     contact_channels,
@@ -37,7 +37,7 @@ from orchestrator.domain.model import (
     SuppressionReason,
 )
 from orchestrator.errors import NotFoundError
-from orchestrator.ledger import Proof
+from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, SuppressionEntry
@@ -198,7 +198,7 @@ def test_answers_and_page_facts_match_the_reference(steps: list[tuple[Any, ...]]
 def test_page_facts_of_an_erased_or_unknown_contact_is_not_found(rt: Runtime, write_csv: Callable[..., Path]) -> None:
     import pytest
 
-    from orchestrator.rights import erase_person
+    from orchestrator.proof.rights import erase_person
 
     campaign_id = launch(rt, write_csv([person(1)]))
     erase_person(rt, email="person1@example.org", source=ConsentSource.PREFERENCE_CENTRE)

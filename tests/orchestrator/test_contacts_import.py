@@ -7,8 +7,8 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings, strategies as st
 from sqlmodel import Session, select
 
-from orchestrator.consent import suppress
-from orchestrator.contacts import RowError, checked_email, import_contacts, write_rejects
+from orchestrator.consent.service import suppress
+from orchestrator.contacts.service import RowError, checked_email, import_contacts, write_rejects
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ConsentEvent, Contact

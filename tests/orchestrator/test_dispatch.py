@@ -8,7 +8,7 @@ from typing import Callable
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from orchestrator.dispatch import dispatch_once
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import OutboxMessage, SuppressionEntry
@@ -152,7 +152,7 @@ def test_sms_waits_for_the_send_window(
 def test_paused_campaign_sends_nothing_and_resume_sends_each_once(
     make_rt: Callable[..., Runtime], write_csv: Callable[..., Path]
 ) -> None:
-    from orchestrator.campaigns import set_paused
+    from orchestrator.campaigns.service import set_paused
 
     rt = make_rt()
     campaign_id = launch(rt, write_csv([person(i) for i in range(1, 6)]),
@@ -170,8 +170,8 @@ def test_claims_take_running_campaigns_in_turn_and_never_a_paused_ones_rows(
 ) -> None:
     """The claim reads each running campaign's due rows in order: campaigns running together share
     the workers claim by claim, and a paused campaign's due rows are left where they are."""
-    from orchestrator.campaigns import set_paused
-    from orchestrator.dispatch import Dispatcher
+    from orchestrator.campaigns.service import set_paused
+    from orchestrator.delivery.worker import Dispatcher
 
     rt = make_rt(dispatch={"batch_size": 2})
     email_now = [{"day": 0, "channel": "email", "template": "reconsent"}]

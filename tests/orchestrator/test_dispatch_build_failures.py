@@ -21,12 +21,12 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from orchestrator.campaigns import campaign_status, set_paused
-from orchestrator.dispatch import DispatchReport, dispatch_once
+from orchestrator.campaigns.service import campaign_status, set_paused
+from orchestrator.delivery.worker import DispatchReport, dispatch_once
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel
-from orchestrator.rendering import MessageRenderer
-from orchestrator.reports import funnel_table
+from orchestrator.rendering.messages import MessageRenderer
+from orchestrator.campaigns.reports import funnel_table
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, OutboxMessage
 from tests.support.factories import launch, person

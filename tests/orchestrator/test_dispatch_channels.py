@@ -9,15 +9,15 @@ from pathlib import Path
 import dkim
 from sqlmodel import Session, select
 
-from orchestrator.channels import build_channels
-from orchestrator.channels.rate import TokenBucket
-from orchestrator.channels.sms_twilio import TwilioChannel
-from orchestrator.dispatch import dispatch_once
+from orchestrator.delivery.channels import build_channels
+from orchestrator.delivery.channels.rate import TokenBucket
+from orchestrator.delivery.channels.sms_twilio import TwilioChannel
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock, as_utc
 from orchestrator.domain.model import Channel
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import OutboxMessage
-from tests.orchestrator.channels.test_email_smtp import dkim_key
+from tests.orchestrator.delivery.channels.test_email_smtp import dkim_key
 from tests.support.factories import launch, person, run
 from tests.support.smtp import SmtpServer
 from tests.support.twilio_standin import TwilioStandIn
@@ -122,7 +122,7 @@ def test_rate_limit_is_per_sender_in_segments_per_second(twilio: TwilioStandIn) 
     from dataclasses import replace
 
     from orchestrator.config import SmsConfig
-    from tests.orchestrator.channels.test_contract import SMS
+    from tests.orchestrator.delivery.channels.test_contract import SMS
 
     now = [0.0]
 

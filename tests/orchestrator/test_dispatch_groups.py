@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from orchestrator.consent import key_of, suppress
-from orchestrator.dispatch import Dispatcher, DispatchReport
+from orchestrator.consent.service import key_of, suppress
+from orchestrator.delivery.worker import Dispatcher, DispatchReport
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel
 from orchestrator.runtime import Runtime

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from orchestrator.campaigns import set_paused
-from orchestrator.consent import key_of, suppress
-from orchestrator.dispatch import DispatchReport, Dispatcher
+from orchestrator.campaigns.service import set_paused
+from orchestrator.consent.service import key_of, suppress
+from orchestrator.delivery.worker import DispatchReport, Dispatcher
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel
 from orchestrator.runtime import Runtime

@@ -10,8 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from orchestrator.config import Config
-from orchestrator.doctor import run_checks
-from tests.orchestrator.channels.test_email_smtp import dkim_key
+from orchestrator.ops.doctor import run_checks
+from tests.orchestrator.delivery.channels.test_email_smtp import dkim_key
 from tests.support.smtp import SmtpServer, free_port
 
 STRONG = "k" * 48
@@ -59,7 +59,7 @@ def test_cli_exit_codes(tmp_path: Path, smtp_server: SmtpServer) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONSENT_")}
 
     def doctor(**extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "orchestrator.cli", "doctor"], env={**env, **extra},
+        return subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "doctor"], env={**env, **extra},
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
     embedded = doctor()

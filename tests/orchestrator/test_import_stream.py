@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import delete, select
 from sqlmodel import Session
 
-from orchestrator import contacts as contacts_module
-from orchestrator.consent import suppress
-from orchestrator.contacts import COLUMNS, RowError, import_contacts, parse_row, read_rows
+from orchestrator.contacts import service as contacts_module
+from orchestrator.consent.service import suppress
+from orchestrator.contacts.service import COLUMNS, RowError, import_contacts, parse_row, read_rows
 from orchestrator.domain.model import SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from orchestrator import ledger
-from orchestrator.ledger import Proof
+from orchestrator.consent import ledger
+from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ConsentEvent, Contact
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from orchestrator.domain.clock import FixedClock
-from orchestrator.links import PURPOSES, LinkClaims, LinkExpired, LinkInvalid, LinkSigner, _b62
+from orchestrator.rendering.links import PURPOSES, LinkClaims, LinkExpired, LinkInvalid, LinkSigner, _b62
 
 
 def test_round_trip_carries_only_opaque_ids() -> None:

@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from orchestrator.campaigns import sample_context
+from orchestrator.campaigns.service import sample_context
 from orchestrator.domain.model import Channel
 from orchestrator.domain.segments import count_segments
 from orchestrator.runtime import Runtime
@@ -126,7 +126,7 @@ def test_sms_templates_fit_one_gsm7_segment_with_link_and_stop(make_rt: object, 
 
 
 def test_preview_names_the_characters_that_forced_ucs2(make_rt: object) -> None:
-    from orchestrator.campaigns import create_campaign, preview_campaign
+    from orchestrator.campaigns.service import create_campaign, preview_campaign
     from tests.support.factories import plan
 
     rt = make_rt(sender={"name": "Maison Garçon"}, sms={"segment_budget": 3})  # type: ignore[operator]

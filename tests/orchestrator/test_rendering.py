@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from orchestrator.domain.model import Channel
-from orchestrator.rendering import TEMPLATES_DIR, MessageRenderer
+from orchestrator.rendering.messages import TEMPLATES_DIR, MessageRenderer
 
 SHIPPED = [(t, c, loc) for t in ("reconsent", "reminder", "newlink") for c in Channel for loc in ("fr", "en")]
 SENDER = {"name": "Boutique Lumière", "postal_address": "12 rue des Lilas, 69003 Lyon", "email": "b@x.example",

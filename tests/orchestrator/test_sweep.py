@@ -12,13 +12,14 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import Session, select
 
-from orchestrator import ledger, sweep as sweep_module
-from orchestrator.consent import Answer, record_answer
+from orchestrator.consent import ledger
+from orchestrator.campaigns import sweep as sweep_module
+from orchestrator.consent.service import Answer, record_answer
 from orchestrator.domain.clock import FixedClock
-from orchestrator.ledger import Proof
+from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
-from orchestrator.sweep import sweep
+from orchestrator.campaigns.sweep import sweep
 from tests.support.factories import launch, person
 
 

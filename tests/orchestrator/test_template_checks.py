@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from orchestrator.campaigns import create_campaign, launch_campaign, plan_problems, preview_campaign
+from orchestrator.campaigns.service import create_campaign, launch_campaign, plan_problems, preview_campaign
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError
-from orchestrator.rendering import MessageRenderer
+from orchestrator.rendering.messages import MessageRenderer
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign
-from orchestrator.template_checks import documented_variables, render_context
+from orchestrator.rendering.checks import documented_variables, render_context
 from tests.support.factories import plan
 
 ROOT = Path(__file__).resolve().parents[2]

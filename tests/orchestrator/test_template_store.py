@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, func, select
 
-from orchestrator.campaigns import create_campaign, launch_campaign, preview_campaign
-from orchestrator.contacts import import_contacts
-from orchestrator.dispatch import dispatch_once
+from orchestrator.campaigns.service import create_campaign, launch_campaign, preview_campaign
+from orchestrator.contacts.service import import_contacts
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError, TemplateProblems
-from orchestrator.evidence import campaign_evidence
-from orchestrator.links import LinkClaims
-from orchestrator.rendering import TEMPLATES_DIR, MessageRenderer, wording_version
+from orchestrator.proof.evidence import campaign_evidence
+from orchestrator.rendering.links import LinkClaims
+from orchestrator.rendering.messages import TEMPLATES_DIR, MessageRenderer, wording_version
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Contact, MessageTemplate, OutboxMessage
-from orchestrator.template_store import (
+from orchestrator.rendering.template_store import (
     fetch_wording,
     import_templates,
     list_templates,

@@ -48,7 +48,7 @@ def test_language_order() -> None:
 def test_pages_follow_contact_locale_then_accept_language(rt, write_csv) -> None:  # type: ignore[no-untyped-def]
     from starlette.testclient import TestClient
 
-    from orchestrator.links import LinkClaims
+    from orchestrator.rendering.links import LinkClaims
     from preference_centre.app import create_app
     from tests.support.factories import launch, person
 

@@ -9,9 +9,9 @@ import pytest
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from orchestrator import ledger
+from orchestrator.consent import ledger
 from orchestrator.domain.clock import FixedClock
-from orchestrator.links import LinkClaims
+from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import (
     ConsentEvent,
@@ -186,7 +186,7 @@ def test_short_sms_link_page_posts_to_the_page_route(rt: Runtime, write_csv: Cal
                                                      clock: FixedClock, tmp_path: Path) -> None:
     import re as _re
 
-    from orchestrator.dispatch import dispatch_once
+    from orchestrator.delivery.worker import dispatch_once
     from tests.support.factories import run
 
     launch(rt, write_csv([person(1)]), steps=[{"day": 0, "channel": "sms", "template": "reconsent"}])

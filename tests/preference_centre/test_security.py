@@ -16,9 +16,9 @@ from sqlalchemy import create_engine
 from starlette.testclient import TestClient
 from uvicorn.logging import AccessFormatter
 
-from orchestrator.links import LinkClaims
+from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.server import ScrubTokens, install_log_scrubber
+from orchestrator.ops.server import ScrubTokens, install_log_scrubber
 from preference_centre.app import create_app
 from tests.support.factories import launch, person
 from tests.support.live_server import live_server

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from jinja2 import DictLoader, Environment, select_autoescape
 
 from orchestrator.config import SenderConfig
-from orchestrator.consent import Answer
+from orchestrator.consent.service import Answer
 from preference_centre import templating
 
 #: values that test escaping and formatting: markup, quotes, ampersands, percent signs, non-ASCII

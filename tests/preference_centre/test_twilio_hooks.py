@@ -12,8 +12,8 @@ from sqlmodel import Session, select
 from starlette.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
-from orchestrator import ledger
-from orchestrator.dispatch import dispatch_once
+from orchestrator.consent import ledger
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import (
     ConsentEvent,

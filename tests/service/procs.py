@@ -91,7 +91,7 @@ class Proc:
 
 
 def reconsent(config: Path, *args: str, log: Path, env: dict[str, str] | None = None) -> Proc:
-    return Proc([sys.executable, "-m", "orchestrator.cli", "--config", str(config), *args], log,
+    return Proc([sys.executable, "-m", "orchestrator.cli.main", "--config", str(config), *args], log,
                 {"RECONSENT_HOME": str(config.parent), **(env or {})})
 
 

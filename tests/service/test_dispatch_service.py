@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlmodel import Session, select
 
-from orchestrator import metrics
-from orchestrator.campaigns import set_paused
-from orchestrator.dispatch import DispatchReport, Dispatcher, dispatch_once
+from orchestrator.ops import metrics
+from orchestrator.campaigns.service import set_paused
+from orchestrator.delivery.worker import DispatchReport, Dispatcher, dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import OutboxMessage

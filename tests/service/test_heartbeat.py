@@ -9,9 +9,9 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from orchestrator import scheduler as sched
+from orchestrator.ops import scheduler as sched
 from orchestrator.domain.clock import FixedClock, SystemClock
-from orchestrator.heartbeat import (
+from orchestrator.ops.heartbeat import (
     ALIVE_WITHIN,
     DISPATCHER,
     FORGET_AFTER,
@@ -119,7 +119,7 @@ def test_run_scheduler_beats_standby_then_active_then_stopped(make_rt: Callable[
 def test_reconsent_dispatch_once_beats_and_leaves_its_row_to_age(rt: Runtime) -> None:
     from click.testing import CliRunner
 
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     result = CliRunner().invoke(main, ["dispatch", "--once"], env={"RECONSENT_DATABASE__URL": rt.config.database_url})
     assert result.exit_code == 0, result.output

@@ -12,12 +12,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from orchestrator import metrics
-from orchestrator.consent import record_unsubscribe
-from orchestrator.dispatch import dispatch_once
-from orchestrator.ledger import Proof
+from orchestrator.ops import metrics
+from orchestrator.consent.service import record_unsubscribe
+from orchestrator.delivery.worker import dispatch_once
+from orchestrator.consent.ledger import Proof
 from orchestrator.domain.model import ConsentSource
-from orchestrator.logs import JsonFormatter, Scrub, configure_logging
+from orchestrator.ops.logs import JsonFormatter, Scrub, configure_logging
 from orchestrator.runtime import Runtime
 from preference_centre.app import create_app
 from tests.support.factories import launch, person, run

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from orchestrator.campaigns import create_campaign, launch_campaign
+from orchestrator.campaigns.service import create_campaign, launch_campaign
 from orchestrator.config import DispatchConfig
 from orchestrator.domain.clock import FixedClock, SystemClock
 from orchestrator.runtime import Runtime

@@ -17,13 +17,13 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 from sqlmodel import Session
 
-from orchestrator import scheduler as sched
-from orchestrator.campaigns import create_campaign, launch_campaign
-from orchestrator.cli import main
-from orchestrator.contacts import import_contacts
+from orchestrator.ops import scheduler as sched
+from orchestrator.campaigns.service import create_campaign, launch_campaign
+from orchestrator.cli.main import main
+from orchestrator.contacts.service import import_contacts
 from orchestrator.domain.clock import FixedClock, SystemClock
-from orchestrator.heartbeat import service_status
-from orchestrator.locks import leader_lock
+from orchestrator.ops.heartbeat import service_status
+from orchestrator.ops.locks import leader_lock
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Enrolment, OutboxMessage
 from tests.service.procs import reconsent, wait_until, write_config
@@ -169,7 +169,7 @@ def test_a_part_that_stops_on_its_own_stops_the_others_and_is_named(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In-process: the scheduler loses its lock; the web server and the dispatcher are stopped too."""
-    from orchestrator import service
+    from orchestrator.ops import service
     from orchestrator.errors import ReconsentError
 
     def scheduler_losing_its_lock(*_: object, **__: object) -> None:

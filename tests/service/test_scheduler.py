@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from orchestrator import scheduler as sched
+from orchestrator.ops import scheduler as sched
 from orchestrator.domain.clock import FixedClock
 from orchestrator.errors import ConfigError
-from orchestrator.evergreen import enrol_newcomers
-from orchestrator.locks import AdvisoryLock, LeaseLock, leader_lock
+from orchestrator.campaigns.evergreen import enrol_newcomers
+from orchestrator.ops.locks import AdvisoryLock, LeaseLock, leader_lock
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Enrolment, OutboxMessage, SchedulerJob
 from tests.conftest import T0
@@ -49,7 +49,7 @@ def test_jobs_come_from_config_and_an_empty_expression_turns_one_off(make_rt: Ca
         with pytest.raises(ConfigError, match="does not exist"):
             sched.jobs(missing)
     finally:
-        sched.register_job_type("retention", "orchestrator.retention:run_retention", "retention_cron")
+        sched.register_job_type("retention", "orchestrator.proof.retention:run_retention", "retention_cron")
 
 
 def _next_hour_cron() -> str:
@@ -206,7 +206,7 @@ template = "reminder"
 def test_evergreen_enrols_newcomers_with_their_own_dates(
     make_rt: Callable[..., Runtime], write_csv: Callable[..., Path], clock: FixedClock, tmp_path: Path
 ) -> None:
-    from orchestrator.contacts import import_contacts
+    from orchestrator.contacts.service import import_contacts
 
     (tmp_path / "evergreen.toml").write_text(EVERGREEN, encoding="utf-8")
     rt = make_rt(scheduler={"evergreen_campaign_file": "evergreen.toml"})
@@ -242,3 +242,37 @@ def test_evergreen_enrols_newcomers_with_their_own_dates(
 
 def test_evergreen_is_off_without_a_campaign_file(rt: Runtime) -> None:
     assert "off" in enrol_newcomers(rt).summary()
+
+
+def test_jobs_stored_under_the_old_module_path_are_rewritten_by_the_migration(
+    make_rt: Callable[..., Runtime]
+) -> None:
+    """Before the feature packages, jobs were stored as ``orchestrator.scheduler:run_job``."""
+    import pickle
+
+    from orchestrator.store.db import downgrade, migrate
+
+    rt = make_rt(scheduler={"sweep_cron": _next_hour_cron()})
+    first = sched.build_scheduler(rt)
+    first.start(paused=True)
+    sched.sync_jobs(first, rt)
+    due = datetime.now(timezone.utc) + timedelta(minutes=17)
+    first.modify_job("sweep", next_run_time=due)
+    first.shutdown(wait=True)
+
+    def stored() -> set[str]:
+        with Session(rt.engine) as s:
+            return {pickle.loads(row)["func"] for row in s.execute(select(SchedulerJob.job_state)).scalars()}
+
+    assert stored() == {"orchestrator.ops.scheduler:run_job"}
+    downgrade(rt.engine, "0011_render_failures")
+    assert stored() == {"orchestrator.scheduler:run_job"}  # what a database of the old layout holds
+    migrate(rt.engine)
+    assert stored() == {"orchestrator.ops.scheduler:run_job"}
+    second = sched.build_scheduler(rt)
+    second.start(paused=True)
+    try:
+        job = second.get_job("sweep")  # loads: the function reference resolves
+        assert job is not None and abs((job.next_run_time - due).total_seconds()) < 1  # its next run is kept
+    finally:
+        second.shutdown(wait=True)

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from orchestrator.campaigns import create_campaign, launch_campaign
-from orchestrator.contacts import import_contacts
+from orchestrator.campaigns.service import create_campaign, launch_campaign
+from orchestrator.contacts.service import import_contacts
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.runtime import Runtime
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.channels import MessageChannel
-from orchestrator.channels.email_file import FileEmailChannel
-from orchestrator.channels.email_smtp import SmtpChannel
-from orchestrator.channels.sms_file import FileSmsChannel
-from orchestrator.channels.sms_twilio import TwilioChannel
+from orchestrator.delivery.channels import MessageChannel
+from orchestrator.delivery.channels.email_file import FileEmailChannel
+from orchestrator.delivery.channels.email_smtp import SmtpChannel
+from orchestrator.delivery.channels.sms_file import FileSmsChannel
+from orchestrator.delivery.channels.sms_twilio import TwilioChannel
 from orchestrator.config import EmailConfig, SmsConfig
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel

@@ -15,11 +15,11 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from orchestrator.channels.email_smtp import SmtpChannel
-from orchestrator.channels.mime import DkimSigner, build_email, signer_from
+from orchestrator.delivery.channels.email_smtp import SmtpChannel
+from orchestrator.delivery.channels.mime import DkimSigner, build_email, signer_from
 from orchestrator.config import Config, EmailConfig
 from orchestrator.errors import ConfigError, PermanentSendError, TransientSendError
-from tests.orchestrator.channels.test_contract import EMAIL
+from tests.orchestrator.delivery.channels.test_contract import EMAIL
 from tests.support.factories import run
 from tests.support.smtp import SmtpServer
 

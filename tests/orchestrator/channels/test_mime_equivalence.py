@@ -12,7 +12,7 @@ from email.message import EmailMessage
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from orchestrator.channels.mime import build_email, message_bytes, wire_bytes
+from orchestrator.delivery.channels.mime import build_email, message_bytes, wire_bytes
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel
 from orchestrator.errors import PermanentSendError
@@ -182,7 +182,7 @@ def test_a_simple_address_is_what_getaddresses_returns(address: str) -> None:
     """The SMTP channel skips getaddresses() for the addresses this pattern accepts."""
     from email.utils import getaddresses
 
-    from orchestrator.channels.mime import _SIMPLE_ADDR
+    from orchestrator.delivery.channels.mime import _SIMPLE_ADDR
 
     if _SIMPLE_ADDR.fullmatch(address):
         assert [addr for _, addr in getaddresses([address])] == [address]

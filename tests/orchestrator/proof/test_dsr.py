@@ -10,19 +10,19 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from orchestrator import ledger
-from orchestrator.cli import main
-from orchestrator.consent import Answer, record_answer
-from orchestrator.contacts import import_contacts
-from orchestrator.dispatch import dispatch_once
+from orchestrator.consent import ledger
+from orchestrator.cli.main import main
+from orchestrator.consent.service import Answer, record_answer
+from orchestrator.contacts.service import import_contacts
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.domain.model import ConsentSource
-from orchestrator.dsr import list_requests
-from orchestrator.ledger import Proof
-from orchestrator.rights import erase_person, export_person, self_service_request
+from orchestrator.proof.requests import list_requests
+from orchestrator.consent.ledger import Proof
+from orchestrator.proof.rights import erase_person, export_person, self_service_request
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.suppression import check
+from orchestrator.consent.suppression import check
 from tests.support.factories import launch, person, run
 
 
@@ -119,7 +119,7 @@ def test_dsr_export_command_writes_one_json_file(rt: Runtime, write_csv: Callabl
 
 def test_erasure_answers_a_pending_request_so_no_further_step_goes(rt: Runtime, write_csv: Callable[..., Path],
                                                                    clock: FixedClock) -> None:
-    from orchestrator.campaigns import campaign_status
+    from orchestrator.campaigns.service import campaign_status
 
     campaign_id = launch(rt, write_csv([person(1), person(2)]))
     run(dispatch_once(rt))

@@ -13,13 +13,13 @@ from pathlib import Path
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from orchestrator.cli import main
-from orchestrator.dispatch import dispatch_once
+from orchestrator.cli.main import main
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
-from orchestrator.evidence import campaign_evidence, pseudonym
-from orchestrator.links import LinkClaims
+from orchestrator.proof.evidence import campaign_evidence, pseudonym
+from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
-from orchestrator.sweep import sweep
+from orchestrator.campaigns.sweep import sweep
 from preference_centre.app import create_app
 from tests.support.factories import launch, person, run
 

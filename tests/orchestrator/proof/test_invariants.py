@@ -37,16 +37,16 @@ from sqlalchemy import select, text
 from starlette.testclient import TestClient
 from twilio.request_validator import RequestValidator
 
-from orchestrator import ledger
-from orchestrator.campaigns import create_campaign, launch_campaign
-from orchestrator.consent import Answer, record_answer, record_unsubscribe
-from orchestrator.contacts import import_contacts
-from orchestrator.dispatch import dispatch_once
+from orchestrator.consent import ledger
+from orchestrator.campaigns.service import create_campaign, launch_campaign
+from orchestrator.consent.service import Answer, record_answer, record_unsubscribe
+from orchestrator.contacts.service import import_contacts
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.model import ConsentSource
 from orchestrator.errors import NotFoundError
-from orchestrator.ledger import Proof
-from orchestrator.retention import run_retention
-from orchestrator.rights import erase_person
+from orchestrator.consent.ledger import Proof
+from orchestrator.proof.retention import run_retention
+from orchestrator.proof.rights import erase_person
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import (
@@ -57,7 +57,7 @@ from orchestrator.store.models import (
     SuppressionEntry,
     Wording,
 )
-from orchestrator.sweep import sweep
+from orchestrator.campaigns.sweep import sweep
 from preference_centre.app import create_app
 from tests.conftest import PG_URL, T0
 from tests.support.factories import CSV_HEADER, person, plan, run

@@ -9,12 +9,12 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import select, text
 
-from orchestrator import ledger
-from orchestrator.cli import main
-from orchestrator.consent import Answer, record_answer, record_unsubscribe
+from orchestrator.consent import ledger
+from orchestrator.cli.main import main
+from orchestrator.consent.service import Answer, record_answer, record_unsubscribe
 from orchestrator.domain.model import ConsentSource
-from orchestrator.ledger import Proof
-from orchestrator.rights import erase_person
+from orchestrator.consent.ledger import Proof
+from orchestrator.proof.rights import erase_person
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent

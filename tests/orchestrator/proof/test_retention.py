@@ -11,19 +11,19 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from orchestrator import ledger
-from orchestrator.campaigns import campaign_status
-from orchestrator.cli import main
-from orchestrator.consent import Answer, record_answer
-from orchestrator.contacts import import_contacts
-from orchestrator.dispatch import dispatch_once
+from orchestrator.consent import ledger
+from orchestrator.campaigns.service import campaign_status
+from orchestrator.cli.main import main
+from orchestrator.consent.service import Answer, record_answer
+from orchestrator.contacts.service import import_contacts
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.domain.model import ConsentSource
 from orchestrator.errors import ConfigError
-from orchestrator.ledger import Proof
-from orchestrator.retention import run_retention
+from orchestrator.consent.ledger import Proof
+from orchestrator.proof.retention import run_retention
 from orchestrator.runtime import Runtime
-from orchestrator.scheduler import jobs
+from orchestrator.ops.scheduler import jobs
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import (
     ConsentEvent,
@@ -32,8 +32,8 @@ from orchestrator.store.models import (
     OutboxMessage,
     SuppressionEntry,
 )
-from orchestrator.suppression import check
-from orchestrator.sweep import sweep
+from orchestrator.consent.suppression import check
+from orchestrator.campaigns.sweep import sweep
 from tests.support.factories import launch, person, run
 
 

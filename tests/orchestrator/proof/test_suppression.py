@@ -11,16 +11,16 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from orchestrator.cli import main
-from orchestrator.contacts import import_contacts
-from orchestrator.dispatch import dispatch_once
+from orchestrator.cli.main import main
+from orchestrator.contacts.service import import_contacts
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.suppression import suppression_key
 from orchestrator.errors import ConfigError
-from orchestrator.rights import erase_person
+from orchestrator.proof.rights import erase_person
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, SuppressionEntry
-from orchestrator.suppression import check, check_detailed, export_list, import_list, rekey
+from orchestrator.consent.suppression import check, check_detailed, export_list, import_list, rekey
 from tests.support.factories import launch, person, run
 
 

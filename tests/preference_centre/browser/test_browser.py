@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from orchestrator.dispatch import dispatch_once
+from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
-from orchestrator.links import LinkClaims
+from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Contact, Enrolment, SelfServiceRequest, SuppressionEntry
 from preference_centre.app import create_app

@@ -1,0 +1,180 @@
+"""The deadline sweep [R5]: whoever never answered is expired, suppressed (no_response), and their
+personal data goes per retention policy. Suppressed people are never messaged again, even after a
+re-import, because the suppression entry (a keyed hash) outlives the profile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, or_, select, update
+from sqlmodel import Session
+
+from orchestrator.consent import ledger
+from orchestrator.domain.model import (
+    CampaignState,
+    Channel,
+    ConsentAction,
+    ConsentSource,
+    DeliveryState,
+    Purpose,
+    RequestState,
+    SkipReason,
+    SuppressionReason,
+)
+from orchestrator.consent.ledger import Proof
+from orchestrator.proof.retention import erase_many, scrub_profile
+from orchestrator.runtime import Runtime
+from orchestrator.store.bulk import insert_rows
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
+
+BATCH = 5000
+_SUPPRESSION_COLUMNS = ("key", "channel", "reason", "source", "created_at")
+
+
+@dataclass
+class SweepReport:
+    campaigns: list[int] = field(default_factory=list)
+    expired: int = 0
+    suppressed: int = 0
+    anonymised: int = 0
+    deleted: int = 0
+
+    def summary(self) -> str:
+        return (f"{len(self.campaigns)} campaign(s) past deadline: {self.expired} expired, "
+                f"{self.suppressed} addresses suppressed (no_response), {self.anonymised} anonymised, "
+                f"{self.deleted} deleted")
+
+
+def sweep(rt: Runtime) -> SweepReport:
+    """Close every running or paused campaign past its deadline."""
+    report = SweepReport()
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        due = list(session.execute(select(Campaign.id).where(
+            Campaign.state.in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]),  # type: ignore[attr-defined]
+            Campaign.deadline_at <= now,  # type: ignore[operator]
+        )).scalars())
+    for campaign_id in due:
+        report.campaigns.append(campaign_id)
+        expire_pending(rt, campaign_id, now, report)
+        with session_scope(rt.engine) as session:
+            session.execute(update(OutboxMessage).where(
+                OutboxMessage.campaign_id == campaign_id, _abandoned(now),
+            ).values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value,
+                     claimed_by=None, claimed_until=None, updated_at=now))
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None
+            campaign.state = CampaignState.COMPLETED.value
+            campaign.completed_at = now
+            session.add(campaign)
+    return report
+
+
+def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepReport, *,
+                   own_deadline_only: bool = False) -> None:
+    """Expire a campaign's pending requests in batches (all of them, or with ``own_deadline_only``
+    those whose per-person deadline has passed, as in the standing evergreen campaign)."""
+    last_id = 0
+    while True:
+        # Keyset pagination over the campaign's pending enrolments: each batch is one
+        # transaction of a handful of set-based statements, whatever its size (see bench/).
+        with session_scope(rt.engine) as session:
+            query = (
+                select(Enrolment.id, Enrolment.contact_id.label("enrolled"),  # type: ignore[attr-defined]
+                       Contact.id.label("contact_id"), Contact.email,  # type: ignore[union-attr]
+                       Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at)
+                .join(Contact, Contact.id == Enrolment.contact_id, isouter=True)
+                .where(Enrolment.campaign_id == campaign_id, Enrolment.state == RequestState.PENDING.value,
+                       Enrolment.id > last_id)  # type: ignore[operator]
+                .order_by(Enrolment.id).limit(BATCH)
+            )
+            if own_deadline_only:
+                query = query.where(Enrolment.deadline_at <= now)  # type: ignore[operator]
+            batch = session.execute(query).all()
+            if not batch:
+                return
+            last_id = batch[-1].id
+            _expire_batch(rt, session, batch, campaign_id, now, report)
+
+
+def _abandoned(now: datetime) -> Any:
+    """Outbox rows nobody is sending: queued, or claimed by a worker whose lease ran out. A row
+    whose sender still holds its lease is left alone, so a send in flight is recorded as sent."""
+    return or_(
+        OutboxMessage.status == DeliveryState.PENDING.value,
+        and_(OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.claimed_until < now),  # type: ignore[operator]
+    )
+
+
+def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], campaign_id: int, now: datetime,
+                  report: SweepReport) -> None:
+    """Expire a batch of pending enrolments: per contact and reachable channel, one suppression entry
+    (no_response) unless one exists and one ``expired`` ledger event; then the retention policy."""
+    # Conditional on still being pending: a person who answered between the batch's SELECT and this
+    # UPDATE keeps their answer (PostgreSQL re-checks the condition after waiting for their commit;
+    # SQLite refuses the stale write). Only the rows this statement expired go on.
+    expired = set(session.execute(
+        update(Enrolment).where(Enrolment.id.in_([r.id for r in batch]),  # type: ignore[union-attr]
+                                Enrolment.state == RequestState.PENDING.value)
+        .values(state=RequestState.EXPIRED.value, answered_at=None)
+        .returning(Enrolment.id).execution_options(synchronize_session=False)  # type: ignore[arg-type]
+    ).scalars())
+    if len(expired) != len(batch):
+        batch = [r for r in batch if r.id in expired]
+    report.expired += len(batch)
+    # An enrolment's outbox rows are its campaign's rows for its contact: this finds them through the
+    # (campaign_id, contact_id, …) unique index, where enrolment_id (not indexed) scanned every
+    # pending row of the outbox once per batch (quadratic in the audience).
+    session.execute(
+        update(OutboxMessage).where(OutboxMessage.campaign_id == campaign_id,  # type: ignore[arg-type]
+                                    OutboxMessage.contact_id.in_([r.enrolled for r in batch]),  # type: ignore[attr-defined]
+                                    _abandoned(now))
+        .values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value,
+                claimed_by=None, claimed_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    live = [r for r in batch if r.contact_id is not None and r.erased_at is None]  # erased: nothing to do
+    live_ids = [r.contact_id for r in live]
+    email, sms = Channel.EMAIL.value, Channel.SMS.value
+    reach = [(r.contact_id, channel, key) for r in live
+             for channel, address, key in ((email, r.email, r.email_key), (sms, r.phone, r.phone_key))
+             if address]
+    keys = {key for _, _, key in reach if key}
+    existing: set[tuple[str, str]] = set()
+    if keys:
+        found = session.execute(select(SuppressionEntry.key, SuppressionEntry.channel)  # type: ignore[call-overload]
+                                .where(SuppressionEntry.key.in_(keys))).all()  # type: ignore[attr-defined]
+        existing = {(str(key), str(channel)) for key, channel in found}
+    source = f"campaign:{campaign_id}"
+    entries = []
+    reason = SuppressionReason.NO_RESPONSE.value
+    for _, channel, key in reach:
+        if key and (key, channel) not in existing:
+            existing.add((key, channel))
+            entries.append((key, channel, reason, source, now))
+    if entries:
+        # ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason.
+        insert_rows(session.connection(), SuppressionEntry.__table__, _SUPPRESSION_COLUMNS, entries,  # type: ignore[attr-defined]
+                    ignore_conflicts=True)
+        report.suppressed += len(entries)
+    proof = Proof(source=ConsentSource.SWEEP.value, campaign_id=campaign_id)
+    purpose, action = Purpose.MARKETING.value, ConsentAction.EXPIRED.value
+    ledger.append_many(session, [
+        {"contact_id": contact_id, "channel": channel, "purpose": purpose, "action": action, "at": now, "proof": proof}
+        for contact_id, channel, _ in reach
+    ])
+    policy = rt.config.retention.after_expiry
+    if policy in ("anonymise", "delete") and live_ids:
+        erase_many(session, live_ids, now, policy)
+        if policy == "anonymise":
+            report.anonymised += len(live_ids)
+        else:
+            report.deleted += len(live_ids)
+
+
+#: kept for callers of the skeleton's name; see :func:`orchestrator.proof.retention.scrub_profile`
+anonymise = scrub_profile

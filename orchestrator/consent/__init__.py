@@ -1,0 +1,5 @@
+"""Consent: what people answer (page, one-click, SMS keywords), withdrawals, the hash-chained ledger and the
+suppression list.
+
+The door is ``service.py``; ``ledger.py`` and ``suppression.py`` are the one writer of their table.
+"""

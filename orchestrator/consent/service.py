@@ -1,0 +1,300 @@
+"""Recording what people answer: the preference page, one-click unsubscribe, SMS keywords, sweeps.
+
+Consent changes only through an explicit, recorded action [R1]; each change is a ledger event with
+proof [R2] and, when it stops messages, a suppression entry that takes effect before the next send [R7].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, delete, exists, literal_column, select, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from orchestrator.consent import ledger
+from orchestrator.domain.model import (
+    Channel,
+    ConsentAction,
+    Purpose,
+    RequestState,
+    SuppressionReason,
+)
+from orchestrator.errors import NotFoundError
+from orchestrator.consent.ledger import Proof
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import ConsentEvent, Contact, Enrolment, SuppressionEntry
+
+#: reasons an explicit new confirmation may lift (the person opted out and now opts back in)
+LIFTABLE = {SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.SMS_STOP.value}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the person ticked: marketing per channel, and partner sharing (separate purpose)."""
+
+    channels: dict[str, bool]
+    partners: bool = False
+
+    @property
+    def confirms(self) -> bool:
+        return any(self.channels.values())
+
+
+class Reachable(Protocol):
+    """What the channel helpers read from a contact: a :class:`Contact` row or a :class:`Person`."""
+
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def email_key(self) -> str | None: ...
+    @property
+    def phone_key(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Person:
+    """The contact fields the pages and an answer need, read with one Core query (no ORM object)."""
+
+    id: int
+    email: str | None
+    phone: str | None
+    email_key: str | None
+    phone_key: str | None
+    first_name: str | None
+    locale: str
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    """Everything the preference page shows, read in one statement (see :func:`page_facts`).
+
+    ``given``: the newest marketing event of the channel is granted/confirmed (as
+    :func:`orchestrator.consent.ledger.current_consent` decides); ``suppressed``: the channel's address is on
+    the suppression list; ``enrolment_state``: the request of the link's campaign, None when none.
+    """
+
+    contact: Person
+    enrolment_state: str | None
+    given: dict[str, bool]
+    suppressed: dict[str, bool]
+
+    def current(self) -> dict[str, bool]:
+        """Per channel the person has: ticked only for their own, still-current consent [R1]."""
+        return {c.value: self.given[c.value] and not self.suppressed[c.value] for c in contact_channels(self.contact)}
+
+
+def contact_channels(contact: Reachable) -> list[Channel]:
+    return [c for c, present in ((Channel.EMAIL, contact.email), (Channel.SMS, contact.phone)) if present]
+
+
+def key_of(contact: Reachable, channel: Channel | str) -> str | None:
+    return contact.email_key if channel == Channel.EMAIL else contact.phone_key
+
+
+def is_suppressed(session: Session, key: str | None, channel: str) -> bool:
+    if not key:
+        return False
+    return session.get(SuppressionEntry, (key, channel)) is not None
+
+
+def suppress(session: Session, key: str | None, channel: str, reason: str, source: str, at: datetime) -> bool:
+    """Add a suppression entry; False when one was already there (the first reason stays)."""
+    if not key or is_suppressed(session, key, channel):
+        return False
+    session.add(SuppressionEntry(key=key, channel=channel, reason=reason, source=source,
+                                 created_at=at))
+    session.flush()
+    return True
+
+
+# -- the preference page's reads and writes, as Core statements built once ---------------------------
+_CONTACT = Contact.__table__  # type: ignore[attr-defined]
+_ENROLMENT = Enrolment.__table__  # type: ignore[attr-defined]
+_EVENT = ConsentEvent.__table__  # type: ignore[attr-defined]
+_SUPPRESSION = SuppressionEntry.__table__  # type: ignore[attr-defined]
+
+
+def _newest_marketing_action(channel: Channel) -> Any:
+    """The action of the newest marketing event of (this contact, channel): max(id) decides, as in
+    ``ledger.current_consent``."""
+    return (select(_EVENT.c.action)
+            .where(_EVENT.c.contact_id == _CONTACT.c.id, _EVENT.c.channel == _constant(channel.value),
+                   _EVENT.c.purpose == _constant(Purpose.MARKETING.value))
+            .order_by(_EVENT.c.id.desc()).limit(1).scalar_subquery())
+
+
+def _on_suppression_list(channel: Channel, key: Any) -> Any:
+    return exists().where(_SUPPRESSION.c.key == key, _SUPPRESSION.c.channel == _constant(channel.value))
+
+
+def _constant(word: str) -> Any:
+    """A fixed word written into the SQL text (no bind parameter to process on every execution).
+
+    >>> str(_constant("email"))
+    "'email'"
+    """
+    assert word.isidentifier()  # only our own enum values, never input
+    return literal_column(f"'{word}'")
+
+
+#: one statement for the whole page: the contact, the campaign's request, and per channel the newest
+#: marketing event and the suppression entry (instead of three sessions and a query per channel)
+_PAGE_FACTS = select(
+    _CONTACT.c.id, _CONTACT.c.email, _CONTACT.c.phone, _CONTACT.c.email_key, _CONTACT.c.phone_key,
+    _CONTACT.c.first_name, _CONTACT.c.locale, _CONTACT.c.erased_at,
+    select(_ENROLMENT.c.state).where(_ENROLMENT.c.contact_id == _CONTACT.c.id,
+                                     _ENROLMENT.c.campaign_id == bindparam("campaign_id")).scalar_subquery(),
+    _newest_marketing_action(Channel.EMAIL), _newest_marketing_action(Channel.SMS),
+    _on_suppression_list(Channel.EMAIL, _CONTACT.c.email_key), _on_suppression_list(Channel.SMS, _CONTACT.c.phone_key),
+).where(_CONTACT.c.id == bindparam("contact_id"))
+
+_LIVE_PERSON = select(
+    _CONTACT.c.id, _CONTACT.c.email, _CONTACT.c.phone, _CONTACT.c.email_key, _CONTACT.c.phone_key,
+    _CONTACT.c.first_name, _CONTACT.c.locale, _CONTACT.c.erased_at,
+).where(_CONTACT.c.id == bindparam("contact_id"))
+
+
+def page_facts(conn: Connection, contact_id: int, campaign_id: int | None) -> PageFacts:
+    """What the preference page needs about a live contact; NotFoundError when gone or erased."""
+    row = conn.execute(_PAGE_FACTS, {"contact_id": contact_id, "campaign_id": campaign_id}).first()
+    if row is None or row[7] is not None:
+        raise NotFoundError("contact gone")
+    person = Person(*row[:7])
+    return PageFacts(
+        contact=person, enrolment_state=row[8],
+        given={"email": row[9] in ledger.GIVEN, "sms": row[10] in ledger.GIVEN},
+        suppressed={"email": bool(row[11]) and bool(person.email_key), "sms": bool(row[12]) and bool(person.phone_key)},
+    )
+
+
+def live_person(conn: Connection, contact_id: int) -> Person:
+    """The contact as a :class:`Person`; NotFoundError when gone or erased."""
+    row = conn.execute(_LIVE_PERSON, {"contact_id": contact_id}).first()
+    if row is None or row[7] is not None:
+        raise NotFoundError("unknown contact")
+    return Person(*row[:7])
+
+
+def record_answer(rt: Runtime, contact_id: int, campaign_id: int | None, answer: Answer, proof: Proof) -> str:
+    """Apply a preference-page answer; returns the enrolment's state afterwards ("" when none)."""
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        return apply_answer(session, live_person(session.connection(), contact_id), campaign_id, answer, proof, now)
+
+
+def apply_answer(session: Session, contact: Person, campaign_id: int | None, answer: Answer, proof: Proof,
+                 now: datetime) -> str:
+    """:func:`record_answer` inside the caller's transaction, for a contact it read there (the page
+    also stores the wording shown in it). The events of one answer are appended under one lock of the
+    chain head, channel by channel: marketing, then partners."""
+    conn = session.connection()
+    contact_id = contact.id
+    reachable = contact_channels(contact)
+    # Only a "yes" on a channel the person has counts: a forged or stale form ticking a channel
+    # we hold no address for must not close the request as confirmed without a confirmation event.
+    confirms = any(answer.channels.get(c.value) for c in reachable)
+    events: list[dict[str, Any]] = []
+    for channel in reachable:
+        chosen = bool(answer.channels.get(channel.value))
+        action = ConsentAction.CONFIRMED if chosen else ConsentAction.DECLINED
+        events.append({"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.MARKETING.value,
+                       "action": action.value, "at": now, "proof": proof})
+        if answer.partners:
+            events.append({"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.PARTNERS.value,
+                           "action": ConsentAction.GRANTED.value, "at": now, "proof": proof})
+    ledger.append_many(session, events)
+    for channel in reachable:
+        key = key_of(contact, channel)
+        if not key:
+            continue
+        if answer.channels.get(channel.value):
+            conn.execute(_LIFT, {"key": key, "channel": channel.value})
+        else:
+            conn.execute(_insert_ignoring_duplicates(conn), {
+                "key": key, "channel": channel.value, "reason": SuppressionReason.UNSUBSCRIBED.value,
+                "source": str(proof.source), "created_at": now})
+    if confirms:
+        conn.execute(_CONSENTED, {"contact_id": contact_id, "now": now})
+    target = RequestState.CONFIRMED if confirms else RequestState.DECLINED
+    return _close_enrolment_core(conn, contact_id, campaign_id, target, now)
+
+
+_LIFT = delete(_SUPPRESSION).where(_SUPPRESSION.c.key == bindparam("key"), _SUPPRESSION.c.channel == bindparam("channel"),
+                                   _SUPPRESSION.c.reason.in_(sorted(LIFTABLE)))
+_CONSENTED = update(_CONTACT).where(_CONTACT.c.id == bindparam("contact_id")).values(consented_at=bindparam("now"))
+_REQUEST = select(_ENROLMENT.c.id, _ENROLMENT.c.state).where(
+    _ENROLMENT.c.contact_id == bindparam("contact_id"), _ENROLMENT.c.campaign_id == bindparam("campaign_id"))
+_ANSWERED = update(_ENROLMENT).where(_ENROLMENT.c.id == bindparam("enrolment_id")).values(
+    state=bindparam("state"), answered_at=bindparam("now"))
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING into the suppression list: an entry already there keeps its
+    first reason (as :func:`suppress`)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(_SUPPRESSION).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(_SUPPRESSION).on_conflict_do_nothing()
+
+
+def _close_enrolment_core(conn: Connection, contact_id: int, campaign_id: int | None, target: RequestState,
+                          now: datetime) -> str:
+    """:func:`_close_enrolment` as two Core statements."""
+    if campaign_id is None:
+        return ""
+    row = conn.execute(_REQUEST, {"contact_id": contact_id, "campaign_id": campaign_id}).first()
+    if row is None:
+        return ""
+    if RequestState.can_move(RequestState(row.state), target):
+        conn.execute(_ANSWERED, {"enrolment_id": row.id, "state": target.value, "now": now})
+        return target.value
+    return str(row.state)
+
+
+def record_unsubscribe(rt: Runtime, contact_id: int, campaign_id: int | None, channel: str, proof: Proof) -> bool:
+    """One-click or link unsubscribe from one channel. Idempotent: False when already unsubscribed."""
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise NotFoundError("unknown contact")
+        key = key_of(contact, channel)
+        if contact.erased_at is not None or is_suppressed(session, key, channel):
+            _close_enrolment(session, contact_id, campaign_id, RequestState.DECLINED, now)
+            return False
+        ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.MARKETING,
+                      action=ConsentAction.WITHDRAWN, at=now, proof=proof)
+        suppress(session, key, channel, SuppressionReason.UNSUBSCRIBED, proof.source, now)
+        _close_enrolment(session, contact_id, campaign_id, RequestState.DECLINED, now)
+        return True
+
+
+def _live_contact(session: Session, contact_id: int) -> Contact:
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.erased_at is not None:
+        raise NotFoundError("unknown contact")
+    return contact
+
+
+def _close_enrolment(session: Session, contact_id: int, campaign_id: int | None, target: RequestState, now: datetime) -> str:
+    if campaign_id is None:
+        return ""
+    enrolment = session.execute(
+        select(Enrolment).where(Enrolment.contact_id == contact_id, Enrolment.campaign_id == campaign_id)
+    ).scalar_one_or_none()
+    if enrolment is None:
+        return ""
+    if RequestState.can_move(RequestState(enrolment.state), target):
+        enrolment.state = target.value
+        enrolment.answered_at = now
+        session.add(enrolment)
+    return enrolment.state

@@ -1,0 +1,274 @@
+"""Suppression list operations [R3]: import (plaintext or already-hashed lists), check, export, and
+re-keying after the suppression secret changes.
+
+Key rotation (docs/suppression.md): the new secret goes into ``security.suppression_key`` and the old
+one first in ``security.previous_suppression_keys``; ``reconsent suppression rekey`` then moves, in one
+transaction, every entry whose address is still held in plaintext (a live contact) to the new key and
+re-hashes ``Contact.email_key`` / ``phone_key``. Entries whose plaintext is gone (erased people,
+hashed imports) cannot be re-hashed: they stay under the old key, and every lookup by address (import,
+``suppression check``) also tries the previous keys; an import copies a match under the current key. So a previous key must stay listed for as long as entries hashed under it matter.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from orchestrator.consent.service import suppress
+from orchestrator.domain.clock import as_utc
+from orchestrator.domain.model import Channel, SuppressionReason
+from orchestrator.domain.suppression import looks_like_key, suppression_key
+from orchestrator.errors import ConfigError, InputError
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Contact, SuppressionEntry
+
+EXPORT_COLUMNS = ("key", "channel", "reason", "source", "created_at")
+_HEADER_WORDS = ("email", "phone", "address", "key", "hash")
+_REASONS = {r.value for r in SuppressionReason}
+_CHANNELS = {c.value for c in Channel}
+
+
+@dataclass
+class SuppressionImport:
+    added: int = 0
+    already: int = 0
+    rejected: list[tuple[int, str]] | None = None
+
+
+def normalise(rt: Runtime, value: str) -> tuple[str | None, list[str]]:
+    """(normalised address or None for a key, channels) — raises InputError naming what is wrong."""
+    value = value.strip()
+    if looks_like_key(value):
+        return None, [Channel.EMAIL.value, Channel.SMS.value]
+    if "@" in value:
+        try:
+            return validate_email(value, check_deliverability=False).normalized, [Channel.EMAIL.value]
+        except EmailNotValidError as exc:
+            raise InputError(f"not a valid email: {exc}") from None
+    try:
+        parsed = phonenumbers.parse(value, rt.config.contacts.default_region)
+    except phonenumbers.NumberParseException:
+        raise InputError("neither an email, a phone number nor a 64-hex-digit key") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise InputError("not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), [Channel.SMS.value]
+
+
+def classify(rt: Runtime, value: str) -> tuple[str, list[str]]:
+    """(key, channels) for one line: an email, a phone, or an already-hashed key (both channels)."""
+    address, channels = normalise(rt, value)
+    return (rt.key_for(address) if address else value.strip().lower()), channels
+
+
+def previous_keys(rt: Runtime, address: str) -> list[str]:
+    """The address hashed under every former secret still listed in config."""
+    return [suppression_key(secret, address) for secret in rt.config.previous_suppression_secrets()]
+
+
+def adopt_previous(session: Session, rt: Runtime, addresses: Iterable[str]) -> int:
+    """Copy entries found under a previous key for these plaintext addresses to the current key.
+
+    Called wherever plaintext arrives to be stored (contacts and suppression imports): entries whose
+    plaintext was gone at re-key time are upgraded the first time the address is seen again. The
+    old entry stays until ``suppression rekey`` (a contact may still carry the old key). Returns the
+    number of entries copied.
+    """
+    if not rt.config.previous_suppression_secrets():
+        return 0
+    old_to_new: dict[str, str] = {}
+    for address in addresses:
+        new = rt.key_for(address)
+        for old in previous_keys(rt, address):
+            old_to_new[old] = new
+    copied = 0
+    olds = list(old_to_new)
+    for start in range(0, len(olds), 500):
+        chunk = olds[start:start + 500]
+        for entry in session.execute(select(SuppressionEntry).where(SuppressionEntry.key.in_(chunk))).scalars():  # type: ignore[attr-defined]
+            new = old_to_new[entry.key]
+            if session.get(SuppressionEntry, (new, entry.channel)) is None:
+                session.add(SuppressionEntry(key=new, channel=entry.channel, reason=entry.reason,
+                                             source=entry.source, created_at=entry.created_at))
+                session.flush()
+                copied += 1
+    return copied
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text (save the file as UTF-8)") from None
+
+
+def import_list(rt: Runtime, path: Path, *, reason: str = SuppressionReason.IMPORTED) -> SuppressionImport:
+    """One address or key per line (first CSV column; a header line is skipped).
+
+    A header naming ``channel`` and/or ``reason`` columns (as ``suppression export`` writes) makes
+    those columns count: a hashed key then goes on its own channel only, with its original reason.
+    """
+    report = SuppressionImport(rejected=[])
+    now = rt.clock.now()
+    rows = list(csv.reader(_read_lines(path)))
+    channel_col = reason_col = None
+    if rows and rows[0] and rows[0][0].strip().lower() in _HEADER_WORDS:
+        header = [h.strip().lower() for h in rows[0]]
+        channel_col = header.index("channel") if "channel" in header else None
+        reason_col = header.index("reason") if "reason" in header else None
+    with session_scope(rt.engine) as session:
+        for number, row in enumerate(rows, start=1):
+            if number == 1 and (channel_col is not None or reason_col is not None or
+                                (row and row[0].strip().lower() in _HEADER_WORDS)):
+                continue
+            if not row or not row[0].strip() or row[0].strip().startswith("#"):
+                continue
+            assert report.rejected is not None
+            try:
+                address, channels = normalise(rt, row[0])
+                key = rt.key_for(address) if address else row[0].strip().lower()
+                if channel_col is not None and channel_col < len(row) and row[channel_col].strip():
+                    wanted = row[channel_col].strip().lower()
+                    if wanted not in _CHANNELS:
+                        raise InputError(f"channel: expected email or sms, got {row[channel_col]!r}")
+                    if wanted not in channels:
+                        raise InputError(f"channel {wanted} does not fit a value that looks like {channels[0]}")
+                    channels = [wanted]
+                row_reason = reason
+                if reason_col is not None and reason_col < len(row) and row[reason_col].strip():
+                    row_reason = row[reason_col].strip().lower()
+                    if row_reason not in _REASONS:
+                        raise InputError(f"reason: expected one of {', '.join(sorted(_REASONS))}, got {row[reason_col]!r}")
+            except InputError as exc:
+                report.rejected.append((number, str(exc)))
+                continue
+            if address:
+                adopt_previous(session, rt, [address])
+            for channel in channels:
+                if suppress(session, key, channel, row_reason, f"import:{path.name}", now):
+                    report.added += 1
+                else:
+                    report.already += 1
+    return report
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    entry: SuppressionEntry
+    previous_key: bool  # found under a former secret (a check only reads; an import copies it)
+
+
+def check(rt: Runtime, address: str) -> list[SuppressionEntry]:
+    return [r.entry for r in check_detailed(rt, address)]
+
+
+def check_detailed(rt: Runtime, address: str) -> list[CheckResult]:
+    normalised, channels = normalise(rt, address)
+    key = rt.key_for(normalised) if normalised else address.strip().lower()
+    with session_scope(rt.engine) as session:
+        out = [CheckResult(e, False) for c in channels if (e := session.get(SuppressionEntry, (key, c))) is not None]
+        if normalised and not out:
+            for old in previous_keys(rt, normalised):
+                out += [CheckResult(e, True) for c in channels
+                        if (e := session.get(SuppressionEntry, (old, c))) is not None]
+        return out
+
+
+def export_rows(rt: Runtime) -> Iterator[tuple[str, str, str, str, str]]:
+    """Every entry as (key, channel, reason, source, created_at ISO Z), oldest first."""
+    with session_scope(rt.engine) as session:
+        for e in session.execute(select(SuppressionEntry).order_by(
+                SuppressionEntry.created_at, SuppressionEntry.key, SuppressionEntry.channel)).scalars():
+            yield (e.key, e.channel, e.reason, e.source or "",
+                   as_utc(e.created_at).replace(tzinfo=None).isoformat(timespec="seconds") + "Z")
+
+
+def export_list(rt: Runtime, out: TextIO) -> int:
+    """Write the list as CSV (hashes only: the export holds no address); returns the entry count."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    n = 0
+    for row in export_rows(rt):
+        writer.writerow(row)
+        n += 1
+    return n
+
+
+@dataclass
+class RekeyReport:
+    contacts_rekeyed: int = 0
+    entries_moved: int = 0
+    entries_untouched: int = 0
+    previous_keys: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.contacts_rekeyed} contact key(s) re-hashed, {self.entries_moved} suppression "
+                f"entr{'y' if self.entries_moved == 1 else 'ies'} moved to the current key, "
+                f"{self.entries_untouched} left as they were (already current, or no plaintext held: "
+                f"erased people, hashed imports — they stay checkable while their key is listed in "
+                f"security.previous_suppression_keys)")
+
+
+def rekey(rt: Runtime, progress: Callable[[int], None] | None = None) -> RekeyReport:
+    """Re-hash contacts and suppression entries from the previous secrets to the current one.
+
+    One transaction: either every contact and entry moves or nothing does, so no dispatcher ever
+    sees a contact whose key does not match its suppression entry.
+    """
+    olds = rt.config.previous_suppression_secrets()
+    if not olds:
+        raise ConfigError("security.previous_suppression_keys is empty: list the former suppression key(s) "
+                          "there (RECONSENT_SECURITY__PREVIOUS_SUPPRESSION_KEYS) and the new one in "
+                          "security.suppression_key, then run rekey again")
+    if rt.config.suppression_secret() in olds:
+        raise ConfigError("security.suppression_key is also listed in security.previous_suppression_keys: "
+                          "the current key must be the new one")
+    report = RekeyReport(previous_keys=len(olds))
+    with session_scope(rt.engine) as session:
+        total = session.execute(select(func.count()).select_from(SuppressionEntry)).scalar_one()
+        contacts = session.execute(select(Contact).where(Contact.erased_at.is_(None)).order_by(Contact.id)).scalars().all()  # type: ignore[union-attr]
+        old_to_new: dict[str, str] = {}
+        for c in contacts:
+            changed = False
+            for address, attr in ((c.email, "email_key"), (c.phone, "phone_key")):
+                if not address:
+                    continue
+                new = rt.key_for(address)
+                for old in {*(suppression_key(s, address) for s in olds), getattr(c, attr)}:
+                    if old and old != new:
+                        old_to_new[old] = new
+                if getattr(c, attr) != new:
+                    setattr(c, attr, new)
+                    changed = True
+            if changed:
+                session.add(c)
+                report.contacts_rekeyed += 1
+            if progress:
+                progress(1)
+        olds_list = list(old_to_new)
+        for start in range(0, len(olds_list), 500):
+            chunk = olds_list[start:start + 500]
+            entries = session.execute(select(SuppressionEntry).where(SuppressionEntry.key.in_(chunk))).scalars().all()  # type: ignore[attr-defined]
+            for entry in entries:
+                new = old_to_new[entry.key]
+                if session.get(SuppressionEntry, (new, entry.channel)) is None:
+                    session.add(SuppressionEntry(key=new, channel=entry.channel, reason=entry.reason,
+                                                 source=entry.source, created_at=entry.created_at))
+                    session.flush()
+                report.entries_moved += 1
+            session.flush()
+            session.execute(delete(SuppressionEntry).where(SuppressionEntry.key.in_(chunk)),  # type: ignore[attr-defined]
+                            execution_options={"synchronize_session": False})
+        report.entries_untouched = int(total) - report.entries_moved
+    return report

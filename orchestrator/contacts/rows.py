@@ -1,0 +1,187 @@
+"""One contacts CSV row → contact fields (SPEC §10): pure validation, no database.
+
+This module is what the import's worker processes run (orchestrator.contacts.service feeds them chunks of
+rows), so it imports only the validation libraries, never the store.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from orchestrator.domain.model import ContactKind
+from orchestrator.domain.suppression import suppression_key
+
+COLUMNS = ("external_id", "kind", "email", "phone", "first_name", "locale", "timezone", "last_activity_at", "b2b")
+
+
+class RowError(Exception):
+    def __init__(self, field_name: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field_name
+        self.reason = reason
+
+
+#: a plain ASCII dot-atom local part: every such string is one email_validator accepts as is
+_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*\Z")
+
+
+def checked_email(address: str) -> str:
+    """email_validator's normalised form of ``address`` (RowError when invalid), fast for common ones.
+
+    A CSV of a million rows has a million addresses but few domains: the domain is validated once
+    (by email_validator, cached), and a plain ASCII local part needs only a regular expression.
+    Anything else goes through email_validator in full, so the results are the same
+    (tests/orchestrator/test_contacts_import.py checks this against email_validator).
+
+    >>> checked_email("Jean.Dupont@Exemple.FR")
+    'Jean.Dupont@exemple.fr'
+    """
+    local, at, domain = address.rpartition("@")
+    if at and len(local) <= 64 and _SIMPLE_LOCAL.match(local):
+        normal_domain = _checked_domain(domain)
+        if normal_domain is not None and len(local) + 1 + len(normal_domain) <= 254:
+            return f"{local}@{normal_domain}"
+    try:
+        return str(validate_email(address, check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise RowError("email", f"not a valid address: {exc}") from None
+
+
+@lru_cache(maxsize=65536)
+def _checked_domain(domain: str) -> str | None:
+    """The normalised domain when it is valid and stays ASCII; None sends the address the slow way."""
+    try:
+        normal = str(validate_email("x@" + domain, check_deliverability=False).normalized).partition("@")[2]
+    except EmailNotValidError:
+        return None
+    return normal if normal.isascii() else None
+
+
+def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str) -> dict[str, Any]:
+    """Validate one CSV row into contact fields; raise RowError naming the field."""
+    get = lambda name: (raw.get(name) or "").strip()  # noqa: E731
+    external_id = get("external_id")
+    if not external_id:
+        raise RowError("external_id", "required")
+    kind = get("kind").lower()
+    if kind not in (ContactKind.CUSTOMER, ContactKind.PROSPECT):
+        raise RowError("kind", f"expected customer or prospect, got {get('kind')!r}")
+    email = get("email") or None
+    phone = get("phone") or None
+    if not email and not phone:
+        raise RowError("email", "email or phone is required (both are empty)")
+    if email:
+        email = checked_email(email)
+    if phone:
+        try:
+            parsed = phonenumbers.parse(phone, default_region)
+        except phonenumbers.NumberParseException:
+            raise RowError("phone", f"not a phone number: {phone!r}") from None
+        if not phonenumbers.is_valid_number(parsed):
+            raise RowError("phone", f"not a valid number for its region: {phone!r}")
+        phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    locale = (get("locale") or default_locale).replace("_", "-")
+    lang = locale.split("-")[0].lower()
+    if not (2 <= len(lang) <= 3 and lang.isalpha()):
+        raise RowError("locale", f"expected a language code like fr or en, got {get('locale')!r}")
+    tz = get("timezone") or None
+    if tz:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise RowError("timezone", f"unknown time zone {tz!r} (expected e.g. Europe/Paris)") from None
+    last = get("last_activity_at")
+    last_activity: date | None = None
+    if last:
+        try:
+            last_activity = datetime.fromisoformat(last).date() if "T" in last or " " in last else date.fromisoformat(last)
+        except ValueError:
+            raise RowError("last_activity_at", f"expected an ISO date like 2024-03-31, got {last!r}") from None
+    b2b_text = get("b2b").lower()
+    if b2b_text not in ("", "true", "false", "1", "0", "yes", "no"):
+        raise RowError("b2b", f"expected true or false, got {get('b2b')!r}")
+    attributes = {k: v for k, v in raw.items() if k not in COLUMNS and k is not None and v not in (None, "")}
+    return {
+        "external_id": external_id,
+        "kind": kind,
+        "email": email,
+        "phone": phone,
+        "first_name": get("first_name") or None,
+        "locale": lang,
+        "timezone": tz,
+        "last_activity_at": last_activity,
+        "b2b": b2b_text in ("true", "1", "yes"),
+        "attributes": attributes,
+    }
+
+
+def merge_duplicate(previous: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """A later row for the same external_id: its non-empty values win, empty ones keep the earlier.
+
+    >>> merge_duplicate({"email": "a@x.org", "phone": "+33612345678", "b2b": True},
+    ...                 {"email": None, "phone": "+33612345679", "b2b": False})
+    {'email': 'a@x.org', 'phone': '+33612345679', 'b2b': False}
+    """
+    return {**previous, **{k: v for k, v in later.items() if v not in (None, {}, "")}}
+
+
+#: the columns of a staged contact, after its first and last line numbers (orchestrator.contacts.service)
+STAGED_FIELDS = ("external_id", "kind", "email", "phone", "first_name", "locale", "timezone", "last_activity_at",
+                 "b2b", "attributes", "email_key", "phone_key")
+
+
+class ValidatedChunk(NamedTuple):
+    """A chunk of CSV rows once validated (what a worker process sends back: plain tuples pickle fast)."""
+
+    #: (line, field, reason, raw row) of each rejected row, in file order
+    rejects: list[tuple[int, str, str, dict[str, str]]]
+    #: (first line, last line, *STAGED_FIELDS) per external_id of the chunk, rows of one id merged
+    staged: list[tuple[Any, ...]]
+    #: how many rows were valid (the staged ones plus the duplicates merged into them)
+    valid: int
+
+
+def validate_chunk(
+    rows: Sequence[tuple[int, dict[str, str]]], default_region: str, default_locale: str, secret: bytes,
+) -> ValidatedChunk:
+    """Validate a chunk of CSV rows, merging rows of one external_id; valid rows get their suppression keys.
+
+    Runs in the import's worker processes, so everything it needs comes in its arguments. Dates are
+    staged as ISO text and attributes as JSON text, the forms stored for a contact.
+    """
+    rejects: list[tuple[int, str, str, dict[str, str]]] = []
+    first_seen: dict[str, list[Any]] = {}  # external_id -> [first line, last line, merged values]
+    valid = 0
+    for line, raw in rows:
+        if raw.pop("__extra__", None):
+            rejects.append((line, "row", "more cells than header columns", raw))
+            continue
+        try:
+            values = parse_row(raw, default_region=default_region, default_locale=default_locale)
+        except RowError as err:
+            rejects.append((line, err.field, err.reason, raw))
+            continue
+        valid += 1
+        values["email_key"] = suppression_key(secret, values["email"]) if values["email"] else None
+        values["phone_key"] = suppression_key(secret, values["phone"]) if values["phone"] else None
+        seen = first_seen.get(values["external_id"])
+        if seen is None:
+            first_seen[values["external_id"]] = [line, line, values]
+        else:
+            seen[1], seen[2] = line, merge_duplicate(seen[2], values)
+    staged = []
+    for first_line, last_line, v in first_seen.values():
+        last = v["last_activity_at"]
+        staged.append((first_line, last_line, v["external_id"], v["kind"], v["email"], v["phone"], v["first_name"],
+                       v["locale"], v["timezone"], last.isoformat() if last else None, v["b2b"],
+                       json.dumps(v["attributes"]), v["email_key"], v["phone_key"]))
+    return ValidatedChunk(rejects, staged, valid)

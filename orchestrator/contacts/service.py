@@ -1,0 +1,382 @@
+"""Contacts CSV import (SPEC §10): validate every row, merge on external_id, refuse suppressed people.
+
+Valid rows are written in batches inside one transaction, so a crash never leaves half a file;
+every rejected row is reported with its line number, field and reason. The file is streamed: rows
+are validated in chunks (by worker processes for a big file; the rules are in
+orchestrator.contacts.rows) and staged in a temporary table, so memory does not grow with the file
+(only with the number of rejected rows, which the report lists). Importing never creates
+or changes consent: that only happens through an explicit action by the person [R1].
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.engine import Connection
+
+from orchestrator.domain.model import Channel, SuppressionReason
+from orchestrator.errors import InputError
+from orchestrator.contacts.rows import (
+    COLUMNS,
+    STAGED_FIELDS,
+    RowError,
+    ValidatedChunk,
+    checked_email,
+    parse_row,
+    validate_chunk,
+)
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Contact
+from orchestrator.consent.suppression import adopt_previous
+
+__all__ = ["COLUMNS", "ImportReport", "Reject", "RowError", "checked_email", "import_contacts", "parse_row",
+           "read_rows", "write_rejects"]
+
+#: contacts written (suppression check + insert/update) per statement batch
+BATCH = 2000
+#: rows validated per chunk (the unit handed to a worker process)
+CHUNK_ROWS = 5000
+#: files at least this big are validated in worker processes; for smaller ones starting them costs more
+POOL_MIN_BYTES = 4_000_000
+
+
+@dataclass(frozen=True)
+class Reject:
+    line: int
+    field: str
+    reason: str
+    row: dict[str, str]
+
+
+@dataclass
+class ImportReport:
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    merged_duplicates: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+
+    @property
+    def imported(self) -> int:
+        return self.created + self.updated
+
+    def summary(self) -> str:
+        return (
+            f"{self.read} rows read: {self.created} created, {self.updated} updated, "
+            f"{self.merged_duplicates} duplicate rows merged, {len(self.rejects)} rejected"
+        )
+
+
+@dataclass
+class ParsedContact:
+    line: int
+    values: dict[str, Any]
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        try:
+            header = reader.fieldnames or []
+            missing = [c for c in ("external_id", "kind") if c not in header]
+            if missing or not ({"email", "phone"} & set(header)):
+                raise InputError(
+                    f"{path}: line 1: header must name the columns {','.join(COLUMNS)} "
+                    f"(missing: {', '.join(missing or ['email/phone'])})"
+                )
+            for row in reader:
+                if None in row:  # more cells than header columns
+                    yield reader.line_num, {"__extra__": "1", **{k: v for k, v in row.items() if k}}
+                else:
+                    yield reader.line_num, row
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: line {reader.line_num + 1}: not UTF-8 text (save the file as UTF-8)") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+
+
+def import_contacts(
+    rt: Runtime,
+    path: Path,
+    *,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ImportReport:
+    """Import a contacts CSV. With ``strict``, any rejected row refuses the whole file.
+
+    Memory does not grow with the file: rows are validated in chunks (in ``workers`` processes for a
+    big file; None picks by file size and CPUs) and staged in a temporary table where later rows for
+    the same external_id are merged into the first; the staged contacts are then checked against
+    the suppression list and written in the order of their first row. Everything happens in one
+    transaction, so a refused or failed import writes nothing.
+    """
+    report = ImportReport()
+    cfg = rt.config.contacts
+    validation = (cfg.default_region, cfg.default_locale, rt.config.suppression_secret())
+    if workers is None:
+        workers = _default_workers(path)
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        stage = _Stage(session.connection())
+        valid = 0
+        with closing(_validated_chunks(read_rows(path), chunk_rows, workers, validation)) as chunks:
+            for chunk in chunks:
+                report.rejects.extend(Reject(*r) for r in chunk.rejects)
+                stage.add(chunk.staged)
+                valid += chunk.valid
+                report.read += chunk.valid + len(chunk.rejects)
+                if progress:
+                    progress(chunk.valid + len(chunk.rejects))
+        if strict and report.rejects:
+            first = report.rejects[0]
+            raise InputError(
+                f"{path}: line {first.line}: {first.field}: {first.reason} "
+                f"({len(report.rejects)} rejected rows; nothing imported because of --strict)"
+            )
+        report.merged_duplicates = valid - stage.count()
+        stage.analyze()
+        for page in stage.pages(BATCH):
+            # entries hashed under a former suppression key are found too (docs/suppression.md)
+            if rt.config.previous_suppression_secrets():
+                adopt_previous(session, rt, stage.addresses(page))
+            for p in stage.refuse_suppressed(page):
+                report.rejects.append(
+                    Reject(p.line, "email" if p.values["email"] else "phone",
+                           "on the suppression list (opted out, erased or expired): not imported", _as_row(p.values))
+                )
+            for contact_id, p in stage.existing(page):
+                session.execute(
+                    update(Contact).where(Contact.id == contact_id).values(**p.values, updated_at=now)  # type: ignore[arg-type]
+                )
+                report.updated += 1
+            report.created += stage.insert_new(page, now)
+        stage.drop()
+    return report
+
+
+def _default_workers(path: Path) -> int:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus, 4) if cpus > 1 and size >= POOL_MIN_BYTES else 1
+
+
+def _validated_chunks(
+    rows: Iterator[tuple[int, dict[str, str]]], chunk_rows: int, workers: int, validation: tuple[str, str, bytes],
+) -> Generator[ValidatedChunk, None, None]:
+    """``validate_chunk`` of each chunk of ``rows``, in file order; with workers > 1 in a process pool.
+
+    At most two chunks per worker are in flight, so memory stays bounded whatever the file size.
+    """
+    chunks = iter(lambda: list(islice(rows, chunk_rows)), [])
+    if workers <= 1:
+        for chunk in chunks:
+            yield validate_chunk(chunk, *validation)
+        return
+    with ProcessPoolExecutor(workers, mp_context=_start_method()) as pool:
+        pending: deque[Future[ValidatedChunk]] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(validate_chunk, chunk, *validation))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _start_method() -> multiprocessing.context.BaseContext:
+    """fork where it is safe, else spawn.
+
+    A forked worker starts at once with the validation code already imported (a spawned one
+    re-imports the caller's main module: about a second of CPU each). Fork is safe in a
+    single-threaded process: the workers never touch the database connection they inherit. A
+    multi-threaded caller (the admin console's web server) gets spawn.
+    """
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+class _Stage:
+    """A temporary table holding one row per external_id of the file being imported.
+
+    A later row for an external_id already staged is merged into it as ``merge_duplicate`` does
+    (non-empty values win), keeping the first row's line as the contact's place in the file and the
+    last one's for reporting. tests/orchestrator/test_import_stream.py pins this to the in-memory merge.
+    """
+
+    FIELDS = STAGED_FIELDS
+    #: on a repeated external_id: the columns an empty later value must not overwrite
+    KEEP_IF_EMPTY = ("email", "phone", "first_name", "timezone", "last_activity_at", "email_key", "phone_key")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pg = pg = conn.dialect.name == "postgresql"
+        mark = "%s" if pg else "?"
+        self.qualified = "pg_temp.import_stage" if pg else "temp.import_stage"  # never a real table
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self.qualified}")  # left by an earlier failed import
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE import_stage (first_line INTEGER PRIMARY KEY, last_line INTEGER NOT NULL, "
+            "external_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, email TEXT, phone TEXT, first_name TEXT, "
+            "locale TEXT NOT NULL, timezone TEXT, last_activity_at TEXT, b2b BOOLEAN NOT NULL, "
+            "attributes TEXT NOT NULL, email_key TEXT, phone_key TEXT)" + (" ON COMMIT DROP" if pg else "")
+        )
+        merged = ", ".join(
+            f"{c} = COALESCE(excluded.{c}, import_stage.{c})" if c in self.KEEP_IF_EMPTY
+            else f"{c} = CASE WHEN excluded.{c} = '{{}}' THEN import_stage.{c} ELSE excluded.{c} END"
+            if c == "attributes" else f"{c} = excluded.{c}"
+            for c in ("last_line", *self.FIELDS[1:])
+        )
+        self.upsert = (
+            f"INSERT INTO import_stage (first_line, last_line, {', '.join(self.FIELDS)}) "
+            f"VALUES ({', '.join([mark] * (len(self.FIELDS) + 2))}) "
+            f"ON CONFLICT (external_id) DO UPDATE SET {merged}"
+        )
+        self.columns = f"first_line, last_line, {', '.join(self.FIELDS)}"
+        # the stored forms are the ones SQLAlchemy writes for Contact (ISO dates, JSON text, booleans);
+        # tests/orchestrator/test_import_stream.py compares every column with the row-by-row insert
+        as_date, as_json = ("CAST(s.last_activity_at AS DATE)", "CAST(s.attributes AS JSON)") if pg else \
+            ("s.last_activity_at", "s.attributes")
+        table = Contact.__table__  # type: ignore[attr-defined]
+        self.insert = text(
+            f"INSERT INTO contact ({', '.join(self.FIELDS)}, created_at, updated_at) "
+            f"SELECT s.external_id, s.kind, s.email, s.phone, s.first_name, s.locale, s.timezone, {as_date}, s.b2b, "
+            f"{as_json}, s.email_key, s.phone_key, :now, :now FROM import_stage s "
+            "WHERE s.first_line > :after AND s.first_line <= :upto "
+            "AND NOT EXISTS (SELECT 1 FROM contact c WHERE c.external_id = s.external_id) ORDER BY s.first_line"
+        ).bindparams(bindparam("now", type_=table.c.created_at.type))
+
+    def add(self, staged: list[tuple[Any, ...]]) -> None:
+        """Stage (first line, last line, *STAGED_FIELDS) rows, one per external_id within the chunk."""
+        if staged:
+            self.conn.exec_driver_sql(self.upsert, staged)  # type: ignore[arg-type]
+
+    def count(self) -> int:
+        return int(self.conn.exec_driver_sql("SELECT COUNT(*) FROM import_stage").scalar_one())
+
+    def analyze(self) -> None:
+        """Give PostgreSQL's planner the table's size (temporary tables are never auto-analysed)."""
+        if self.pg:
+            self.conn.exec_driver_sql("ANALYZE import_stage")
+
+    def pages(self, size: int) -> Iterator[tuple[int, int]]:
+        """(after, upto] ranges of first lines holding ``size`` staged contacts each, in file order."""
+        after = 0
+        while True:
+            upto = self.conn.execute(
+                text("SELECT first_line FROM import_stage WHERE first_line > :after "
+                     "ORDER BY first_line LIMIT 1 OFFSET :skip"), {"after": after, "skip": size - 1}
+            ).scalar()
+            if upto is None:
+                more = self.conn.execute(text("SELECT 1 FROM import_stage WHERE first_line > :after LIMIT 1"),
+                                         {"after": after}).scalar()
+                if more:
+                    yield after, _NO_END
+                return
+            yield after, upto
+            after = upto
+
+    def addresses(self, page: tuple[int, int]) -> list[str]:
+        rows = self.conn.execute(text(f"SELECT email, phone FROM import_stage WHERE {_IN_PAGE}"), _bounds(page))
+        return [a for row in rows for a in row if a]
+
+    def refuse_suppressed(self, page: tuple[int, int]) -> list[ParsedContact]:
+        """Unstage and return the page's contacts the suppression list refuses, in file order.
+
+        Refused: every address given is suppressed on its channel, or any one was erased (an erased
+        person asked to be forgotten: any one of their addresses refuses the whole row).
+        """
+        found = self.conn.execute(text(
+            "SELECT s.first_line, s.email_key, s.phone_key, se.reason, sp.reason FROM import_stage s "
+            "LEFT JOIN suppression se ON se.key = s.email_key AND se.channel = :email "
+            "LEFT JOIN suppression sp ON sp.key = s.phone_key AND sp.channel = :sms "
+            "WHERE s.first_line > :after AND s.first_line <= :upto AND (se.reason IS NOT NULL OR sp.reason IS NOT NULL) ORDER BY s.first_line"
+        ), {**_bounds(page), "email": Channel.EMAIL.value, "sms": Channel.SMS.value}).all()
+        refused = []
+        for first_line, email_key, phone_key, email_reason, phone_reason in found:
+            given = [reason for key, reason in ((email_key, email_reason), (phone_key, phone_reason)) if key]
+            if SuppressionReason.ERASED in given or all(given):
+                refused.append(first_line)
+        if not refused:
+            return []
+        lines = {"lines": refused}
+        rows = self.conn.execute(text(f"SELECT {self.columns} FROM import_stage WHERE first_line IN :lines "
+                                      "ORDER BY first_line").bindparams(bindparam("lines", expanding=True)), lines)
+        contacts = [self._contact(row) for row in rows]
+        self.conn.execute(text("DELETE FROM import_stage WHERE first_line IN :lines")
+                          .bindparams(bindparam("lines", expanding=True)), lines)
+        return contacts
+
+    def existing(self, page: tuple[int, int]) -> list[tuple[int, ParsedContact]]:
+        """The page's contacts already in the database (by external_id), with their ids."""
+        rows = self.conn.execute(text(
+            f"SELECT c.id, {', '.join('s.' + c for c in self.columns.split(', '))} FROM import_stage s "
+            "JOIN contact c ON c.external_id = s.external_id "
+            "WHERE s.first_line > :after AND s.first_line <= :upto ORDER BY s.first_line"
+        ), _bounds(page)).all()
+        return [(row[0], self._contact(row[1:])) for row in rows]
+
+    def insert_new(self, page: tuple[int, int], now: datetime) -> int:
+        """Insert the page's contacts not in the database yet, in file order; returns how many."""
+        return int(self.conn.execute(self.insert, {**_bounds(page), "now": now}).rowcount)
+
+    def _contact(self, row: Any) -> ParsedContact:
+        _first_line, last_line, *cells = row
+        values = dict(zip(self.FIELDS, cells))
+        values["last_activity_at"] = date.fromisoformat(cells[7]) if cells[7] else None
+        values["b2b"] = bool(values["b2b"])
+        values["attributes"] = json.loads(values["attributes"])
+        return ParsedContact(last_line, values)
+
+    def drop(self) -> None:
+        self.conn.exec_driver_sql(f"DROP TABLE {self.qualified}")
+
+
+#: a staged row inside a page (after, upto] of first lines
+_IN_PAGE = "first_line > :after AND first_line <= :upto"
+#: the upper bound of the last page
+_NO_END = 2**62
+
+
+def _bounds(page: tuple[int, int]) -> dict[str, int]:
+    return {"after": page[0], "upto": page[1]}
+
+
+def _as_row(values: dict[str, Any]) -> dict[str, str]:
+    return {c: "" if values.get(c) is None else str(values.get(c)) for c in COLUMNS}
+
+
+def write_rejects(path: Path, report: ImportReport) -> None:
+    """Write every rejected row with its line number, field and reason."""
+    extra = sorted({k for r in report.rejects for k in r.row if k not in COLUMNS})
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["line", "field", "reason", *COLUMNS, *extra])
+        for r in report.rejects:
+            writer.writerow([r.line, r.field, r.reason, *(r.row.get(c, "") for c in (*COLUMNS, *extra))])

@@ -1,0 +1,137 @@
+"""``reconsent doctor``: the checks a real deployment needs, each with what to do about it.
+
+Levels: ``ok``; ``warn`` (works, but not what production wants); ``fix`` (must be fixed before
+sending: the command exits 1). Nothing here changes anything; the SMTP check only connects, says
+EHLO (and STARTTLS/AUTH when configured) and quits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from orchestrator.config import DEV_SIGNING_KEY, DEV_SUPPRESSION_KEY, Config
+from orchestrator.errors import ConfigError, TransientSendError
+
+MIN_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # ok | warn | fix
+    topic: str
+    message: str
+
+
+async def run_checks(config: Config) -> list[Finding]:
+    findings = [
+        *check_public_url(config),
+        *check_secrets(config),
+        *check_sender(config),
+        *check_dkim(config),
+        *await check_smtp(config),
+        *check_twilio(config),
+    ]
+    return findings
+
+
+def check_public_url(config: Config) -> list[Finding]:
+    url = urlsplit(config.public.base_url)
+    if url.scheme != "https":
+        return [Finding("fix", "public.base_url", f"{config.public.base_url} is not https: links in messages and "
+                        "Twilio webhooks need https (set public.base_url = \"https://…\")")]
+    if url.hostname in ("localhost", "127.0.0.1", "::1") or not url.hostname or "." not in url.hostname:
+        return [Finding("fix", "public.base_url", f"{url.hostname!r} is not reachable by recipients: use the public host name")]
+    return [Finding("ok", "public.base_url", config.public.base_url)]
+
+
+def check_secrets(config: Config) -> list[Finding]:
+    out = []
+    keys = config.security.signing_keys
+    if DEV_SIGNING_KEY in keys:
+        out.append(Finding("fix", "security.signing_keys", "the development key is still set: give fresh random keys "
+                           "as RECONSENT_SECURITY__SIGNING_KEYS (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"))
+    elif any(len(k) < MIN_SECRET_LENGTH for k in keys[:1]):
+        out.append(Finding("fix", "security.signing_keys", f"the signing key is shorter than {MIN_SECRET_LENGTH} characters"))
+    else:
+        out.append(Finding("ok", "security.signing_keys", f"{len(keys)} key(s), newest signs"))
+    if config.security.suppression_key == DEV_SUPPRESSION_KEY:
+        out.append(Finding("fix", "security.suppression_key", "the development key is still set: give a random secret as "
+                           "RECONSENT_SECURITY__SUPPRESSION_KEY before the first import (changing it later needs re-keying)"))
+    elif len(config.security.suppression_key) < MIN_SECRET_LENGTH:
+        out.append(Finding("fix", "security.suppression_key", f"shorter than {MIN_SECRET_LENGTH} characters"))
+    else:
+        out.append(Finding("ok", "security.suppression_key", "set"))
+    return out
+
+
+def check_sender(config: Config) -> list[Finding]:
+    s = config.sender
+    out = []
+    if not s.postal_address.strip():
+        out.append(Finding("fix", "sender.postal_address", "every email must show the sender's postal address"))
+    if config.sms.transport == "twilio" and not s.stop_number.strip():
+        out.append(Finding("fix", "sender.stop_number", "every SMS must say \"STOP au <number>\""))
+    if not s.privacy_url.startswith("https://"):
+        out.append(Finding("warn", "sender.privacy_url", "the privacy notice should be an https URL"))
+    return out or [Finding("ok", "sender", f"{s.name} <{s.email_from}>")]
+
+
+def check_dkim(config: Config) -> list[Finding]:
+    from orchestrator.delivery.channels.mime import signer_from
+
+    if not config.email.dkim_key_path:
+        level = "warn" if config.email.transport == "smtp" else "ok"
+        return [Finding(level, "email.dkim_key_path", "no DKIM signing here: make sure your relay signs with a key "
+                        "aligned with the From domain (Gmail and Yahoo require DKIM and DMARC)")]
+    try:
+        signer = signer_from(config)
+        assert signer is not None
+        signer.sign(b"From: a@b.example\r\nSubject: doctor\r\n\r\nbody\r\n")
+    except ConfigError as exc:
+        return [Finding("fix", "email.dkim_key_path", str(exc))]
+    return [Finding("ok", "email.dkim_key_path", f"key readable, signs as d={signer.domain.decode()} "
+                    f"s={signer.selector.decode()}; publish its public key at "
+                    f"{signer.selector.decode()}._domainkey.{signer.domain.decode()}")]
+
+
+async def check_smtp(config: Config) -> list[Finding]:
+    if config.email.transport != "smtp":
+        return [Finding("warn", "email.transport", "\"file\": emails are written to disk, not sent")]
+    from orchestrator.delivery.channels.email_smtp import SmtpChannel
+
+    cfg = config.email
+    out = []
+    if not (cfg.starttls or cfg.use_tls):
+        out.append(Finding("warn", "email.starttls", "the connection to the relay is not encrypted"))
+    channel = SmtpChannel(cfg)
+    try:
+        client = await asyncio.wait_for(channel._connect(), timeout=cfg.timeout + 1)
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        await client.quit()
+    except (TransientSendError, OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - report any failure
+        reason = exc.reason if isinstance(exc, TransientSendError) else f"{type(exc).__name__}: {exc}"
+        out.append(Finding("fix", "email.host", f"cannot reach the relay {cfg.host}:{cfg.port}: {reason}"))
+        return out
+    auth = " with AUTH" if cfg.username else ""
+    out.append(Finding("ok", "email.host", f"{cfg.host}:{cfg.port} answered{auth}"))
+    return out
+
+
+def check_twilio(config: Config) -> list[Finding]:
+    sms = config.sms
+    if sms.transport != "twilio":
+        return [Finding("warn", "sms.transport", "\"file\": SMS are written to a file, not sent")]
+    out = []
+    if not sms.account_sid.startswith("AC") or len(sms.account_sid) != 34:
+        out.append(Finding("fix", "sms.account_sid", "expected a Twilio account SID (AC followed by 32 characters)"))
+    if not sms.auth_token:
+        out.append(Finding("fix", "sms.auth_token", "missing: give it as RECONSENT_SMS__AUTH_TOKEN (webhooks are refused without it)"))
+    if sms.messaging_service_sid and not sms.messaging_service_sid.startswith("MG"):
+        out.append(Finding("fix", "sms.messaging_service_sid", "expected MG followed by 32 characters"))
+    if not sms.messaging_service_sid and not config.sender.sms_from:
+        out.append(Finding("fix", "sender.sms_from", "no messaging service and no sender number"))
+    return out or [Finding("ok", "sms", "Twilio credentials present; set the inbound and status webhooks to "
+                           f"{config.public.base_url.rstrip('/')}/twilio/inbound and …/twilio/status")]

@@ -1,0 +1,173 @@
+"""Data-subject rights [R8]: export a person's whole record as JSON; erase their personal data while
+keeping the hashed suppression entries, so a re-import cannot bring them back. Every request lands
+in the register (:mod:`orchestrator.proof.requests`), whether an operator or the preference centre took it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import select
+
+from orchestrator.proof import requests as dsr
+from orchestrator.consent import ledger
+from orchestrator.consent.service import contact_channels, key_of, suppress
+from orchestrator.domain.clock import as_utc
+from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, RequestState, SuppressionReason
+from orchestrator.errors import InputError, NotFoundError
+from orchestrator.consent.ledger import Proof
+from orchestrator.proof.retention import ANONYMISE, erase_contact
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import (
+    ConsentEvent,
+    Contact,
+    Enrolment,
+    OutboxMessage,
+    SuppressionEntry,
+    Wording,
+)
+
+
+def address_key(rt: Runtime, *, email: str | None = None, phone: str | None = None) -> tuple[str, str]:
+    """(column, key) to find a person by address; phones are normalised to E.164 first."""
+    if email:
+        return "email_key", rt.key_for(email)
+    if phone:
+        return "phone_key", rt.key_for(normalise_phone(phone, rt.config.contacts.default_region))
+    raise InputError("give --email or --phone")
+
+
+def subject_of(rt: Runtime, *, email: str | None = None, phone: str | None = None) -> dsr.Subject:
+    column, key = address_key(rt, email=email, phone=phone)
+    return dsr.Subject(key, "email" if column == "email_key" else "sms")
+
+
+def normalise_phone(phone: str, region: str) -> str:
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        raise InputError(f"--phone: not a phone number: {phone!r}") from None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _find(session: Any, rt: Runtime, email: str | None, phone: str | None) -> list[Contact]:
+    column, key = address_key(rt, email=email, phone=phone)
+    return list(session.execute(select(Contact).where(getattr(Contact, column) == key)).scalars())
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def export_person(rt: Runtime, *, email: str | None = None, phone: str | None = None,
+                  handled_by: str | None = None) -> dict[str, Any]:
+    """Everything held about the person with this address, as one JSON-ready dict.
+
+    With ``handled_by``, the access request is also recorded as handled in the register.
+    """
+    with session_scope(rt.engine) as session:
+        contacts = _find(session, rt, email, phone)
+        if not contacts:
+            raise NotFoundError("no contact with that address (it may have been erased already)")
+        people = []
+        for c in contacts:
+            events = list(session.execute(select(ConsentEvent).where(ConsentEvent.contact_id == c.id)
+                                          .order_by(ConsentEvent.id)).scalars())
+            hashes = {e.wording_hash for e in events if e.wording_hash}
+            wordings = {w.content_hash: w.text for w in session.execute(
+                select(Wording).where(Wording.content_hash.in_(hashes))).scalars()} if hashes else {}  # type: ignore[attr-defined]
+            messages = session.execute(select(OutboxMessage).where(OutboxMessage.contact_id == c.id)
+                                       .order_by(OutboxMessage.id)).scalars()
+            enrolments = session.execute(select(Enrolment).where(Enrolment.contact_id == c.id)
+                                         .order_by(Enrolment.id)).scalars()
+            suppression = [s for ch in contact_channels(c)
+                           if (s := session.get(SuppressionEntry, (key_of(c, ch), ch.value))) is not None]
+            people.append({
+                "profile": {k: _json(getattr(c, k)) for k in (
+                    "id", "external_id", "kind", "email", "phone", "first_name", "locale", "timezone",
+                    "last_activity_at", "consented_at", "b2b", "attributes", "created_at", "updated_at")},
+                "current_consent": [
+                    {"channel": ch, "purpose": p, "state": state}
+                    for (_, ch, p), state in sorted(ledger.current_consent(session, [c.id]).items())  # type: ignore[list-item]
+                ],
+                "consent_events": [{
+                    **{k: _json(getattr(e, k)) for k in (
+                        "id", "channel", "purpose", "action", "occurred_at", "source", "campaign_id", "step",
+                        "wording_name", "wording_hash", "locale", "ip", "user_agent", "prev_hash", "hash")},
+                    "wording_text": wordings.get(e.wording_hash or ""),
+                } for e in events],
+                "messages": [{k: _json(getattr(m, k)) for k in (
+                    "campaign_id", "step", "channel", "template", "template_version", "locale", "status",
+                    "sent_at", "message_id", "provider_id", "skip_reason")} for m in messages],
+                "enrolments": [{k: _json(getattr(e, k)) for k in (
+                    "campaign_id", "state", "enrolled_at", "answered_at")} for e in enrolments],
+                "suppression": [{"channel": s.channel, "reason": s.reason, "source": s.source,
+                                 "created_at": _json(s.created_at)} for s in suppression],
+            })
+        subject = subject_of(rt, email=email, phone=phone)
+        if handled_by:
+            dsr.record_handled(session, rt, "access", subject, handled_by=handled_by)
+    requests = dsr.list_requests(rt, subject_keys=[subject.key])
+    return {"generated_at": rt.clock.now().isoformat(), "people": people,
+            "requests": [dsr.as_dict(r) for r in requests]}
+
+
+def erase_person(rt: Runtime, *, email: str | None = None, phone: str | None = None,
+                 source: str = ConsentSource.OPERATOR, handled_by: str | None = None) -> int:
+    """Erase every contact with this address; returns how many.
+
+    Each address gets (or keeps) a suppression entry whose reason becomes ``erased``: a re-import of
+    any row carrying one of them is refused. The consent events stay, their IP/user agent redacted.
+    With ``handled_by``, the erasure request is recorded as handled in the register.
+    """
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        contacts = _find(session, rt, email, phone)
+        if not contacts:
+            raise NotFoundError("no contact with that address (it may have been erased already)")
+        subject = subject_of(rt, email=email, phone=phone)
+        for c in contacts:
+            for channel in contact_channels(c):
+                key = key_of(c, channel)
+                if not suppress(session, key, channel.value, SuppressionReason.ERASED, "erasure", now):
+                    entry = session.get(SuppressionEntry, (key, channel.value))
+                    assert entry is not None
+                    entry.reason, entry.source = SuppressionReason.ERASED.value, "erasure"
+                    session.add(entry)
+                ledger.append(session, contact_id=c.id, channel=channel, purpose=Purpose.MARKETING,  # type: ignore[arg-type]
+                              action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=source))
+            # a request still pending is answered by the erasure: no further step, and the
+            # campaign's figures count it as a refusal rather than waiting for the deadline
+            for enrolment in session.execute(select(Enrolment).where(
+                    Enrolment.contact_id == c.id, Enrolment.state == RequestState.PENDING.value)).scalars():
+                enrolment.state, enrolment.answered_at = RequestState.DECLINED.value, now
+                session.add(enrolment)
+            erase_contact(session, c, now, ANONYMISE)
+        if handled_by:
+            dsr.record_handled(session, rt, "erasure", subject, handled_by=handled_by,
+                               source="preference_centre" if source == ConsentSource.PREFERENCE_CENTRE else "operator")
+        return len(contacts)
+
+
+def self_service_request(rt: Runtime, contact_id: int, kind: str, *, done: bool = False) -> int:
+    """A request the person made on the preference centre (signed link = identity checked).
+
+    Records it in the same register as operator requests and returns its id. Pass ``done=True`` when
+    the page served it on the spot (e.g. the download was given); otherwise it stays open, due in a
+    month, and shows in ``reconsent dsr list``. Call it *before* :func:`erase_person` for an erasure
+    (afterwards the contact holds no address to identify the request by).
+    """
+    with session_scope(rt.engine) as session:
+        contact = session.get(Contact, contact_id)
+        if contact is None:
+            raise NotFoundError("unknown contact")
+        request = dsr.record(session, rt, kind, dsr.subject_of_contact(contact), source="preference_centre",
+                             handled_by="self-service" if done else None, done=done)
+        assert request.id is not None
+        return request.id
