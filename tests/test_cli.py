@@ -55,7 +55,7 @@ def test_full_cli_story_with_exit_codes(cli, tmp_path: Path) -> None:  # type: i
     assert "line 4: email" in out.stderr
     assert (tmp_path / "rej.csv").read_text().count("\n") == 2
 
-    campaign_file = ROOT / "orchestrator" / "demo" / "campaign.toml"
+    campaign_file = ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml"
     campaign_id = cli("campaign", "create", str(campaign_file)).stdout.strip()
     assert campaign_id == "1"
     preview = cli("campaign", "preview", campaign_id).stdout
@@ -207,13 +207,13 @@ def test_broken_templates_through_the_cli(cli, tmp_path: Path) -> None:  # type:
     cli("init")
     write_contacts(tmp_path / "c.csv", [person(1), person(2), person(3)])
     cli("contacts", "import", str(tmp_path / "c.csv"))
-    spec = (ROOT / "orchestrator" / "demo" / "campaign.toml").read_text(encoding="utf-8")
+    spec = (ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml").read_text(encoding="utf-8")
     (tmp_path / "bad.toml").write_text(spec.replace('template = "reminder"', 'template = "nosuch"'), encoding="utf-8")
     proc = cli("campaign", "create", str(tmp_path / "bad.toml"), check=False)
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "steps[1] (email): template 'nosuch': missing fr/subject.txt, fr/body.txt, fr/body.html" in proc.stderr
 
-    campaign_id = cli("campaign", "create", str(ROOT / "orchestrator" / "demo" / "campaign.toml")).stdout.strip()
+    campaign_id = cli("campaign", "create", str(ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml")).stdout.strip()
     assert "3 contact(s) enrolled" in cli("campaign", "launch", campaign_id).stdout
     engine = create_engine(f"sqlite:///{tmp_path / 'cli.db'}")
     with engine.begin() as conn:  # bypassing the checks: the store says "nosuch"

@@ -118,7 +118,7 @@ def test_campaign_from_form_and_from_toml_with_clear_errors(admin: Console) -> N
     bad = admin.post("/admin/campaigns", {**form, "step1_day": "40"})
     assert bad.status_code == 400 and "is not before the deadline" in bad.text and 'value="Winter"' in bad.text
 
-    toml = (ROOT / "orchestrator" / "demo" / "campaign.toml").read_bytes()
+    toml = (ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml").read_bytes()
     resp = admin.post("/admin/campaigns", files={"file": ("winter.toml", toml, "application/toml")})
     assert resp.status_code == 303
     bad = admin.post("/admin/campaigns", files={"file": ("w.toml", b"name = 'x'\ndeadline_days = 0\n", "text/plain")})
