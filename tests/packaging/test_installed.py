@@ -101,6 +101,19 @@ def get(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
+def wait_until_healthy(process: subprocess.Popen[str], port: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        assert process.poll() is None, f"exited {process.returncode} before answering"
+        assert time.monotonic() < deadline, "did not answer /healthz in time"
+        time.sleep(0.2)
+
+
 def test_a_campaign_end_to_end_from_an_empty_folder(installed: Installed, tmp_path: Path) -> None:
     port = free_port()
     env = {"RECONSENT_NOW": NOW, "RECONSENT_PUBLIC__BASE_URL": f"http://127.0.0.1:{port}"}
@@ -129,15 +142,7 @@ def test_a_campaign_end_to_end_from_an_empty_folder(installed: Installed, tmp_pa
     server = subprocess.Popen([installed.reconsent, "serve", "--port", str(port)], cwd=tmp_path,
                               env=installed.env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_until_healthy(server, port)
         status, page = get(link)
         assert status == 200 and "Boutique Lumière" in page
         assert get(f"http://127.0.0.1:{port}/static/style.css")[0] == 200
@@ -162,15 +167,7 @@ def test_run_serves_and_stops_cleanly_from_an_empty_folder(installed: Installed,
     service = subprocess.Popen([installed.reconsent, "run", "--port", str(port)], cwd=tmp_path, env=installed.env(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert service.poll() is None and time.monotonic() < deadline, "reconsent run did not start"
-            time.sleep(0.2)
+        wait_until_healthy(service, port)
         assert get(f"http://127.0.0.1:{port}/static/style.css")[0] == 200
     finally:
         service.send_signal(signal.SIGTERM)

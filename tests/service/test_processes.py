@@ -154,6 +154,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_duplicates(
             workers[victim] = reconsent(config, "dispatch", log=next(logs))
         wait_until(lambda: unsent(rt) == 0, 600, "every message to be recorded as sent", interval=0.5)
         elapsed = time.monotonic() - started
+        # a worker restarted after the last kill may still be importing on a loaded machine: a SIGTERM
+        # then ends it the default way (-15) before it can shut down gracefully; wait until it runs
+        for w in workers:
+            w.wait_for("polling", timeout=120)
         codes = [w.terminate(60) for w in workers]
     finally:
         for w in workers:
