@@ -237,3 +237,20 @@ def test_broken_templates_through_the_cli(cli, tmp_path: Path) -> None:  # type:
                                           "reason": "cannot build message: template 'nosuch': missing fr/subject.txt"}]
     assert "failed 3 · step 0 email · cannot build message" in cli("campaign", "status", campaign_id).stdout
     assert "sent 0, failed 0" in cli("dispatch", "--once").stdout  # nothing retried
+
+
+def test_contacts_export_reimports_as_is_and_campaign_list(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Both read through services (issue 13): the export is the import format, erased people left out."""
+    cli("init")
+    cli("contacts", "import", str(write_contacts(tmp_path / "c.csv", [person(1), person(2, email=""), person(3)])))
+    cli("dsr", "erase", "--email", "person3@example.org")
+    lines = cli("contacts", "export").stdout.splitlines()
+    assert lines == ["external_id,kind,email,phone,first_name,locale,timezone,last_activity_at,b2b",
+                     "C-1,customer,person1@example.org,+33612340001,Prénom1,fr,Europe/Paris,2024-01-15,false",
+                     "C-2,customer,,+33612340002,Prénom2,fr,Europe/Paris,2024-01-15,false"]
+    assert "written" not in cli("contacts", "export", "-o", str(tmp_path / "out.csv")).stdout
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines() == lines
+    assert "0 created" in cli("contacts", "import", str(tmp_path / "out.csv")).stdout
+    assert cli("campaign", "list").stdout == ""
+    cli("campaign", "create", str(ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml"))
+    assert cli("campaign", "list").stdout == "1\tdraft\tRe-consent winter 2026\n"

@@ -369,3 +369,22 @@ def _unsubscribed_counts(session: Session, campaign_id: int) -> dict[str, int]:
         .group_by(ConsentEvent.channel)
     ).all())
 
+
+
+@dataclass(frozen=True)
+class CampaignListing:
+    """One line of ``reconsent campaign list``."""
+
+    id: int
+    state: str
+    name: str
+
+
+def list_campaigns(rt: Runtime) -> list[CampaignListing]:
+    """Every campaign, oldest first."""
+    from sqlmodel import col
+
+    with session_scope(rt.engine) as session:
+        rows = session.execute(select(col(Campaign.id), col(Campaign.state), col(Campaign.name))
+                               .order_by(col(Campaign.id))).all()
+    return [CampaignListing(int(id_), state, name) for id_, state, name in rows]

@@ -272,3 +272,9 @@ def rekey(rt: Runtime, progress: Callable[[int], None] | None = None) -> RekeyRe
                             execution_options={"synchronize_session": False})
         report.entries_untouched = int(total) - report.entries_moved
     return report
+
+
+def rekey_size(rt: Runtime) -> int:
+    """How many contacts ``rekey`` will walk (the length of its progress bar)."""
+    with session_scope(rt.engine) as session:
+        return int(session.execute(select(func.count()).select_from(Contact)).scalar_one())

@@ -380,3 +380,16 @@ def write_rejects(path: Path, report: ImportReport) -> None:
         writer.writerow(["line", "field", "reason", *COLUMNS, *extra])
         for r in report.rejects:
             writer.writerow([r.line, r.field, r.reason, *(r.row.get(c, "") for c in (*COLUMNS, *extra))])
+
+
+def export_rows(rt: Runtime) -> Iterator[list[str]]:
+    """Every contact not erased, by id, as a row of the import format (``COLUMNS`` order), so that
+    ``reconsent contacts export`` re-imports as is. The transaction lasts while the rows are read."""
+    from sqlmodel import col, select
+
+    with session_scope(rt.engine) as session:
+        query = select(Contact).where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))
+        for c in session.exec(query):
+            yield [c.external_id, c.kind, c.email or "", c.phone or "", c.first_name or "", c.locale,
+                   c.timezone or "", c.last_activity_at.isoformat() if c.last_activity_at else "",
+                   "true" if c.b2b else "false"]

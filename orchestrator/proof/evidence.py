@@ -199,3 +199,9 @@ def write_csv(evidence: dict[str, Any], out: TextIO) -> int:
                              **{k: ("" if v is None else v) for k, v in row.items()}})
             n += 1
     return n
+
+
+def verify_ledger(rt: Runtime) -> ledger.ChainReport:
+    """Walk the consent ledger's hash chain (``reconsent audit verify``)."""
+    with session_scope(rt.engine) as session:
+        return ledger.verify(session)

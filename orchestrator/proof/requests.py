@@ -116,3 +116,11 @@ def as_dict(r: DsrRequest) -> dict[str, object]:
             "state": r.state, "source": r.source, "handled_by": r.handled_by,
             "handled_at": iso(r.handled_at), "subject": f"{r.subject_channel}:{r.subject_key[:12]}…",
             "note": r.note}
+
+
+def register(rt: Runtime, kind: str, subject: Subject, *, source: str = "operator",
+             received_at: datetime | None = None, note: str | None = None) -> DsrRequest:
+    """Register a request received by mail, post or phone (``reconsent dsr add``), in its own
+    transaction; the returned row carries its id and due date."""
+    with session_scope(rt.engine) as session:
+        return record(session, rt, kind, subject, source=source, received_at=received_at, note=note)

@@ -11,22 +11,23 @@ import secrets
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
 from sqlmodel import col
 
+from orchestrator.accounts import service as accounts
 from orchestrator.domain.clock import as_utc
-from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import AdminSession, AdminUser
 
-MIN_PASSWORD = 12
-_hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
+#: users are created in orchestrator.accounts (the CLI uses it too); the console imports these from here
+Role = accounts.Role
+MIN_PASSWORD = accounts.MIN_PASSWORD
+normalise_login = accounts.normalise_login
+_hasher = accounts.PASSWORD_HASHER
 _dummy: tuple[PasswordHasher, str] | None = None
 
 
@@ -36,11 +37,6 @@ def _dummy_hash() -> str:
     if _dummy is None or _dummy[0] is not _hasher:
         _dummy = (_hasher, _hasher.hash(secrets.token_urlsafe(16)))
     return _dummy[1]
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    VIEWER = "viewer"
 
 
 @dataclass(frozen=True)
@@ -57,34 +53,9 @@ class Operator:
         return self.role is Role.ADMIN
 
 
-def normalise_login(email: str) -> str:
-    """Logins are compared lower-cased and trimmed.
-
-    >>> normalise_login("  Marie@Example.ORG ")
-    'marie@example.org'
-    """
-    return email.strip().lower()
-
-
 def add_user(rt: Runtime, email: str, password: str, role: str = Role.VIEWER) -> int:
-    """Create a console user (``reconsent users add``); refuses weak passwords and duplicates."""
-    try:
-        email = normalise_login(validate_email(email, check_deliverability=False).normalized)
-    except EmailNotValidError as exc:
-        raise InputError(f"EMAIL: not a valid address: {exc}") from None
-    if role not in (Role.ADMIN, Role.VIEWER):
-        raise InputError(f"--role: expected admin or viewer, got {role!r}")
-    if len(password) < MIN_PASSWORD:
-        raise InputError(f"password: at least {MIN_PASSWORD} characters are required")
-    with session_scope(rt.engine) as session:
-        if session.execute(select(col(AdminUser.id)).where(col(AdminUser.email) == email)).first():
-            raise InputError(f"EMAIL: a console user {email} already exists")
-        user = AdminUser(email=email, role=str(role), password_hash=_hasher.hash(password),
-                         created_at=rt.clock.now())
-        session.add(user)
-        session.flush()
-        assert user.id is not None
-        return user.id
+    """Create a console user: ``orchestrator.accounts.service.add_user`` with this module's hasher."""
+    return accounts.add_user(rt, email, password, role, hasher=_hasher)
 
 
 def console_enabled(rt: Runtime) -> bool:

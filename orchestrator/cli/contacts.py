@@ -1,0 +1,68 @@
+"""``reconsent contacts import|export``."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import click
+
+from orchestrator.cli.common import fail_cleanly, get_rt
+
+
+@click.group()
+def contacts() -> None:
+    """Import and export contacts."""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Write rejected rows (with line numbers and reasons) here.")
+@click.option("--strict", is_flag=True, help="Import nothing if any row is rejected.")
+@click.pass_context
+@fail_cleanly
+def contacts_import(ctx: click.Context, file: Path, rejects: Path | None, strict: bool) -> None:
+    """Import FILE.csv (SPEC §10 columns); re-importing updates, never duplicates."""
+    from orchestrator.contacts.service import import_contacts, write_rejects
+
+    rt = get_rt(ctx)
+    with click.progressbar(length=_count_lines(file), label="importing", file=sys.stderr,
+                           show_pos=True) as bar:
+        report = import_contacts(rt, file, strict=strict, progress=bar.update)
+    click.echo(report.summary())
+    for r in report.rejects[:10]:
+        click.echo(f"  line {r.line}: {r.field}: {r.reason}", err=True)
+    if len(report.rejects) > 10:
+        click.echo(f"  … and {len(report.rejects) - 10} more" + ("" if rejects else " (use --rejects OUT.csv to get them all)"), err=True)
+    if rejects and report.rejects:
+        write_rejects(rejects, report)
+        click.echo(f"rejected rows written to {rejects}")
+
+
+def _count_lines(path: Path) -> int:
+    """Data rows in a CSV file, for the progress bar (0 if it cannot be read: the import says why)."""
+    try:
+        with path.open("rb") as fh:
+            return max(0, sum(1 for _ in fh) - 1)
+    except OSError:
+        return 0
+
+
+@contacts.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="CSV file (default: stdout).")
+@click.pass_context
+@fail_cleanly
+def contacts_export(ctx: click.Context, output: Path | None) -> None:
+    """Export contacts as CSV (the import format)."""
+    from orchestrator.contacts.service import COLUMNS, export_rows
+
+    rt = get_rt(ctx)
+    out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
+    try:
+        writer = csv.writer(out)
+        writer.writerow(COLUMNS)
+        writer.writerows(export_rows(rt))
+    finally:
+        if output:
+            out.close()
