@@ -23,12 +23,12 @@ from datetime import timedelta
 from sqlalchemy import and_, exists, select
 
 from orchestrator.campaigns.service import audience_query, check_plan, enrol, load_plan
+from orchestrator.campaigns.sweep import SweepReport, expire_pending
 from orchestrator.domain.model import CampaignState
+from orchestrator.rendering.template_store import pin_wordings
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, Enrolment
-from orchestrator.campaigns.sweep import SweepReport, expire_pending
-from orchestrator.rendering.template_store import pin_wordings
 
 
 @dataclass

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
 from sqlmodel import Session
 
@@ -18,10 +17,6 @@ from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, Channel, DeliveryState, RequestState
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import InputError, NotFoundError, StateError
-from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
-from orchestrator.rendering.template_store import pin_wordings
 from orchestrator.rendering.checks import (
     BUILD_FAILURE,
     check_template,
@@ -29,6 +24,10 @@ from orchestrator.rendering.checks import (
     render_context,
     sample_contexts,
 )
+from orchestrator.rendering.template_store import pin_wordings
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 
 def load_plan(path: Path) -> CampaignPlan:
@@ -125,7 +124,7 @@ def preview_campaign(rt: Runtime, campaign_id: int) -> list[StepPreview]:
             try:
                 version = plan.wording(step.template, locale, step.channel)
                 r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale), version)
-            except Exception as exc:  # noqa: BLE001 - a broken template is shown, not raised
+            except Exception as exc:
                 problem = _first(check_template(rt.renderer, step.template, step.channel, [locale], rt.config,
                                                 now=rt.clock.now(), wording=plan.wording)) or describe_error(exc, step.template,
                                                                                        step.channel, locale)

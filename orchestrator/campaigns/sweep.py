@@ -13,6 +13,7 @@ from sqlalchemy import Row, and_, or_, select, update
 from sqlmodel import Session
 
 from orchestrator.consent import ledger
+from orchestrator.consent.ledger import Proof
 from orchestrator.domain.model import (
     CampaignState,
     Channel,
@@ -24,7 +25,6 @@ from orchestrator.domain.model import (
     SkipReason,
     SuppressionReason,
 )
-from orchestrator.consent.ledger import Proof
 from orchestrator.proof.retention import erase_many, scrub_profile
 from orchestrator.runtime import Runtime
 from orchestrator.store.bulk import insert_rows

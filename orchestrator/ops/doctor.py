@@ -111,7 +111,7 @@ async def check_smtp(config: Config) -> list[Finding]:
         if client.is_ehlo_or_helo_needed:
             await client.ehlo()
         await client.quit()
-    except (TransientSendError, OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - report any failure
+    except (TimeoutError, TransientSendError, OSError, Exception) as exc:
         reason = exc.reason if isinstance(exc, TransientSendError) else f"{type(exc).__name__}: {exc}"
         out.append(Finding("fix", "email.host", f"cannot reach the relay {cfg.host}:{cfg.port}: {reason}"))
         return out

@@ -133,7 +133,7 @@ def run_job(name: str) -> None:
         return
     try:
         log.info("%s: %s", name, _resolve(job.func)(rt), extra={"fields": {"job": name}})
-    except Exception:  # noqa: BLE001 - a failed run is logged; the next run tries again
+    except Exception:
         log.exception("%s job failed", name, extra={"fields": {"job": name}})
 
 

@@ -10,13 +10,13 @@ from typing import Any
 import phonenumbers
 from sqlalchemy import select
 
-from orchestrator.proof import requests as dsr
 from orchestrator.consent import ledger
+from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import contact_channels, key_of, suppress
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, RequestState, SuppressionReason
 from orchestrator.errors import InputError, NotFoundError
-from orchestrator.consent.ledger import Proof
+from orchestrator.proof import requests as dsr
 from orchestrator.proof.retention import ANONYMISE, erase_contact
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope

@@ -160,7 +160,7 @@ def _check_locale(renderer: MessageRenderer, template: str, channel: Channel, lo
     for ctx in samples:
         try:
             rendered.append(renderer.render_full(template, channel, locale, ctx, version))
-        except Exception as exc:  # noqa: BLE001 - whatever a template raises is a problem to report
+        except Exception as exc:
             return [describe_error(exc, template, channel, locale) + _for(ctx)]
     typical = _content(template, channel, locale, rendered[0], samples[0], config)
     problems += typical

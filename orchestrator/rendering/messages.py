@@ -49,10 +49,10 @@ from jinja2 import (
     select_autoescape,
 )
 
-from orchestrator.resources import TEMPLATES
-from orchestrator.rendering.compiled import PRINT, Form, add_form, freeze, uses
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError
+from orchestrator.rendering.compiled import PRINT, Form, add_form, freeze, uses
+from orchestrator.resources import TEMPLATES
 
 TEMPLATES_DIR = TEMPLATES
 EMAIL_PARTS = ("subject.txt", "body.txt", "body.html")

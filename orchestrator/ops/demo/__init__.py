@@ -29,17 +29,16 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
+from orchestrator.campaigns.reports import funnel_table
 from orchestrator.campaigns.service import campaign_status, create_campaign, launch_campaign, load_plan
+from orchestrator.campaigns.sweep import sweep
 from orchestrator.config import load_config
 from orchestrator.contacts.service import import_contacts
 from orchestrator.delivery.worker import DispatchReport, dispatch_once
-from orchestrator.domain.clock import FixedClock, SystemClock
-from orchestrator.campaigns.reports import funnel_table
+from orchestrator.domain.clock import FixedClock, SystemClock, as_utc
 from orchestrator.runtime import Runtime, clock_from_env, runtime_in
-from orchestrator.domain.clock import as_utc
 from orchestrator.store.db import migrate, session_scope
 from orchestrator.store.models import OutboxMessage
-from orchestrator.campaigns.sweep import sweep
 
 DATA = Path(__file__).resolve().parent
 SAMPLE_CONTACTS = DATA / "sample_contacts.csv"
@@ -140,7 +139,7 @@ class BackgroundServer:
 def http(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
     body = urllib.parse.urlencode(data).encode() if data is not None else None
     req = urllib.request.Request(url, data=body, headers={"User-Agent": "reconsent-demo", "Accept-Language": "fr"})
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.status, resp.read().decode()
 
 
