@@ -36,6 +36,13 @@ def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclass
     return field(default=default, metadata={"doc": text})
 
 
+def _made(f: dataclasses.Field[Any]) -> Any:
+    """What the default factory of the dataclass field ``f`` makes."""
+    if not callable(f.default_factory):
+        raise TypeError(f"{f.name} has no default factory")
+    return f.default_factory()
+
+
 @dataclass
 class DatabaseConfig:
     url: str = _doc("SQLAlchemy URL: sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db", "sqlite:///reconsent.db")
@@ -260,8 +267,8 @@ def settings() -> list[tuple[str, str, Any, str]]:
     for sect in dataclasses.fields(Config):
         if sect.metadata.get("internal"):
             continue
-        for f in dataclasses.fields(sect.default_factory()):  # type: ignore[misc]
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        for f in dataclasses.fields(_made(sect)):
+            default = f.default if f.default is not dataclasses.MISSING else _made(f)
             rows.append((sect.name, f.name, default, f.metadata.get("doc", "")))
     return rows
 

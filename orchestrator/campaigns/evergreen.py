@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, exists, select
+from sqlmodel import col
 
 from orchestrator.campaigns.service import audience_query, check_plan, enrol, load_plan
 from orchestrator.campaigns.sweep import SweepReport, expire_pending
@@ -55,9 +56,9 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         campaign = session.execute(
-            select(Campaign).where(Campaign.name == plan.name,
-                                   Campaign.state.in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]))  # type: ignore[attr-defined]
-            .order_by(Campaign.id.desc())  # type: ignore[union-attr]
+            select(Campaign).where(col(Campaign.name) == plan.name,
+                                   col(Campaign.state).in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]))
+            .order_by(col(Campaign.id).desc())
         ).scalars().first()
         if campaign is None:
             plan = pin_wordings(rt, plan)
@@ -72,7 +73,7 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
         if campaign.state == CampaignState.PAUSED.value:
             report.note = "paused: nobody enrolled"
         else:
-            already = exists().where(and_(Enrolment.campaign_id == campaign_id, Enrolment.contact_id == Contact.id))
+            already = exists().where(and_(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.contact_id) == col(Contact.id)))
             newcomers = audience_query(rt, plan).where(~already).subquery()
             report.enrolled = enrol(session, campaign_id, plan, newcomers, now,
                                     deadline=now + timedelta(days=plan.deadline_days))

@@ -3,7 +3,7 @@
 ``RECONSENT_NOW`` (ISO 8601) freezes the clock for every command; tests and the demo move time by
 handing a different clock in, never by sleeping.
 
->>> FixedClock(datetime(2026, 1, 1, tzinfo=timezone.utc)).now().year
+>>> FixedClock(datetime(2026, 1, 1, tzinfo=UTC)).now().year
 2026
 """
 

@@ -93,9 +93,10 @@ register_job_type("retention", "orchestrator.ops.scheduler:job_retention", "rete
 def _resolve(ref: str) -> Callable[[Runtime], Any]:
     module, _, attr = ref.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        job: Callable[[Runtime], Any] = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError):
         raise ConfigError(f"scheduler job function {ref!r} does not exist in this version") from None
+    return job
 
 
 def jobs(rt: Runtime, skip: Collection[str] = ()) -> list[tuple[str, Callable[[Runtime], Any], CronTrigger]]:
@@ -137,7 +138,7 @@ def run_job(name: str) -> None:
         log.exception("%s job failed", name, extra={"fields": {"job": name}})
 
 
-class ServiceScheduler(BackgroundScheduler):  # type: ignore[misc]
+class ServiceScheduler(BackgroundScheduler):
     """APScheduler 3's BackgroundScheduler wakes its loop once more after ``shutdown()`` and would
     then move due jobs' next run time forward without running them (the executor is already shut
     down) — a run lost at every stop. A stopped scheduler processes nothing."""
@@ -145,7 +146,8 @@ class ServiceScheduler(BackgroundScheduler):  # type: ignore[misc]
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
             return None
-        return super()._process_jobs()  # type: ignore[no-any-return]
+        wait: float | None = super()._process_jobs()  # seconds until the next due job
+        return wait
 
 
 def build_scheduler(rt: Runtime, scheduler_cls: Any = ServiceScheduler) -> Any:
@@ -186,7 +188,7 @@ def run_scheduler(rt: Runtime, stop: threading.Event | None = None, *, lock: Lea
     if stop is None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())  # type: ignore[union-attr]
+            signal.signal(sig, lambda *_: stop.set())
     jobs(rt, skip)  # configuration errors stop here, before waiting for anything
     lock = lock or leader_lock(rt.engine, LOCK_NAME, cfg.lock_lease_seconds, lease_clock)
     heartbeat = Heartbeat(rt.engine, SCHEDULER, state="standby", clock=lease_clock).start()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import click
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from orchestrator.campaigns.reports import funnel_table
 from orchestrator.campaigns.service import campaign_status, create_campaign, launch_campaign, load_plan
@@ -35,7 +36,7 @@ from orchestrator.campaigns.sweep import sweep
 from orchestrator.config import load_config
 from orchestrator.contacts.service import import_contacts
 from orchestrator.delivery.worker import DispatchReport, dispatch_once
-from orchestrator.domain.clock import FixedClock, SystemClock, as_utc
+from orchestrator.domain.clock import Clock, FixedClock, as_utc
 from orchestrator.runtime import Runtime, clock_from_env, runtime_in
 from orchestrator.store.db import migrate, session_scope
 from orchestrator.store.models import OutboxMessage
@@ -52,7 +53,7 @@ def demo_folder(config_path: str | None) -> Path:
     return load_config(config_path).base_dir / DEMO_SUBDIR
 
 
-def demo_runtime(config_path: str | None, folder: Path, clock: FixedClock | SystemClock) -> Runtime:
+def demo_runtime(config_path: str | None, folder: Path, clock: Clock) -> Runtime:
     return runtime_in(folder, load_config(config_path), clock)
 
 
@@ -150,8 +151,8 @@ def dispatch_until_sent(rt: Runtime, clock: FixedClock, until: datetime) -> Disp
     while True:
         total.add(replace(asyncio.run(dispatch_once(rt)), deferred=0))
         with session_scope(rt.engine) as session:
-            nxt = session.execute(select(func.min(OutboxMessage.due_at)).where(
-                OutboxMessage.status == "pending", OutboxMessage.due_at < until)).scalar()
+            nxt = session.execute(select(func.min(col(OutboxMessage.due_at))).where(
+                col(OutboxMessage.status) == "pending", col(OutboxMessage.due_at) < until)).scalar()
         if nxt is None:
             return total
         clock.at = max(clock.at, as_utc(nxt))
@@ -169,7 +170,7 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
     else:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-    rt = demo_runtime(config_path, folder, clock if not serve else start)  # type: ignore[arg-type]
+    rt = demo_runtime(config_path, folder, clock if not serve else start)
     rt.config.public = replace(rt.config.public, base_url=base_url)
     demo_cfg = write_demo_config(rt, folder)
 
