@@ -44,7 +44,8 @@ class EvergreenReport:
         if self.campaign_id is None:
             return self.note or "evergreen enrolment is off (scheduler.evergreen_campaign_file is empty)"
         head = f"standing campaign {self.campaign_id}" + (" started" if self.started else "")
-        return f"{head}: {self.enrolled} newly enrolled, {self.expired} expired" + (f" ({self.note})" if self.note else "")
+        note = f" ({self.note})" if self.note else ""
+        return f"{head}: {self.enrolled} newly enrolled, {self.expired} expired{note}"
 
 
 def enrol_newcomers(rt: Runtime) -> EvergreenReport:
@@ -73,7 +74,8 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
         if campaign.state == CampaignState.PAUSED.value:
             report.note = "paused: nobody enrolled"
         else:
-            already = exists().where(and_(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.contact_id) == col(Contact.id)))
+            already = exists().where(and_(col(Enrolment.campaign_id) == campaign_id,
+                                          col(Enrolment.contact_id) == col(Contact.id)))
             newcomers = audience_query(rt, plan).where(~already).subquery()
             report.enrolled = enrol(session, campaign_id, plan, newcomers, now,
                                     deadline=now + timedelta(days=plan.deadline_days))

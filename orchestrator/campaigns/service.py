@@ -126,8 +126,8 @@ def preview_campaign(rt: Runtime, campaign_id: int) -> list[StepPreview]:
                 r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale), version)
             except Exception as exc:
                 problem = _first(check_template(rt.renderer, step.template, step.channel, [locale], rt.config,
-                                                now=rt.clock.now(), wording=plan.wording)) or describe_error(exc, step.template,
-                                                                                       step.channel, locale)
+                                                now=rt.clock.now(), wording=plan.wording)) \
+                    or describe_error(exc, step.template, step.channel, locale)
                 out.append(StepPreview(step.index, step.day, step.channel.value, step.template, locale,
                                        None, "", None, problem=problem))
                 continue
@@ -234,12 +234,14 @@ def enrol(session: Session, campaign_id: int, plan: CampaignPlan, contacts: Any,
     for step in plan.steps:
         due = now + timedelta(days=step.day)
         session.execute(insert(OutboxMessage).from_select(
-            ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at", "attempts"],
+            ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at",
+             "attempts"],
             select(
                 literal(campaign_id), col(Enrolment.contact_id), col(Enrolment.id), literal(step.index),
                 literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
                 literal(due, type_=table_of(OutboxMessage).c.due_at.type), literal(0),
-            ).join(Contact, col(Contact.id) == col(Enrolment.contact_id)).where(new, _address_column(step.channel).is_not(None)),
+            ).join(Contact, col(Contact.id) == col(Enrolment.contact_id))
+            .where(new, _address_column(step.channel).is_not(None)),
         ))
     return int(session.execute(select(func.count()).select_from(Enrolment).where(new)).scalar_one())
 
@@ -276,12 +278,13 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
     with session_scope(rt.engine) as session:
         campaign, plan = get_campaign(session, campaign_id)
         states = dict(session.execute(
-            select(col(Enrolment.state), func.count()).where(col(Enrolment.campaign_id) == campaign_id).group_by(col(Enrolment.state))
+            select(col(Enrolment.state), func.count()).where(col(Enrolment.campaign_id) == campaign_id)
+            .group_by(col(Enrolment.state))
         ).all())
+        keys = (col(OutboxMessage.step), col(OutboxMessage.channel), col(OutboxMessage.status),
+                col(OutboxMessage.skip_reason))
         rows = session.execute(
-            select(col(OutboxMessage.step), col(OutboxMessage.channel), col(OutboxMessage.status), col(OutboxMessage.skip_reason), func.count())
-            .where(col(OutboxMessage.campaign_id) == campaign_id)
-            .group_by(col(OutboxMessage.step), col(OutboxMessage.channel), col(OutboxMessage.status), col(OutboxMessage.skip_reason))
+            select(*keys, func.count()).where(col(OutboxMessage.campaign_id) == campaign_id).group_by(*keys)
         ).all()
         unsub = _unsubscribed_counts(session, campaign_id)
         unbuilt = build_failure_reasons(session, campaign_id)
@@ -333,7 +336,8 @@ def build_failure_reasons(session: Session, campaign_id: int, limit: int = 20) -
                t.last_error.like(f"{BUILD_FAILURE}%"))
         .group_by(t.step, t.channel, t.last_error).order_by(n.desc(), t.step, t.channel).limit(limit)
     ).all()
-    return [{"step": step, "channel": channel, "reason": reason, "count": count} for step, channel, reason, count in rows]
+    return [{"step": step, "channel": channel, "reason": reason, "count": count}
+            for step, channel, reason, count in rows]
 
 
 def _utc_text(value: datetime | None) -> str | None:

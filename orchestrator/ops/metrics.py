@@ -31,7 +31,9 @@ from orchestrator.store.models import Campaign, ConsentEvent, OutboxMessage
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-SENDS = Counter("reconsent_sends", "Send attempts by channel and outcome (sent, transient, permanent, unbuilt: the message could not be built)",
+SENDS = Counter("reconsent_sends",
+                "Send attempts by channel and outcome "
+                "(sent, transient, permanent, unbuilt: the message could not be built)",
                 ["channel", "outcome"], registry=REGISTRY)
 SEND_LATENCY = Histogram("reconsent_send_latency_seconds", "Time the provider took to accept one message",
                          ["channel"], registry=REGISTRY,
@@ -81,7 +83,8 @@ class StoreCollector(Collector):
                 .where(col(OutboxMessage.status) == DeliveryState.PENDING.value, col(OutboxMessage.due_at) <= now,
                        col(Campaign.state) == CampaignState.RUNNING.value)
             ).scalar_one())
-            for action, n in conn.execute(select(col(ConsentEvent.action), func.count()).group_by(col(ConsentEvent.action))):
+            action_col = col(ConsentEvent.action)
+            for action, n in conn.execute(select(action_col, func.count()).group_by(action_col)):
                 events.add_metric([action], n)
         yield messages
         yield depth

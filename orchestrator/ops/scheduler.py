@@ -113,7 +113,8 @@ def jobs(rt: Runtime, skip: Collection[str] = ()) -> list[tuple[str, Callable[[R
         try:
             trigger = CronTrigger.from_crontab(expr, timezone=cfg.timezone)
         except ValueError as exc:
-            raise ConfigError(f"scheduler.{job.cron_key}: expected a 5-field cron expression, got {expr!r} ({exc})") from None
+            raise ConfigError(f"scheduler.{job.cron_key}: expected a 5-field cron expression, "
+                              f"got {expr!r} ({exc})") from None
         out.append((job.name, _resolve(job.func), trigger))
     return out
 

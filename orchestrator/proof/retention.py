@@ -113,8 +113,9 @@ def _facts(session: Session) -> Iterator[ContactFacts]:
         select(col(Enrolment.contact_id), col(Enrolment.state)).join(newest, newest.c.last_id == col(Enrolment.id))
     ).all())
     rows = session.execute(
-        select(col(Contact.id), col(Contact.kind), col(Contact.last_activity_at), col(Contact.consented_at), col(Contact.created_at),
-               col(Contact.attributes)).where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))
+        select(col(Contact.id), col(Contact.kind), col(Contact.last_activity_at), col(Contact.consented_at),
+               col(Contact.created_at), col(Contact.attributes))
+        .where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))
     )
     for cid, kind, last, consented, created, attributes in rows:
         yield ContactFacts(

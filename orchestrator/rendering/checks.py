@@ -165,7 +165,7 @@ def _check_locale(renderer: MessageRenderer, template: str, channel: Channel, lo
             return [describe_error(exc, template, channel, locale) + _for(ctx)]
     typical = _content(template, channel, locale, rendered[0], samples[0], config)
     problems += typical
-    for ctx, message in zip(samples[1:], rendered[1:]):
+    for ctx, message in zip(samples[1:], rendered[1:], strict=True):
         problems += [f"{p}{_for(ctx)}" for p in _content(template, channel, locale, message, ctx, config)
                      if p not in typical]
     if channel is Channel.SMS:

@@ -97,7 +97,10 @@ def template_loads(tree: nodes.Node) -> Iterator[TemplateLoad]:
             yield node
 
 
-def compile_form(render: Render, n: int, guard: Callable[[tuple[str, ...], list[str]], bool] | None = None) -> Form | None:
+Guard = Callable[[tuple[str, ...], list[str]], bool]
+
+
+def compile_form(render: Render, n: int, guard: Guard | None = None) -> Form | None:
     """The form of ``render`` (the texts with these ``n`` slot values), checked with a second set of
     markers; None when it fails, or when ``guard(texts, markers)`` refuses the first rendering."""
     first, second = markers(n), markers(n)

@@ -41,7 +41,7 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
         else:
             params = [tuple(r[i] for i in order) for r in rows]
     else:  # named paramstyle (psycopg: pyformat)
-        params = [dict(zip(order, r)) for r in rows]
+        params = [dict(zip(order, r, strict=False)) for r in rows]
     conn.exec_driver_sql(sql, params)
 
 

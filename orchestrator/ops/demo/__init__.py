@@ -217,14 +217,16 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
         status, _ = http(confirm["page"])
         click.echo(f"GET page → {status}")
         status, page = http(confirm["page"], {"email": "yes", "sms": "yes", "action": "confirm"})
-        click.echo(f"POST confirm → {status}: {'recorded' if 'Merci' in page or 'Thank' in page else 'unexpected page'}")
+        outcome = "recorded" if "Merci" in page or "Thank" in page else "unexpected page"
+        click.echo(f"POST confirm → {status}: {outcome}")
         leaver = next(f for f in found if "oliver" in f["to"])
         step(f"{leaver['to']}'s mail app sends the RFC 8058 one-click unsubscribe")
         status, _ = http(leaver["unsubscribe"], {"List-Unsubscribe": "One-Click"})
         click.echo(f"POST one-click → {status}")
 
     play_later_steps(rt, clock, t0, campaign_id, folder)
-    click.echo(f"\nDemo files in {folder}; inspect with: reconsent --config {demo_cfg} campaign status {campaign_id} --json")
+    click.echo(f"\nDemo files in {folder}; inspect with: "
+               f"reconsent --config {demo_cfg} campaign status {campaign_id} --json")
 
 
 def play_later_steps(rt: Runtime, clock: FixedClock, t0: datetime, campaign_id: int, folder: Path) -> None:
