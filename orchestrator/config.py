@@ -36,23 +36,35 @@ def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclass
     return field(default=default, metadata={"doc": text})
 
 
+def _made(f: dataclasses.Field[Any]) -> Any:
+    """What the default factory of the dataclass field ``f`` makes."""
+    if not callable(f.default_factory):
+        raise TypeError(f"{f.name} has no default factory")
+    return f.default_factory()
+
+
 @dataclass
 class DatabaseConfig:
-    url: str = _doc("SQLAlchemy URL: sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db", "sqlite:///reconsent.db")
+    url: str = _doc(
+        "SQLAlchemy URL: sqlite:///path.db (WAL) or postgresql+psycopg://user@host/db", "sqlite:///reconsent.db")
     echo: bool = _doc("Log every SQL statement (debugging only)", False)
-    busy_timeout_ms: int = _doc("SQLite: how long a statement waits for a lock before \"database is locked\" (then the transaction is retried)", 30000)
+    busy_timeout_ms: int = _doc(
+        "SQLite: how long a statement waits for a lock before \"database is locked\" (then the transaction is "
+        "retried)", 30000)
 
 
 @dataclass
 class PublicConfig:
-    base_url: str = _doc("Public URL of the preference centre, used in every link (https in production)", "http://127.0.0.1:8000")
+    base_url: str = _doc(
+        "Public URL of the preference centre, used in every link (https in production)", "http://127.0.0.1:8000")
     trusted_proxies: list[str] = _doc("Proxy addresses whose X-Forwarded-For/Proto headers are trusted", factory=list)
 
 
 @dataclass
 class SenderConfig:
     name: str = _doc("The controller's name shown in every message and page", "Boutique Exemple")
-    postal_address: str = _doc("Postal address printed in every email footer", "1 rue de l'Exemple, 75001 Paris, France")
+    postal_address: str = _doc(
+        "Postal address printed in every email footer", "1 rue de l'Exemple, 75001 Paris, France")
     email_from: str = _doc("From address of campaign emails", "bonjour@exemple.example")
     sms_from: str = _doc("Sender number or alphanumeric id for SMS (when no messaging service)", "+33700000000")
     stop_number: str = _doc("Number people reply STOP to, printed in every SMS", "36111")
@@ -106,16 +118,27 @@ DEFAULT_HELP_WORDS = {"fr": ["HELP", "INFO", "AIDE"], "en": ["HELP", "INFO"]}
 
 @dataclass
 class KeywordsConfig:
-    stop: dict[str, list[str]] = _doc("Per locale, replies that withdraw SMS consent and suppress the number (TOML table of lists; env: JSON)", factory=lambda: {k: list(v) for k, v in DEFAULT_STOP_WORDS.items()})
-    start: dict[str, list[str]] = _doc("Per locale, replies that (re)grant SMS consent", factory=lambda: {k: list(v) for k, v in DEFAULT_START_WORDS.items()})
-    help: dict[str, list[str]] = _doc("Per locale, replies answered with the help text (sender, STOP number, privacy notice)", factory=lambda: {k: list(v) for k, v in DEFAULT_HELP_WORDS.items()})
+    stop: dict[str, list[str]] = _doc(
+        "Per locale, replies that withdraw SMS consent and suppress the number (TOML table of lists; env: JSON)",
+        factory=lambda: {k: list(v) for k, v in DEFAULT_STOP_WORDS.items()})
+    start: dict[str, list[str]] = _doc(
+        "Per locale, replies that (re)grant SMS consent",
+        factory=lambda: {k: list(v) for k, v in DEFAULT_START_WORDS.items()})
+    help: dict[str, list[str]] = _doc(
+        "Per locale, replies answered with the help text (sender, STOP number, privacy notice)",
+        factory=lambda: {k: list(v) for k, v in DEFAULT_HELP_WORDS.items()})
 
 
 @dataclass
 class SecurityConfig:
-    signing_keys: list[str] = _doc("Link signing keys, newest first: the first signs, all verify (env: comma-separated)", factory=lambda: [DEV_SIGNING_KEY])
-    suppression_key: str = _doc("Secret for the suppression list's HMAC (never change without re-keying)", DEV_SUPPRESSION_KEY)
-    previous_suppression_keys: list[str] = _doc("Former suppression keys, newest first: entries hashed under them stay checkable; `reconsent suppression rekey` moves what it can to the current key (see docs/suppression.md)", factory=list)
+    signing_keys: list[str] = _doc(
+        "Link signing keys, newest first: the first signs, all verify (env: comma-separated)",
+        factory=lambda: [DEV_SIGNING_KEY])
+    suppression_key: str = _doc(
+        "Secret for the suppression list's HMAC (never change without re-keying)", DEV_SUPPRESSION_KEY)
+    previous_suppression_keys: list[str] = _doc(
+        "Former suppression keys, newest first: entries hashed under them stay checkable; `reconsent suppression "
+        "rekey` moves what it can to the current key (see docs/suppression.md)", factory=list)
     page_link_max_age_days: int = _doc("How long a preference-page link works", 90)
     unsubscribe_link_max_age_days: int = _doc("How long an unsubscribe link works", 365)
     rights_link_max_age_days: int = _doc("How long a 'download / erase my data' link from the preference page works", 1)
@@ -124,7 +147,9 @@ class SecurityConfig:
 
 @dataclass
 class WindowsConfig:
-    sms: str = _doc('SMS send window preset: "default" (Mon–Sat 08:00–21:30, no French holidays), "strict" (weekdays 08:00–20:00), "always" or "custom"', "default")
+    sms: str = _doc(
+        'SMS send window preset: "default" (Mon–Sat 08:00–21:30, no French holidays), "strict" (weekdays '
+        '08:00–20:00), "always" or "custom"', "default")
     email: str = _doc('Email send window preset (same names); "always" means no window', "always")
     default_timezone: str = _doc("Time zone for contacts without one", "Europe/Paris")
     custom_start: str = _doc("Opening time of the custom window (HH:MM)", "09:00")
@@ -135,11 +160,19 @@ class WindowsConfig:
 
 @dataclass
 class RetentionConfig:
-    after_expiry: str = _doc("What happens to a non-responder's data after the sweep: keep | anonymise | delete", "anonymise")
-    after_decline: str = _doc("What happens to the data of someone who refused: keep | anonymise | delete (applied by `reconsent retention run`)", "keep")
-    prospect_months: int = _doc("Prospects: months after their last activity before `retention run` removes their data (CNIL: 36)", 36)
-    customer_months: int = _doc("Customers: months after the relationship ends (CSV column relationship_ended_at, else last activity) before their data goes", 36)
-    action: str = _doc("What `retention run` does to a contact whose period is over: anonymise (statistics kept) | delete (messages and enrolments go too)", "anonymise")
+    after_expiry: str = _doc(
+        "What happens to a non-responder's data after the sweep: keep | anonymise | delete", "anonymise")
+    after_decline: str = _doc(
+        "What happens to the data of someone who refused: keep | anonymise | delete (applied by `reconsent "
+        "retention run`)", "keep")
+    prospect_months: int = _doc(
+        "Prospects: months after their last activity before `retention run` removes their data (CNIL: 36)", 36)
+    customer_months: int = _doc(
+        "Customers: months after the relationship ends (CSV column relationship_ended_at, else last activity) "
+        "before their data goes", 36)
+    action: str = _doc(
+        "What `retention run` does to a contact whose period is over: anonymise (statistics kept) | delete "
+        "(messages and enrolments go too)", "anonymise")
 
 
 @dataclass
@@ -152,31 +185,49 @@ class ImportConfig:
 class DispatchConfig:
     batch_size: int = _doc("Outbox rows claimed per batch", 200)
     concurrency: int = _doc("Messages in flight at once per dispatcher", 8)
-    group_size: int = _doc("Rows re-checked (suppression, answer, pause, window) and marked together in one transaction just before they are sent; also the most sent messages whose result may wait for its (write-behind) commit, so a crash re-sends at most `concurrency` + `group_size` messages the provider had accepted", 32)
+    group_size: int = _doc(
+        "Rows re-checked (suppression, answer, pause, window) and marked together in one transaction just before "
+        "they are sent; also the most sent messages whose result may wait for its (write-behind) commit, so a crash "
+        "re-sends at most `concurrency` + `group_size` messages the provider had accepted", 32)
     lease_seconds: int = _doc("How long a claim is held before another dispatcher may take it over", 300)
-    retry_base_seconds: float = _doc("First retry delay after a transient failure (doubles each time, with jitter)", 60.0)
+    retry_base_seconds: float = _doc(
+        "First retry delay after a transient failure (doubles each time, with jitter)", 60.0)
     retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0)
-    poll_seconds: float = _doc("Idle wait between polls of `reconsent dispatch` without --once, and of the dispatcher of `reconsent run`", 5.0)
+    poll_seconds: float = _doc(
+        "Idle wait between polls of `reconsent dispatch` without --once, and of the dispatcher of `reconsent run`", 5.0)
     metrics_port: int = _doc("Serve this dispatcher's Prometheus metrics on 127.0.0.1:PORT (0: off; --metrics-port)", 0)
-    failure_pause_threshold: int = _doc("Messages of a campaign that could not be built (a template error the checks could not foresee; each such row is marked failed with the reason) after which dispatch pauses the campaign, with the reason shown by `campaign status` and the console; counted from launch or the last resume (0: never pause)", 10)
+    failure_pause_threshold: int = _doc(
+        "Messages of a campaign that could not be built (a template error the checks could not foresee; each such "
+        "row is marked failed with the reason) after which dispatch pauses the campaign, with the reason shown by "
+        "`campaign status` and the console; counted from launch or the last resume (0: never pause)", 10)
 
 
 @dataclass
 class SchedulerConfig:
-    dispatch_cron: str = _doc("Cron expression (5 fields) for sending due messages (`reconsent run` leaves this job out: its own dispatcher sends)", "* * * * *")
+    dispatch_cron: str = _doc(
+        "Cron expression (5 fields) for sending due messages (`reconsent run` leaves this job out: its own "
+        "dispatcher sends)", "* * * * *")
     sweep_cron: str = _doc("Cron expression for the deadline sweep", "15 3 * * *")
     retention_cron: str = _doc("Cron expression for the retention run (data past its retention period)", "45 3 * * *")
     timezone: str = _doc("Time zone the cron expressions are read in", "Europe/Paris")
-    evergreen_cron: str = _doc("Cron expression for evergreen enrolment into the standing campaign (empty: off)", "30 2 * * *")
-    evergreen_campaign_file: str = _doc("Campaign TOML of the standing re-consent campaign that people newly past the inactivity threshold join (empty: no evergreen enrolment)", "")
-    misfire_grace_seconds: int = _doc("A run missed while no scheduler was up still runs (once) if it is at most this late", 21600)
-    lock_lease_seconds: float = _doc("Lease of the single-active-scheduler lock on SQLite (renewed every third); a standby takes over after it expires", 30.0)
+    evergreen_cron: str = _doc(
+        "Cron expression for evergreen enrolment into the standing campaign (empty: off)", "30 2 * * *")
+    evergreen_campaign_file: str = _doc(
+        "Campaign TOML of the standing re-consent campaign that people newly past the inactivity threshold join "
+        "(empty: no evergreen enrolment)", "")
+    misfire_grace_seconds: int = _doc(
+        "A run missed while no scheduler was up still runs (once) if it is at most this late", 21600)
+    lock_lease_seconds: float = _doc(
+        "Lease of the single-active-scheduler lock on SQLite (renewed every third); a standby takes over after it "
+        "expires", 30.0)
     standby_poll_seconds: float = _doc("How often a standby scheduler tries to take the lock", 5.0)
 
 
 @dataclass
 class LoggingConfig:
-    format: str = _doc('Log format of the long-running commands: "text" or "json" (one object a line; no addresses, no tokens)', "text")
+    format: str = _doc(
+        'Log format of the long-running commands: "text" or "json" (one object a line; no addresses, no tokens)',
+        "text")
     level: str = _doc("Log level: DEBUG, INFO, WARNING or ERROR", "INFO")
 
 
@@ -186,7 +237,8 @@ class ServerConfig:
     port: int = _doc("Port `reconsent serve` and `reconsent run` listen on", 8000)
     max_body_bytes: int = _doc("Largest request body accepted", 16384)
     post_rate_per_minute: int = _doc("POSTs allowed per client IP per minute", 30)
-    metrics_allow: list[str] = _doc('Client addresses allowed to read /metrics ("*": anyone; empty: nobody)', factory=lambda: ["127.0.0.1", "::1"])
+    metrics_allow: list[str] = _doc(
+        'Client addresses allowed to read /metrics ("*": anyone; empty: nobody)', factory=lambda: ["127.0.0.1", "::1"])
 
 
 @dataclass
@@ -194,11 +246,14 @@ class AdminConfig:
     """The marketer console under /admin (issue 8); it stays a 404 until an admin user exists."""
 
     session_hours: int = _doc("How long a console sign-in lasts before signing in again", 8)
-    cookie_secure: str = _doc('Secure flag of the console cookies: "auto" (Secure unless public.base_url is plain http on a loopback host), "always" or "never"', "auto")
+    cookie_secure: str = _doc(
+        'Secure flag of the console cookies: "auto" (Secure unless public.base_url is plain http on a loopback '
+        'host), "always" or "never"', "auto")
     login_rate_per_minute: int = _doc("Sign-in attempts allowed per client IP per minute (then 429)", 10)
     lockout_after: int = _doc("Consecutive failed sign-ins that lock an account", 5)
     lockout_minutes: int = _doc("How long a locked account stays locked", 15)
-    max_upload_bytes: int = _doc("Largest console request body (contacts CSV, opposition list, campaign TOML)", 20_000_000)
+    max_upload_bytes: int = _doc(
+        "Largest console request body (contacts CSV, opposition list, campaign TOML)", 20_000_000)
 
 
 @dataclass
@@ -260,8 +315,8 @@ def settings() -> list[tuple[str, str, Any, str]]:
     for sect in dataclasses.fields(Config):
         if sect.metadata.get("internal"):
             continue
-        for f in dataclasses.fields(sect.default_factory()):  # type: ignore[misc]
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        for f in dataclasses.fields(_made(sect)):
+            default = f.default if f.default is not dataclasses.MISSING else _made(f)
             rows.append((sect.name, f.name, default, f.metadata.get("doc", "")))
     return rows
 
@@ -406,17 +461,21 @@ def _coerce(value: Any, expected: Any, where: str) -> Any:
 
 def _validate(cfg: Config) -> None:
     if not cfg.security.signing_keys or not all(k.strip() for k in cfg.security.signing_keys):
-        raise ConfigError("security.signing_keys: at least one non-empty key is required (RECONSENT_SECURITY__SIGNING_KEYS)")
+        raise ConfigError("security.signing_keys: at least one non-empty key is required "
+                          "(RECONSENT_SECURITY__SIGNING_KEYS)")
     if not cfg.security.suppression_key.strip():
-        raise ConfigError("security.suppression_key: a non-empty secret is required (RECONSENT_SECURITY__SUPPRESSION_KEY)")
+        raise ConfigError("security.suppression_key: a non-empty secret is required "
+                          "(RECONSENT_SECURITY__SUPPRESSION_KEY)")
     if not cfg.public.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"public.base_url: expected an http(s) URL, got {cfg.public.base_url!r}")
     if cfg.sms.transport == "twilio" and not (cfg.sms.account_sid and cfg.sms.auth_token):
-        raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" (RECONSENT_SMS__AUTH_TOKEN)")
+        raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" "
+                          "(RECONSENT_SMS__AUTH_TOKEN)")
     if cfg.sms.segment_budget < 1:
         raise ConfigError("sms.segment_budget: expected a whole number ≥ 1")
     if cfg.dispatch.failure_pause_threshold < 0:
         raise ConfigError("dispatch.failure_pause_threshold: expected a whole number ≥ 0 (0: never pause)")
     if (cfg.dispatch.batch_size < 1 or cfg.dispatch.concurrency < 1 or cfg.dispatch.group_size < 1
             or cfg.email.pool_size < 1):
-        raise ConfigError("dispatch.batch_size, dispatch.concurrency, dispatch.group_size and email.pool_size must be ≥ 1")
+        raise ConfigError("dispatch.batch_size, dispatch.concurrency, dispatch.group_size and email.pool_size "
+                          "must be ≥ 1")

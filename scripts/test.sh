@@ -2,7 +2,9 @@
 # The whole test suite, from a clean clone on a fresh machine:
 #   1. installs what the tests need from Debian when missing (chromium, postgresql; needs root),
 #   2. creates .venv and installs the project with its test extra, fetches axe-core from npm,
-#   3. runs pytest on SQLite, then again on PostgreSQL (a local cluster started on loopback).
+#   3. runs the static gates: ruff (pinned rule set), mypy --strict, import-linter contracts
+#      (configured in pyproject.toml; a finding fails the script),
+#   4. runs pytest on SQLite, then again on PostgreSQL (a local cluster started on loopback).
 # Browser, PostgreSQL and slow tests all run. Extra arguments go to both pytest runs.
 # RECONSENT_TEST_SKIP_PG=1 runs the SQLite pass only (quick local iterations; CI never sets it).
 set -euo pipefail
@@ -41,6 +43,17 @@ if [ ! -s "$AXE" ]; then
 fi
 export RECONSENT_TEST_AXE="$AXE"
 export RECONSENT_TEST_CHROMIUM="$(command -v chromium)"
+
+# Static gates, before any test: versions pinned in the test extra, rules in pyproject.toml.
+run_gates() {
+  echo "== gates: ruff =="
+  .venv/bin/ruff check orchestrator preference_centre tests bench
+  echo "== gates: mypy --strict =="
+  .venv/bin/mypy
+  echo "== gates: import contracts =="
+  .venv/bin/lint-imports
+}
+run_gates
 
 run_pytest() {
   set +e

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, exists, select
+from sqlmodel import col
 
 from orchestrator.campaigns.service import audience_query, check_plan, enrol, load_plan
+from orchestrator.campaigns.sweep import SweepReport, expire_pending
 from orchestrator.domain.model import CampaignState
+from orchestrator.rendering.template_store import pin_wordings
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, Enrolment
-from orchestrator.campaigns.sweep import SweepReport, expire_pending
-from orchestrator.rendering.template_store import pin_wordings
 
 
 @dataclass
@@ -43,7 +44,8 @@ class EvergreenReport:
         if self.campaign_id is None:
             return self.note or "evergreen enrolment is off (scheduler.evergreen_campaign_file is empty)"
         head = f"standing campaign {self.campaign_id}" + (" started" if self.started else "")
-        return f"{head}: {self.enrolled} newly enrolled, {self.expired} expired" + (f" ({self.note})" if self.note else "")
+        note = f" ({self.note})" if self.note else ""
+        return f"{head}: {self.enrolled} newly enrolled, {self.expired} expired{note}"
 
 
 def enrol_newcomers(rt: Runtime) -> EvergreenReport:
@@ -55,9 +57,9 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         campaign = session.execute(
-            select(Campaign).where(Campaign.name == plan.name,
-                                   Campaign.state.in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]))  # type: ignore[attr-defined]
-            .order_by(Campaign.id.desc())  # type: ignore[union-attr]
+            select(Campaign).where(col(Campaign.name) == plan.name,
+                                   col(Campaign.state).in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]))
+            .order_by(col(Campaign.id).desc())
         ).scalars().first()
         if campaign is None:
             plan = pin_wordings(rt, plan)
@@ -72,7 +74,8 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
         if campaign.state == CampaignState.PAUSED.value:
             report.note = "paused: nobody enrolled"
         else:
-            already = exists().where(and_(Enrolment.campaign_id == campaign_id, Enrolment.contact_id == Contact.id))
+            already = exists().where(and_(col(Enrolment.campaign_id) == campaign_id,
+                                          col(Enrolment.contact_id) == col(Contact.id)))
             newcomers = audience_query(rt, plan).where(~already).subquery()
             report.enrolled = enrol(session, campaign_id, plan, newcomers, now,
                                     deadline=now + timedelta(days=plan.deadline_days))

@@ -24,5 +24,6 @@ def funnel_table(status: dict[str, Any]) -> str:
         lines += ["", status["paused_reason"]]
     if status.get("failure_reasons"):
         lines.append("")
-        lines += [f"failed {r['count']} · step {r['step']} {r['channel']} · {r['reason']}" for r in status["failure_reasons"]]
+        lines += [f"failed {r['count']} · step {r['step']} {r['channel']} · {r['reason']}"
+                  for r in status["failure_reasons"]]
     return "\n".join(lines)

@@ -9,19 +9,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, Channel, DeliveryState, RequestState
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import InputError, NotFoundError, StateError
-from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
-from orchestrator.rendering.template_store import pin_wordings
 from orchestrator.rendering.checks import (
     BUILD_FAILURE,
     check_template,
@@ -29,6 +24,10 @@ from orchestrator.rendering.checks import (
     render_context,
     sample_contexts,
 )
+from orchestrator.rendering.template_store import pin_wordings
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope, table_of
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 
 def load_plan(path: Path) -> CampaignPlan:
@@ -125,10 +124,10 @@ def preview_campaign(rt: Runtime, campaign_id: int) -> list[StepPreview]:
             try:
                 version = plan.wording(step.template, locale, step.channel)
                 r = rt.renderer.render(step.template, step.channel, locale, sample_context(rt, locale), version)
-            except Exception as exc:  # noqa: BLE001 - a broken template is shown, not raised
+            except Exception as exc:
                 problem = _first(check_template(rt.renderer, step.template, step.channel, [locale], rt.config,
-                                                now=rt.clock.now(), wording=plan.wording)) or describe_error(exc, step.template,
-                                                                                       step.channel, locale)
+                                                now=rt.clock.now(), wording=plan.wording)) \
+                    or describe_error(exc, step.template, step.channel, locale)
                 out.append(StepPreview(step.index, step.day, step.channel.value, step.template, locale,
                                        None, "", None, problem=problem))
                 continue
@@ -145,16 +144,16 @@ def _first(problems: list[str]) -> str | None:
 
 
 def _address_column(channel: Channel) -> Any:
-    return Contact.email if channel is Channel.EMAIL else Contact.phone
+    return col(Contact.email) if channel is Channel.EMAIL else col(Contact.phone)
 
 
 def _key_column(channel: Channel) -> Any:
-    return Contact.email_key if channel is Channel.EMAIL else Contact.phone_key
+    return col(Contact.email_key) if channel is Channel.EMAIL else col(Contact.phone_key)
 
 
 def _not_suppressed(channel: Channel) -> Any:
-    return ~exists().where(and_(SuppressionEntry.key == _key_column(channel),
-                                SuppressionEntry.channel == channel.value))
+    return ~exists().where(and_(col(SuppressionEntry.key) == _key_column(channel),
+                                col(SuppressionEntry.channel) == channel.value))
 
 
 def audience_query(rt: Runtime, plan: CampaignPlan) -> Any:
@@ -170,17 +169,17 @@ def audience_query(rt: Runtime, plan: CampaignPlan) -> Any:
     for kind in rule.kinds:
         cutoff = rule.cutoff(kind, today)
         per_kind.append(and_(
-            Contact.kind == kind.value,
-            or_(Contact.last_activity_at.is_(None), Contact.last_activity_at <= cutoff),  # type: ignore[union-attr]
-            or_(Contact.consented_at.is_(None), func.date(Contact.consented_at) <= cutoff),  # type: ignore[union-attr]
+            col(Contact.kind) == kind.value,
+            or_(col(Contact.last_activity_at).is_(None), col(Contact.last_activity_at) <= cutoff),
+            or_(col(Contact.consented_at).is_(None), func.date(col(Contact.consented_at)) <= cutoff),
         ))
     busy = exists().where(and_(
-        Enrolment.contact_id == Contact.id,
-        Enrolment.state == RequestState.PENDING.value,
+        col(Enrolment.contact_id) == col(Contact.id),
+        col(Enrolment.state) == RequestState.PENDING.value,
     ))
-    return select(Contact.id).where(
+    return select(col(Contact.id)).where(
         or_(*per_kind),
-        Contact.erased_at.is_(None),  # type: ignore[union-attr]
+        col(Contact.erased_at).is_(None),
         _address_column(first).is_not(None),
         _not_suppressed(first),
         ~busy,
@@ -222,25 +221,27 @@ def enrol(session: Session, campaign_id: int, plan: CampaignPlan, contacts: Any,
     two INSERT … SELECT per step, whatever the audience size. Returns how many were enrolled.
     """
     # the new enrolments are those above the highest id so far, within this campaign
-    before = session.execute(select(func.coalesce(func.max(Enrolment.id), 0))).scalar_one()
+    before = session.execute(select(func.coalesce(func.max(col(Enrolment.id)), 0))).scalar_one()
     columns = ["campaign_id", "contact_id", "state", "enrolled_at"]
     values = [literal(campaign_id), contacts.c.id, literal(RequestState.PENDING.value),
-              literal(now, type_=Enrolment.__table__.c.enrolled_at.type)]  # type: ignore[attr-defined]
+              literal(now, type_=table_of(Enrolment).c.enrolled_at.type)]
     if deadline is not None:
         columns.append("deadline_at")
-        values.append(literal(deadline, type_=Enrolment.__table__.c.deadline_at.type))  # type: ignore[attr-defined]
+        values.append(literal(deadline, type_=table_of(Enrolment).c.deadline_at.type))
     session.execute(insert(Enrolment).from_select(columns, select(*values)))
     _refresh_statistics(session, "enrolment")  # it may just have grown by a whole audience
-    new = and_(Enrolment.campaign_id == campaign_id, Enrolment.id > before)  # type: ignore[operator]
+    new = and_(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.id) > before)
     for step in plan.steps:
         due = now + timedelta(days=step.day)
         session.execute(insert(OutboxMessage).from_select(
-            ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at", "attempts"],
+            ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at",
+             "attempts"],
             select(
-                literal(campaign_id), Enrolment.contact_id, Enrolment.id, literal(step.index),
+                literal(campaign_id), col(Enrolment.contact_id), col(Enrolment.id), literal(step.index),
                 literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
-                literal(due, type_=OutboxMessage.__table__.c.due_at.type), literal(0),  # type: ignore[attr-defined]
-            ).join(Contact, Contact.id == Enrolment.contact_id).where(new, _address_column(step.channel).is_not(None)),
+                literal(due, type_=table_of(OutboxMessage).c.due_at.type), literal(0),
+            ).join(Contact, col(Contact.id) == col(Enrolment.contact_id))
+            .where(new, _address_column(step.channel).is_not(None)),
         ))
     return int(session.execute(select(func.count()).select_from(Enrolment).where(new)).scalar_one())
 
@@ -277,12 +278,13 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
     with session_scope(rt.engine) as session:
         campaign, plan = get_campaign(session, campaign_id)
         states = dict(session.execute(
-            select(Enrolment.state, func.count()).where(Enrolment.campaign_id == campaign_id).group_by(Enrolment.state)
+            select(col(Enrolment.state), func.count()).where(col(Enrolment.campaign_id) == campaign_id)
+            .group_by(col(Enrolment.state))
         ).all())
+        keys = (col(OutboxMessage.step), col(OutboxMessage.channel), col(OutboxMessage.status),
+                col(OutboxMessage.skip_reason))
         rows = session.execute(
-            select(OutboxMessage.step, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.skip_reason, func.count())
-            .where(OutboxMessage.campaign_id == campaign_id)
-            .group_by(OutboxMessage.step, OutboxMessage.channel, OutboxMessage.status, OutboxMessage.skip_reason)
+            select(*keys, func.count()).where(col(OutboxMessage.campaign_id) == campaign_id).group_by(*keys)
         ).all()
         unsub = _unsubscribed_counts(session, campaign_id)
         unbuilt = build_failure_reasons(session, campaign_id)
@@ -326,7 +328,7 @@ def build_failure_reasons(session: Session, campaign_id: int, limit: int = 20) -
     """Why messages of the campaign could not be built: ``{step, channel, reason, count}``, most
     frequent first (rows failed at send time by a template error, issue 12; read through the
     ``ix_outbox_due`` index: failed rows of this campaign only)."""
-    t = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    t = table_of(OutboxMessage).c
     n = func.count().label("n")
     rows = session.execute(
         select(t.step, t.channel, t.last_error, n)
@@ -334,7 +336,8 @@ def build_failure_reasons(session: Session, campaign_id: int, limit: int = 20) -
                t.last_error.like(f"{BUILD_FAILURE}%"))
         .group_by(t.step, t.channel, t.last_error).order_by(n.desc(), t.step, t.channel).limit(limit)
     ).all()
-    return [{"step": step, "channel": channel, "reason": reason, "count": count} for step, channel, reason, count in rows]
+    return [{"step": step, "channel": channel, "reason": reason, "count": count}
+            for step, channel, reason, count in rows]
 
 
 def _utc_text(value: datetime | None) -> str | None:
@@ -364,9 +367,9 @@ def _count(bucket: dict[str, int], status: str, skip_reason: str | None, n: int)
 
 def _unsubscribed_counts(session: Session, campaign_id: int) -> dict[str, int]:
     return dict(session.execute(
-        select(ConsentEvent.channel, func.count(func.distinct(ConsentEvent.contact_id)))
-        .where(ConsentEvent.campaign_id == campaign_id, ConsentEvent.action.in_(["withdrawn", "declined"]))  # type: ignore[attr-defined]
-        .group_by(ConsentEvent.channel)
+        select(col(ConsentEvent.channel), func.count(func.distinct(col(ConsentEvent.contact_id))))
+        .where(col(ConsentEvent.campaign_id) == campaign_id, col(ConsentEvent.action).in_(["withdrawn", "declined"]))
+        .group_by(col(ConsentEvent.channel))
     ).all())
 
 

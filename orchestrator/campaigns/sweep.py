@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
-from sqlmodel import Session
+from sqlalchemy import Row, Select, and_, or_, select, update
+from sqlmodel import Session, col
 
 from orchestrator.consent import ledger
+from orchestrator.consent.ledger import Proof
 from orchestrator.domain.model import (
     CampaignState,
     Channel,
@@ -24,11 +25,10 @@ from orchestrator.domain.model import (
     SkipReason,
     SuppressionReason,
 )
-from orchestrator.consent.ledger import Proof
 from orchestrator.proof.retention import erase_many, scrub_profile
 from orchestrator.runtime import Runtime
 from orchestrator.store.bulk import insert_rows
-from orchestrator.store.db import session_scope
+from orchestrator.store.db import session_scope, table_of
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 BATCH = 5000
@@ -54,16 +54,16 @@ def sweep(rt: Runtime) -> SweepReport:
     report = SweepReport()
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        due = list(session.execute(select(Campaign.id).where(
-            Campaign.state.in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]),  # type: ignore[attr-defined]
-            Campaign.deadline_at <= now,  # type: ignore[operator]
+        due = list(session.execute(select(col(Campaign.id)).where(
+            col(Campaign.state).in_([CampaignState.RUNNING.value, CampaignState.PAUSED.value]),
+            col(Campaign.deadline_at) <= now,
         )).scalars())
     for campaign_id in due:
         report.campaigns.append(campaign_id)
         expire_pending(rt, campaign_id, now, report)
         with session_scope(rt.engine) as session:
             session.execute(update(OutboxMessage).where(
-                OutboxMessage.campaign_id == campaign_id, _abandoned(now),
+                col(OutboxMessage.campaign_id) == campaign_id, _abandoned(now),
             ).values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value,
                      claimed_by=None, claimed_until=None, updated_at=now))
             campaign = session.get(Campaign, campaign_id)
@@ -83,17 +83,17 @@ def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepRe
         # Keyset pagination over the campaign's pending enrolments: each batch is one
         # transaction of a handful of set-based statements, whatever its size (see bench/).
         with session_scope(rt.engine) as session:
-            query = (
-                select(Enrolment.id, Enrolment.contact_id.label("enrolled"),  # type: ignore[attr-defined]
-                       Contact.id.label("contact_id"), Contact.email,  # type: ignore[union-attr]
-                       Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at)
-                .join(Contact, Contact.id == Enrolment.contact_id, isouter=True)
-                .where(Enrolment.campaign_id == campaign_id, Enrolment.state == RequestState.PENDING.value,
-                       Enrolment.id > last_id)  # type: ignore[operator]
-                .order_by(Enrolment.id).limit(BATCH)
+            query: Select[*tuple[Any, ...]] = (
+                select(col(Enrolment.id), col(Enrolment.contact_id).label("enrolled"),
+                       col(Contact.id).label("contact_id"), col(Contact.email),
+                       col(Contact.phone), col(Contact.email_key), col(Contact.phone_key), col(Contact.erased_at))
+                .join(Contact, col(Contact.id) == col(Enrolment.contact_id), isouter=True)
+                .where(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.PENDING.value,
+                       col(Enrolment.id) > last_id)
+                .order_by(col(Enrolment.id)).limit(BATCH)
             )
             if own_deadline_only:
-                query = query.where(Enrolment.deadline_at <= now)  # type: ignore[operator]
+                query = query.where(col(Enrolment.deadline_at) <= now)
             batch = session.execute(query).all()
             if not batch:
                 return
@@ -105,8 +105,8 @@ def _abandoned(now: datetime) -> Any:
     """Outbox rows nobody is sending: queued, or claimed by a worker whose lease ran out. A row
     whose sender still holds its lease is left alone, so a send in flight is recorded as sent."""
     return or_(
-        OutboxMessage.status == DeliveryState.PENDING.value,
-        and_(OutboxMessage.status == DeliveryState.SENDING.value, OutboxMessage.claimed_until < now),  # type: ignore[operator]
+        col(OutboxMessage.status) == DeliveryState.PENDING.value,
+        and_(col(OutboxMessage.status) == DeliveryState.SENDING.value, col(OutboxMessage.claimed_until) < now),
     )
 
 
@@ -118,10 +118,10 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     # UPDATE keeps their answer (PostgreSQL re-checks the condition after waiting for their commit;
     # SQLite refuses the stale write). Only the rows this statement expired go on.
     expired = set(session.execute(
-        update(Enrolment).where(Enrolment.id.in_([r.id for r in batch]),  # type: ignore[union-attr]
-                                Enrolment.state == RequestState.PENDING.value)
+        update(Enrolment).where(col(Enrolment.id).in_([r.id for r in batch]),
+                                col(Enrolment.state) == RequestState.PENDING.value)
         .values(state=RequestState.EXPIRED.value, answered_at=None)
-        .returning(Enrolment.id).execution_options(synchronize_session=False)  # type: ignore[arg-type]
+        .returning(col(Enrolment.id)).execution_options(synchronize_session=False)
     ).scalars())
     if len(expired) != len(batch):
         batch = [r for r in batch if r.id in expired]
@@ -130,8 +130,8 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     # (campaign_id, contact_id, …) unique index, where enrolment_id (not indexed) scanned every
     # pending row of the outbox once per batch (quadratic in the audience).
     session.execute(
-        update(OutboxMessage).where(OutboxMessage.campaign_id == campaign_id,  # type: ignore[arg-type]
-                                    OutboxMessage.contact_id.in_([r.enrolled for r in batch]),  # type: ignore[attr-defined]
+        update(OutboxMessage).where(col(OutboxMessage.campaign_id) == campaign_id,
+                                    col(OutboxMessage.contact_id).in_([r.enrolled for r in batch]),
                                     _abandoned(now))
         .values(status=DeliveryState.SKIPPED.value, skip_reason=SkipReason.EXPIRED.value,
                 claimed_by=None, claimed_until=None, updated_at=now)
@@ -146,8 +146,8 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     keys = {key for _, _, key in reach if key}
     existing: set[tuple[str, str]] = set()
     if keys:
-        found = session.execute(select(SuppressionEntry.key, SuppressionEntry.channel)  # type: ignore[call-overload]
-                                .where(SuppressionEntry.key.in_(keys))).all()  # type: ignore[attr-defined]
+        found = session.execute(select(col(SuppressionEntry.key), col(SuppressionEntry.channel))
+                                .where(col(SuppressionEntry.key).in_(keys))).all()
         existing = {(str(key), str(channel)) for key, channel in found}
     source = f"campaign:{campaign_id}"
     entries = []
@@ -158,7 +158,7 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
             entries.append((key, channel, reason, source, now))
     if entries:
         # ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason.
-        insert_rows(session.connection(), SuppressionEntry.__table__, _SUPPRESSION_COLUMNS, entries,  # type: ignore[attr-defined]
+        insert_rows(session.connection(), table_of(SuppressionEntry), _SUPPRESSION_COLUMNS, entries,
                     ignore_conflicts=True)
         report.suppressed += len(entries)
     proof = Proof(source=ConsentSource.SWEEP.value, campaign_id=campaign_id)

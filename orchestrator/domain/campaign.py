@@ -97,7 +97,7 @@ class CampaignPlan:
                     f"{label}: 'day' = {day} is not before the deadline (deadline_days = {deadline})"
                 )
             try:
-                channel = Channel(raw.get("channel"))
+                channel = Channel(raw.get("channel", ""))
             except ValueError:
                 raise InputError(
                     f"{label}: 'channel' must be 'email' or 'sms', got {raw.get('channel')!r}"

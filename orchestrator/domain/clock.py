@@ -3,14 +3,14 @@
 ``RECONSENT_NOW`` (ISO 8601) freezes the clock for every command; tests and the demo move time by
 handing a different clock in, never by sleeping.
 
->>> FixedClock(datetime(2026, 1, 1, tzinfo=timezone.utc)).now().year
+>>> FixedClock(datetime(2026, 1, 1, tzinfo=UTC)).now().year
 2026
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -22,14 +22,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 @dataclass
 class FixedClock:
     """A clock frozen at ``at``; ``advance`` moves it (for tests and the demo's fast-forward)."""
 
-    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         self.at = as_utc(self.at)
@@ -44,8 +44,8 @@ class FixedClock:
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC (that is how the store keeps them)."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def parse_now(text: str) -> FixedClock:

@@ -70,7 +70,8 @@ def decide(facts: ContactFacts, policy: RetentionPolicy, today: date) -> Decisio
         return None
     if facts.last_request == "expired" and policy.after_expiry != KEEP:
         return Decision(facts.contact_id, policy.after_expiry,
-                        f"{facts.kind}, did not answer a re-consent request: retention.after_expiry = {policy.after_expiry}")
+                        f"{facts.kind}, did not answer a re-consent request: "
+                        f"retention.after_expiry = {policy.after_expiry}")
     if facts.last_request == "declined" and policy.after_decline != KEEP:
         return Decision(facts.contact_id, policy.after_decline,
                         f"{facts.kind}, refused a re-consent request: retention.after_decline = {policy.after_decline}")
@@ -90,4 +91,5 @@ def decide(facts: ContactFacts, policy: RetentionPolicy, today: date) -> Decisio
     if today < ends:
         return None
     return Decision(facts.contact_id, policy.action,
-                    f"{facts.kind}, {label} {start.isoformat()}: retention.{setting} = {months} reached on {ends.isoformat()}")
+                    f"{facts.kind}, {label} {start.isoformat()}: "
+                    f"retention.{setting} = {months} reached on {ends.isoformat()}")

@@ -13,7 +13,7 @@ SMS default: 08:00–21:30, Monday–Saturday, never on French public holidays. 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,4 +90,4 @@ def zone(name: str) -> ZoneInfo:
 
 
 def _at(day: date, at: time, tz: str) -> datetime:
-    return datetime.combine(day, at, tzinfo=zone(tz)).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=zone(tz)).astimezone(UTC)

@@ -42,7 +42,8 @@ def check_public_url(config: Config) -> list[Finding]:
         return [Finding("fix", "public.base_url", f"{config.public.base_url} is not https: links in messages and "
                         "Twilio webhooks need https (set public.base_url = \"https://…\")")]
     if url.hostname in ("localhost", "127.0.0.1", "::1") or not url.hostname or "." not in url.hostname:
-        return [Finding("fix", "public.base_url", f"{url.hostname!r} is not reachable by recipients: use the public host name")]
+        return [Finding("fix", "public.base_url",
+                        f"{url.hostname!r} is not reachable by recipients: use the public host name")]
     return [Finding("ok", "public.base_url", config.public.base_url)]
 
 
@@ -50,15 +51,20 @@ def check_secrets(config: Config) -> list[Finding]:
     out = []
     keys = config.security.signing_keys
     if DEV_SIGNING_KEY in keys:
-        out.append(Finding("fix", "security.signing_keys", "the development key is still set: give fresh random keys "
-                           "as RECONSENT_SECURITY__SIGNING_KEYS (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"))
+        out.append(Finding("fix", "security.signing_keys",
+                           "the development key is still set: give fresh random keys as "
+                           "RECONSENT_SECURITY__SIGNING_KEYS "
+                           "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"))
     elif any(len(k) < MIN_SECRET_LENGTH for k in keys[:1]):
-        out.append(Finding("fix", "security.signing_keys", f"the signing key is shorter than {MIN_SECRET_LENGTH} characters"))
+        out.append(Finding("fix", "security.signing_keys",
+                           f"the signing key is shorter than {MIN_SECRET_LENGTH} characters"))
     else:
         out.append(Finding("ok", "security.signing_keys", f"{len(keys)} key(s), newest signs"))
     if config.security.suppression_key == DEV_SUPPRESSION_KEY:
-        out.append(Finding("fix", "security.suppression_key", "the development key is still set: give a random secret as "
-                           "RECONSENT_SECURITY__SUPPRESSION_KEY before the first import (changing it later needs re-keying)"))
+        out.append(Finding("fix", "security.suppression_key",
+                           "the development key is still set: give a random secret as "
+                           "RECONSENT_SECURITY__SUPPRESSION_KEY before the first import "
+                           "(changing it later needs re-keying)"))
     elif len(config.security.suppression_key) < MIN_SECRET_LENGTH:
         out.append(Finding("fix", "security.suppression_key", f"shorter than {MIN_SECRET_LENGTH} characters"))
     else:
@@ -111,7 +117,7 @@ async def check_smtp(config: Config) -> list[Finding]:
         if client.is_ehlo_or_helo_needed:
             await client.ehlo()
         await client.quit()
-    except (TransientSendError, OSError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001 - report any failure
+    except (TimeoutError, TransientSendError, OSError, Exception) as exc:
         reason = exc.reason if isinstance(exc, TransientSendError) else f"{type(exc).__name__}: {exc}"
         out.append(Finding("fix", "email.host", f"cannot reach the relay {cfg.host}:{cfg.port}: {reason}"))
         return out
@@ -128,7 +134,8 @@ def check_twilio(config: Config) -> list[Finding]:
     if not sms.account_sid.startswith("AC") or len(sms.account_sid) != 34:
         out.append(Finding("fix", "sms.account_sid", "expected a Twilio account SID (AC followed by 32 characters)"))
     if not sms.auth_token:
-        out.append(Finding("fix", "sms.auth_token", "missing: give it as RECONSENT_SMS__AUTH_TOKEN (webhooks are refused without it)"))
+        out.append(Finding("fix", "sms.auth_token",
+                           "missing: give it as RECONSENT_SMS__AUTH_TOKEN (webhooks are refused without it)"))
     if sms.messaging_service_sid and not sms.messaging_service_sid.startswith("MG"):
         out.append(Finding("fix", "sms.messaging_service_sid", "expected MG followed by 32 characters"))
     if not sms.messaging_service_sid and not config.sender.sms_from:

@@ -21,10 +21,10 @@ from typing import Protocol
 from sqlalchemy import delete, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.domain.clock import Clock, SystemClock
-from orchestrator.store.db import run_in_transaction
+from orchestrator.store.db import rows_changed, run_in_transaction
 from orchestrator.store.models import ServiceLock
 
 log = logging.getLogger("reconsent.locks")
@@ -120,11 +120,11 @@ class LeaseLock:
         def take(session: Session) -> bool:
             result = session.execute(
                 update(ServiceLock)
-                .where(ServiceLock.name == self.name,  # type: ignore[arg-type]
-                       (ServiceLock.holder == self.holder) | (ServiceLock.lease_until < now))  # type: ignore[arg-type, operator]
+                .where(col(ServiceLock.name) == self.name,
+                       (col(ServiceLock.holder) == self.holder) | (col(ServiceLock.lease_until) < now))
                 .values(holder=self.holder, lease_until=now + self.lease, acquired_at=now)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if rows_changed(result):
                 return True
             if session.get(ServiceLock, self.name) is not None:
                 return False
@@ -143,11 +143,11 @@ class LeaseLock:
         def extend(session: Session) -> bool:
             result = session.execute(
                 update(ServiceLock)
-                .where(ServiceLock.name == self.name, ServiceLock.holder == self.holder,  # type: ignore[arg-type]
-                       ServiceLock.lease_until >= now)  # type: ignore[operator]
+                .where(col(ServiceLock.name) == self.name, col(ServiceLock.holder) == self.holder,
+                       col(ServiceLock.lease_until) >= now)
                 .values(lease_until=now + self.lease)
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return bool(rows_changed(result))
 
         try:
             return run_in_transaction(self.engine, extend)
@@ -157,8 +157,8 @@ class LeaseLock:
 
     def release(self) -> None:
         def drop(session: Session) -> None:
-            session.execute(delete(ServiceLock).where(ServiceLock.name == self.name,  # type: ignore[arg-type]
-                                                      ServiceLock.holder == self.holder))  # type: ignore[arg-type]
+            session.execute(delete(ServiceLock).where(col(ServiceLock.name) == self.name,
+                                                      col(ServiceLock.holder) == self.holder))
 
         try:
             run_in_transaction(self.engine, drop)

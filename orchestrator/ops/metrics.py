@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from orchestrator.domain.model import CampaignState, DeliveryState
 from orchestrator.runtime import Runtime
@@ -30,7 +31,9 @@ from orchestrator.store.models import Campaign, ConsentEvent, OutboxMessage
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-SENDS = Counter("reconsent_sends", "Send attempts by channel and outcome (sent, transient, permanent, unbuilt: the message could not be built)",
+SENDS = Counter("reconsent_sends",
+                "Send attempts by channel and outcome "
+                "(sent, transient, permanent, unbuilt: the message could not be built)",
                 ["channel", "outcome"], registry=REGISTRY)
 SEND_LATENCY = Histogram("reconsent_send_latency_seconds", "Time the provider took to accept one message",
                          ["channel"], registry=REGISTRY,
@@ -65,8 +68,8 @@ class StoreCollector(Collector):
         with rt.engine.connect() as conn:
             seen = set()
             for state, channel, n in conn.execute(
-                select(OutboxMessage.status, OutboxMessage.channel, func.count()).group_by(
-                    OutboxMessage.status, OutboxMessage.channel)
+                select(col(OutboxMessage.status), col(OutboxMessage.channel), func.count()).group_by(
+                    col(OutboxMessage.status), col(OutboxMessage.channel))
             ):
                 seen.add((state, channel))
                 messages.add_metric([state, channel], n)
@@ -76,11 +79,12 @@ class StoreCollector(Collector):
                         messages.add_metric([state.value, channel], 0)
             depth.add_metric([], conn.execute(
                 select(func.count()).select_from(OutboxMessage)
-                .join(Campaign, Campaign.id == OutboxMessage.campaign_id)
-                .where(OutboxMessage.status == DeliveryState.PENDING.value, OutboxMessage.due_at <= now,
-                       Campaign.state == CampaignState.RUNNING.value)
+                .join(Campaign, col(Campaign.id) == col(OutboxMessage.campaign_id))
+                .where(col(OutboxMessage.status) == DeliveryState.PENDING.value, col(OutboxMessage.due_at) <= now,
+                       col(Campaign.state) == CampaignState.RUNNING.value)
             ).scalar_one())
-            for action, n in conn.execute(select(ConsentEvent.action, func.count()).group_by(ConsentEvent.action)):
+            action_col = col(ConsentEvent.action)
+            for action, n in conn.execute(select(action_col, func.count()).group_by(action_col)):
                 events.add_metric([action], n)
         yield messages
         yield depth

@@ -93,9 +93,10 @@ register_job_type("retention", "orchestrator.ops.scheduler:job_retention", "rete
 def _resolve(ref: str) -> Callable[[Runtime], Any]:
     module, _, attr = ref.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        job: Callable[[Runtime], Any] = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError):
         raise ConfigError(f"scheduler job function {ref!r} does not exist in this version") from None
+    return job
 
 
 def jobs(rt: Runtime, skip: Collection[str] = ()) -> list[tuple[str, Callable[[Runtime], Any], CronTrigger]]:
@@ -112,7 +113,8 @@ def jobs(rt: Runtime, skip: Collection[str] = ()) -> list[tuple[str, Callable[[R
         try:
             trigger = CronTrigger.from_crontab(expr, timezone=cfg.timezone)
         except ValueError as exc:
-            raise ConfigError(f"scheduler.{job.cron_key}: expected a 5-field cron expression, got {expr!r} ({exc})") from None
+            raise ConfigError(f"scheduler.{job.cron_key}: expected a 5-field cron expression, "
+                              f"got {expr!r} ({exc})") from None
         out.append((job.name, _resolve(job.func), trigger))
     return out
 
@@ -133,11 +135,11 @@ def run_job(name: str) -> None:
         return
     try:
         log.info("%s: %s", name, _resolve(job.func)(rt), extra={"fields": {"job": name}})
-    except Exception:  # noqa: BLE001 - a failed run is logged; the next run tries again
+    except Exception:
         log.exception("%s job failed", name, extra={"fields": {"job": name}})
 
 
-class ServiceScheduler(BackgroundScheduler):  # type: ignore[misc]
+class ServiceScheduler(BackgroundScheduler):
     """APScheduler 3's BackgroundScheduler wakes its loop once more after ``shutdown()`` and would
     then move due jobs' next run time forward without running them (the executor is already shut
     down) — a run lost at every stop. A stopped scheduler processes nothing."""
@@ -145,7 +147,8 @@ class ServiceScheduler(BackgroundScheduler):  # type: ignore[misc]
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
             return None
-        return super()._process_jobs()  # type: ignore[no-any-return]
+        wait: float | None = super()._process_jobs()  # seconds until the next due job
+        return wait
 
 
 def build_scheduler(rt: Runtime, scheduler_cls: Any = ServiceScheduler) -> Any:
@@ -186,7 +189,7 @@ def run_scheduler(rt: Runtime, stop: threading.Event | None = None, *, lock: Lea
     if stop is None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())  # type: ignore[union-attr]
+            signal.signal(sig, lambda *_: stop.set())
     jobs(rt, skip)  # configuration errors stop here, before waiting for anything
     lock = lock or leader_lock(rt.engine, LOCK_NAME, cfg.lock_lease_seconds, lease_clock)
     heartbeat = Heartbeat(rt.engine, SCHEDULER, state="standby", clock=lease_clock).start()

@@ -27,7 +27,7 @@ def scrub(text: str) -> str:
 class ScrubTokens(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
-            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)  # type: ignore[union-attr]
+            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
         record.msg = scrub(str(record.msg))
         return True
 

@@ -43,9 +43,9 @@ import uvicorn
 from orchestrator.delivery.worker import Dispatcher, DispatchReport
 from orchestrator.errors import ReconsentError
 from orchestrator.ops.heartbeat import DISPATCHER, Heartbeat
-from orchestrator.runtime import Runtime
 from orchestrator.ops.scheduler import jobs, run_scheduler
 from orchestrator.ops.server import uvicorn_options
+from orchestrator.runtime import Runtime
 
 log = logging.getLogger("reconsent.run")
 

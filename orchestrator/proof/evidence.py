@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Any, TextIO
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.consent import ledger
 from orchestrator.domain.clock import as_utc
@@ -75,18 +75,18 @@ def _people(rt: Runtime, session: Session, contacts: list[Contact], campaign_id:
     enrolments: dict[int, list[Enrolment]] = defaultdict(list)
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        q = select(OutboxMessage).where(OutboxMessage.contact_id.in_(chunk))  # type: ignore[attr-defined]
+        q = select(OutboxMessage).where(col(OutboxMessage.contact_id).in_(chunk))
         if campaign_id is not None:
-            q = q.where(OutboxMessage.campaign_id == campaign_id)
-        for m in session.execute(q.order_by(OutboxMessage.id)).scalars():
+            q = q.where(col(OutboxMessage.campaign_id) == campaign_id)
+        for m in session.execute(q.order_by(col(OutboxMessage.id))).scalars():
             messages[m.contact_id].append(m)
-        for e in session.execute(select(ConsentEvent).where(ConsentEvent.contact_id.in_(chunk))  # type: ignore[attr-defined]
-                                 .order_by(ConsentEvent.id)).scalars():
+        for e in session.execute(select(ConsentEvent).where(col(ConsentEvent.contact_id).in_(chunk))
+                                 .order_by(col(ConsentEvent.id))).scalars():
             events[e.contact_id].append(e)
-        q2 = select(Enrolment).where(Enrolment.contact_id.in_(chunk))  # type: ignore[attr-defined]
+        q2 = select(Enrolment).where(col(Enrolment.contact_id).in_(chunk))
         if campaign_id is not None:
-            q2 = q2.where(Enrolment.campaign_id == campaign_id)
-        for r in session.execute(q2.order_by(Enrolment.id)).scalars():
+            q2 = q2.where(col(Enrolment.campaign_id) == campaign_id)
+        for r in session.execute(q2.order_by(col(Enrolment.id))).scalars():
             enrolments[r.contact_id].append(r)
     out = []
     for c in contacts:
@@ -118,7 +118,7 @@ def _wordings(session: Session, people: list[dict[str, Any]]) -> dict[str, dict[
         return {}
     return {w.content_hash: {"name": w.name, "locale": w.locale, "text": w.text,
                              "first_seen_at": _iso(w.first_seen_at)}
-            for w in session.execute(select(Wording).where(Wording.content_hash.in_(hashes))).scalars()}  # type: ignore[attr-defined]
+            for w in session.execute(select(Wording).where(col(Wording.content_hash).in_(hashes))).scalars()}
 
 
 def _ledger_state(session: Session) -> dict[str, Any]:
@@ -133,8 +133,8 @@ def campaign_evidence(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         if campaign is None:
             raise NotFoundError(f"campaign {campaign_id} does not exist")
         contacts = list(session.execute(
-            select(Contact).join(Enrolment, Enrolment.contact_id == Contact.id)
-            .where(Enrolment.campaign_id == campaign_id).order_by(Contact.id)).scalars())
+            select(Contact).join(Enrolment, col(Enrolment.contact_id) == col(Contact.id))
+            .where(col(Enrolment.campaign_id) == campaign_id).order_by(col(Contact.id))).scalars())
         people = _people(rt, session, contacts, campaign_id)
         return {
             "generated_at": rt.clock.now().isoformat(),
@@ -152,7 +152,7 @@ def contact_evidence(rt: Runtime, *, email: str | None = None, phone: str | None
     column, key = address_key(rt, email=email, phone=phone)
     with session_scope(rt.engine) as session:
         contacts = list(session.execute(select(Contact).where(getattr(Contact, column) == key)
-                                        .order_by(Contact.id)).scalars())
+                                        .order_by(col(Contact.id))).scalars())
         channel = "email" if column == "email_key" else "sms"
         entry = session.get(SuppressionEntry, (key, channel))
         if not contacts and entry is None:

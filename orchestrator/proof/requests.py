@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import Channel
@@ -72,9 +72,9 @@ def record(session: Session, rt: Runtime, kind: str, subject: Subject, *, source
 def record_handled(session: Session, rt: Runtime, kind: str, subject: Subject, *, handled_by: str,
                    source: str = "operator") -> DsrRequest:
     """Close the oldest open request of this kind for this person, or register one already handled."""
-    request = session.execute(
-        select(DsrRequest).where(DsrRequest.kind == kind, DsrRequest.subject_key == subject.key,
-                                 DsrRequest.state == OPEN).order_by(DsrRequest.received_at).limit(1)
+    request: DsrRequest | None = session.execute(
+        select(DsrRequest).where(col(DsrRequest.kind) == kind, col(DsrRequest.subject_key) == subject.key,
+                                 col(DsrRequest.state) == OPEN).order_by(col(DsrRequest.received_at)).limit(1)
     ).scalar_one_or_none()
     if request is None:
         return record(session, rt, kind, subject, source=source, handled_by=handled_by, done=True)
@@ -101,17 +101,19 @@ def close(rt: Runtime, request_id: int, *, handled_by: str, refused: bool = Fals
 
 def list_requests(rt: Runtime, *, overdue: bool = False, subject_keys: list[str] | None = None) -> list[DsrRequest]:
     """The register, oldest first; ``overdue``: still open after their due date."""
-    query = select(DsrRequest).order_by(DsrRequest.received_at, DsrRequest.id)
+    query = select(DsrRequest).order_by(col(DsrRequest.received_at), col(DsrRequest.id))
     if overdue:
-        query = query.where(DsrRequest.state == OPEN, DsrRequest.due_at < rt.clock.now())
+        query = query.where(col(DsrRequest.state) == OPEN, col(DsrRequest.due_at) < rt.clock.now())
     if subject_keys is not None:
-        query = query.where(DsrRequest.subject_key.in_(subject_keys))  # type: ignore[attr-defined]
+        query = query.where(col(DsrRequest.subject_key).in_(subject_keys))
     with session_scope(rt.engine) as session:
         return list(session.execute(query).scalars())
 
 
 def as_dict(r: DsrRequest) -> dict[str, object]:
-    iso = lambda v: as_utc(v).isoformat() if v else None
+    def iso(v: datetime | None) -> str | None:
+        return as_utc(v).isoformat() if v else None
+
     return {"id": r.id, "kind": r.kind, "received_at": iso(r.received_at), "due_at": iso(r.due_at),
             "state": r.state, "source": r.source, "handled_by": r.handled_by,
             "handled_at": iso(r.handled_at), "subject": f"{r.subject_channel}:{r.subject_key[:12]}…",

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, literal, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.consent import ledger
 from orchestrator.domain.clock import as_utc
@@ -59,18 +59,18 @@ def erase_many(session: Session, contact_ids: Sequence[int], now: datetime, acti
     ids = list(contact_ids)
     ledger.redact_requests_many(session, ids)
     values: dict[str, Any] = {
-        "external_id": literal("erased-", String) + cast(Contact.id, String), "email": None, "phone": None,
+        "external_id": literal("erased-", String) + cast(col(Contact.id), String), "email": None, "phone": None,
         "first_name": None, "timezone": None, "email_key": None, "phone_key": None, "attributes": {},
         "erased_at": now, "updated_at": now,
     }
     if action == DELETE:
         values.update(last_activity_at=None, consented_at=None, b2b=False)
-    session.execute(update(Contact).where(Contact.id.in_(ids)).values(**values)  # type: ignore[union-attr]
+    session.execute(update(Contact).where(col(Contact.id).in_(ids)).values(**values)
                     .execution_options(synchronize_session=False))
     if action == DELETE:
-        session.execute(delete(OutboxMessage).where(OutboxMessage.contact_id.in_(ids)),  # type: ignore[attr-defined]
+        session.execute(delete(OutboxMessage).where(col(OutboxMessage.contact_id).in_(ids)),
                         execution_options={"synchronize_session": False})
-        session.execute(delete(Enrolment).where(Enrolment.contact_id.in_(ids)),  # type: ignore[attr-defined]
+        session.execute(delete(Enrolment).where(col(Enrolment.contact_id).in_(ids)),
                         execution_options={"synchronize_session": False})
 
 
@@ -105,16 +105,17 @@ class RetentionReport:
 
 def _facts(session: Session) -> Iterator[ContactFacts]:
     pending = set(session.execute(
-        select(Enrolment.contact_id).where(Enrolment.state == RequestState.PENDING.value).distinct()
+        select(col(Enrolment.contact_id)).where(col(Enrolment.state) == RequestState.PENDING.value).distinct()
     ).scalars())
-    newest = select(Enrolment.contact_id, func.max(Enrolment.id).label("last_id")).where(
-        Enrolment.state != RequestState.PENDING.value).group_by(Enrolment.contact_id).subquery()
+    newest = select(col(Enrolment.contact_id), func.max(col(Enrolment.id)).label("last_id")).where(
+        col(Enrolment.state) != RequestState.PENDING.value).group_by(col(Enrolment.contact_id)).subquery()
     last_request = dict(session.execute(
-        select(Enrolment.contact_id, Enrolment.state).join(newest, newest.c.last_id == Enrolment.id)
+        select(col(Enrolment.contact_id), col(Enrolment.state)).join(newest, newest.c.last_id == col(Enrolment.id))
     ).all())
     rows = session.execute(
-        select(Contact.id, Contact.kind, Contact.last_activity_at, Contact.consented_at, Contact.created_at,
-               Contact.attributes).where(Contact.erased_at.is_(None)).order_by(Contact.id)  # type: ignore[union-attr]
+        select(col(Contact.id), col(Contact.kind), col(Contact.last_activity_at), col(Contact.consented_at),
+               col(Contact.created_at), col(Contact.attributes))
+        .where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))
     )
     for cid, kind, last, consented, created, attributes in rows:
         yield ContactFacts(
@@ -149,8 +150,8 @@ def run_retention(rt: Runtime, *, dry_run: bool = False,
         with session_scope(rt.engine) as session:
             for d in report.decisions[start:start + BATCH]:
                 contact = session.get(Contact, d.contact_id)
-                in_flight = session.execute(select(Enrolment.id).where(
-                    Enrolment.contact_id == d.contact_id, Enrolment.state == RequestState.PENDING.value,
+                in_flight = session.execute(select(col(Enrolment.id)).where(
+                    col(Enrolment.contact_id) == d.contact_id, col(Enrolment.state) == RequestState.PENDING.value,
                 ).limit(1)).first()
                 if contact is not None and contact.erased_at is None and in_flight is None:
                     erase_contact(session, contact, now, d.action)

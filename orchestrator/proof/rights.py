@@ -4,22 +4,24 @@ in the register (:mod:`orchestrator.proof.requests`), whether an operator or the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
+from sqlmodel import col
 
-from orchestrator.proof import requests as dsr
 from orchestrator.consent import ledger
+from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import contact_channels, key_of, suppress
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, RequestState, SuppressionReason
 from orchestrator.errors import InputError, NotFoundError
-from orchestrator.consent.ledger import Proof
+from orchestrator.proof import requests as dsr
 from orchestrator.proof.retention import ANONYMISE, erase_contact
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
+from orchestrator.store.db import saved_id, session_scope
 from orchestrator.store.models import (
     ConsentEvent,
     Contact,
@@ -57,6 +59,18 @@ def _find(session: Any, rt: Runtime, email: str | None, phone: str | None) -> li
     return list(session.execute(select(Contact).where(getattr(Contact, column) == key)).scalars())
 
 
+def _event(e: ConsentEvent, wordings: Mapping[str, str]) -> dict[str, Any]:
+    out = {k: _json(getattr(e, k)) for k in (
+        "id", "channel", "purpose", "action", "occurred_at", "source", "campaign_id", "step",
+        "wording_name", "wording_hash", "locale", "ip", "user_agent", "prev_hash", "hash")}
+    out["wording_text"] = wordings.get(e.wording_hash or "")
+    return out
+
+
+def _entry(s: SuppressionEntry) -> dict[str, Any]:
+    return {"channel": s.channel, "reason": s.reason, "source": s.source, "created_at": _json(s.created_at)}
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         return as_utc(value).isoformat()
@@ -77,15 +91,15 @@ def export_person(rt: Runtime, *, email: str | None = None, phone: str | None = 
             raise NotFoundError("no contact with that address (it may have been erased already)")
         people = []
         for c in contacts:
-            events = list(session.execute(select(ConsentEvent).where(ConsentEvent.contact_id == c.id)
-                                          .order_by(ConsentEvent.id)).scalars())
+            events = list(session.execute(select(ConsentEvent).where(col(ConsentEvent.contact_id) == c.id)
+                                          .order_by(col(ConsentEvent.id))).scalars())
             hashes = {e.wording_hash for e in events if e.wording_hash}
             wordings = {w.content_hash: w.text for w in session.execute(
-                select(Wording).where(Wording.content_hash.in_(hashes))).scalars()} if hashes else {}  # type: ignore[attr-defined]
-            messages = session.execute(select(OutboxMessage).where(OutboxMessage.contact_id == c.id)
-                                       .order_by(OutboxMessage.id)).scalars()
-            enrolments = session.execute(select(Enrolment).where(Enrolment.contact_id == c.id)
-                                         .order_by(Enrolment.id)).scalars()
+                select(Wording).where(col(Wording.content_hash).in_(hashes))).scalars()} if hashes else {}
+            messages = session.execute(select(OutboxMessage).where(col(OutboxMessage.contact_id) == c.id)
+                                       .order_by(col(OutboxMessage.id))).scalars()
+            enrolments = session.execute(select(Enrolment).where(col(Enrolment.contact_id) == c.id)
+                                         .order_by(col(Enrolment.id))).scalars()
             suppression = [s for ch in contact_channels(c)
                            if (s := session.get(SuppressionEntry, (key_of(c, ch), ch.value))) is not None]
             people.append({
@@ -94,21 +108,15 @@ def export_person(rt: Runtime, *, email: str | None = None, phone: str | None = 
                     "last_activity_at", "consented_at", "b2b", "attributes", "created_at", "updated_at")},
                 "current_consent": [
                     {"channel": ch, "purpose": p, "state": state}
-                    for (_, ch, p), state in sorted(ledger.current_consent(session, [c.id]).items())  # type: ignore[list-item]
+                    for (_, ch, p), state in sorted(ledger.current_consent(session, [saved_id(c)]).items())
                 ],
-                "consent_events": [{
-                    **{k: _json(getattr(e, k)) for k in (
-                        "id", "channel", "purpose", "action", "occurred_at", "source", "campaign_id", "step",
-                        "wording_name", "wording_hash", "locale", "ip", "user_agent", "prev_hash", "hash")},
-                    "wording_text": wordings.get(e.wording_hash or ""),
-                } for e in events],
+                "consent_events": [_event(e, wordings) for e in events],
                 "messages": [{k: _json(getattr(m, k)) for k in (
                     "campaign_id", "step", "channel", "template", "template_version", "locale", "status",
                     "sent_at", "message_id", "provider_id", "skip_reason")} for m in messages],
                 "enrolments": [{k: _json(getattr(e, k)) for k in (
                     "campaign_id", "state", "enrolled_at", "answered_at")} for e in enrolments],
-                "suppression": [{"channel": s.channel, "reason": s.reason, "source": s.source,
-                                 "created_at": _json(s.created_at)} for s in suppression],
+                "suppression": [_entry(s) for s in suppression],
             })
         subject = subject_of(rt, email=email, phone=phone)
         if handled_by:
@@ -140,12 +148,12 @@ def erase_person(rt: Runtime, *, email: str | None = None, phone: str | None = N
                     assert entry is not None
                     entry.reason, entry.source = SuppressionReason.ERASED.value, "erasure"
                     session.add(entry)
-                ledger.append(session, contact_id=c.id, channel=channel, purpose=Purpose.MARKETING,  # type: ignore[arg-type]
+                ledger.append(session, contact_id=saved_id(c), channel=channel, purpose=Purpose.MARKETING,
                               action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=source))
             # a request still pending is answered by the erasure: no further step, and the
             # campaign's figures count it as a refusal rather than waiting for the deadline
             for enrolment in session.execute(select(Enrolment).where(
-                    Enrolment.contact_id == c.id, Enrolment.state == RequestState.PENDING.value)).scalars():
+                    col(Enrolment.contact_id) == c.id, col(Enrolment.state) == RequestState.PENDING.value)).scalars():
                 enrolment.state, enrolment.answered_at = RequestState.DECLINED.value, now
                 session.add(enrolment)
             erase_contact(session, c, now, ANONYMISE)

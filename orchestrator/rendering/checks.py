@@ -43,6 +43,7 @@ from orchestrator.domain.model import Channel
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import ReconsentError
 from orchestrator.ops.logs import scrub_text
+from orchestrator.rendering.compiled import template_source
 from orchestrator.rendering.messages import MessageRenderer, RenderedMessage
 
 #: the start of the reason recorded on an outbox row whose message could not be built
@@ -160,11 +161,11 @@ def _check_locale(renderer: MessageRenderer, template: str, channel: Channel, lo
     for ctx in samples:
         try:
             rendered.append(renderer.render_full(template, channel, locale, ctx, version))
-        except Exception as exc:  # noqa: BLE001 - whatever a template raises is a problem to report
+        except Exception as exc:
             return [describe_error(exc, template, channel, locale) + _for(ctx)]
     typical = _content(template, channel, locale, rendered[0], samples[0], config)
     problems += typical
-    for ctx, message in zip(samples[1:], rendered[1:]):
+    for ctx, message in zip(samples[1:], rendered[1:], strict=True):
         problems += [f"{p}{_for(ctx)}" for p in _content(template, channel, locale, message, ctx, config)
                      if p not in typical]
     if channel is Channel.SMS:
@@ -180,7 +181,7 @@ def _name(template: str, locale: str, part: str, version: str | None = None) -> 
 
 def _exists(env: Environment, name: str) -> bool:
     try:
-        env.loader.get_source(env, name)  # type: ignore[union-attr]
+        template_source(env, name)
     except TemplateNotFound:
         return False
     return True
@@ -236,7 +237,7 @@ def _sources(env: Environment, name: str) -> Iterator[tuple[str, str]]:
             continue
         seen.add(current)
         try:
-            source = env.loader.get_source(env, current)[0]  # type: ignore[union-attr]
+            source = template_source(env, current)
         except TemplateNotFound:
             continue  # a missing layout is reported by the render, with the name it was asked as
         yield current, source

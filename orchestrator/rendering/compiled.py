@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,22 +73,34 @@ class Form:
         return cls(tuple(out))
 
     def join(self, values: Sequence[str]) -> tuple[str, ...]:
-        out = []
-        for pieces, where in self.texts:
-            if not where:
-                out.append("".join(pieces))  # type: ignore[arg-type]
-                continue
-            filled = list(pieces)
-            for pos, slot in where:
-                filled[pos] = values[slot]
-            out.append("".join(filled))  # type: ignore[arg-type]
-        return tuple(out)
+        # an int piece is the index of the slot value that goes there
+        return tuple("".join([values[p] if isinstance(p, int) else p for p in pieces]) for pieces, _ in self.texts)
 
 
 Render = Callable[[Sequence[str]], tuple[str, ...]]
 
+TemplateLoad = nodes.Extends | nodes.Include | nodes.Import | nodes.FromImport
+_LOADS = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
-def compile_form(render: Render, n: int, guard: Callable[[tuple[str, ...], list[str]], bool] | None = None) -> Form | None:
+
+def template_source(env: Environment, name: str) -> str:
+    """The source of the template ``name`` from ``env``'s loader; TemplateNotFound when there is none."""
+    if env.loader is None:
+        raise TemplateNotFound(name)
+    return env.loader.get_source(env, name)[0]
+
+
+def template_loads(tree: nodes.Node) -> Iterator[TemplateLoad]:
+    """The {% extends %}, {% include %}, {% import %} and {% from … import %} nodes of ``tree``."""
+    for node in tree.find_all(_LOADS):
+        if isinstance(node, _LOADS):
+            yield node
+
+
+Guard = Callable[[tuple[str, ...], list[str]], bool]
+
+
+def compile_form(render: Render, n: int, guard: Guard | None = None) -> Form | None:
     """The form of ``render`` (the texts with these ``n`` slot values), checked with a second set of
     markers; None when it fails, or when ``guard(texts, markers)`` refuses the first rendering."""
     first, second = markers(n), markers(n)
@@ -134,7 +146,7 @@ def _uses(env: Environment, name: str, calls: tuple[str, ...], seen: set[str], f
     if name in seen:
         return True
     seen.add(name)
-    tree = env.parse(env.loader.get_source(env, name)[0])  # type: ignore[union-attr]
+    tree = env.parse(template_source(env, name))
     plain: dict[str, dict[str, int]] = {PRINT: {}, ITEM: {}}
 
     def shown(node: nodes.Node) -> None:
@@ -167,8 +179,8 @@ def _uses(env: Environment, name: str, calls: tuple[str, ...], seen: set[str], f
             ways.add(ITEM)
         if printed + items != count:
             ways.add(OTHER)
-    for loader in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-        target = loader.template  # type: ignore[attr-defined]
+    for loader in template_loads(tree):
+        target = loader.template
         if not isinstance(target, nodes.Const) or not isinstance(target.value, str):
             return False
         if not _uses(env, target.value, calls, seen, found):

@@ -79,7 +79,7 @@ class LinkSigner:
         self._clock = clock
 
         class _ClockSigner(TimestampSigner):
-            def get_timestamp(self_inner) -> int:  # noqa: N805 - itsdangerous API
+            def get_timestamp(self_inner) -> int:
                 return int(clock.now().timestamp())
 
         # itsdangerous signs with the *last* key of the list; ours is newest-first.
@@ -104,7 +104,7 @@ class LinkSigner:
         compressed or uncompressed token verifies alike, here and in itsdangerous."""
         mac = self._token_macs[purpose].copy()
         c, k, h = claims.contact_id, claims.campaign_id, claims.channel
-        if type(c) is not int or (k is not None and type(k) is not int):  # noqa: E721 - bool is not an id
+        if type(c) is not int or (k is not None and type(k) is not int):
             token = self._serializers[purpose].dumps(claims.payload())
             return token if isinstance(token, str) else token.decode()
         payload = f'{{"c":{c}' + (f',"k":{k}' if k is not None else "") + (

@@ -49,10 +49,10 @@ from jinja2 import (
     select_autoescape,
 )
 
-from orchestrator.resources import TEMPLATES
-from orchestrator.rendering.compiled import PRINT, Form, add_form, freeze, uses
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError
+from orchestrator.rendering.compiled import PRINT, Form, add_form, freeze, uses
+from orchestrator.resources import TEMPLATES
 
 TEMPLATES_DIR = TEMPLATES
 EMAIL_PARTS = ("subject.txt", "body.txt", "body.html")
@@ -163,7 +163,7 @@ class MessageRenderer:
             raise InputError(f"{where}: no {', '.join(missing)} (not a {channel.value} template)")
         if wording_version((part, sources[part].encode("utf-8")) for part in parts) != version:
             raise InputError(f"{where}: the stored sources are not this version")
-        for name, part in zip(names, parts):
+        for name, part in zip(names, parts, strict=True):
             self._stored[name] = sources[part]
         self._loaded.add((template, locale, version))
 
@@ -241,11 +241,12 @@ class MessageRenderer:
         parts = self.parts(channel)
 
         def render(marks: Sequence[str]) -> tuple[str, ...]:
-            return self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, marks))), version)
+            return self._staged(template, channel, locale, dict(ctx, **dict(zip(slots, marks, strict=False))), version)
 
         def guard(staged: tuple[str, ...], marks: list[str]) -> bool:
             # a value inside CSS or a script: the inliner may rewrite it
-            return not any(m in block.group(0) for part, text in zip(parts, staged) if part.endswith(".html")
+            return not any(m in block.group(0)
+                           for part, text in zip(parts, staged, strict=False) if part.endswith(".html")
                            for block in _CSS_OR_SCRIPT.finditer(text) for m in marks)
 
         return add_form(self._forms, key, values, render,

@@ -41,6 +41,7 @@ from orchestrator.config import Config
 from orchestrator.domain.campaign import CampaignPlan, wording_key
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError, TemplateProblems
+from orchestrator.rendering.compiled import template_loads
 from orchestrator.rendering.messages import EMAIL_PARTS, PARTS, SMS_PARTS, MessageRenderer, wording_version
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import MessageTemplate
@@ -118,8 +119,8 @@ def problems_in_template(template: FolderTemplate, renderer: MessageRenderer, co
         except TemplateSyntaxError as exc:
             problems.append(f"{where}: line {exc.lineno}: {exc.message}")
             continue
-        for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
-            target = node.template  # type: ignore[attr-defined]
+        for node in template_loads(tree):
+            target = node.template
             if not (isinstance(node, nodes.Extends) and isinstance(target, nodes.Const) and target.value == LAYOUT):
                 problems.append(f"{where}: line {node.lineno}: only {{% extends \"{LAYOUT}\" %}} (the shipped "
                                 "layout) may load another template")
@@ -130,9 +131,13 @@ def problems_in_template(template: FolderTemplate, renderer: MessageRenderer, co
     for channel in template.channels():
         version = template.version(channel)
         renderer.load(template.name, template.locale, version, channel, sources=template.parts)
+
+        def pinned(_template: str, _locale: str, _channel: Channel, version: str = version) -> str:
+            return version
+
         problems += [f"{template.folder}: {problem}" for problem in
                      check_template(renderer, template.name, channel, [template.locale], config, now=now,
-                                    wording=lambda _t, _l, _c, v=version: v)]
+                                    wording=pinned)]
     return problems
 
 

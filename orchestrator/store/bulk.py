@@ -39,9 +39,9 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
         if order == tuple(range(len(order))):
             params: list[Any] = [tuple(r) for r in rows]
         else:
-            params = [tuple(r[i] for i in order) for r in rows]  # type: ignore[index]
+            params = [tuple(r[i] for i in order) for r in rows]
     else:  # named paramstyle (psycopg: pyformat)
-        params = [dict(zip(order, r)) for r in rows]
+        params = [dict(zip(order, r, strict=False)) for r in rows]
     conn.exec_driver_sql(sql, params)
 
 

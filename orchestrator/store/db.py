@@ -10,14 +10,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event, inspect
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Table, event, inspect
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from orchestrator.errors import ConfigError
 
@@ -221,3 +221,30 @@ def schema_problem(engine: Engine) -> str | None:
         return (f"has schema revision {', '.join(sorted(current)) or 'none'} but this version of Reconsent needs "
                 f"{', '.join(sorted(heads))}: run `reconsent init` to upgrade it")
     return None
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel table class (what its metaclass sets, untyped, as ``__table__``)."""
+    table = inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows the UPDATE or DELETE that gave ``result`` changed (``execute`` is typed as returning
+    a plain Result; a DML statement's is a CursorResult, which has the count)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+class _Row(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def saved_id(row: _Row) -> int:
+    """The primary key of a row read from (or flushed to) the database: SQLModel types it ``int | None``
+    because a new object has none yet."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id yet: flush it first")
+    return row.id

@@ -28,18 +28,18 @@ from pathlib import Path
 
 import click
 from sqlalchemy import func, select
+from sqlmodel import col
 
+from orchestrator.campaigns.reports import funnel_table
 from orchestrator.campaigns.service import campaign_status, create_campaign, launch_campaign, load_plan
+from orchestrator.campaigns.sweep import sweep
 from orchestrator.config import load_config
 from orchestrator.contacts.service import import_contacts
 from orchestrator.delivery.worker import DispatchReport, dispatch_once
-from orchestrator.domain.clock import FixedClock, SystemClock
-from orchestrator.campaigns.reports import funnel_table
+from orchestrator.domain.clock import Clock, FixedClock, as_utc
 from orchestrator.runtime import Runtime, clock_from_env, runtime_in
-from orchestrator.domain.clock import as_utc
 from orchestrator.store.db import migrate, session_scope
 from orchestrator.store.models import OutboxMessage
-from orchestrator.campaigns.sweep import sweep
 
 DATA = Path(__file__).resolve().parent
 SAMPLE_CONTACTS = DATA / "sample_contacts.csv"
@@ -53,7 +53,7 @@ def demo_folder(config_path: str | None) -> Path:
     return load_config(config_path).base_dir / DEMO_SUBDIR
 
 
-def demo_runtime(config_path: str | None, folder: Path, clock: FixedClock | SystemClock) -> Runtime:
+def demo_runtime(config_path: str | None, folder: Path, clock: Clock) -> Runtime:
     return runtime_in(folder, load_config(config_path), clock)
 
 
@@ -140,7 +140,7 @@ class BackgroundServer:
 def http(url: str, data: dict[str, str] | None = None) -> tuple[int, str]:
     body = urllib.parse.urlencode(data).encode() if data is not None else None
     req = urllib.request.Request(url, data=body, headers={"User-Agent": "reconsent-demo", "Accept-Language": "fr"})
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return resp.status, resp.read().decode()
 
 
@@ -151,8 +151,8 @@ def dispatch_until_sent(rt: Runtime, clock: FixedClock, until: datetime) -> Disp
     while True:
         total.add(replace(asyncio.run(dispatch_once(rt)), deferred=0))
         with session_scope(rt.engine) as session:
-            nxt = session.execute(select(func.min(OutboxMessage.due_at)).where(
-                OutboxMessage.status == "pending", OutboxMessage.due_at < until)).scalar()
+            nxt = session.execute(select(func.min(col(OutboxMessage.due_at))).where(
+                col(OutboxMessage.status) == "pending", col(OutboxMessage.due_at) < until)).scalar()
         if nxt is None:
             return total
         clock.at = max(clock.at, as_utc(nxt))
@@ -170,7 +170,7 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
     else:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
-    rt = demo_runtime(config_path, folder, clock if not serve else start)  # type: ignore[arg-type]
+    rt = demo_runtime(config_path, folder, clock if not serve else start)
     rt.config.public = replace(rt.config.public, base_url=base_url)
     demo_cfg = write_demo_config(rt, folder)
 
@@ -217,14 +217,16 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
         status, _ = http(confirm["page"])
         click.echo(f"GET page → {status}")
         status, page = http(confirm["page"], {"email": "yes", "sms": "yes", "action": "confirm"})
-        click.echo(f"POST confirm → {status}: {'recorded' if 'Merci' in page or 'Thank' in page else 'unexpected page'}")
+        outcome = "recorded" if "Merci" in page or "Thank" in page else "unexpected page"
+        click.echo(f"POST confirm → {status}: {outcome}")
         leaver = next(f for f in found if "oliver" in f["to"])
         step(f"{leaver['to']}'s mail app sends the RFC 8058 one-click unsubscribe")
         status, _ = http(leaver["unsubscribe"], {"List-Unsubscribe": "One-Click"})
         click.echo(f"POST one-click → {status}")
 
     play_later_steps(rt, clock, t0, campaign_id, folder)
-    click.echo(f"\nDemo files in {folder}; inspect with: reconsent --config {demo_cfg} campaign status {campaign_id} --json")
+    click.echo(f"\nDemo files in {folder}; inspect with: "
+               f"reconsent --config {demo_cfg} campaign status {campaign_id} --json")
 
 
 def play_later_steps(rt: Runtime, clock: FixedClock, t0: datetime, campaign_id: int, folder: Path) -> None:
