@@ -4,6 +4,7 @@ pause/resume, and status (the funnel, SPEC §10 ``campaign status --json``)."""
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from jinja2 import TemplateError
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
 from sqlmodel import Session
+from sqlmodel import col
 
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import as_utc
@@ -369,3 +371,24 @@ def _unsubscribed_counts(session: Session, campaign_id: int) -> dict[str, int]:
         .group_by(ConsentEvent.channel)
     ).all())
 
+
+# -- the console's reads (preference_centre.admin calls these, never the store) ---------------------
+def read_campaign(rt: Runtime, campaign_id: int) -> tuple[Campaign, CampaignPlan]:
+    """:func:`get_campaign` in a transaction of its own; NotFoundError when there is none."""
+    with session_scope(rt.engine) as session:
+        return get_campaign(session, campaign_id)
+
+
+def list_campaigns(rt: Runtime) -> list[Campaign]:
+    """Every campaign, newest first."""
+    with session_scope(rt.engine) as session:
+        return list(session.execute(select(Campaign).order_by(col(Campaign.id).desc())).scalars())
+
+
+def confirmations_by_day(rt: Runtime, campaign_id: int) -> list[tuple[Any, int]]:
+    """(date, confirmations that day), days with none left out; dates are UTC."""
+    with session_scope(rt.engine) as session:
+        answered = session.execute(select(col(Enrolment.answered_at)).where(
+            col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.CONFIRMED.value,
+            col(Enrolment.answered_at).is_not(None))).scalars().all()
+    return sorted(Counter(as_utc(a).date() for a in answered if a is not None).items())

@@ -8,7 +8,7 @@ survive the erasure it records.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timezone
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -116,3 +116,14 @@ def as_dict(r: DsrRequest) -> dict[str, object]:
             "state": r.state, "source": r.source, "handled_by": r.handled_by,
             "handled_at": iso(r.handled_at), "subject": f"{r.subject_channel}:{r.subject_key[:12]}…",
             "note": r.note}
+
+
+def record_received(rt: Runtime, kind: str, subject: Subject, received_on: date, *, recorded_by: str) -> int:
+    """Register a request an operator received by mail, phone or letter on ``received_on`` (due one
+    month later); returns its id. InputError for a kind not in :data:`KINDS`."""
+    received = datetime.combine(received_on, time(0, 0), tzinfo=timezone.utc)
+    with session_scope(rt.engine) as session:
+        request = record(session, rt, kind, subject, source="operator", received_at=received,
+                         note=f"recorded in the console by {recorded_by}")
+        assert request.id is not None
+        return request.id

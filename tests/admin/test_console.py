@@ -21,7 +21,7 @@ from orchestrator.rendering.links import LinkClaims
 from orchestrator.proof.rights import export_person
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Contact, SuppressionEntry
-from preference_centre.admin.auth import add_user
+from orchestrator.accounts.service import add_user
 from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN, Console, sign_in
 from tests.support.factories import launch, person, plan, run
@@ -118,7 +118,7 @@ def test_campaign_from_form_and_from_toml_with_clear_errors(admin: Console) -> N
     bad = admin.post("/admin/campaigns", {**form, "step1_day": "40"})
     assert bad.status_code == 400 and "is not before the deadline" in bad.text and 'value="Winter"' in bad.text
 
-    toml = (ROOT / "orchestrator" / "demo" / "campaign.toml").read_bytes()
+    toml = (ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml").read_bytes()
     resp = admin.post("/admin/campaigns", files={"file": ("winter.toml", toml, "application/toml")})
     assert resp.status_code == 303
     bad = admin.post("/admin/campaigns", files={"file": ("w.toml", b"name = 'x'\ndeadline_days = 0\n", "text/plain")})

@@ -1,0 +1,1 @@
+"""Console accounts: users, sessions, the audit log of what they did (issue 8)."""
