@@ -97,7 +97,7 @@ def _public_post(scope: Scope) -> bool:
 def public_guard(rt: Runtime) -> Middleware:
     server = rt.config.server
     return Middleware(
-        Guard,  # type: ignore[arg-type]
+        Guard,
         headers=SECURITY_HEADERS, max_body=server.max_body_bytes, static_prefix="/static/",
         too_large=lambda request: pages.error_page(request, 413, "too_large"),
         rate_limit=RateLimit(server.post_rate_per_minute), rate_limited=_public_post,
@@ -127,7 +127,7 @@ class AdminMount:
 def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
     """The whole web server for ``rt``: console first, then webhooks and public pages."""
     routes = [*(extra_routes or []), *webhook_routes(), *public_routes()]
-    middleware = [Middleware(AdminMount, rt=rt), public_guard(rt)]  # type: ignore[arg-type]
+    middleware = [Middleware(AdminMount, rt=rt), public_guard(rt)]
     checkpointer = wal_checkpointer(rt)
 
     @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ provider) suppresses it as an SMS stop.
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from orchestrator.consent.service import suppress
 from orchestrator.domain.model import Channel, DeliveryState, SuppressionReason
@@ -42,7 +43,7 @@ def apply_sms_status(rt: Runtime, sid: str, status: str, error: str = "") -> str
     error = error.strip()[:10]
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        row = session.execute(select(OutboxMessage).where(OutboxMessage.provider_id == sid)).scalar_one_or_none()
+        row = session.execute(select(OutboxMessage).where(col(OutboxMessage.provider_id) == sid)).scalar_one_or_none()
         if row is None:
             return "unknown message"
         if target is DeliveryState.FAILED and error in UNREACHABLE_CODES:

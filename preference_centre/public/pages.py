@@ -11,7 +11,6 @@ from typing import Any
 from babel.dates import format_date
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
@@ -43,7 +42,8 @@ log = logging.getLogger("reconsent.web")
 
 
 def rt_of(request: Request) -> Runtime:
-    return request.app.state.rt  # type: ignore[no-any-return]
+    rt: Runtime = request.app.state.rt
+    return rt
 
 
 def render_page(request: Request, name: str, *, status_code: int = 200, lang: str | None,
@@ -321,11 +321,11 @@ async def short_link(request: Request) -> Response:
     return _preference(request, rt, claims, facts, token)
 
 
-async def not_found(request: Request, exc: HTTPException) -> Response:
+async def not_found(request: Request, exc: Exception) -> Response:
     return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
 
 
-async def not_allowed(request: Request, exc: HTTPException) -> Response:
+async def not_allowed(request: Request, exc: Exception) -> Response:
     return render_page(request, "error.html", status_code=405, lang=None, message_key="not_allowed")
 
 

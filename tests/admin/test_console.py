@@ -257,3 +257,18 @@ def test_one_register_for_console_cli_and_exports(admin: Console, write_csv: Cal
     (request,) = dsr.list_requests(rt)
     assert request.state == "done" and request.handled_by == f"console:{ADMIN[0]}"
     assert f"console:{ADMIN[0]}" in admin.client.get("/admin/requests").text
+
+
+def test_the_console_records_every_kind_the_cli_does(admin: Console) -> None:
+    """One list of kinds (orchestrator.proof.requests.KINDS) for `dsr add` and the console: the form
+    offers each, and a rectification request lands in the register like the others."""
+    from orchestrator.proof import requests as dsr
+
+    form = admin.client.get("/admin/requests").text
+    assert [k for k in dsr.KINDS if f'name="kind" value="{k}"' in form] == list(dsr.KINDS)
+    assert "rectification" in dsr.KINDS
+    assert admin.post("/admin/requests", {"kind": "rectification", "address": "someone@example.org"}).status_code == 303
+    (request,) = dsr.list_requests(admin.rt)
+    assert (request.kind, request.source, request.state) == ("rectification", "operator", "received")
+    bad = admin.post("/admin/requests", {"kind": "objection", "address": "someone@example.org"})
+    assert bad.status_code == 400 and "access, erasure or rectification" in bad.text
