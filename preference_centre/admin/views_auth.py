@@ -11,7 +11,6 @@ from orchestrator.campaigns.service import list_campaigns
 from orchestrator.domain.model import CampaignState
 from orchestrator.ops.heartbeat import service_status
 from preference_centre.admin import i18n
-from preference_centre.security import RateLimit
 from preference_centre.admin.web import (
     PRE_COOKIE,
     SESSION_COOKIE,
@@ -28,6 +27,7 @@ from preference_centre.admin.web import (
     see_other,
     set_cookie,
 )
+from preference_centre.security import RateLimit
 
 REFUSED = "Sign-in refused: wrong email or password, or too many failed attempts (the account is then locked for a while)."
 

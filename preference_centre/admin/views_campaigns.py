@@ -9,6 +9,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.service import Role
 from orchestrator.campaigns.service import (
     audience_size,
     campaign_failures,
@@ -21,8 +23,6 @@ from orchestrator.campaigns.service import (
     read_campaign,
     set_paused,
 )
-from orchestrator.accounts import service as accounts
-from orchestrator.accounts.service import Role
 from orchestrator.domain.model import CampaignState
 from orchestrator.errors import NotFoundError, ReconsentError
 from orchestrator.ops.heartbeat import service_status

@@ -153,7 +153,7 @@ def guard(*, role: Role | None = None) -> Callable[[View], View]:
                 return error(request, 403, "Your account can view but not act. Ask an admin.")
             return await view(request)
 
-        setattr(wrapper, "required_role", role)  # read by the access tests: which views need which role
+        vars(wrapper)["required_role"] = role  # read by the access tests: which views need which role
         return wrapper
 
     return decorate
