@@ -272,3 +272,17 @@ def test_the_console_records_every_kind_the_cli_does(admin: Console) -> None:
     assert (request.kind, request.source, request.state) == ("rectification", "operator", "received")
     bad = admin.post("/admin/requests", {"kind": "objection", "address": "someone@example.org"})
     assert bad.status_code == 400 and "access, erasure or rectification" in bad.text
+
+
+def test_dsr_add_accepts_exactly_the_register_kinds() -> None:
+    """`reconsent dsr add --kind` and the console's form both offer orchestrator.proof.requests.KINDS
+    (the CLI keeps a literal list so its start-up does not load the tables; this keeps them equal)."""
+    import click
+
+    from orchestrator.cli.main import main
+    from orchestrator.proof import requests as dsr
+
+    group = main.commands["dsr"]
+    assert isinstance(group, click.Group)
+    (kind,) = [p for p in group.commands["add"].params if p.name == "kind"]
+    assert isinstance(kind.type, click.Choice) and tuple(kind.type.choices) == dsr.KINDS
