@@ -38,8 +38,6 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
                    trim_blocks=True, lstrip_blocks=True)
 
-ADMIN_HEADERS = CONSOLE_HEADERS
-
 View = Callable[[Request], Awaitable[Response]]
 
 
