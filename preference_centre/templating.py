@@ -19,8 +19,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
-from orchestrator.resources import TEMPLATES
 from orchestrator.rendering.compiled import ITEM, PRINT, Form, add_form, freeze, uses
+from orchestrator.resources import TEMPLATES
 from preference_centre.i18n import gettext_for
 
 PAGES_DIR = TEMPLATES / "pages"

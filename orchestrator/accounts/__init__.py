@@ -1,1 +1,1 @@
-"""Console accounts (the marketer console under /admin): who may sign in, with which role."""
+"""Console accounts: users, sessions, the audit log of what they did (issue 8)."""

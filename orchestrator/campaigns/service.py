@@ -4,6 +4,7 @@ pause/resume, and status (the funnel, SPEC §10 ``campaign status --json``)."""
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -373,21 +374,24 @@ def _unsubscribed_counts(session: Session, campaign_id: int) -> dict[str, int]:
     ).all())
 
 
-
-@dataclass(frozen=True)
-class CampaignListing:
-    """One line of ``reconsent campaign list``."""
-
-    id: int
-    state: str
-    name: str
-
-
-def list_campaigns(rt: Runtime) -> list[CampaignListing]:
-    """Every campaign, oldest first."""
-    from sqlmodel import col
-
+# -- the console's reads (preference_centre.admin calls these, never the store) ---------------------
+def read_campaign(rt: Runtime, campaign_id: int) -> tuple[Campaign, CampaignPlan]:
+    """:func:`get_campaign` in a transaction of its own; NotFoundError when there is none."""
     with session_scope(rt.engine) as session:
-        rows = session.execute(select(col(Campaign.id), col(Campaign.state), col(Campaign.name))
-                               .order_by(col(Campaign.id))).all()
-    return [CampaignListing(int(id_), state, name) for id_, state, name in rows]
+        return get_campaign(session, campaign_id)
+
+
+def list_campaigns(rt: Runtime, *, newest_first: bool = True) -> list[Campaign]:
+    """Every campaign, newest first (the console) or oldest first (``reconsent campaign list``)."""
+    order = col(Campaign.id).desc() if newest_first else col(Campaign.id)
+    with session_scope(rt.engine) as session:
+        return list(session.execute(select(Campaign).order_by(order)).scalars())
+
+
+def confirmations_by_day(rt: Runtime, campaign_id: int) -> list[tuple[Any, int]]:
+    """(date, confirmations that day), days with none left out; dates are UTC."""
+    with session_scope(rt.engine) as session:
+        answered = session.execute(select(col(Enrolment.answered_at)).where(
+            col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.CONFIRMED.value,
+            col(Enrolment.answered_at).is_not(None))).scalars().all()
+    return sorted(Counter(as_utc(a).date() for a in answered if a is not None).items())

@@ -117,5 +117,5 @@ def campaign_list(ctx: click.Context) -> None:
     """All campaigns with their state."""
     from orchestrator.campaigns.service import list_campaigns
 
-    for c in list_campaigns(get_rt(ctx)):
+    for c in list_campaigns(get_rt(ctx), newest_first=False):
         click.echo(f"{c.id}\t{c.state}\t{c.name}")

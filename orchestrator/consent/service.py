@@ -6,12 +6,18 @@ proof [R2] and, when it stops messages, a suppression entry that takes effect be
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import bindparam, delete, exists, literal_column, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from orchestrator.consent import ledger
@@ -27,6 +33,12 @@ from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, SuppressionEntry
+from orchestrator.domain.clock import as_utc
+from orchestrator.store.models import OutboxMessage
+from orchestrator.consent.keywords import HELP_TEXT, help_text, match_keyword
+from orchestrator.domain.model import ConsentSource
+
+_sms_log = logging.getLogger("reconsent.twilio")
 
 #: reasons an explicit new confirmation may lift (the person opted out and now opts back in)
 LIFTABLE = {SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.SMS_STOP.value}
@@ -298,3 +310,152 @@ def _close_enrolment(session: Session, contact_id: int, campaign_id: int | None,
         enrolment.answered_at = now
         session.add(enrolment)
     return enrolment.state
+
+
+# -- the public pages' door (preference_centre calls these, never the store) -------------------------
+def read_page_facts(rt: Runtime, contact_id: int, campaign_id: int | None) -> PageFacts:
+    """:func:`page_facts` on a connection of its own (read only); NotFoundError when gone or erased."""
+    with rt.engine.connect() as conn:
+        return page_facts(conn, contact_id, campaign_id)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The exact wording a page showed, stored once per version as proof of what was agreed to [R2]."""
+
+    name: str
+    locale: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PageAnswer:
+    """An answer from a page: what was chosen, the proof (its wording fields are filled in with the
+    stored ``shown``) and the wording shown."""
+
+    answer: Answer
+    proof: Proof
+    shown: Shown
+
+
+#: per database, the wordings already stored ((name, locale, text) → content hash). A wording row is
+#: written once and never deleted, so after the first answer in a language the look-up is skipped.
+_stored_wordings: WeakKeyDictionary[Engine, dict[tuple[str, str, str], str]] = WeakKeyDictionary()
+
+
+def answer_from_page(rt: Runtime, contact_id: int, campaign_id: int | None,
+                     decide: Callable[[Person], PageAnswer | None]) -> tuple[Person, PageAnswer | None, str]:
+    """Record a page's answer in one transaction: read the live person, let ``decide`` build the
+    answer from them (None: the form was not an answer, nothing is written), store the wording shown
+    and apply it. Returns (person, the answer, the enrolment's state afterwards: "" when none).
+    NotFoundError when the person is gone or erased.
+
+    Two first answers in one language at the same moment both store its wording: the loser's
+    transaction rolls back whole and is run again, when it finds the wording and records the answer.
+    """
+    try:
+        return _answer_from_page(rt, contact_id, campaign_id, decide)
+    except IntegrityError:
+        return _answer_from_page(rt, contact_id, campaign_id, decide)
+
+
+def _answer_from_page(rt: Runtime, contact_id: int, campaign_id: int | None,
+                      decide: Callable[[Person], PageAnswer | None]) -> tuple[Person, PageAnswer | None, str]:
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        person = live_person(session.connection(), contact_id)
+        decided = decide(person)
+        if decided is None:
+            return person, None, ""
+        shown = decided.shown
+        known = _stored_wordings.get(rt.engine, {}).get((shown.name, shown.locale, shown.text))
+        wording_hash = known if known is not None else ledger.remember_wording(
+            session, name=shown.name, locale=shown.locale, text_shown=shown.text, at=now)
+        proof = replace(decided.proof, wording_name=shown.name, wording_hash=wording_hash)
+        state = apply_answer(session, person, campaign_id, decided.answer, proof, now)
+    _stored_wordings.setdefault(rt.engine, {})[(shown.name, shown.locale, shown.text)] = wording_hash
+    return person, decided, state
+
+
+def find_person(rt: Runtime, contact_id: int) -> Person | None:
+    """The contact as a :class:`Person`, erased or not (an erased one has no address); None when
+    there is no such contact. For pages that speak the person's language even on a dead link."""
+    with session_scope(rt.engine) as session:
+        c = session.get(Contact, contact_id)
+        if c is None or c.id is None:
+            return None
+        return Person(c.id, c.email, c.phone, c.email_key, c.phone_key, c.first_name, c.locale)
+
+
+@dataclass(frozen=True)
+class SentLink:
+    """What a short SMS link stands for: the message it was sent in (see ``links.resolve_short_code``)."""
+
+    contact_id: int
+    campaign_id: int
+    channel: str
+    sent_at: datetime | None
+
+
+def sent_link(rt: Runtime, outbox_id: int) -> SentLink | None:
+    """The message a short code names, or None when there is no such message."""
+    with session_scope(rt.engine) as session:
+        row = session.get(OutboxMessage, outbox_id)
+        if row is None:
+            return None
+        return SentLink(row.contact_id, row.campaign_id, row.channel,
+                        as_utc(row.sent_at) if row.sent_at is not None else None)
+
+
+def sms_keyword(rt: Runtime, from_number: str, body: str) -> str | None:
+    """Apply an inbound SMS reply [S4]; returns the text to answer with (HELP), else None.
+
+    STOP words withdraw SMS consent and suppress the number; START words re-grant it (lifting an
+    opt-out, not a bounce or an erasure); HELP words get the help text in the sender's language.
+    Each STOP/START is a ledger event with source ``sms_keyword``, the exact reply as the wording,
+    and the campaign of the last SMS sent to that contact. A STOP also declines every pending request.
+    """
+    matched = match_keyword(rt.config, body)
+    if matched is None or not from_number:
+        return None
+    kind, word, locales = matched
+    key = rt.key_for(from_number)
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        contacts = list(session.execute(
+            select(Contact).where(Contact.phone_key == key, Contact.erased_at.is_(None))  # type: ignore[union-attr]
+        ).scalars())
+        if kind == "help":
+            known = [c.locale for c in contacts if c.locale in locales or c.locale in HELP_TEXT]
+            return help_text(rt.config, known[0] if known else locales[0])
+        if kind == "stop":
+            suppress(session, key, Channel.SMS.value, SuppressionReason.SMS_STOP, ConsentSource.SMS_KEYWORD.value, now)
+            action = ConsentAction.WITHDRAWN
+        else:
+            entry = session.get(SuppressionEntry, (key, Channel.SMS.value))
+            if entry is not None and entry.reason in LIFTABLE:
+                session.delete(entry)
+            action = ConsentAction.GRANTED
+        locale = next((c.locale for c in contacts if c.locale in locales), locales[0])
+        wording = ledger.remember_wording(session, name="sms_keyword", locale=locale,
+                                          text_shown=body.strip()[:40], at=now)
+        for contact in contacts:
+            assert contact.id is not None
+            last = session.execute(
+                select(OutboxMessage.campaign_id, OutboxMessage.step)
+                .where(OutboxMessage.contact_id == contact.id, OutboxMessage.channel == Channel.SMS.value,
+                       OutboxMessage.sent_at.is_not(None))  # type: ignore[union-attr]
+                .order_by(OutboxMessage.sent_at.desc()).limit(1)  # type: ignore[union-attr]
+            ).first()
+            proof = Proof(source=ConsentSource.SMS_KEYWORD, campaign_id=last[0] if last else None,
+                          step=last[1] if last else None, wording_name=f"sms_keyword:{word}",
+                          wording_hash=wording, locale=locale)
+            ledger.append(session, contact_id=contact.id, channel=Channel.SMS, purpose=Purpose.MARKETING,
+                          action=action, at=now, proof=proof)
+            if kind == "stop":
+                # A STOP is an answer: no further step of a pending campaign for this person [O3].
+                session.execute(update(Enrolment).where(
+                    Enrolment.contact_id == contact.id, Enrolment.state == RequestState.PENDING.value,
+                ).values(state=RequestState.DECLINED.value, answered_at=now))
+    _sms_log.info("SMS keyword %s (%s) applied to %d contact(s)", word, kind, len(contacts))
+    return None

@@ -12,16 +12,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-from collections import defaultdict
 from datetime import date, datetime
 from typing import Any, TextIO
 
 from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from orchestrator.consent import ledger
 from orchestrator.domain.clock import as_utc
 from orchestrator.errors import NotFoundError
+from orchestrator.proof.record import Records, contacts_by_key, read_records
 from orchestrator.proof.rights import address_key
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
@@ -32,7 +32,6 @@ from orchestrator.store.models import (
     Enrolment,
     OutboxMessage,
     SuppressionEntry,
-    Wording,
 )
 
 CSV_COLUMNS = (
@@ -68,43 +67,23 @@ def _event(e: ConsentEvent) -> dict[str, Any]:
             "ip": e.ip, "user_agent": e.user_agent, "prev_hash": e.prev_hash, "hash": e.hash}
 
 
-def _people(rt: Runtime, session: Session, contacts: list[Contact], campaign_id: int | None) -> list[dict[str, Any]]:
-    ids = [c.id for c in contacts]
-    messages: dict[int, list[OutboxMessage]] = defaultdict(list)
-    events: dict[int, list[ConsentEvent]] = defaultdict(list)
-    enrolments: dict[int, list[Enrolment]] = defaultdict(list)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        q = select(OutboxMessage).where(col(OutboxMessage.contact_id).in_(chunk))
-        if campaign_id is not None:
-            q = q.where(col(OutboxMessage.campaign_id) == campaign_id)
-        for m in session.execute(q.order_by(col(OutboxMessage.id))).scalars():
-            messages[m.contact_id].append(m)
-        for e in session.execute(select(ConsentEvent).where(col(ConsentEvent.contact_id).in_(chunk))
-                                 .order_by(col(ConsentEvent.id))).scalars():
-            events[e.contact_id].append(e)
-        q2 = select(Enrolment).where(col(Enrolment.contact_id).in_(chunk))
-        if campaign_id is not None:
-            q2 = q2.where(col(Enrolment.campaign_id) == campaign_id)
-        for r in session.execute(q2.order_by(col(Enrolment.id))).scalars():
-            enrolments[r.contact_id].append(r)
+def _people(rt: Runtime, records: Records) -> list[dict[str, Any]]:
     out = []
-    for c in contacts:
+    for record in records.people:
+        c = record.contact
         assert c.id is not None
-        entries = [s for ch, key in (("email", c.email_key), ("sms", c.phone_key)) if key
-                   if (s := session.get(SuppressionEntry, (key, ch))) is not None]
         requests = [{"campaign_id": r.campaign_id, "state": r.state, "enrolled_at": _iso(r.enrolled_at),
-                     "answered_at": _iso(r.answered_at)} for r in enrolments[c.id]]
+                     "answered_at": _iso(r.answered_at)} for r in record.enrolments]
         out.append({
             "contact": pseudonym(rt, c.id),
             "kind": c.kind,
             "erased": c.erased_at is not None,
             "final_state": requests[-1]["state"] if requests else None,
             "requests": requests,
-            "messages": [_message(m) for m in messages[c.id]],
-            "consent_events": [_event(e) for e in events[c.id]],
+            "messages": [_message(m) for m in record.messages],
+            "consent_events": [_event(e) for e in record.events],
             "suppression": [{"channel": s.channel, "reason": s.reason, "source": s.source,
-                             "created_at": _iso(s.created_at)} for s in entries],
+                             "created_at": _iso(s.created_at)} for s in record.suppression],
             "suppression_note": None if c.erased_at is None else
             "personal data erased: suppression entries are kept under the address hash but no longer "
             "linked to this record (see the expired/withdrawn events)",
@@ -112,13 +91,9 @@ def _people(rt: Runtime, session: Session, contacts: list[Contact], campaign_id:
     return out
 
 
-def _wordings(session: Session, people: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    hashes = {e["wording_hash"] for p in people for e in p["consent_events"] if e["wording_hash"]}
-    if not hashes:
-        return {}
+def _wordings(records: Records) -> dict[str, dict[str, Any]]:
     return {w.content_hash: {"name": w.name, "locale": w.locale, "text": w.text,
-                             "first_seen_at": _iso(w.first_seen_at)}
-            for w in session.execute(select(Wording).where(col(Wording.content_hash).in_(hashes))).scalars()}
+                             "first_seen_at": _iso(w.first_seen_at)} for w in records.wordings.values()}
 
 
 def _ledger_state(session: Session) -> dict[str, Any]:
@@ -133,9 +108,9 @@ def campaign_evidence(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         if campaign is None:
             raise NotFoundError(f"campaign {campaign_id} does not exist")
         contacts = list(session.execute(
-            select(Contact).join(Enrolment, col(Enrolment.contact_id) == col(Contact.id))
-            .where(col(Enrolment.campaign_id) == campaign_id).order_by(col(Contact.id))).scalars())
-        people = _people(rt, session, contacts, campaign_id)
+            select(Contact).join(Enrolment, Enrolment.contact_id == Contact.id)
+            .where(Enrolment.campaign_id == campaign_id).order_by(Contact.id)).scalars())
+        records = read_records(session, contacts, campaign_id=campaign_id)
         return {
             "generated_at": rt.clock.now().isoformat(),
             "campaign": {"id": campaign.id, "name": campaign.name, "state": campaign.state,
@@ -143,29 +118,28 @@ def campaign_evidence(rt: Runtime, campaign_id: int) -> dict[str, Any]:
                          "deadline_at": _iso(campaign.deadline_at), "completed_at": _iso(campaign.completed_at),
                          "plan": campaign.plan},
             "ledger": _ledger_state(session),
-            "contacts": people,
-            "wordings": _wordings(session, people),
+            "contacts": _people(rt, records),
+            "wordings": _wordings(records),
         }
 
 
 def contact_evidence(rt: Runtime, *, email: str | None = None, phone: str | None = None) -> dict[str, Any]:
     column, key = address_key(rt, email=email, phone=phone)
     with session_scope(rt.engine) as session:
-        contacts = list(session.execute(select(Contact).where(getattr(Contact, column) == key)
-                                        .order_by(col(Contact.id))).scalars())
+        contacts = contacts_by_key(session, key, column)
         channel = "email" if column == "email_key" else "sms"
         entry = session.get(SuppressionEntry, (key, channel))
         if not contacts and entry is None:
             raise NotFoundError("no contact and no suppression entry for that address")
-        people = _people(rt, session, contacts, None)
+        records = read_records(session, contacts)
         return {
             "generated_at": rt.clock.now().isoformat(),
             "address_suppression": None if entry is None else {
                 "channel": entry.channel, "reason": entry.reason, "source": entry.source,
                 "created_at": _iso(entry.created_at)},
             "ledger": _ledger_state(session),
-            "contacts": people,
-            "wordings": _wordings(session, people),
+            "contacts": _people(rt, records),
+            "wordings": _wordings(records),
         }
 
 

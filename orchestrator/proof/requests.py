@@ -8,7 +8,7 @@ survive the erasure it records.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -126,3 +126,12 @@ def register(rt: Runtime, kind: str, subject: Subject, *, source: str = "operato
     transaction; the returned row carries its id and due date."""
     with session_scope(rt.engine) as session:
         return record(session, rt, kind, subject, source=source, received_at=received_at, note=note)
+def record_received(rt: Runtime, kind: str, subject: Subject, received_on: date, *, recorded_by: str) -> int:
+    """Register a request an operator received by mail, phone or letter on ``received_on`` (due one
+    month later); returns its id. InputError for a kind not in :data:`KINDS`."""
+    received = datetime.combine(received_on, time(0, 0), tzinfo=UTC)
+    with session_scope(rt.engine) as session:
+        request = record(session, rt, kind, subject, source="operator", received_at=received,
+                         note=f"recorded in the console by {recorded_by}")
+        assert request.id is not None
+        return request.id

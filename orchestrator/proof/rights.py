@@ -19,6 +19,7 @@ from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, RequestState, SuppressionReason
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.proof import requests as dsr
+from orchestrator.proof.record import contacts_by_key, read_records
 from orchestrator.proof.retention import ANONYMISE, erase_contact
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import saved_id, session_scope
@@ -26,9 +27,7 @@ from orchestrator.store.models import (
     ConsentEvent,
     Contact,
     Enrolment,
-    OutboxMessage,
     SuppressionEntry,
-    Wording,
 )
 
 
@@ -56,7 +55,7 @@ def normalise_phone(phone: str, region: str) -> str:
 
 def _find(session: Any, rt: Runtime, email: str | None, phone: str | None) -> list[Contact]:
     column, key = address_key(rt, email=email, phone=phone)
-    return list(session.execute(select(Contact).where(getattr(Contact, column) == key)).scalars())
+    return contacts_by_key(session, key, column)
 
 
 def _event(e: ConsentEvent, wordings: Mapping[str, str]) -> dict[str, Any]:
@@ -89,19 +88,14 @@ def export_person(rt: Runtime, *, email: str | None = None, phone: str | None = 
         contacts = _find(session, rt, email, phone)
         if not contacts:
             raise NotFoundError("no contact with that address (it may have been erased already)")
+        records = read_records(session, contacts)
+        wordings = {h: w.text for h, w in records.wordings.items()}
         people = []
-        for c in contacts:
-            events = list(session.execute(select(ConsentEvent).where(col(ConsentEvent.contact_id) == c.id)
-                                          .order_by(col(ConsentEvent.id))).scalars())
-            hashes = {e.wording_hash for e in events if e.wording_hash}
-            wordings = {w.content_hash: w.text for w in session.execute(
-                select(Wording).where(col(Wording.content_hash).in_(hashes))).scalars()} if hashes else {}
-            messages = session.execute(select(OutboxMessage).where(col(OutboxMessage.contact_id) == c.id)
-                                       .order_by(col(OutboxMessage.id))).scalars()
-            enrolments = session.execute(select(Enrolment).where(col(Enrolment.contact_id) == c.id)
-                                         .order_by(col(Enrolment.id))).scalars()
-            suppression = [s for ch in contact_channels(c)
-                           if (s := session.get(SuppressionEntry, (key_of(c, ch), ch.value))) is not None]
+        for record in records.people:
+            c, events, messages, enrolments = record.contact, record.events, record.messages, record.enrolments
+            # the channels the person still has an address for (an erased profile shows none)
+            held = {ch.value for ch in contact_channels(c)}
+            suppression = [s for s in record.suppression if s.channel in held]
             people.append({
                 "profile": {k: _json(getattr(c, k)) for k in (
                     "id", "external_id", "kind", "email", "phone", "first_name", "locale", "timezone",

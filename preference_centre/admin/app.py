@@ -1,8 +1,9 @@
-"""The console as its own Starlette app, mounted under /admin by ``preference_centre.app``.
+"""The console as its own Starlette app, mounted under /admin by the composition module
+(:mod:`preference_centre.app`), which it does not import.
 
-It sits in front of the preference centre's SecurityMiddleware (see :class:`AdminMount`) because its
-needs differ: uploads far above the public pages' body limit, its own sign-in rate limit, CSRF on
-every form, and a CSP that lets it frame its own sandboxed email previews.
+Its guard (:func:`preference_centre.admin.web.console_guard`) differs from the public pages': uploads
+far above their body limit, its own sign-in rate limit, CSRF on every form, and a CSP that lets it
+frame its own sandboxed email previews.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, Router
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.runtime import Runtime
 from preference_centre.admin import views_auth as auth_views
 from preference_centre.admin import views_campaigns as campaigns
 from preference_centre.admin import views_people as people
-from preference_centre.admin.auth import LoginRateLimit
-from preference_centre.admin.web import STATIC_DIR, ConsoleGate, error
-
-PREFIX = "/admin"
+from preference_centre.admin.web import STATIC_DIR, console_guard, error
+from preference_centre.security import RateLimit, Refusal
 
 
 def routes() -> list[Route | Mount]:
@@ -66,24 +64,12 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error(request, 500, "Something went wrong on our side. Please try again later.")
 
 
-def create_admin_app(rt: Runtime) -> Starlette:
-    app = Starlette(routes=routes(), middleware=[Middleware(ConsoleGate, rt=rt)],
+def create_admin_app(rt: Runtime, *, not_found: Refusal) -> Starlette:
+    """The console; ``not_found`` answers every path while no admin user exists."""
+    app = Starlette(routes=routes(), middleware=[Middleware(console_guard, rt=rt, not_found=not_found)],
                     exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error})
     app.state.rt = rt
-    app.state.login_limit = LoginRateLimit(rt)
+    # sign-in attempts per client address in any 60 s, by the runtime's clock (testable without sleeping)
+    app.state.login_limit = RateLimit(rt.config.admin.login_rate_per_minute,
+                                      lambda: rt.clock.now().timestamp())
     return app
-
-
-class AdminMount:
-    """Sends /admin and /admin/… to the console; everything else goes on to the preference centre."""
-
-    def __init__(self, app: ASGIApp, *, rt: Runtime) -> None:
-        self.app = app
-        self.console = Router(routes=[Mount(PREFIX, app=create_admin_app(rt))])
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
-        if path == PREFIX or path.startswith(PREFIX + "/"):
-            await self.console(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)

@@ -10,18 +10,17 @@ request of that kind (``handled_by`` = the operator).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date
 
-from orchestrator.proof import requests as dsr
 from orchestrator.domain.clock import as_utc
+from orchestrator.proof import requests as dsr
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
 
 
 @dataclass(frozen=True)
 class RequestRow:
     id: int
-    kind: str  # access | erasure | rectification
+    kind: str  # one of orchestrator.proof.requests.KINDS
     key: str  # suppression key of the address (never the address)
     received_on: date
     due_on: date
@@ -47,13 +46,3 @@ def list_requests(rt: Runtime) -> list[RequestRow]:
         rows.append(RequestRow(r.id, r.kind, r.subject_key, as_utc(r.received_at).date(),
                                as_utc(r.due_at).date(), r.handled_by or "", done))
     return sorted(rows, key=lambda r: (r.completed_on is not None, r.due_on, r.id))
-
-
-def record_request(rt: Runtime, kind: str, subject: dsr.Subject, received_on: date, *, recorded_by: str) -> int:
-    """Register a request received by mail, phone or letter; returns its id."""
-    received = datetime.combine(received_on, time(0, 0), tzinfo=timezone.utc)
-    with session_scope(rt.engine) as session:
-        request = dsr.record(session, rt, kind, subject, source="operator", received_at=received,
-                             note=f"recorded in the console by {recorded_by}")
-        assert request.id is not None
-        return request.id

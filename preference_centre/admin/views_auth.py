@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.service import SignInRefused, authenticate, close_session, open_session
+from orchestrator.campaigns.service import list_campaigns
 from orchestrator.domain.model import CampaignState
 from orchestrator.ops.heartbeat import service_status
-from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign
-from preference_centre.admin import audit, i18n
-from preference_centre.admin.auth import (
-    LoginRateLimit,
-    SignInRefused,
-    authenticate,
-    close_session,
-    open_session,
-)
+from preference_centre.admin import i18n
 from preference_centre.admin.web import (
     PRE_COOKIE,
     SESSION_COOKIE,
@@ -35,6 +27,7 @@ from preference_centre.admin.web import (
     see_other,
     set_cookie,
 )
+from preference_centre.security import RateLimit
 
 REFUSED = "Sign-in refused: wrong email or password, or too many failed attempts (the account is then locked for a while)."
 
@@ -45,10 +38,10 @@ async def login(request: Request) -> Response:
         if operator_of(request):
             return see_other("/admin/")
         return render(request, "login.html")
-    limiter: LoginRateLimit = request.app.state.login_limit
+    limiter: RateLimit = request.app.state.login_limit
     ip = client_ip(request)
     if not limiter.allow(ip):
-        audit.record(rt, None, "login", outcome="rate_limited", ip=ip)
+        accounts.record_action(rt, None, "login", outcome="rate_limited", ip=ip)
         return render(request, "login.html", status_code=429,
                       problem="Too many sign-in attempts from your connection. Wait a minute and try again.")
     form = await form_of(request)
@@ -59,10 +52,10 @@ async def login(request: Request) -> Response:
     try:
         user_id = authenticate(rt, email, str(form.get("password") or ""))
     except SignInRefused as exc:
-        audit.record(rt, None, "login", outcome=f"refused:{exc}", ip=ip, login=email.strip().lower()[:200])
+        accounts.record_action(rt, None, "login", outcome=f"refused:{exc}", ip=ip, login=email.strip().lower()[:200])
         return render(request, "login.html", status_code=401, problem=REFUSED, email=email)
     cookie = open_session(rt, user_id)
-    audit.record(rt, None, "login", ip=ip, login=email.strip().lower(), user_id=user_id)
+    accounts.record_action(rt, None, "login", ip=ip, login=email.strip().lower(), user_id=user_id)
     response = see_other("/admin/")
     set_cookie(response, rt, SESSION_COOKIE, cookie, max_age=rt.config.admin.session_hours * 3600)
     response.delete_cookie(PRE_COOKIE, path="/admin")
@@ -72,7 +65,7 @@ async def login(request: Request) -> Response:
 @guard()
 async def logout(request: Request) -> Response:
     rt = rt_of(request)
-    audit.record(rt, operator_of(request), "logout", ip=client_ip(request))
+    accounts.record_action(rt, operator_of(request), "logout", ip=client_ip(request))
     close_session(rt, request.cookies.get(SESSION_COOKIE))
     response = see_other("/admin/login")
     response.delete_cookie(SESSION_COOKIE, path="/admin", secure=cookie_secure(rt), httponly=True, samesite="strict")
@@ -96,12 +89,11 @@ async def set_lang(request: Request) -> Response:
 @guard()
 async def home(request: Request) -> Response:
     rt = rt_of(request)
-    with session_scope(rt.engine) as session:
-        campaigns = list(session.execute(select(Campaign).order_by(col(Campaign.id).desc())).scalars())
+    campaigns = list_campaigns(rt)
     return render(request, "home.html", campaigns=campaigns, services=service_status(rt),
                   running=any(c.state == CampaignState.RUNNING for c in campaigns))
 
 
 @guard()
 async def audit_log(request: Request) -> Response:
-    return render(request, "audit.html", entries=audit.recent(rt_of(request)))
+    return render(request, "audit.html", entries=accounts.recent_actions(rt_of(request)))

@@ -4,35 +4,30 @@ confirmation step, and the funnel (the numbers of ``campaign status --json``, wi
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.service import Role
 from orchestrator.campaigns.service import (
     audience_size,
     campaign_failures,
     campaign_status,
+    confirmations_by_day,
     create_campaign,
-    get_campaign,
     launch_campaign,
     plan_problems,
     preview_campaign,
+    read_campaign,
     set_paused,
 )
-from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import CampaignState, RequestState
+from orchestrator.domain.model import CampaignState
 from orchestrator.errors import NotFoundError, ReconsentError
 from orchestrator.ops.heartbeat import service_status
-from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
-from orchestrator.store.models import Enrolment
 from orchestrator.rendering.template_store import template_names
-from preference_centre.admin import audit, charts
-from preference_centre.admin.auth import Role
+from preference_centre.admin import charts
 from preference_centre.admin.forms import STEP_ROWS, plan_from_form, plan_from_toml
 from preference_centre.admin.i18n import gettext_for
 from preference_centre.admin.web import (
@@ -96,10 +91,10 @@ async def campaign_create(request: Request) -> Response:
         plan = plan_from_toml(*upload) if upload else plan_from_form(form, kinds)
         campaign_id = create_campaign(rt, plan)
     except ReconsentError as exc:
-        audit.record(rt, operator_of(request), "campaign.create", outcome="refused", ip=client_ip(request))
+        accounts.record_action(rt, operator_of(request), "campaign.create", outcome="refused", ip=client_ip(request))
         return _new_form(request, status_code=400, problem=str(exc), values=values, kinds=kinds)
-    audit.record(rt, operator_of(request), "campaign.create", target=f"campaign:{campaign_id}",
-                 ip=client_ip(request), source="toml" if upload else "form")
+    accounts.record_action(rt, operator_of(request), "campaign.create", target=f"campaign:{campaign_id}",
+                           ip=client_ip(request), source="toml" if upload else "form")
     return see_other(f"/admin/campaigns/{campaign_id}")
 
 
@@ -108,8 +103,7 @@ async def campaign_page(request: Request) -> Response:
     rt = rt_of(request)
     campaign_id = _campaign_id(request)
     try:
-        with session_scope(rt.engine) as session:
-            campaign, plan = get_campaign(session, campaign_id)
+        campaign, plan = read_campaign(rt, campaign_id)
         previews = preview_campaign(rt, campaign_id)
     except NotFoundError as exc:
         return error(request, 404, str(exc))
@@ -152,8 +146,7 @@ async def campaign_action(request: Request) -> Response:
         return error(request, 404, "This page does not exist.")
     form = await form_of(request)
     try:
-        with session_scope(rt.engine) as session:
-            campaign, _ = get_campaign(session, campaign_id)
+        campaign, _ = read_campaign(rt, campaign_id)
         if form.get("confirm") != "yes":
             question, consequence, button = ACTIONS[action]
             size = audience_size(rt, campaign_id) if action == "launch" else None
@@ -167,21 +160,12 @@ async def campaign_action(request: Request) -> Response:
     except NotFoundError as exc:
         return error(request, 404, str(exc))
     except ReconsentError as exc:
-        audit.record(rt, operator_of(request), f"campaign.{action}", target=f"campaign:{campaign_id}",
-                     outcome="refused", ip=client_ip(request))
+        accounts.record_action(rt, operator_of(request), f"campaign.{action}", target=f"campaign:{campaign_id}",
+                               outcome="refused", ip=client_ip(request))
         return error(request, 409, str(exc))
-    audit.record(rt, operator_of(request), f"campaign.{action}", target=f"campaign:{campaign_id}",
-                 ip=client_ip(request), **detail)
+    accounts.record_action(rt, operator_of(request), f"campaign.{action}", target=f"campaign:{campaign_id}",
+                           ip=client_ip(request), **detail)
     return see_other(f"/admin/campaigns/{campaign_id}?done={action}")
-
-
-def confirmations_by_day(rt: Runtime, campaign_id: int) -> list[tuple[Any, int]]:
-    """(date, confirmations that day), days with none left out; dates are UTC."""
-    with session_scope(rt.engine) as session:
-        answered = session.execute(select(col(Enrolment.answered_at)).where(
-            col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.CONFIRMED.value,
-            col(Enrolment.answered_at).is_not(None))).scalars().all()
-    return sorted(Counter(as_utc(a).date() for a in answered if a is not None).items())
 
 
 def funnel_rows(status: dict[str, Any], _: Any) -> list[tuple[str, int, str]]:

@@ -6,31 +6,21 @@ import json
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import or_, select
-from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import Response
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.service import Role
+from orchestrator.consent.suppression import check as check_suppression
+from orchestrator.consent.suppression import import_list
 from orchestrator.contacts.service import COLUMNS, ImportReport, import_contacts
 from orchestrator.errors import InputError, NotFoundError, ReconsentError
 from orchestrator.proof import requests as dsr
+from orchestrator.proof.record import person_record
 from orchestrator.proof.rights import address_key, erase_person, export_person
-from orchestrator.store.db import session_scope
-from orchestrator.store.models import (
-    Campaign,
-    ConsentEvent,
-    Contact,
-    Enrolment,
-    OutboxMessage,
-    SuppressionEntry,
-)
-from orchestrator.consent.suppression import check as check_suppression
-from orchestrator.consent.suppression import import_list
-from preference_centre.admin import audit
-from preference_centre.admin.auth import Role
-from preference_centre.admin.requests import list_requests, record_request
+from orchestrator.runtime import Runtime
+from preference_centre.admin.requests import list_requests
 from preference_centre.admin.web import (
     client_ip,
     error,
@@ -68,11 +58,11 @@ async def contacts_import(request: Request) -> Response:
         try:
             report: ImportReport = import_contacts(rt, _saved(upload[0], upload[1], folder))
         except ReconsentError as exc:
-            audit.record(rt, operator_of(request), "contacts.import", outcome="refused", ip=client_ip(request))
+            accounts.record_action(rt, operator_of(request), "contacts.import", outcome="refused", ip=client_ip(request))
             return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS,
                           problem=str(exc).replace(folder + "/", ""))
-    audit.record(rt, operator_of(request), "contacts.import", ip=client_ip(request), read=report.read,
-                 created=report.created, updated=report.updated, rejected=len(report.rejects))
+    accounts.record_action(rt, operator_of(request), "contacts.import", ip=client_ip(request), read=report.read,
+                           created=report.created, updated=report.updated, rejected=len(report.rejects))
     return render(request, "contacts.html", report=report, columns=COLUMNS)
 
 
@@ -81,31 +71,10 @@ def _handler(request: Request) -> str:
     return f"console:{operator.email}" if operator else "console"
 
 
-def _lookup_key(rt: Any, raw: str) -> tuple[str, str]:
+def _lookup_key(rt: Runtime, raw: str) -> tuple[str, str]:
     kind = "email" if "@" in raw else "phone"
     _, key = address_key(rt, **{kind: raw})
     return kind, key
-
-
-def person_view(rt: Any, key: str) -> dict[str, Any]:
-    """Everything the console shows about the people with this address key."""
-    with session_scope(rt.engine) as session:
-        contacts = list(session.execute(select(Contact).where(
-            or_(col(Contact.email_key) == key, col(Contact.phone_key) == key)).order_by(col(Contact.id))).scalars())
-        names: dict[int, str] = {i: n for i, n in session.execute(select(col(Campaign.id), col(Campaign.name)))}
-        people = []
-        for c in contacts:
-            people.append({
-                "contact": c,
-                "enrolments": list(session.execute(select(Enrolment).where(col(Enrolment.contact_id) == c.id)
-                                                   .order_by(col(Enrolment.id))).scalars()),
-                "events": list(session.execute(select(ConsentEvent).where(col(ConsentEvent.contact_id) == c.id)
-                                               .order_by(col(ConsentEvent.id))).scalars()),
-                "messages": list(session.execute(select(OutboxMessage).where(col(OutboxMessage.contact_id) == c.id)
-                                                 .order_by(col(OutboxMessage.id))).scalars()),
-            })
-        suppressed = list(session.execute(select(SuppressionEntry).where(col(SuppressionEntry.key) == key)).scalars())
-    return {"people": people, "campaign_names": names, "suppressed": suppressed}
 
 
 @guard()
@@ -119,10 +88,10 @@ async def contacts_lookup(request: Request) -> Response:
         kind, key = _lookup_key(rt, raw)
     except InputError as exc:
         return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS, problem=str(exc))
-    view = person_view(rt, key)
-    audit.record(rt, operator_of(request), "contact.lookup", target=key, ip=client_ip(request),
-                 found=len(view["people"]))
-    return render(request, "person.html", address=raw, kind=kind, **view)
+    found = person_record(rt, key)
+    accounts.record_action(rt, operator_of(request), "contact.lookup", target=key, ip=client_ip(request),
+                                     found=len(found.people))
+    return render(request, "person.html", address=raw, kind=kind, **found.context())
 
 
 @guard(role=Role.ADMIN)
@@ -134,10 +103,10 @@ async def contacts_export(request: Request) -> Response:
         kind, key = _lookup_key(rt, raw)
         data = export_person(rt, **{kind: raw}, handled_by=_handler(request))
     except (InputError, NotFoundError) as exc:
-        audit.record(rt, operator_of(request), "dsr.export", outcome="refused", ip=client_ip(request))
+        accounts.record_action(rt, operator_of(request), "dsr.export", outcome="refused", ip=client_ip(request))
         return error(request, 404 if isinstance(exc, NotFoundError) else 400, str(exc))
-    audit.record(rt, operator_of(request), "dsr.export", target=key, ip=client_ip(request),
-                 people=len(data["people"]))
+    accounts.record_action(rt, operator_of(request), "dsr.export", target=key, ip=client_ip(request),
+                           people=len(data["people"]))
     ids = "-".join(str(p["profile"]["id"]) for p in data["people"])
     return Response(json.dumps(data, ensure_ascii=False, indent=2) + "\n", media_type="application/json",
                     headers={"content-disposition": f'attachment; filename="reconsent-export-{ids}.json"'})
@@ -163,7 +132,7 @@ async def contacts_erase(request: Request) -> Response:
         n = erase_person(rt, **{kind: raw}, handled_by=_handler(request))
     except NotFoundError as exc:
         return error(request, 404, str(exc))
-    audit.record(rt, operator_of(request), "dsr.erase", target=key, ip=client_ip(request), erased=n)
+    accounts.record_action(rt, operator_of(request), "dsr.erase", target=key, ip=client_ip(request), erased=n)
     return render(request, "done.html", message="Personal data erased; the suppression entry was kept.",
                   count=n, back="/admin/contacts")
 
@@ -184,8 +153,8 @@ async def suppression_check(request: Request) -> Response:
         entries = check_suppression(rt, raw)
     except InputError as exc:
         return render(request, "suppression.html", status_code=400, problem=str(exc))
-    audit.record(rt, operator_of(request), "suppression.check", target=entries[0].key if entries else None,
-                 ip=client_ip(request), suppressed=bool(entries))
+    accounts.record_action(rt, operator_of(request), "suppression.check", target=entries[0].key if entries else None,
+                           ip=client_ip(request), suppressed=bool(entries))
     return render(request, "suppression.html", checked=raw, entries=entries)
 
 
@@ -201,8 +170,8 @@ async def suppression_import(request: Request) -> Response:
         except ReconsentError as exc:
             return render(request, "suppression.html", status_code=400, problem=str(exc).replace(folder + "/", ""))
     rejected = report.rejected or []
-    audit.record(rt, operator_of(request), "suppression.import", ip=client_ip(request), added=report.added,
-                 already=report.already, rejected=len(rejected))
+    accounts.record_action(rt, operator_of(request), "suppression.import", ip=client_ip(request), added=report.added,
+                           already=report.already, rejected=len(rejected))
     return render(request, "suppression.html", imported=report, rejected=rejected)
 
 
@@ -210,7 +179,8 @@ async def suppression_import(request: Request) -> Response:
 @guard()
 async def requests_page(request: Request) -> Response:
     rt = rt_of(request)
-    return render(request, "requests.html", requests=list_requests(rt), today=rt.clock.now().date())
+    return render(request, "requests.html", requests=list_requests(rt), today=rt.clock.now().date(),
+                  kinds=dsr.KINDS)
 
 
 @guard(role=Role.ADMIN)
@@ -222,8 +192,8 @@ async def requests_record(request: Request) -> Response:
     kind = str(form.get("kind") or "")
     today = rt.clock.now().date()
     try:
-        if kind not in ("access", "erasure"):
-            raise InputError("kind: choose access or erasure")
+        if kind not in dsr.KINDS:
+            raise InputError(f"kind: choose {', '.join(dsr.KINDS[:-1])} or {dsr.KINDS[-1]}")
         if not raw:
             raise InputError("Type the person's email address or phone number.")
         address_kind, key = _lookup_key(rt, raw)
@@ -236,10 +206,11 @@ async def requests_record(request: Request) -> Response:
             raise InputError("received_on: the date is in the future")
     except InputError as exc:
         return render(request, "requests.html", status_code=400, requests=list_requests(rt), today=today,
-                      problem=str(exc))
+                      kinds=dsr.KINDS, problem=str(exc))
     operator = operator_of(request)
     subject = dsr.Subject(key, "email" if address_kind == "email" else "sms")
-    request_id = record_request(rt, kind, subject, received_on, recorded_by=operator.email if operator else "?")
-    audit.record(rt, operator, "dsr.received", target=key, ip=client_ip(request), kind=kind,
-                 received_on=received_on.isoformat(), request=request_id)
+    request_id = dsr.record_received(rt, kind, subject, received_on,
+                                     recorded_by=operator.email if operator else "?")
+    accounts.record_action(rt, operator, "dsr.received", target=key, ip=client_ip(request), kind=kind,
+                           received_on=received_on.isoformat(), request=request_id)
     return see_other("/admin/requests")

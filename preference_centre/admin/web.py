@@ -1,4 +1,4 @@
-"""The console's web plumbing: rendering, cookies, security headers, sign-in and CSRF guards.
+"""The console's web plumbing: rendering, cookies, the console's guard, sign-in and CSRF checks.
 
 Cookies: the session cookie is HttpOnly, SameSite=Strict, path /admin, and Secure unless
 ``admin.cookie_secure = "auto"`` and ``public.base_url`` is plain http on a loopback host (the demo
@@ -20,14 +20,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
+from orchestrator.accounts import service as accounts
+from orchestrator.accounts.service import Operator, Role, console_enabled, load_session
 from orchestrator.resources import TEMPLATES
 from orchestrator.runtime import Runtime
-from preference_centre import pages
-from preference_centre.app import SECURITY_HEADERS
-from preference_centre.admin import audit, i18n
-from preference_centre.admin.auth import Operator, Role, console_enabled, load_session
+from preference_centre.admin import i18n
+from preference_centre.security import CONSOLE_HEADERS, Guard, Refusal
 
 TEMPLATES_DIR = TEMPLATES / "admin"
 STATIC_DIR = TEMPLATES_DIR / "static"
@@ -38,18 +38,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(default=True),
                    trim_blocks=True, lstrip_blocks=True)
 
-#: The public pages' headers, with the CSP opened to frames from the console itself (only its own
-#: sandboxed email previews) and a same-origin opener policy.
-ADMIN_HEADERS = [
-    (name, value + b"; frame-src 'self'" if name == b"content-security-policy" else value)
-    for name, value in SECURITY_HEADERS
-] + [(b"cross-origin-opener-policy", b"same-origin")]
-
 View = Callable[[Request], Awaitable[Response]]
 
 
 def rt_of(request: Request) -> Runtime:
-    return request.app.state.rt  # type: ignore[no-any-return]
+    rt: Runtime = request.app.state.rt
+    return rt
 
 
 def operator_of(request: Request) -> Operator | None:
@@ -147,17 +141,17 @@ def guard(*, role: Role | None = None) -> Callable[[View], View]:
                 form = await form_of(request)
                 token = form.get("csrf")
                 if not isinstance(token, str) or not hmac.compare_digest(token, op.csrf_token):
-                    audit.record(rt_of(request), op, "denied", target=request.url.path, outcome="refused:csrf",
-                                 ip=client_ip(request))
+                    accounts.record_action(rt_of(request), op, "denied", target=request.url.path, outcome="refused:csrf",
+                                           ip=client_ip(request))
                     return error(request, 403, "This form has expired or did not come from this console. "
                                                "Go back, reload the page and try again.")
             if role is Role.ADMIN and not op.can_act:
-                audit.record(rt_of(request), op, "denied", target=request.url.path, outcome="refused:role",
-                             ip=client_ip(request))
+                accounts.record_action(rt_of(request), op, "denied", target=request.url.path, outcome="refused:role",
+                                       ip=client_ip(request))
                 return error(request, 403, "Your account can view but not act. Ask an admin.")
             return await view(request)
 
-        wrapper.required_role = role  # type: ignore[attr-defined]
+        vars(wrapper)["required_role"] = role  # read by the access tests: which views need which role
         return wrapper
 
     return decorate
@@ -176,53 +170,16 @@ async def upload_bytes(form: FormData, name: str) -> tuple[str, bytes] | None:
     return item.filename, await item.read()
 
 
-class ConsoleGate:
-    """Outermost layer of the console: 404 until an admin exists, the session, headers, body limit."""
+def console_guard(app: ASGIApp, *, rt: Runtime, not_found: Refusal) -> Guard:
+    """Outermost layer of the console: 404 (``not_found``, the public page: indistinguishable from
+    any unknown path) until an admin exists, then the session, the console's headers and its upload
+    limit (:mod:`preference_centre.security`)."""
 
-    def __init__(self, app: ASGIApp, *, rt: Runtime) -> None:
-        self.app = app
-        self.rt = rt
+    def gate(request: Request) -> Response | None:
+        if not console_enabled(rt):
+            return not_found(request)
+        request.scope.setdefault("state", {})["operator"] = load_session(rt, request.cookies.get(SESSION_COOKIE))
+        return None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (k, v) for k, v in ADMIN_HEADERS if k not in names]
-            await send(message)
-
-        request = Request(scope, receive)
-        if not console_enabled(self.rt):
-            # Indistinguishable from any unknown path of the preference centre.
-            response = pages.render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
-            await response(scope, receive, send_with_headers)
-            return
-        limit = self.rt.config.admin.max_upload_bytes
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
-            return
-        scope.setdefault("state", {})["operator"] = load_session(self.rt, request.cookies.get(SESSION_COOKIE))
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _TooLarge()
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send_with_headers)
-        except _TooLarge:
-            await PlainTextResponse("Request too large", status_code=413)(scope, receive, send_with_headers)
-
-
-class _TooLarge(Exception):
-    pass
+    return Guard(app, headers=CONSOLE_HEADERS, max_body=rt.config.admin.max_upload_bytes, gate=gate,
+                 too_large=lambda request: PlainTextResponse("Request too large", status_code=413))

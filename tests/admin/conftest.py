@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from orchestrator.runtime import Runtime
-from preference_centre.admin.auth import add_user
+from orchestrator.accounts.service import add_user
 from preference_centre.app import create_app
 
 ADMIN = ("admin@shop.example", "correct horse battery staple")
@@ -48,7 +48,7 @@ def quick_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     """Still argon2id, with small cost parameters: the defaults take ~1 s a hash on a busy CI runner."""
     from argon2 import PasswordHasher
 
-    from preference_centre.admin import auth
+    from orchestrator.accounts import service as auth
 
     monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 

@@ -17,7 +17,7 @@ from orchestrator.domain.clock import FixedClock, as_utc
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import AdminAudit, AdminSession, AdminUser, Campaign
 from preference_centre.admin.app import routes
-from preference_centre.admin.auth import add_user
+from orchestrator.accounts.service import add_user
 from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN, VIEWER, Console, csrf_of, sign_in
 from tests.support.factories import plan

@@ -20,7 +20,7 @@ import uvicorn
 from orchestrator.delivery.worker import dispatch_once
 from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
-from preference_centre.admin.auth import add_user
+from orchestrator.accounts.service import add_user
 from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN
 from tests.support.factories import person, run

@@ -21,7 +21,7 @@ from orchestrator.rendering.links import LinkClaims
 from orchestrator.proof.rights import export_person
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Contact, SuppressionEntry
-from preference_centre.admin.auth import add_user
+from orchestrator.accounts.service import add_user
 from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN, Console, sign_in
 from tests.support.factories import launch, person, plan, run
@@ -257,3 +257,32 @@ def test_one_register_for_console_cli_and_exports(admin: Console, write_csv: Cal
     (request,) = dsr.list_requests(rt)
     assert request.state == "done" and request.handled_by == f"console:{ADMIN[0]}"
     assert f"console:{ADMIN[0]}" in admin.client.get("/admin/requests").text
+
+
+def test_the_console_records_every_kind_the_cli_does(admin: Console) -> None:
+    """One list of kinds (orchestrator.proof.requests.KINDS) for `dsr add` and the console: the form
+    offers each, and a rectification request lands in the register like the others."""
+    from orchestrator.proof import requests as dsr
+
+    form = admin.client.get("/admin/requests").text
+    assert [k for k in dsr.KINDS if f'name="kind" value="{k}"' in form] == list(dsr.KINDS)
+    assert "rectification" in dsr.KINDS
+    assert admin.post("/admin/requests", {"kind": "rectification", "address": "someone@example.org"}).status_code == 303
+    (request,) = dsr.list_requests(admin.rt)
+    assert (request.kind, request.source, request.state) == ("rectification", "operator", "received")
+    bad = admin.post("/admin/requests", {"kind": "objection", "address": "someone@example.org"})
+    assert bad.status_code == 400 and "access, erasure or rectification" in bad.text
+
+
+def test_dsr_add_accepts_exactly_the_register_kinds() -> None:
+    """`reconsent dsr add --kind` and the console's form both offer orchestrator.proof.requests.KINDS
+    (the CLI keeps a literal list so its start-up does not load the tables; this keeps them equal)."""
+    import click
+
+    from orchestrator.cli.main import main
+    from orchestrator.proof import requests as dsr
+
+    group = main.commands["dsr"]
+    assert isinstance(group, click.Group)
+    (kind,) = [p for p in group.commands["add"].params if p.name == "kind"]
+    assert isinstance(kind.type, click.Choice) and tuple(kind.type.choices) == dsr.KINDS

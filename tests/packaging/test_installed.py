@@ -33,7 +33,7 @@ def files_under(folder: Path) -> set[Path]:
 
 def test_the_installed_code_is_not_the_checkout(installed: Installed, tmp_path: Path) -> None:
     out = subprocess.run([installed.python, "-c",
-                          "import orchestrator, preference_centre.pages as p, orchestrator.resources as r;"
+                          "import orchestrator, preference_centre.public.pages as p, orchestrator.resources as r;"
                           "print(orchestrator.__file__); print(r.DEFAULT_CONFIG); print(p.STATIC_DIR)"],
                          cwd=tmp_path, env=installed.env(), capture_output=True, text=True, check=True).stdout.split()
     for path in map(Path, out):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from jinja2.ext import babel_extract
 
-from preference_centre import pages
+from preference_centre.public import pages
 from preference_centre.i18n import catalog, negotiate
 
 

@@ -17,7 +17,7 @@ from orchestrator.consent.service import Person
 from orchestrator.domain.model import ConsentSource
 from orchestrator.proof.rights import erase_person, export_person
 from preference_centre.i18n import negotiate
-from preference_centre.pages import mask, open_link, render_page, rt_of
+from preference_centre.public.pages import mask, open_link, render_page, rt_of
 from preference_centre.self_service import record_request
 
 

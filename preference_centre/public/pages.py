@@ -4,42 +4,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from babel.dates import format_date
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from orchestrator.consent import ledger
+from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import (
     Answer,
+    PageAnswer,
     PageFacts,
-    apply_answer,
+    Person,
+    Shown,
+    answer_from_page,
     contact_channels,
-    live_person,
-    page_facts,
+    find_person,
+    read_page_facts,
     record_unsubscribe,
+    sent_link,
 )
-from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError
-from orchestrator.consent.ledger import Proof
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
-from orchestrator.store.models import Contact, OutboxMessage
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
-from preference_centre.self_service import pick_channel, send_fresh_link
+from preference_centre.self_service import send_fresh_link
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
 STATIC_DIR = PAGES_DIR / "static"
@@ -47,7 +42,8 @@ log = logging.getLogger("reconsent.web")
 
 
 def rt_of(request: Request) -> Runtime:
-    return request.app.state.rt  # type: ignore[no-any-return]
+    rt: Runtime = request.app.state.rt
+    return rt
 
 
 def render_page(request: Request, name: str, *, status_code: int = 200, lang: str | None,
@@ -65,6 +61,17 @@ def render_page(request: Request, name: str, *, status_code: int = 200, lang: st
     context["q"] = f"?lang={chosen}" if chosen in SUPPORTED else ""
     html = templating.render(name, lang, rt_of(request).config.sender, context, personal)
     return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def error_page(request: Request, status_code: int, message_key: str,
+               headers: dict[str, str] | None = None) -> HTMLResponse:
+    """The error page in the visitor's language (``message_key``: a key of ``MESSAGES``)."""
+    return render_page(request, "error.html", status_code=status_code, lang=None, message_key=message_key,
+                       headers=headers)
+
+
+def not_found_page(request: Request) -> HTMLResponse:
+    return error_page(request, 404, "not_found")
 
 
 def mask(address: str | None) -> str:
@@ -102,6 +109,10 @@ def _verify(request: Request, purpose: str, token: str) -> LinkClaims:
     return rt.links.loads(purpose, token, max_age_days=max_age_days(rt, purpose))
 
 
+def _locale_of(person: Person | None) -> str | None:
+    return person.locale if person is not None else None
+
+
 def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
     """Expired: 410 with a "send me a new link" form (when we know who it was for); else 400."""
     if isinstance(exc, LinkExpired):
@@ -110,11 +121,9 @@ def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
         renew = f"/{head}/renew" if exc.claims is not None else None
         lang = None
         if exc.claims is not None:  # a genuine link: speak the contact's language
-            with session_scope(rt_of(request).engine) as session:
-                contact = session.get(Contact, exc.claims.contact_id)
-                lang = negotiate(query=request.query_params.get("lang"),
-                                 contact_locale=contact.locale if contact is not None else None,
-                                 accept=request.headers.get("accept-language"))
+            lang = negotiate(query=request.query_params.get("lang"),
+                             contact_locale=_locale_of(find_person(rt_of(request), exc.claims.contact_id)),
+                             accept=request.headers.get("accept-language"))
         return render_page(request, "error.html", status_code=410, lang=lang, message_key="expired",
                            renew_action=renew)
     return render_page(request, "error.html", status_code=400, lang=None, message_key="invalid")
@@ -122,8 +131,7 @@ def _bad_link(request: Request, exc: Exception) -> HTMLResponse:
 
 def _load(rt: Runtime, claims: LinkClaims) -> PageFacts:
     """The contact, the link's request and the per-channel consent state: one statement, read only."""
-    with rt.engine.connect() as conn:
-        return page_facts(conn, claims.contact_id, claims.campaign_id)
+    return read_page_facts(rt, claims.contact_id, claims.campaign_id)
 
 
 @lru_cache(maxsize=32)
@@ -203,31 +211,20 @@ async def _answer(request: Request, rt: Runtime, token: str) -> Response:
     except (LinkInvalid, LinkExpired) as exc:
         return _bad_link(request, exc)
     form = await request.form()
-    return await _off_loop(rt, _record_once, request, rt, token, claims, form)
-
-
-def _record_once(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
-    try:
-        return _record(request, rt, token, claims, form)
-    except IntegrityError:
-        # Two first answers in one language at the same moment both stored its wording: the loser's
-        # transaction rolled back whole; again, it finds the wording and records the answer.
-        return _record(request, rt, token, claims, form)
+    return await _off_loop(rt, _record, request, rt, token, claims, form)
 
 
 def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
-    now = rt.clock.now()
-    with session_scope(rt.engine) as session:
-        try:
-            contact = live_person(session.connection(), claims.contact_id)
-        except NotFoundError:
-            return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
+    langs: list[str] = []
+
+    def decide(contact: Person) -> PageAnswer | None:
         lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                          accept=request.headers.get("accept-language"))
+        langs.append(lang)
         channels = [c.value for c in contact_channels(contact)]
         choice = str(form.get("action", ""))
         if choice not in ("confirm", "decline"):
-            return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+            return None
         if choice == "decline":
             answer = Answer(channels={c: False for c in channels}, partners=False)
         else:
@@ -238,27 +235,23 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                 link_channel = claims.channel if claims.channel in channels else channels[0]
                 ticked[link_channel] = True
             answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
-        wording_hash = _remember_wording(rt, session, lang, now)
-        proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
-                           wording=("preference_page", wording_hash), locale=lang)
-        state = apply_answer(session, contact, claims.campaign_id, answer, proof, now)
-    _stored_wordings.setdefault(rt.engine, {})[(lang, consent_wording(lang, rt.config.sender.name))] = wording_hash
-    return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=state, personal={
-        "action": "/p/" + token, "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
-        "rights_url": "/r/" + rt.links.dumps("rights", claims), "recorded_on": long_date(now.date(), lang)})
+        proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims, wording=None,
+                           locale=lang)
+        return PageAnswer(answer, proof, Shown("preference_page", lang, consent_wording(lang, rt.config.sender.name)))
 
-
-#: per database, the page's wordings already stored (language and text → content hash). A wording row
-#: is written once and never deleted, so after the first answer in a language the lookup is skipped.
-_stored_wordings: WeakKeyDictionary[Engine, dict[tuple[str, str], str]] = WeakKeyDictionary()
-
-
-def _remember_wording(rt: Runtime, session: Session, lang: str, now: datetime) -> str:
-    text_shown = consent_wording(lang, rt.config.sender.name)
-    known = _stored_wordings.get(rt.engine, {}).get((lang, text_shown))
-    if known is not None:
-        return known
-    return ledger.remember_wording(session, name="preference_page", locale=lang, text_shown=text_shown, at=now)
+    try:
+        contact, decided, state = answer_from_page(rt, claims.contact_id, claims.campaign_id, decide)
+    except NotFoundError:
+        return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
+    lang = langs[-1]
+    if decided is None:
+        return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+    channels = [c.value for c in contact_channels(contact)]
+    return render_page(request, "done.html", lang=lang, answer=decided.answer, channels=channels, state=state,
+                       personal={"action": "/p/" + token,
+                                 "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
+                                 "rights_url": "/r/" + rt.links.dumps("rights", claims),
+                                 "recorded_on": long_date(rt.clock.now().date(), lang)})
 
 
 @lru_cache(maxsize=64)
@@ -313,14 +306,12 @@ async def short_link(request: Request) -> Response:
         outbox_id = rt.links.resolve_short_code(request.path_params["code"])
     except LinkInvalid as exc:
         return _bad_link(request, exc)
-    with session_scope(rt.engine) as session:
-        row = session.get(OutboxMessage, outbox_id)
-        sent_at = row.sent_at if row is not None else None
-        claims = LinkClaims(row.contact_id, row.campaign_id, row.channel) if row is not None else None
-    if claims is None or sent_at is None:
+    sent = sent_link(rt, outbox_id)
+    if sent is None or sent.sent_at is None:
         return _bad_link(request, LinkInvalid("unknown code"))
+    claims = LinkClaims(sent.contact_id, sent.campaign_id, sent.channel)
     max_age = rt.config.security.page_link_max_age_days
-    if rt.clock.now() - as_utc(sent_at) > timedelta(days=max_age):
+    if rt.clock.now() - sent.sent_at > timedelta(days=max_age):
         return _bad_link(request, LinkExpired(claims))
     token = rt.links.dumps("page", claims)
     try:
@@ -330,11 +321,11 @@ async def short_link(request: Request) -> Response:
     return _preference(request, rt, claims, facts, token)
 
 
-async def not_found(request: Request, exc: HTTPException) -> Response:
+async def not_found(request: Request, exc: Exception) -> Response:
     return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
 
 
-async def not_allowed(request: Request, exc: HTTPException) -> Response:
+async def not_allowed(request: Request, exc: Exception) -> Response:
     return render_page(request, "error.html", status_code=405, lang=None, message_key="not_allowed")
 
 
@@ -354,11 +345,10 @@ async def renew(request: Request) -> Response:
     try:
         if kind == "s":
             outbox_id = rt.links.resolve_short_code(request.path_params["code"])
-            with session_scope(rt.engine) as session:
-                row = session.get(OutboxMessage, outbox_id)
-                if row is None:
-                    raise LinkInvalid("unknown code")
-                claims = LinkClaims(row.contact_id, row.campaign_id, row.channel)
+            sent = sent_link(rt, outbox_id)
+            if sent is None:
+                raise LinkInvalid("unknown code")
+            claims = LinkClaims(sent.contact_id, sent.campaign_id, sent.channel)
         else:
             purpose = {"p": "page", "u": "unsubscribe", "r": "rights"}[kind]
             try:
@@ -369,15 +359,15 @@ async def renew(request: Request) -> Response:
                 claims = exc.claims
     except LinkInvalid as exc:
         return _bad_link(request, exc)
-    with session_scope(rt.engine) as session:
-        contact = session.get(Contact, claims.contact_id)
-        locale = contact.locale if contact is not None else None
-    lang = negotiate(query=request.query_params.get("lang"), contact_locale=locale,
+    contact = find_person(rt, claims.contact_id)
+    lang = negotiate(query=request.query_params.get("lang"), contact_locale=_locale_of(contact),
                      accept=request.headers.get("accept-language"))
     outcome = await send_fresh_link(rt, claims)
     masked = ""
     if outcome == "sent" and contact is not None:
-        channel = pick_channel(contact, claims.channel)
+        # the channel send_fresh_link picked: the link's own when the person has it, else email, then SMS
+        reachable = contact_channels(contact)
+        channel = next((c for c in reachable if c.value == claims.channel), reachable[0] if reachable else None)
         masked = mask(contact.email if channel is Channel.EMAIL else contact.phone)
     status = {"sent": 200, "rate_limited": 429, "failed": 503, "refused": 200}[outcome]
     return render_page(request, "newlink.html", status_code=status, lang=lang, outcome=outcome, masked=masked)

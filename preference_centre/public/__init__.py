@@ -1,0 +1,1 @@
+"""The public pages: preference page, unsubscribe, short links, self-service rights, fresh links."""

@@ -1,0 +1,171 @@
+"""What every answer of the web server carries and every request must respect: security headers, a
+request body limit and a per-client rate limit. One middleware (:class:`Guard`) applies them; the
+public pages, the /twilio webhooks and the /admin console each configure one.
+
+- Headers: added to every response that does not set its own (a view may, e.g. the console's
+  sandboxed email preview); ``cache-control: public, max-age=86400`` on a 200 under ``static_prefix``.
+- Body limit: a ``content-length`` above ``max_body`` is refused before the app runs, and a body that
+  grows past it while read (chunked) is refused as soon as it does.
+- Rate limit: :class:`RateLimit` keeps, per client address, the times of its requests in the last
+  60 s; the guard asks it for the requests ``rate_limited(scope)`` selects (public POSTs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Headers = list[tuple[bytes, bytes]]
+
+SECURITY_HEADERS: Headers = [
+    (b"content-security-policy", (b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                  b"frame-ancestors 'none'; base-uri 'none'")),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"permissions-policy", b"interest-cohort=()"),
+]
+
+#: The public pages' headers, with the CSP opened to frames from the console itself (only its own
+#: sandboxed email previews) and a same-origin opener policy.
+CONSOLE_HEADERS: Headers = [
+    (name, value + b"; frame-src 'self'" if name == b"content-security-policy" else value)
+    for name, value in SECURITY_HEADERS
+] + [(b"cross-origin-opener-policy", b"same-origin")]
+
+STATIC_CACHE = (b"cache-control", b"public, max-age=86400")
+
+#: builds the answer for a refused request (413, 429, or a gate's own refusal)
+Refusal = Callable[[Request], Response]
+
+
+def add_headers(response: Response, headers: Headers) -> Response:
+    """The headers a response lacks, for answers made outside a :class:`Guard` (Starlette's 500s).
+
+    >>> from starlette.responses import PlainTextResponse
+    >>> r = add_headers(PlainTextResponse("x", headers={"cache-control": "no-cache"}), SECURITY_HEADERS)
+    >>> r.headers["cache-control"], r.headers["x-frame-options"]
+    ('no-cache', 'DENY')
+    """
+    for name, value in headers:
+        response.headers.setdefault(name.decode(), value.decode())
+    return response
+
+
+class RateLimit:
+    """At most ``per_minute`` requests per client address in any 60 s; ``now`` gives seconds.
+
+    >>> t = [0.0]
+    >>> limit = RateLimit(2, lambda: t[0])
+    >>> [limit.allow("a") for _ in range(3)], limit.allow("b")
+    ([True, True, False], True)
+    >>> t[0] = 60.0; limit.allow("a")
+    True
+    """
+
+    def __init__(self, per_minute: int, now: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.now = now
+        self.hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, client: str) -> bool:
+        now = self.now()
+        window = self.hits[client]
+        while window and now - window[0] >= 60:
+            window.popleft()
+        if len(window) >= self.per_minute:
+            return False
+        window.append(now)
+        if len(self.hits) > 10_000:  # forget idle clients so the table cannot grow without bound
+            for ip in [ip for ip, w in self.hits.items() if not w or now - w[-1] >= 60]:
+                del self.hits[ip]
+        return True
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Headers, body limit and (optionally) rate limit around an ASGI app; see the module docstring.
+
+    ``gate(request)`` runs first and may answer instead of the app (the console's 404 before any
+    admin exists) or prepare the scope (the console's session); ``too_large`` and ``too_many`` build
+    the refusals.
+    """
+
+    def __init__(self, app: ASGIApp, *, headers: Headers, max_body: int, too_large: Refusal,
+                 rate_limit: RateLimit | None = None, too_many: Refusal | None = None,
+                 rate_limited: Callable[[Scope], bool] = lambda scope: False,
+                 static_prefix: str | None = None,
+                 gate: Callable[[Request], Response | None] | None = None) -> None:
+        self.app = app
+        self.headers = headers
+        self.max_body = max_body
+        self.too_large = too_large
+        self.rate_limit = rate_limit
+        self.too_many = too_many
+        self.rate_limited = rate_limited
+        self.static_prefix = static_prefix
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        # Static files carry no token: let phones keep them a day instead of re-fetching them per page.
+        static_ok = self.static_prefix is not None and scope["path"].startswith(self.static_prefix)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present: list[Any] = list(message.get("headers", []))
+                names = {k.lower() for k, _ in present}
+                if static_ok and message.get("status") == 200:
+                    names.add(STATIC_CACHE[0])
+                    present.append(STATIC_CACHE)
+                message["headers"] = present + [(k, v) for k, v in self.headers if k not in names]
+            await send(message)
+
+        async def answer(refusal: Refusal) -> None:
+            await refusal(Request(scope, receive))(scope, receive, send_with_headers)
+
+        if self.gate is not None:
+            early = self.gate(Request(scope, receive))
+            if early is not None:
+                await early(scope, receive, send_with_headers)
+                return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await answer(self.too_large)
+            return
+        if self.rate_limit is not None and self.rate_limited(scope):
+            client = (scope.get("client") or ("?", 0))[0]
+            if not self.rate_limit.allow(client):
+                assert self.too_many is not None
+                await answer(self.too_many)
+                return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _TooLarge:
+            await answer(self.too_large)

@@ -1,0 +1,1 @@
+"""Provider webhooks (Twilio): verify, parse, call a service."""
