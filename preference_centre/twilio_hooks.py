@@ -18,27 +18,27 @@ import logging
 import unicodedata
 from xml.sax.saxutils import escape
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
 from orchestrator.consent import ledger
 from orchestrator.config import Config
-from orchestrator.consent.service import LIFTABLE, suppress
+from orchestrator.consent.service import lift, withdraw
+from orchestrator.contacts.addresses import normalise_sender
 from orchestrator.domain.model import (
     Channel,
     ConsentAction,
     ConsentSource,
     DeliveryState,
     Purpose,
-    RequestState,
     SuppressionReason,
 )
 from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.store.models import Contact, OutboxMessage
 
 log = logging.getLogger("reconsent.twilio")
 
@@ -146,7 +146,7 @@ async def status_callback(request: Request) -> Response:
         if reason is not None:
             contact = session.get(Contact, row.contact_id)
             if contact is not None:
-                suppress(session, contact.phone_key, Channel.SMS.value, reason, f"twilio:{error}", now)
+                withdraw(session, contact.phone_key, Channel.SMS.value, reason, f"twilio:{error}", now)
     return PlainTextResponse("ok")
 
 
@@ -173,7 +173,7 @@ async def inbound(request: Request) -> Response:
     if matched is None or not sender:
         return _twiml(None)
     kind, word, locales = matched
-    key = rt.key_for(sender)
+    key = rt.key_for(normalise_sender(sender, rt.config.contacts.default_region))
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         contacts = list(session.execute(
@@ -183,12 +183,12 @@ async def inbound(request: Request) -> Response:
             known = [c.locale for c in contacts if c.locale in locales or c.locale in HELP_TEXT]
             return _twiml(help_text(rt.config, known[0] if known else locales[0]))
         if kind == "stop":
-            suppress(session, key, Channel.SMS.value, SuppressionReason.SMS_STOP, ConsentSource.SMS_KEYWORD.value, now)
+            # A STOP is an answer: no further step of a pending campaign for this person [O3].
+            withdraw(session, key, Channel.SMS.value, SuppressionReason.SMS_STOP, ConsentSource.SMS_KEYWORD.value, now,
+                     decline=[c.id for c in contacts if c.id is not None])
             action = ConsentAction.WITHDRAWN
         else:
-            entry = session.get(SuppressionEntry, (key, Channel.SMS.value))
-            if entry is not None and entry.reason in LIFTABLE:
-                session.delete(entry)
+            lift(session, key, Channel.SMS.value)
             action = ConsentAction.GRANTED
         locale = next((c.locale for c in contacts if c.locale in locales), locales[0])
         wording = ledger.remember_wording(session, name="sms_keyword", locale=locale,
@@ -206,10 +206,5 @@ async def inbound(request: Request) -> Response:
                           wording_hash=wording, locale=locale)
             ledger.append(session, contact_id=contact.id, channel=Channel.SMS, purpose=Purpose.MARKETING,
                           action=action, at=now, proof=proof)
-            if kind == "stop":
-                # A STOP is an answer: no further step of a pending campaign for this person [O3].
-                session.execute(update(Enrolment).where(
-                    Enrolment.contact_id == contact.id, Enrolment.state == RequestState.PENDING.value,
-                ).values(state=RequestState.DECLINED.value, answered_at=now))
     log.info("SMS keyword %s (%s) applied to %d contact(s)", word, kind, len(contacts))
     return _twiml(None)

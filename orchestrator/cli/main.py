@@ -384,7 +384,7 @@ async def _stop_when(stop: asyncio.Event, dispatcher: Any) -> None:
 def _service_logging(rt: Runtime) -> None:
     from orchestrator.ops.logs import configure_logging
 
-    configure_logging(rt.config.logging.format, rt.config.logging.level)
+    configure_logging(rt.config.logging.format, rt.config.logging.level, rt.config.logging.ip_addresses)
 
 
 def _on_signals(stop: asyncio.Event) -> None:

@@ -6,15 +6,18 @@ proof [R2] and, when it stops messages, a suppression entry that takes effect be
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, exists, literal_column, select, update
+from sqlalchemy import Table, bindparam, exists, literal_column, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from orchestrator.consent import ledger
+from orchestrator.consent import enrolments, ledger
+from orchestrator.consent.ledger import Proof
+from orchestrator.consent.suppression import LIFTABLE, is_suppressed, lift, suppress
 from orchestrator.domain.model import (
     Channel,
     ConsentAction,
@@ -23,13 +26,12 @@ from orchestrator.domain.model import (
     SuppressionReason,
 )
 from orchestrator.errors import NotFoundError
-from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, SuppressionEntry
 
-#: reasons an explicit new confirmation may lift (the person opted out and now opts back in)
-LIFTABLE = {SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.SMS_STOP.value}
+__all__ = ["LIFTABLE", "Answer", "PageFacts", "Person", "apply_answer", "contact_channels", "is_suppressed", "key_of",
+           "lift", "live_person", "page_facts", "record_answer", "record_unsubscribe", "suppress", "withdraw"]
 
 
 @dataclass(frozen=True)
@@ -97,27 +99,29 @@ def key_of(contact: Reachable, channel: Channel | str) -> str | None:
     return contact.email_key if channel == Channel.EMAIL else contact.phone_key
 
 
-def is_suppressed(session: Session, key: str | None, channel: str) -> bool:
-    if not key:
-        return False
-    return session.get(SuppressionEntry, (key, channel)) is not None
+def withdraw(session: Session, key: str | None, channel: Channel | str, reason: SuppressionReason | str,
+             source: str, now: datetime, *, decline: Iterable[int] = (), campaign_id: int | None = None,
+             replace: bool = False) -> bool:
+    """Stop messaging this address on this channel — the one way every path says it: an unsubscribe,
+    a "no" on the preference page, an SMS STOP, an erasure, a hard bounce, a carrier opt-out (Twilio
+    21610) or a provider's permanent failure.
 
-
-def suppress(session: Session, key: str | None, channel: str, reason: str, source: str, at: datetime) -> bool:
-    """Add a suppression entry; False when one was already there (the first reason stays)."""
-    if not key or is_suppressed(session, key, channel):
-        return False
-    session.add(SuppressionEntry(key=key, channel=channel, reason=reason, source=source,
-                                 created_at=at))
-    session.flush()
-    return True
+    Adds the suppression entry (the first reason stays; ``replace``: this reason wins, as an erasure
+    does) and declines the open requests of the contacts in ``decline`` (in ``campaign_id`` only, when
+    given): the person answered, no further step goes out [O3]. Inside the caller's transaction;
+    returns whether a new entry was added. Ledger events are the caller's (each path has its proof).
+    """
+    added = suppress(session, key, channel, reason, source, now, replace=replace)
+    for contact_id in decline:
+        enrolments.close(session, RequestState.DECLINED, now, contact_id=contact_id, campaign_id=campaign_id)
+    return added
 
 
 # -- the preference page's reads and writes, as Core statements built once ---------------------------
-_CONTACT = Contact.__table__  # type: ignore[attr-defined]
-_ENROLMENT = Enrolment.__table__  # type: ignore[attr-defined]
-_EVENT = ConsentEvent.__table__  # type: ignore[attr-defined]
-_SUPPRESSION = SuppressionEntry.__table__  # type: ignore[attr-defined]
+_CONTACT: Table = Contact.metadata.tables["contact"]
+_ENROLMENT: Table = Enrolment.metadata.tables["enrolment"]
+_EVENT: Table = ConsentEvent.metadata.tables["consent_event"]
+_SUPPRESSION: Table = SuppressionEntry.metadata.tables["suppression"]
 
 
 def _newest_marketing_action(channel: Channel) -> Any:
@@ -214,50 +218,16 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
         if not key:
             continue
         if answer.channels.get(channel.value):
-            conn.execute(_LIFT, {"key": key, "channel": channel.value})
+            lift(conn, key, channel)
         else:
-            conn.execute(_insert_ignoring_duplicates(conn), {
-                "key": key, "channel": channel.value, "reason": SuppressionReason.UNSUBSCRIBED.value,
-                "source": str(proof.source), "created_at": now})
+            withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, str(proof.source), now)
     if confirms:
         conn.execute(_CONSENTED, {"contact_id": contact_id, "now": now})
     target = RequestState.CONFIRMED if confirms else RequestState.DECLINED
-    return _close_enrolment_core(conn, contact_id, campaign_id, target, now)
+    return enrolments.answer(conn, contact_id, campaign_id, target, now)
 
 
-_LIFT = delete(_SUPPRESSION).where(_SUPPRESSION.c.key == bindparam("key"), _SUPPRESSION.c.channel == bindparam("channel"),
-                                   _SUPPRESSION.c.reason.in_(sorted(LIFTABLE)))
 _CONSENTED = update(_CONTACT).where(_CONTACT.c.id == bindparam("contact_id")).values(consented_at=bindparam("now"))
-_REQUEST = select(_ENROLMENT.c.id, _ENROLMENT.c.state).where(
-    _ENROLMENT.c.contact_id == bindparam("contact_id"), _ENROLMENT.c.campaign_id == bindparam("campaign_id"))
-_ANSWERED = update(_ENROLMENT).where(_ENROLMENT.c.id == bindparam("enrolment_id")).values(
-    state=bindparam("state"), answered_at=bindparam("now"))
-
-
-def _insert_ignoring_duplicates(conn: Connection) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING into the suppression list: an entry already there keeps its
-    first reason (as :func:`suppress`)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(_SUPPRESSION).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(_SUPPRESSION).on_conflict_do_nothing()
-
-
-def _close_enrolment_core(conn: Connection, contact_id: int, campaign_id: int | None, target: RequestState,
-                          now: datetime) -> str:
-    """:func:`_close_enrolment` as two Core statements."""
-    if campaign_id is None:
-        return ""
-    row = conn.execute(_REQUEST, {"contact_id": contact_id, "campaign_id": campaign_id}).first()
-    if row is None:
-        return ""
-    if RequestState.can_move(RequestState(row.state), target):
-        conn.execute(_ANSWERED, {"enrolment_id": row.id, "state": target.value, "now": now})
-        return target.value
-    return str(row.state)
 
 
 def record_unsubscribe(rt: Runtime, contact_id: int, campaign_id: int | None, channel: str, proof: Proof) -> bool:
@@ -269,32 +239,10 @@ def record_unsubscribe(rt: Runtime, contact_id: int, campaign_id: int | None, ch
             raise NotFoundError("unknown contact")
         key = key_of(contact, channel)
         if contact.erased_at is not None or is_suppressed(session, key, channel):
-            _close_enrolment(session, contact_id, campaign_id, RequestState.DECLINED, now)
+            enrolments.answer(session, contact_id, campaign_id, RequestState.DECLINED, now)
             return False
         ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.MARKETING,
                       action=ConsentAction.WITHDRAWN, at=now, proof=proof)
-        suppress(session, key, channel, SuppressionReason.UNSUBSCRIBED, proof.source, now)
-        _close_enrolment(session, contact_id, campaign_id, RequestState.DECLINED, now)
+        withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, proof.source, now,
+                 decline=[contact_id] if campaign_id is not None else (), campaign_id=campaign_id)
         return True
-
-
-def _live_contact(session: Session, contact_id: int) -> Contact:
-    contact = session.get(Contact, contact_id)
-    if contact is None or contact.erased_at is not None:
-        raise NotFoundError("unknown contact")
-    return contact
-
-
-def _close_enrolment(session: Session, contact_id: int, campaign_id: int | None, target: RequestState, now: datetime) -> str:
-    if campaign_id is None:
-        return ""
-    enrolment = session.execute(
-        select(Enrolment).where(Enrolment.contact_id == contact_id, Enrolment.campaign_id == campaign_id)
-    ).scalar_one_or_none()
-    if enrolment is None:
-        return ""
-    if RequestState.can_move(RequestState(enrolment.state), target):
-        enrolment.state = target.value
-        enrolment.answered_at = now
-        session.add(enrolment)
-    return enrolment.state
