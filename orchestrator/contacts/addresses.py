@@ -11,10 +11,10 @@ Pure: no database, no configuration (the import's worker processes run it).
 'Jean.Dupont@exemple.fr'
 >>> normalise_phone("06 12 34 56 78", "FR")
 '+33612345678'
->>> normalise_phone("+33 1", "FR")
+>>> normalise_phone("+33 6 12", "FR")
 Traceback (most recent call last):
 ...
-orchestrator.contacts.addresses.AddressError: not a valid number for its region: '+33 1'
+orchestrator.contacts.addresses.AddressError: not a valid number for its region: '+33 6 12'
 """
 
 from __future__ import annotations
