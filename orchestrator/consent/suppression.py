@@ -59,10 +59,12 @@ _inserts: dict[str, Any] = {}
 
 
 def _insert(dialect: str) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING, built once per dialect."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING key, built once per dialect: a row back means added
+    (psycopg reports no row count for it)."""
     found = _inserts.get(dialect)
     if found is None:
-        found = _inserts[dialect] = (pg_insert if dialect == "postgresql" else sqlite_insert)(_TABLE).on_conflict_do_nothing()
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        found = _inserts[dialect] = insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.key)
     return found
 
 
@@ -87,7 +89,7 @@ def suppress(conn: Session | Connection, key: str | None, channel: Channel | str
     if replace and connection.execute(_REPLACE, {"b_key": key, "b_channel": row["channel"], "b_reason": row["reason"],
                                                  "b_source": source}).rowcount:
         return False
-    return bool(connection.execute(_insert(connection.dialect.name), row).rowcount == 1)
+    return connection.execute(_insert(connection.dialect.name), row).first() is not None
 
 
 def _row(key: str, channel: Channel | str, reason: SuppressionReason | str, source: str | None,
