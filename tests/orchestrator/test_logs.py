@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from datetime import date, datetime, time
 
 import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.config import ConfigError, DEFAULT_CONFIG, load_config
+from orchestrator.config import load_config
+from orchestrator.errors import ConfigError
 from orchestrator.ops.logs import IP_POLICIES, Scrub, install_log_scrubber, scrub_text
 from orchestrator.ops.server import ScrubTokens
+from orchestrator.resources import DEFAULT_CONFIG
 
 _TOKEN = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=8, max_size=60)
 _REGIONS = ["FR", "BE", "CH", "DE", "GB", "ES", "IT", "NL", "US", "CA"]
@@ -33,8 +36,8 @@ def test_every_link_token_is_masked_and_its_sub_path_kept(kind: str, token: str,
 
 @given(day=st.dates(), moment=st.datetimes(), at=st.times(), n=st.integers(min_value=0, max_value=10**12),
        x=st.floats(min_value=0, max_value=1e6, allow_nan=False).map(lambda f: f"{f:.3f}"))
-def test_dates_times_and_plain_numbers_are_kept(day: object, moment: object, at: object, n: int, x: str) -> None:
-    line = f"due {day.isoformat()} sent {moment.isoformat()} at {at.isoformat()}, {n} rows in {x} s"  # type: ignore[attr-defined]
+def test_dates_times_and_plain_numbers_are_kept(day: date, moment: datetime, at: time, n: int, x: str) -> None:
+    line = f"due {day.isoformat()} sent {moment.isoformat()} at {at.isoformat()}, {n} rows in {x} s"
     for policy in IP_POLICIES:
         assert scrub_text(line, ip_addresses=policy) == line
 

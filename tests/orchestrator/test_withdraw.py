@@ -14,7 +14,12 @@ from sqlmodel import Session, select
 
 from orchestrator.consent import enrolments, suppression
 from orchestrator.consent.service import withdraw
-from orchestrator.contacts.addresses import AddressError, normalise_email, normalise_phone, normalise_sender
+from orchestrator.contacts.addresses import (
+    AddressError,
+    normalise_email,
+    normalise_phone,
+    normalise_sender,
+)
 from orchestrator.domain.clock import FixedClock
 from orchestrator.domain.model import RequestState, SuppressionReason
 from orchestrator.errors import InputError
