@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, or_, select, update
 from sqlmodel import Session, col
 
-from orchestrator.consent import ledger
+from orchestrator.consent import enrolments, ledger, suppression
 from orchestrator.consent.ledger import Proof
 from orchestrator.domain.model import (
     CampaignState,
@@ -27,12 +27,10 @@ from orchestrator.domain.model import (
 )
 from orchestrator.proof.retention import erase_many, scrub_profile
 from orchestrator.runtime import Runtime
-from orchestrator.store.bulk import insert_rows
-from orchestrator.store.db import session_scope, table_of
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
 
 BATCH = 5000
-_SUPPRESSION_COLUMNS = ("key", "channel", "reason", "source", "created_at")
 
 
 @dataclass
@@ -117,12 +115,7 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     # Conditional on still being pending: a person who answered between the batch's SELECT and this
     # UPDATE keeps their answer (PostgreSQL re-checks the condition after waiting for their commit;
     # SQLite refuses the stale write). Only the rows this statement expired go on.
-    expired = set(session.execute(
-        update(Enrolment).where(col(Enrolment.id).in_([r.id for r in batch]),
-                                col(Enrolment.state) == RequestState.PENDING.value)
-        .values(state=RequestState.EXPIRED.value, answered_at=None)
-        .returning(col(Enrolment.id)).execution_options(synchronize_session=False)
-    ).scalars())
+    expired = enrolments.close(session, RequestState.EXPIRED, now, ids=[r.id for r in batch])
     if len(expired) != len(batch):
         batch = [r for r in batch if r.id in expired]
     report.expired += len(batch)
@@ -143,24 +136,9 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     reach = [(r.contact_id, channel, key) for r in live
              for channel, address, key in ((email, r.email, r.email_key), (sms, r.phone, r.phone_key))
              if address]
-    keys = {key for _, _, key in reach if key}
-    existing: set[tuple[str, str]] = set()
-    if keys:
-        found = session.execute(select(col(SuppressionEntry.key), col(SuppressionEntry.channel))
-                                .where(col(SuppressionEntry.key).in_(keys))).all()
-        existing = {(str(key), str(channel)) for key, channel in found}
-    source = f"campaign:{campaign_id}"
-    entries = []
-    reason = SuppressionReason.NO_RESPONSE.value
-    for _, channel, key in reach:
-        if key and (key, channel) not in existing:
-            existing.add((key, channel))
-            entries.append((key, channel, reason, source, now))
-    if entries:
-        # ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason.
-        insert_rows(session.connection(), table_of(SuppressionEntry), _SUPPRESSION_COLUMNS, entries,
-                    ignore_conflicts=True)
-        report.suppressed += len(entries)
+    # ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason.
+    report.suppressed += suppression.suppress_many(session.connection(), ((key, channel) for _, channel, key in reach),
+                                                   SuppressionReason.NO_RESPONSE, f"campaign:{campaign_id}", now)
     proof = Proof(source=ConsentSource.SWEEP.value, campaign_id=campaign_id)
     purpose, action = Purpose.MARKETING.value, ConsentAction.EXPIRED.value
     ledger.append_many(session, [

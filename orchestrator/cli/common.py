@@ -65,7 +65,7 @@ def service_logging(rt: Runtime) -> None:
     """Long-running commands log as configured ([logging] format and level)."""
     from orchestrator.ops.logs import configure_logging
 
-    configure_logging(rt.config.logging.format, rt.config.logging.level)
+    configure_logging(rt.config.logging.format, rt.config.logging.level, rt.config.logging.ip_addresses)
 
 
 def address_options(func: FC) -> FC:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, text
-from sqlmodel import Session, select
+from sqlalchemy import Table, func, text
+from sqlmodel import Session, col, select
 
 from orchestrator.domain.clock import as_utc
 from orchestrator.store.bulk import insert_rows
@@ -85,7 +85,7 @@ def canonical(event: ConsentEvent) -> bytes:
     return canonical_values({name: getattr(event, name) for name in _CHAINED})
 
 
-def canonical_values(values: Mapping[str, Any]) -> bytes:
+def canonical_values(values: Mapping[Any, Any]) -> bytes:
     """The chained fields of one event as canonical JSON (what its hash covers)."""
     data: dict[str, Any] = {}
     for name in _CHAINED:
@@ -104,6 +104,7 @@ def chain_hash(prev_hash: str, event: ConsentEvent) -> str:
 
 #: the columns append_many writes, in order
 _COLUMNS = _CHAINED + ("prev_hash", "hash")
+_TABLE: Table = ConsentEvent.metadata.tables["consent_event"]
 
 
 def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
@@ -144,7 +145,7 @@ def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
         head = digest
     # The driver's executemany with the columns' own bind processors applied once (store.bulk):
     # SQLAlchemy's per-row parameter processing was ~45 % of the sweep.
-    insert_rows(session.connection(), ConsentEvent.__table__, _COLUMNS, rows)  # type: ignore[attr-defined]
+    insert_rows(session.connection(), _TABLE, _COLUMNS, rows)
     session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": head})
     return len(rows)
 
@@ -220,8 +221,8 @@ def verify(session: Session) -> ChainReport:
     prev_id: int | None = None
     count = 0
     # Streamed as plain rows (not ORM objects): memory stays flat and speed linear at millions of events.
-    table = ConsentEvent.__table__  # type: ignore[attr-defined]
-    rows = session.execute(select(table).order_by(table.c.id).execution_options(yield_per=10_000)).mappings()
+    table = _TABLE
+    rows = session.execute(table.select().order_by(table.c.id).execution_options(yield_per=10_000)).mappings()
     for event in rows:
         count += 1
         if event["prev_hash"] != prev:
@@ -251,7 +252,7 @@ def redact_requests(session: Session, contact_id: int) -> int:
 
 def redact_requests_many(session: Session, contact_ids: Sequence[int]) -> int:
     """:func:`redact_requests` for many people; only events that still hold an IP or UA are read."""
-    table = ConsentEvent.__table__  # type: ignore[attr-defined]
+    table = _TABLE
     rows = session.execute(
         select(table.c.id, table.c.ip, table.c.user_agent).where(
             table.c.contact_id.in_(list(contact_ids)),
@@ -280,9 +281,9 @@ def current_consent(session: Session, contact_ids: list[int] | None = None) -> d
     """
     latest = (select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose,
                      func.max(ConsentEvent.id).label("last_id"))
-              .group_by(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose))
+              .group_by(col(ConsentEvent.contact_id), col(ConsentEvent.channel), col(ConsentEvent.purpose)))
     if contact_ids is not None:
-        latest = latest.where(ConsentEvent.contact_id.in_(contact_ids))  # type: ignore[attr-defined]
+        latest = latest.where(col(ConsentEvent.contact_id).in_(contact_ids))
     sub = latest.subquery()
     rows = session.execute(
         select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose, ConsentEvent.action)

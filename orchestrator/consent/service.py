@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import bindparam, delete, exists, literal_column, select, update
+from sqlalchemy import Table, bindparam, exists, literal_column, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from orchestrator.consent import ledger
+from orchestrator.consent import enrolments, ledger
+from orchestrator.consent.ledger import Proof
+from orchestrator.consent.suppression import LIFTABLE, is_suppressed, lift, suppress
 from orchestrator.domain.model import (
     Channel,
     ConsentAction,
@@ -29,7 +32,6 @@ from orchestrator.domain.model import (
     SuppressionReason,
 )
 from orchestrator.errors import NotFoundError
-from orchestrator.consent.ledger import Proof
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, SuppressionEntry
@@ -37,11 +39,12 @@ from orchestrator.domain.clock import as_utc
 from orchestrator.store.models import OutboxMessage
 from orchestrator.consent.keywords import HELP_TEXT, help_text, match_keyword
 from orchestrator.domain.model import ConsentSource
+from orchestrator.domain.addresses import normalise_sender
 
 _sms_log = logging.getLogger("reconsent.twilio")
 
-#: reasons an explicit new confirmation may lift (the person opted out and now opts back in)
-LIFTABLE = {SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.SMS_STOP.value}
+__all__ = ["LIFTABLE", "Answer", "PageFacts", "Person", "apply_answer", "contact_channels", "is_suppressed", "key_of",
+           "lift", "live_person", "page_facts", "record_answer", "record_unsubscribe", "suppress", "withdraw"]
 
 
 @dataclass(frozen=True)
@@ -109,27 +112,29 @@ def key_of(contact: Reachable, channel: Channel | str) -> str | None:
     return contact.email_key if channel == Channel.EMAIL else contact.phone_key
 
 
-def is_suppressed(session: Session, key: str | None, channel: str) -> bool:
-    if not key:
-        return False
-    return session.get(SuppressionEntry, (key, channel)) is not None
+def withdraw(session: Session, key: str | None, channel: Channel | str, reason: SuppressionReason | str,
+             source: str, now: datetime, *, decline: Iterable[int] = (), campaign_id: int | None = None,
+             replace: bool = False) -> bool:
+    """Stop messaging this address on this channel — the one way every path says it: an unsubscribe,
+    a "no" on the preference page, an SMS STOP, an erasure, a hard bounce, a carrier opt-out (Twilio
+    21610) or a provider's permanent failure.
 
-
-def suppress(session: Session, key: str | None, channel: str, reason: str, source: str, at: datetime) -> bool:
-    """Add a suppression entry; False when one was already there (the first reason stays)."""
-    if not key or is_suppressed(session, key, channel):
-        return False
-    session.add(SuppressionEntry(key=key, channel=channel, reason=reason, source=source,
-                                 created_at=at))
-    session.flush()
-    return True
+    Adds the suppression entry (the first reason stays; ``replace``: this reason wins, as an erasure
+    does) and declines the open requests of the contacts in ``decline`` (in ``campaign_id`` only, when
+    given): the person answered, no further step goes out [O3]. Inside the caller's transaction;
+    returns whether a new entry was added. Ledger events are the caller's (each path has its proof).
+    """
+    added = suppress(session, key, channel, reason, source, now, replace=replace)
+    for contact_id in decline:
+        enrolments.close(session, RequestState.DECLINED, now, contact_id=contact_id, campaign_id=campaign_id)
+    return added
 
 
 # -- the preference page's reads and writes, as Core statements built once ---------------------------
-_CONTACT = Contact.__table__  # type: ignore[attr-defined]
-_ENROLMENT = Enrolment.__table__  # type: ignore[attr-defined]
-_EVENT = ConsentEvent.__table__  # type: ignore[attr-defined]
-_SUPPRESSION = SuppressionEntry.__table__  # type: ignore[attr-defined]
+_CONTACT: Table = Contact.metadata.tables["contact"]
+_ENROLMENT: Table = Enrolment.metadata.tables["enrolment"]
+_EVENT: Table = ConsentEvent.metadata.tables["consent_event"]
+_SUPPRESSION: Table = SuppressionEntry.metadata.tables["suppression"]
 
 
 def _newest_marketing_action(channel: Channel) -> Any:
@@ -226,50 +231,16 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
         if not key:
             continue
         if answer.channels.get(channel.value):
-            conn.execute(_LIFT, {"key": key, "channel": channel.value})
+            lift(conn, key, channel)
         else:
-            conn.execute(_insert_ignoring_duplicates(conn), {
-                "key": key, "channel": channel.value, "reason": SuppressionReason.UNSUBSCRIBED.value,
-                "source": str(proof.source), "created_at": now})
+            withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, str(proof.source), now)
     if confirms:
         conn.execute(_CONSENTED, {"contact_id": contact_id, "now": now})
     target = RequestState.CONFIRMED if confirms else RequestState.DECLINED
-    return _close_enrolment_core(conn, contact_id, campaign_id, target, now)
+    return enrolments.answer(conn, contact_id, campaign_id, target, now)
 
 
-_LIFT = delete(_SUPPRESSION).where(_SUPPRESSION.c.key == bindparam("key"), _SUPPRESSION.c.channel == bindparam("channel"),
-                                   _SUPPRESSION.c.reason.in_(sorted(LIFTABLE)))
 _CONSENTED = update(_CONTACT).where(_CONTACT.c.id == bindparam("contact_id")).values(consented_at=bindparam("now"))
-_REQUEST = select(_ENROLMENT.c.id, _ENROLMENT.c.state).where(
-    _ENROLMENT.c.contact_id == bindparam("contact_id"), _ENROLMENT.c.campaign_id == bindparam("campaign_id"))
-_ANSWERED = update(_ENROLMENT).where(_ENROLMENT.c.id == bindparam("enrolment_id")).values(
-    state=bindparam("state"), answered_at=bindparam("now"))
-
-
-def _insert_ignoring_duplicates(conn: Connection) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING into the suppression list: an entry already there keeps its
-    first reason (as :func:`suppress`)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(_SUPPRESSION).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(_SUPPRESSION).on_conflict_do_nothing()
-
-
-def _close_enrolment_core(conn: Connection, contact_id: int, campaign_id: int | None, target: RequestState,
-                          now: datetime) -> str:
-    """:func:`_close_enrolment` as two Core statements."""
-    if campaign_id is None:
-        return ""
-    row = conn.execute(_REQUEST, {"contact_id": contact_id, "campaign_id": campaign_id}).first()
-    if row is None:
-        return ""
-    if RequestState.can_move(RequestState(row.state), target):
-        conn.execute(_ANSWERED, {"enrolment_id": row.id, "state": target.value, "now": now})
-        return target.value
-    return str(row.state)
 
 
 def record_unsubscribe(rt: Runtime, contact_id: int, campaign_id: int | None, channel: str, proof: Proof) -> bool:
@@ -281,12 +252,12 @@ def record_unsubscribe(rt: Runtime, contact_id: int, campaign_id: int | None, ch
             raise NotFoundError("unknown contact")
         key = key_of(contact, channel)
         if contact.erased_at is not None or is_suppressed(session, key, channel):
-            _close_enrolment(session, contact_id, campaign_id, RequestState.DECLINED, now)
+            enrolments.answer(session, contact_id, campaign_id, RequestState.DECLINED, now)
             return False
         ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.MARKETING,
                       action=ConsentAction.WITHDRAWN, at=now, proof=proof)
-        suppress(session, key, channel, SuppressionReason.UNSUBSCRIBED, proof.source, now)
-        _close_enrolment(session, contact_id, campaign_id, RequestState.DECLINED, now)
+        withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, proof.source, now,
+                 decline=[contact_id] if campaign_id is not None else (), campaign_id=campaign_id)
         return True
 
 
@@ -419,22 +390,22 @@ def sms_keyword(rt: Runtime, from_number: str, body: str) -> str | None:
     if matched is None or not from_number:
         return None
     kind, word, locales = matched
-    key = rt.key_for(from_number)
+    key = rt.key_for(normalise_sender(from_number, rt.config.contacts.default_region))
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         contacts = list(session.execute(
-            select(Contact).where(Contact.phone_key == key, Contact.erased_at.is_(None))  # type: ignore[union-attr]
+            select(Contact).where(col(Contact.phone_key) == key, col(Contact.erased_at).is_(None))
         ).scalars())
         if kind == "help":
             known = [c.locale for c in contacts if c.locale in locales or c.locale in HELP_TEXT]
             return help_text(rt.config, known[0] if known else locales[0])
         if kind == "stop":
-            suppress(session, key, Channel.SMS.value, SuppressionReason.SMS_STOP, ConsentSource.SMS_KEYWORD.value, now)
+            # A STOP is an answer: no further step of a pending campaign for this person [O3].
+            withdraw(session, key, Channel.SMS.value, SuppressionReason.SMS_STOP, ConsentSource.SMS_KEYWORD.value, now,
+                     decline=[c.id for c in contacts if c.id is not None])
             action = ConsentAction.WITHDRAWN
         else:
-            entry = session.get(SuppressionEntry, (key, Channel.SMS.value))
-            if entry is not None and entry.reason in LIFTABLE:
-                session.delete(entry)
+            lift(session, key, Channel.SMS.value)
             action = ConsentAction.GRANTED
         locale = next((c.locale for c in contacts if c.locale in locales), locales[0])
         wording = ledger.remember_wording(session, name="sms_keyword", locale=locale,
@@ -442,20 +413,15 @@ def sms_keyword(rt: Runtime, from_number: str, body: str) -> str | None:
         for contact in contacts:
             assert contact.id is not None
             last = session.execute(
-                select(OutboxMessage.campaign_id, OutboxMessage.step)
-                .where(OutboxMessage.contact_id == contact.id, OutboxMessage.channel == Channel.SMS.value,
-                       OutboxMessage.sent_at.is_not(None))  # type: ignore[union-attr]
-                .order_by(OutboxMessage.sent_at.desc()).limit(1)  # type: ignore[union-attr]
+                select(col(OutboxMessage.campaign_id), col(OutboxMessage.step))
+                .where(col(OutboxMessage.contact_id) == contact.id, col(OutboxMessage.channel) == Channel.SMS.value,
+                       col(OutboxMessage.sent_at).is_not(None))
+                .order_by(col(OutboxMessage.sent_at).desc()).limit(1)
             ).first()
             proof = Proof(source=ConsentSource.SMS_KEYWORD, campaign_id=last[0] if last else None,
                           step=last[1] if last else None, wording_name=f"sms_keyword:{word}",
                           wording_hash=wording, locale=locale)
             ledger.append(session, contact_id=contact.id, channel=Channel.SMS, purpose=Purpose.MARKETING,
                           action=action, at=now, proof=proof)
-            if kind == "stop":
-                # A STOP is an answer: no further step of a pending campaign for this person [O3].
-                session.execute(update(Enrolment).where(
-                    Enrolment.contact_id == contact.id, Enrolment.state == RequestState.PENDING.value,
-                ).values(state=RequestState.DECLINED.value, answered_at=now))
     _sms_log.info("SMS keyword %s (%s) applied to %d contact(s)", word, kind, len(contacts))
     return None

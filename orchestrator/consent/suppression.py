@@ -1,5 +1,11 @@
-"""Suppression list operations [R3]: import (plaintext or already-hashed lists), check, export, and
-re-keying after the suppression secret changes.
+"""The suppression list [R3]: its one writer, and its operations — import (plaintext or already-hashed
+lists), check, export, and re-keying after the suppression secret changes.
+
+Every entry is written here: :func:`suppress` (one address, from a withdrawal, a bounce, an erasure,
+an import), :func:`suppress_many` (the deadline sweep's set-based insert of a whole batch) and
+:func:`lift` (an explicit new confirmation lifting an opt-out). An entry already there keeps its first
+reason, except that an erasure overrides it (``replace=True``). Callers outside ``consent/`` go
+through :func:`orchestrator.consent.service.withdraw`.
 
 Key rotation (docs/suppression.md): the new secret goes into ``security.suppression_key`` and the old
 one first in ``security.previous_suppression_keys``; ``reconsent suppression rekey`` then moves, in one
@@ -14,20 +20,23 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col
 
-from orchestrator.consent.service import suppress
+from orchestrator.domain.addresses import AddressError, normalise_email, normalise_phone
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.domain.suppression import looks_like_key, suppression_key
 from orchestrator.errors import ConfigError, InputError
 from orchestrator.runtime import Runtime
+from orchestrator.store.bulk import insert_rows
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact, SuppressionEntry
 
@@ -35,6 +44,90 @@ EXPORT_COLUMNS = ("key", "channel", "reason", "source", "created_at")
 _HEADER_WORDS = ("email", "phone", "address", "key", "hash")
 _REASONS = {r.value for r in SuppressionReason}
 _CHANNELS = {c.value for c in Channel}
+
+#: reasons an explicit new confirmation may lift (the person opted out and now opts back in)
+LIFTABLE = {SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.SMS_STOP.value}
+
+# -- the one writer ------------------------------------------------------------------------------------
+_TABLE: Table = SuppressionEntry.metadata.tables["suppression"]
+_COLUMNS = ("key", "channel", "reason", "source", "created_at")
+_LIFT = delete(_TABLE).where(_TABLE.c.key == bindparam("key"), _TABLE.c.channel == bindparam("channel"),
+                             _TABLE.c.reason.in_(sorted(LIFTABLE)))
+_REPLACE = update(_TABLE).where(_TABLE.c.key == bindparam("b_key"), _TABLE.c.channel == bindparam("b_channel")).values(
+    reason=bindparam("b_reason"), source=bindparam("b_source"))
+_inserts: dict[str, Any] = {}
+
+
+def _insert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING key, built once per dialect: a row back means added
+    (psycopg reports no row count for it)."""
+    found = _inserts.get(dialect)
+    if found is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        found = _inserts[dialect] = insert(_TABLE).on_conflict_do_nothing().returning(_TABLE.c.key)
+    return found
+
+
+def is_suppressed(session: Session, key: str | None, channel: str) -> bool:
+    if not key:
+        return False
+    return session.get(SuppressionEntry, (key, channel)) is not None
+
+
+def suppress(conn: Session | Connection, key: str | None, channel: Channel | str, reason: SuppressionReason | str,
+             source: str | None, at: datetime, *, replace: bool = False) -> bool:
+    """Add a suppression entry; False when one was already there (the first reason stays), or when
+    there is no key. ``replace``: an entry already there takes this reason and source (an erasure
+    overrides an unsubscribe), and the answer is still False for it.
+
+    One statement (INSERT … ON CONFLICT), so two writers racing for one address both succeed.
+    """
+    if not key:
+        return False
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    row = _row(key, channel, reason, source, at)
+    if replace and connection.execute(_REPLACE, {"b_key": key, "b_channel": row["channel"], "b_reason": row["reason"],
+                                                 "b_source": source}).rowcount:
+        return False
+    return connection.execute(_insert(connection.dialect.name), row).first() is not None
+
+
+def _row(key: str, channel: Channel | str, reason: SuppressionReason | str, source: str | None,
+         at: datetime) -> dict[str, Any]:
+    return {"key": key, "channel": str(channel), "reason": str(reason), "source": source, "created_at": at}
+
+
+def suppress_many(conn: Connection, entries: Iterable[tuple[str | None, str]], reason: SuppressionReason | str,
+                  source: str, at: datetime) -> int:
+    """Add one entry per (key, channel) not on the list yet, as one set-based insert (the sweep's path:
+    batches of thousands). Returns how many were added; entries already there keep their reason, also
+    one added meanwhile by an unsubscribe (ON CONFLICT DO NOTHING).
+    """
+    wanted = list(dict.fromkeys((key, channel) for key, channel in entries if key))
+    if not wanted:
+        return 0
+    existing: set[tuple[str, str]] = set()
+    keys = sorted({key for key, _ in wanted if key})
+    for start in range(0, len(keys), 5000):
+        existing.update((str(k), str(c)) for k, c in conn.execute(
+            select(_TABLE.c.key, _TABLE.c.channel).where(_TABLE.c.key.in_(keys[start:start + 5000]))))
+    rows = [(key, channel, str(reason), source, at) for key, channel in wanted if (key, channel) not in existing]
+    insert_rows(conn, _TABLE, _COLUMNS, rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def lift(conn: Session | Connection, key: str | None, channel: Channel | str) -> bool:
+    """Remove an opt-out the person may lift (:data:`LIFTABLE`: unsubscribed, sms_stop) on an explicit
+    new confirmation; an erasure, a bounce or an import stays. True when an entry went."""
+    if not key:
+        return False
+    connection = conn.connection() if isinstance(conn, Session) else conn
+    return bool(connection.execute(_LIFT, {"key": key, "channel": str(channel)}).rowcount)
+
+
+def _copy(session: Session, entry: SuppressionEntry, new_key: str) -> bool:
+    """The entry under another key (re-keying), keeping its reason, source and date."""
+    return suppress(session, new_key, entry.channel, entry.reason, entry.source, entry.created_at)
 
 
 @dataclass
@@ -49,18 +142,16 @@ def normalise(rt: Runtime, value: str) -> tuple[str | None, list[str]]:
     value = value.strip()
     if looks_like_key(value):
         return None, [Channel.EMAIL.value, Channel.SMS.value]
-    if "@" in value:
-        try:
-            return validate_email(value, check_deliverability=False).normalized, [Channel.EMAIL.value]
-        except EmailNotValidError as exc:
-            raise InputError(f"not a valid email: {exc}") from None
     try:
-        parsed = phonenumbers.parse(value, rt.config.contacts.default_region)
-    except phonenumbers.NumberParseException:
+        if "@" in value:
+            return normalise_email(value), [Channel.EMAIL.value]
+        return normalise_phone(value, rt.config.contacts.default_region), [Channel.SMS.value]
+    except AddressError as err:
+        if err.field == "email":
+            raise InputError(f"not a valid email: {err.reason.removeprefix('not a valid address: ')}") from None
+        if err.parsed:
+            raise InputError("not a valid phone number") from None
         raise InputError("neither an email, a phone number nor a 64-hex-digit key") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise InputError("not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), [Channel.SMS.value]
 
 
 def classify(rt: Runtime, value: str) -> tuple[str, list[str]]:
@@ -86,19 +177,16 @@ def adopt_previous(session: Session, rt: Runtime, addresses: Iterable[str]) -> i
         return 0
     old_to_new: dict[str, str] = {}
     for address in addresses:
-        new = rt.key_for(address)
+        current = rt.key_for(address)
         for old in previous_keys(rt, address):
-            old_to_new[old] = new
+            old_to_new[old] = current
     copied = 0
     olds = list(old_to_new)
     for start in range(0, len(olds), 500):
         chunk = olds[start:start + 500]
-        for entry in session.execute(select(SuppressionEntry).where(SuppressionEntry.key.in_(chunk))).scalars():  # type: ignore[attr-defined]
+        for entry in session.execute(select(SuppressionEntry).where(col(SuppressionEntry.key).in_(chunk))).scalars():
             new = old_to_new[entry.key]
-            if session.get(SuppressionEntry, (new, entry.channel)) is None:
-                session.add(SuppressionEntry(key=new, channel=entry.channel, reason=entry.reason,
-                                             source=entry.source, created_at=entry.created_at))
-                session.flush()
+            if _copy(session, entry, new):
                 copied += 1
     return copied
 
@@ -188,7 +276,7 @@ def export_rows(rt: Runtime) -> Iterator[tuple[str, str, str, str, str]]:
     """Every entry as (key, channel, reason, source, created_at ISO Z), oldest first."""
     with session_scope(rt.engine) as session:
         for e in session.execute(select(SuppressionEntry).order_by(
-                SuppressionEntry.created_at, SuppressionEntry.key, SuppressionEntry.channel)).scalars():
+                col(SuppressionEntry.created_at), col(SuppressionEntry.key), col(SuppressionEntry.channel))).scalars():
             yield (e.key, e.channel, e.reason, e.source or "",
                    as_utc(e.created_at).replace(tzinfo=None).isoformat(timespec="seconds") + "Z")
 
@@ -237,19 +325,19 @@ def rekey(rt: Runtime, progress: Callable[[int], None] | None = None) -> RekeyRe
     report = RekeyReport(previous_keys=len(olds))
     with session_scope(rt.engine) as session:
         total = session.execute(select(func.count()).select_from(SuppressionEntry)).scalar_one()
-        contacts = session.execute(select(Contact).where(Contact.erased_at.is_(None)).order_by(Contact.id)).scalars().all()  # type: ignore[union-attr]
+        contacts = session.execute(select(Contact).where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))).scalars().all()
         old_to_new: dict[str, str] = {}
         for c in contacts:
             changed = False
             for address, attr in ((c.email, "email_key"), (c.phone, "phone_key")):
                 if not address:
                     continue
-                new = rt.key_for(address)
+                current = rt.key_for(address)
                 for old in {*(suppression_key(s, address) for s in olds), getattr(c, attr)}:
-                    if old and old != new:
-                        old_to_new[old] = new
-                if getattr(c, attr) != new:
-                    setattr(c, attr, new)
+                    if old and old != current:
+                        old_to_new[old] = current
+                if getattr(c, attr) != current:
+                    setattr(c, attr, current)
                     changed = True
             if changed:
                 session.add(c)
@@ -259,16 +347,13 @@ def rekey(rt: Runtime, progress: Callable[[int], None] | None = None) -> RekeyRe
         olds_list = list(old_to_new)
         for start in range(0, len(olds_list), 500):
             chunk = olds_list[start:start + 500]
-            entries = session.execute(select(SuppressionEntry).where(SuppressionEntry.key.in_(chunk))).scalars().all()  # type: ignore[attr-defined]
+            entries = session.execute(select(SuppressionEntry).where(col(SuppressionEntry.key).in_(chunk))).scalars().all()
             for entry in entries:
                 new = old_to_new[entry.key]
-                if session.get(SuppressionEntry, (new, entry.channel)) is None:
-                    session.add(SuppressionEntry(key=new, channel=entry.channel, reason=entry.reason,
-                                                 source=entry.source, created_at=entry.created_at))
-                    session.flush()
+                _copy(session, entry, new)
                 report.entries_moved += 1
             session.flush()
-            session.execute(delete(SuppressionEntry).where(SuppressionEntry.key.in_(chunk)),  # type: ignore[attr-defined]
+            session.execute(delete(SuppressionEntry).where(col(SuppressionEntry.key).in_(chunk)),
                             execution_options={"synchronize_session": False})
         report.entries_untouched = int(total) - report.entries_moved
     return report

@@ -7,16 +7,12 @@ rows), so it imports only the validation libraries, never the store.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
+from orchestrator.domain.addresses import AddressError, normalise_email, normalise_phone
 from orchestrator.domain.model import ContactKind
 from orchestrator.domain.suppression import suppression_key
 
@@ -30,45 +26,24 @@ class RowError(Exception):
         self.reason = reason
 
 
-#: a plain ASCII dot-atom local part: every such string is one email_validator accepts as is
-_SIMPLE_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*\Z")
-
-
 def checked_email(address: str) -> str:
-    """email_validator's normalised form of ``address`` (RowError when invalid), fast for common ones.
-
-    A CSV of a million rows has a million addresses but few domains: the domain is validated once
-    (by email_validator, cached), and a plain ASCII local part needs only a regular expression.
-    Anything else goes through email_validator in full, so the results are the same
-    (tests/orchestrator/test_contacts_import.py checks this against email_validator).
+    """The normalised form of ``address`` (RowError when invalid): :func:`addresses.normalise_email`.
 
     >>> checked_email("Jean.Dupont@Exemple.FR")
     'Jean.Dupont@exemple.fr'
     """
-    local, at, domain = address.rpartition("@")
-    if at and len(local) <= 64 and _SIMPLE_LOCAL.match(local):
-        normal_domain = _checked_domain(domain)
-        if normal_domain is not None and len(local) + 1 + len(normal_domain) <= 254:
-            return f"{local}@{normal_domain}"
     try:
-        return str(validate_email(address, check_deliverability=False).normalized)
-    except EmailNotValidError as exc:
-        raise RowError("email", f"not a valid address: {exc}") from None
-
-
-@lru_cache(maxsize=65536)
-def _checked_domain(domain: str) -> str | None:
-    """The normalised domain when it is valid and stays ASCII; None sends the address the slow way."""
-    try:
-        normal = str(validate_email("x@" + domain, check_deliverability=False).normalized).partition("@")[2]
-    except EmailNotValidError:
-        return None
-    return normal if normal.isascii() else None
+        return normalise_email(address)
+    except AddressError as err:
+        raise RowError(err.field, err.reason) from None
 
 
 def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str) -> dict[str, Any]:
     """Validate one CSV row into contact fields; raise RowError naming the field."""
-    get = lambda name: (raw.get(name) or "").strip()  # noqa: E731
+
+    def get(name: str) -> str:
+        return (raw.get(name) or "").strip()
+
     external_id = get("external_id")
     if not external_id:
         raise RowError("external_id", "required")
@@ -83,12 +58,9 @@ def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str) 
         email = checked_email(email)
     if phone:
         try:
-            parsed = phonenumbers.parse(phone, default_region)
-        except phonenumbers.NumberParseException:
-            raise RowError("phone", f"not a phone number: {phone!r}") from None
-        if not phonenumbers.is_valid_number(parsed):
-            raise RowError("phone", f"not a valid number for its region: {phone!r}")
-        phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            phone = normalise_phone(phone, default_region)
+        except AddressError as err:
+            raise RowError(err.field, err.reason) from None
     locale = (get("locale") or default_locale).replace("_", "-")
     lang = locale.split("-")[0].lower()
     if not (2 <= len(lang) <= 3 and lang.isalpha()):

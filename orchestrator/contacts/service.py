@@ -275,7 +275,7 @@ class _Stage:
     def add(self, staged: list[tuple[Any, ...]]) -> None:
         """Stage (first line, last line, *STAGED_FIELDS) rows, one per external_id within the chunk."""
         if staged:
-            self.conn.exec_driver_sql(self.upsert, staged)  # type: ignore[arg-type]
+            self.conn.exec_driver_sql(self.upsert, staged)
 
     def count(self) -> int:
         return int(self.conn.exec_driver_sql("SELECT COUNT(*) FROM import_stage").scalar_one())

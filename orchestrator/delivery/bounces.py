@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from orchestrator.consent.service import suppress
+from orchestrator.consent.service import withdraw
 from orchestrator.domain.model import Channel, DeliveryState, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
@@ -203,7 +203,7 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
     if kind == "hard":
         report.hard += 1
         target = DeliveryState.BOUNCED
-        if suppress(session, key, Channel.EMAIL.value, SuppressionReason.BOUNCED, "dsn", now):
+        if withdraw(session, key, Channel.EMAIL.value, SuppressionReason.BOUNCED, "dsn", now):
             report.suppressed += 1
     else:
         report.soft += 1
@@ -211,7 +211,7 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
             target = DeliveryState.FAILED
         softs = session.execute(select(func.count()).select_from(Bounce).where(
             Bounce.key == key, Bounce.channel == Channel.EMAIL.value, Bounce.kind == "soft")).scalar_one()
-        if softs >= limit and suppress(session, key, Channel.EMAIL.value, SuppressionReason.BOUNCED,
+        if softs >= limit and withdraw(session, key, Channel.EMAIL.value, SuppressionReason.BOUNCED,
                                        f"dsn:{softs}_soft", now):
             report.suppressed += 1
     if target is not None and DeliveryState.can_move(DeliveryState(row.status), target):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import col
 
-from orchestrator.consent.service import suppress
+from orchestrator.consent.service import withdraw
 from orchestrator.domain.model import Channel, DeliveryState, SuppressionReason
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
@@ -63,5 +63,5 @@ def apply_sms_status(rt: Runtime, sid: str, status: str, error: str = "") -> str
         if reason is not None:
             contact = session.get(Contact, row.contact_id)
             if contact is not None:
-                suppress(session, contact.phone_key, Channel.SMS.value, reason, f"twilio:{error}", now)
+                withdraw(session, contact.phone_key, Channel.SMS.value, reason, f"twilio:{error}", now)
     return "ok"

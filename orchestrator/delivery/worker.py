@@ -68,7 +68,7 @@ from sqlmodel import Session
 from orchestrator.ops import metrics
 from orchestrator.campaigns.service import message_context
 from orchestrator.delivery.channels import MessageChannel, build_channels
-from orchestrator.consent.service import key_of, suppress
+from orchestrator.consent.service import key_of, withdraw
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock, as_utc
 from orchestrator.domain.eligibility import SendFacts, skip_reason
@@ -977,7 +977,7 @@ class Dispatcher:
             row.last_error = exc.reason[:500]
             session.add(row)
             if exc.suppress and contact is not None:
-                suppress(session, key_of(contact, row.channel), row.channel, exc.suppress, "provider", now)
+                withdraw(session, key_of(contact, row.channel), row.channel, exc.suppress, "provider", now)
 
         run_in_transaction(rt.engine, work, attempts=60)
         report.failed += 1

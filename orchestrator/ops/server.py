@@ -1,48 +1,26 @@
-"""Running the preference centre under uvicorn, with tokens scrubbed from the access log [T2]."""
+"""Running the preference centre under uvicorn, with tokens scrubbed from the access log [T2] (by the
+one scrubber, :mod:`orchestrator.ops.logs`)."""
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
 import uvicorn
 
+from orchestrator.ops.logs import Scrub, configure_logging, install_log_scrubber
 from orchestrator.runtime import Runtime
 
-_TOKEN_PATH = re.compile(r"(/(?:p|u|s|r)/)[^\s\"?/]+")
+__all__ = ["ScrubTokens", "install_log_scrubber", "prepare_logging", "serve_forever", "uvicorn_options"]
 
-
-def scrub(text: str) -> str:
-    """Replace link tokens in a log line.
-
-    >>> scrub('"GET /p/eyJjIjo3fQ.abc.def HTTP/1.1" 200')
-    '"GET /p/[token] HTTP/1.1" 200'
-    >>> scrub('"POST /r/eyJjIjo3fQ.abc.def/erase?lang=en HTTP/1.1" 200')
-    '"POST /r/[token]/erase?lang=en HTTP/1.1" 200'
-    """
-    return _TOKEN_PATH.sub(r"\1[token]", text)
-
-
-class ScrubTokens(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
-        record.msg = scrub(str(record.msg))
-        return True
-
-
-def install_log_scrubber() -> None:
-    for name in ("uvicorn.access", "uvicorn.error", "reconsent", "reconsent.web"):
-        logging.getLogger(name).addFilter(ScrubTokens())
+#: kept for callers of the earlier name: the one scrubber, keeping arguments (see ops/logs.py)
+ScrubTokens = Scrub
 
 
 def prepare_logging(rt: Runtime) -> None:
     """Our handler on the root logger (text or JSON, scrubbed); uvicorn's loggers propagate to it."""
-    from orchestrator.ops.logs import configure_logging
-
-    configure_logging(rt.config.logging.format, rt.config.logging.level)
-    install_log_scrubber()
+    policy = rt.config.logging.ip_addresses
+    configure_logging(rt.config.logging.format, rt.config.logging.level, policy)
+    install_log_scrubber(policy)
 
 
 def uvicorn_options(rt: Runtime) -> dict[str, Any]:

@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import select
 from sqlmodel import col
 
 from orchestrator.consent import ledger
 from orchestrator.consent.ledger import Proof
-from orchestrator.consent.service import contact_channels, key_of, suppress
+from orchestrator.consent.service import contact_channels, key_of, withdraw
+from orchestrator.domain import addresses
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, RequestState, SuppressionReason
+from orchestrator.domain.model import ConsentAction, ConsentSource, Purpose, SuppressionReason
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.proof import requests as dsr
 from orchestrator.proof.record import contacts_by_key, read_records
@@ -47,10 +47,9 @@ def subject_of(rt: Runtime, *, email: str | None = None, phone: str | None = Non
 
 def normalise_phone(phone: str, region: str) -> str:
     try:
-        parsed = phonenumbers.parse(phone, region)
-    except phonenumbers.NumberParseException:
-        raise InputError(f"--phone: not a phone number: {phone!r}") from None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return addresses.normalise_phone(phone, region)
+    except addresses.AddressError as err:
+        raise InputError(f"--phone: {err.reason}") from None
 
 
 def _find(session: Any, rt: Runtime, email: str | None, phone: str | None) -> list[Contact]:
@@ -136,20 +135,12 @@ def erase_person(rt: Runtime, *, email: str | None = None, phone: str | None = N
         subject = subject_of(rt, email=email, phone=phone)
         for c in contacts:
             for channel in contact_channels(c):
-                key = key_of(c, channel)
-                if not suppress(session, key, channel.value, SuppressionReason.ERASED, "erasure", now):
-                    entry = session.get(SuppressionEntry, (key, channel.value))
-                    assert entry is not None
-                    entry.reason, entry.source = SuppressionReason.ERASED.value, "erasure"
-                    session.add(entry)
+                # a request still pending is answered by the erasure: no further step, and the
+                # campaign's figures count it as a refusal rather than waiting for the deadline
+                withdraw(session, key_of(c, channel), channel, SuppressionReason.ERASED, "erasure", now,
+                         replace=True, decline=[saved_id(c)])
                 ledger.append(session, contact_id=saved_id(c), channel=channel, purpose=Purpose.MARKETING,
                               action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=source))
-            # a request still pending is answered by the erasure: no further step, and the
-            # campaign's figures count it as a refusal rather than waiting for the deadline
-            for enrolment in session.execute(select(Enrolment).where(
-                    col(Enrolment.contact_id) == c.id, col(Enrolment.state) == RequestState.PENDING.value)).scalars():
-                enrolment.state, enrolment.answered_at = RequestState.DECLINED.value, now
-                session.add(enrolment)
             erase_contact(session, c, now, ANONYMISE)
         if handled_by:
             dsr.record_handled(session, rt, "erasure", subject, handled_by=handled_by,
