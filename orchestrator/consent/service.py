@@ -7,26 +7,27 @@ proof [R2] and, when it stops messages, a suppression entry that takes effect be
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from collections.abc import Iterable
-from dataclasses import dataclass
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Table, bindparam, exists, literal_column, select, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.consent import enrolments, ledger
+from orchestrator.consent.keywords import HELP_TEXT, help_text, match_keyword
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.suppression import LIFTABLE, is_suppressed, lift, suppress
+from orchestrator.domain.addresses import normalise_sender
+from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import (
     Channel,
     ConsentAction,
+    ConsentSource,
     Purpose,
     RequestState,
     SuppressionReason,
@@ -34,12 +35,7 @@ from orchestrator.domain.model import (
 from orchestrator.errors import NotFoundError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import ConsentEvent, Contact, Enrolment, SuppressionEntry
-from orchestrator.domain.clock import as_utc
-from orchestrator.store.models import OutboxMessage
-from orchestrator.consent.keywords import HELP_TEXT, help_text, match_keyword
-from orchestrator.domain.model import ConsentSource
-from orchestrator.domain.addresses import normalise_sender
+from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 _sms_log = logging.getLogger("reconsent.twilio")
 
@@ -266,21 +262,6 @@ def _live_contact(session: Session, contact_id: int) -> Contact:
     if contact is None or contact.erased_at is not None:
         raise NotFoundError("unknown contact")
     return contact
-
-
-def _close_enrolment(session: Session, contact_id: int, campaign_id: int | None, target: RequestState, now: datetime) -> str:
-    if campaign_id is None:
-        return ""
-    enrolment = session.execute(
-        select(Enrolment).where(Enrolment.contact_id == contact_id, Enrolment.campaign_id == campaign_id)
-    ).scalar_one_or_none()
-    if enrolment is None:
-        return ""
-    if RequestState.can_move(RequestState(enrolment.state), target):
-        enrolment.state = target.value
-        enrolment.answered_at = now
-        session.add(enrolment)
-    return enrolment.state
 
 
 # -- the public pages' door (preference_centre calls these, never the store) -------------------------

@@ -28,8 +28,7 @@ from typing import Any
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Connection
 
-from orchestrator.domain.model import Channel, SuppressionReason
-from orchestrator.errors import InputError
+from orchestrator.consent.suppression import adopt_previous
 from orchestrator.contacts.rows import (
     COLUMNS,
     STAGED_FIELDS,
@@ -39,10 +38,11 @@ from orchestrator.contacts.rows import (
     parse_row,
     validate_chunk,
 )
+from orchestrator.domain.model import Channel, SuppressionReason
+from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Contact
-from orchestrator.consent.suppression import adopt_previous
 
 __all__ = ["COLUMNS", "ImportReport", "Reject", "RowError", "checked_email", "import_contacts", "parse_row",
            "read_rows", "write_rejects"]

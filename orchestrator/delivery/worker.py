@@ -65,10 +65,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from orchestrator.ops import metrics
 from orchestrator.campaigns.service import message_context
-from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.consent.service import key_of, withdraw
+from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock, as_utc
 from orchestrator.domain.eligibility import SendFacts, skip_reason
@@ -76,7 +75,10 @@ from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import CampaignState, Channel, DeliveryState
 from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
+from orchestrator.ops import metrics
+from orchestrator.rendering.checks import BUILD_FAILURE, describe_error
 from orchestrator.rendering.links import LinkClaims
+from orchestrator.rendering.template_store import load_pinned
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import (
     is_transient_db_error,
@@ -85,8 +87,6 @@ from orchestrator.store.db import (
     run_in_transaction,
 )
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
-from orchestrator.rendering.template_store import load_pinned
-from orchestrator.rendering.checks import BUILD_FAILURE, describe_error
 
 log = logging.getLogger("reconsent.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
@@ -518,7 +518,7 @@ class Dispatcher:
                 # hold the GIL for whole switch intervals while sends wait for it
                 message = self.build_message(ready.facts, ready.facts, ready.plan, ready.deadline, ready.window,
                                              ready.tz, ready.address, code=ready.code)
-            except Exception as exc:  # noqa: BLE001 - data no check could foresee: this row fails, with the reason
+            except Exception as exc:
                 in_flight.release()
                 metrics.SENDS.labels(channel=ready.facts.channel, outcome="unbuilt").inc()
                 claim.unbuilt.append((row_id, ready.facts.campaign_id, self._build_failure(ready, exc)))
@@ -754,7 +754,7 @@ class Dispatcher:
         facts = ready.facts
         try:
             locale = ready.plan.pick_locale(facts.locale)
-        except Exception:  # noqa: BLE001 - the reason must not fail too
+        except Exception:
             locale = str(facts.locale)
         return f"{BUILD_FAILURE}: {describe_error(exc, facts.template, facts.channel, locale)}"[:500]
 

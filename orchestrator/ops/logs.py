@@ -126,7 +126,7 @@ class Scrub(logging.Filter):
         else:
             try:
                 message = record.getMessage()
-            except Exception:  # noqa: BLE001 - a malformed record is still logged, scrubbed
+            except Exception:
                 message = str(record.msg)
             record.msg = self.scrub(message)
             record.args = None

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any, TextIO
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.consent import ledger
 from orchestrator.domain.clock import as_utc
@@ -108,8 +108,8 @@ def campaign_evidence(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         if campaign is None:
             raise NotFoundError(f"campaign {campaign_id} does not exist")
         contacts = list(session.execute(
-            select(Contact).join(Enrolment, Enrolment.contact_id == Contact.id)
-            .where(Enrolment.campaign_id == campaign_id).order_by(Contact.id)).scalars())
+            select(Contact).join(Enrolment, col(Enrolment.contact_id) == col(Contact.id))
+            .where(col(Enrolment.campaign_id) == campaign_id).order_by(col(Contact.id))).scalars())
         records = read_records(session, contacts, campaign_id=campaign_id)
         return {
             "generated_at": rt.clock.now().isoformat(),

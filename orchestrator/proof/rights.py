@@ -8,9 +8,6 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import col
-
 from orchestrator.consent import ledger
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import contact_channels, key_of, withdraw
@@ -26,7 +23,6 @@ from orchestrator.store.db import saved_id, session_scope
 from orchestrator.store.models import (
     ConsentEvent,
     Contact,
-    Enrolment,
     SuppressionEntry,
 )
 
