@@ -229,7 +229,11 @@ class LoggingConfig:
         'Log format of the long-running commands: "text" or "json" (one object a line; no addresses, no tokens)',
         "text")
     level: str = _doc("Log level: DEBUG, INFO, WARNING or ERROR", "INFO")
-    ip_addresses: str = _doc('IP addresses in log lines (the access log\'s client, a library\'s message): "full" (as they are), "truncated" (IPv4 to its /24, `203.0.113.77` → `203.0.113.0`; IPv6 to its /48) or "none" (replaced by `[ip]`). Link tokens, email addresses and phone numbers are always removed; dates, times and other numbers stay', "truncated")
+    ip_addresses: str = _doc(
+        'IP addresses in log lines (the access log\'s client, a library\'s message): "full" (as they are), '
+        '"truncated" (IPv4 to its /24, `203.0.113.77` → `203.0.113.0`; IPv6 to its /48) or "none" (replaced '
+        "by `[ip]`). Link tokens, email addresses and phone numbers are always removed; dates, times and "
+        "other numbers stay", "truncated")
 
 
 @dataclass

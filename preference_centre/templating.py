@@ -87,7 +87,7 @@ def render(name: str, lang: str, sender: Any, context: Mapping[str, Any], person
 
     def with_values(marks: Sequence[str]) -> tuple[str, ...]:
         filled: dict[str, Any] = {k: dict(v) if type(v) is dict else v for k, v in personal.items()}
-        for (k, sub), mark in zip(paths, marks):
+        for (k, sub), mark in zip(paths, marks, strict=False):
             if sub is None:
                 filled[k] = mark
             else:

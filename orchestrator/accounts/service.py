@@ -92,7 +92,8 @@ def add_user(rt: Runtime, email: str, password: str, role: str = Role.VIEWER) ->
 def console_enabled(rt: Runtime) -> bool:
     """The console exists only once an admin user does (before that, /admin is a plain 404)."""
     with session_scope(rt.engine) as session:
-        return session.execute(select(col(AdminUser.id)).where(col(AdminUser.role) == Role.ADMIN.value).limit(1)).first() is not None
+        admin = select(col(AdminUser.id)).where(col(AdminUser.role) == Role.ADMIN.value).limit(1)
+        return session.execute(admin).first() is not None
 
 
 class SignInRefused(Exception):
@@ -110,7 +111,8 @@ def authenticate(rt: Runtime, email: str, password: str) -> int:
     refused: str | None = None
     user_id: int | None = None
     with session_scope(rt.engine) as session:  # commits the failure count before refusing
-        user = session.execute(select(AdminUser).where(col(AdminUser.email) == normalise_login(email))).scalar_one_or_none()
+        user = session.execute(
+            select(AdminUser).where(col(AdminUser.email) == normalise_login(email))).scalar_one_or_none()
         if user is None:
             _verify(_dummy_hash(), password)
             refused = "unknown user"

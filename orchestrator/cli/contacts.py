@@ -18,7 +18,8 @@ def contacts() -> None:
 
 @contacts.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Write rejected rows (with line numbers and reasons) here.")
+@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write rejected rows (with line numbers and reasons) here.")
 @click.option("--strict", is_flag=True, help="Import nothing if any row is rejected.")
 @click.pass_context
 @fail_cleanly
@@ -34,7 +35,8 @@ def contacts_import(ctx: click.Context, file: Path, rejects: Path | None, strict
     for r in report.rejects[:10]:
         click.echo(f"  line {r.line}: {r.field}: {r.reason}", err=True)
     if len(report.rejects) > 10:
-        click.echo(f"  … and {len(report.rejects) - 10} more" + ("" if rejects else " (use --rejects OUT.csv to get them all)"), err=True)
+        hint = "" if rejects else " (use --rejects OUT.csv to get them all)"
+        click.echo(f"  … and {len(report.rejects) - 10} more{hint}", err=True)
     if rejects and report.rejects:
         write_rejects(rejects, report)
         click.echo(f"rejected rows written to {rejects}")

@@ -24,7 +24,8 @@ from orchestrator.cli import (
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="RECONSENT_CONFIG",
-              help="TOML config file (default: reconsent.toml in the current directory if there is one, else the shipped defaults; also RECONSENT_CONFIG).")
+              help="TOML config file (default: reconsent.toml in the current directory if there is one, "
+                   "else the shipped defaults; also RECONSENT_CONFIG).")
 @click.version_option(package_name="reconsent")
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:

@@ -103,7 +103,7 @@ def chain_hash(prev_hash: str, event: ConsentEvent) -> str:
 
 
 #: the columns append_many writes, in order
-_COLUMNS = _CHAINED + ("prev_hash", "hash")
+_COLUMNS = (*_CHAINED, "prev_hash", "hash")
 _TABLE: Table = ConsentEvent.metadata.tables["consent_event"]
 
 
@@ -134,12 +134,12 @@ def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
             rest = (row[1], row[2], row[3], row[4], proof)
             split = halves.get(rest)
             if split is None:
-                spliced = canonical_values(dict(zip(_CHAINED, (_SPLICE,) + row[1:])))
+                spliced = canonical_values(dict(zip(_CHAINED, (_SPLICE, *row[1:]), strict=False)))
                 before, _, after = spliced.partition(_SPLICE_JSON)
                 split = halves[rest] = (before, after)
             canonical_json = split[0] + str(row[0]).encode() + split[1]
         else:
-            canonical_json = canonical_values(dict(zip(_CHAINED, row)))
+            canonical_json = canonical_values(dict(zip(_CHAINED, row, strict=False)))
         digest = sha256(head.encode() + b"\n" + canonical_json).hexdigest()
         rows.append((*row, head, digest))
         head = digest

@@ -12,7 +12,8 @@ one first in ``security.previous_suppression_keys``; ``reconsent suppression rek
 transaction, every entry whose address is still held in plaintext (a live contact) to the new key and
 re-hashes ``Contact.email_key`` / ``phone_key``. Entries whose plaintext is gone (erased people,
 hashed imports) cannot be re-hashed: they stay under the old key, and every lookup by address (import,
-``suppression check``) also tries the previous keys; an import copies a match under the current key. So a previous key must stay listed for as long as entries hashed under it matter.
+``suppression check``) also tries the previous keys; an import copies a match under the current key.
+So a previous key must stay listed for as long as entries hashed under it matter.
 """
 
 from __future__ import annotations
@@ -236,7 +237,8 @@ def import_list(rt: Runtime, path: Path, *, reason: str = SuppressionReason.IMPO
                 if reason_col is not None and reason_col < len(row) and row[reason_col].strip():
                     row_reason = row[reason_col].strip().lower()
                     if row_reason not in _REASONS:
-                        raise InputError(f"reason: expected one of {', '.join(sorted(_REASONS))}, got {row[reason_col]!r}")
+                        known = ", ".join(sorted(_REASONS))
+                        raise InputError(f"reason: expected one of {known}, got {row[reason_col]!r}")
             except InputError as exc:
                 report.rejected.append((number, str(exc)))
                 continue
@@ -325,7 +327,8 @@ def rekey(rt: Runtime, progress: Callable[[int], None] | None = None) -> RekeyRe
     report = RekeyReport(previous_keys=len(olds))
     with session_scope(rt.engine) as session:
         total = session.execute(select(func.count()).select_from(SuppressionEntry)).scalar_one()
-        contacts = session.execute(select(Contact).where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))).scalars().all()
+        live = select(Contact).where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))
+        contacts = session.execute(live).scalars().all()
         old_to_new: dict[str, str] = {}
         for c in contacts:
             changed = False
@@ -347,7 +350,8 @@ def rekey(rt: Runtime, progress: Callable[[int], None] | None = None) -> RekeyRe
         olds_list = list(old_to_new)
         for start in range(0, len(olds_list), 500):
             chunk = olds_list[start:start + 500]
-            entries = session.execute(select(SuppressionEntry).where(col(SuppressionEntry.key).in_(chunk))).scalars().all()
+            entries = session.execute(
+                select(SuppressionEntry).where(col(SuppressionEntry.key).in_(chunk))).scalars().all()
             for entry in entries:
                 new = old_to_new[entry.key]
                 _copy(session, entry, new)

@@ -75,7 +75,8 @@ def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str) 
     last_activity: date | None = None
     if last:
         try:
-            last_activity = datetime.fromisoformat(last).date() if "T" in last or " " in last else date.fromisoformat(last)
+            with_time = "T" in last or " " in last
+            last_activity = datetime.fromisoformat(last).date() if with_time else date.fromisoformat(last)
         except ValueError:
             raise RowError("last_activity_at", f"expected an ISO date like 2024-03-31, got {last!r}") from None
     b2b_text = get("b2b").lower()

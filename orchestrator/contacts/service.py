@@ -316,7 +316,8 @@ class _Stage:
             "SELECT s.first_line, s.email_key, s.phone_key, se.reason, sp.reason FROM import_stage s "
             "LEFT JOIN suppression se ON se.key = s.email_key AND se.channel = :email "
             "LEFT JOIN suppression sp ON sp.key = s.phone_key AND sp.channel = :sms "
-            "WHERE s.first_line > :after AND s.first_line <= :upto AND (se.reason IS NOT NULL OR sp.reason IS NOT NULL) ORDER BY s.first_line"
+            "WHERE s.first_line > :after AND s.first_line <= :upto"
+            " AND (se.reason IS NOT NULL OR sp.reason IS NOT NULL) ORDER BY s.first_line"
         ), {**_bounds(page), "email": Channel.EMAIL.value, "sms": Channel.SMS.value}).all()
         refused = []
         for first_line, email_key, phone_key, email_reason, phone_reason in found:
@@ -348,7 +349,7 @@ class _Stage:
 
     def _contact(self, row: Any) -> ParsedContact:
         _first_line, last_line, *cells = row
-        values = dict(zip(self.FIELDS, cells))
+        values = dict(zip(self.FIELDS, cells, strict=False))
         values["last_activity_at"] = date.fromisoformat(cells[7]) if cells[7] else None
         values["b2b"] = bool(values["b2b"])
         values["attributes"] = json.loads(values["attributes"])

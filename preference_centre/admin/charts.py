@@ -66,7 +66,8 @@ def timeline(title: str, points: list[tuple[date, int]], *, ident: str, empty: s
         desc.append(f"{d.isoformat()}: {n} (total {running})")
         h = round((base - 20) * n / top, 1)
         x = left + i * step
-        cols.append(f'<rect class="col" x="{x + step * 0.15:.1f}" y="{base - h}" width="{step * 0.7:.1f}" height="{h}"/>')
+        cols.append(f'<rect class="col" x="{x + step * 0.15:.1f}" y="{base - h}" '
+                    f'width="{step * 0.7:.1f}" height="{h}"/>')
         line.append(f"{x + step / 2:.1f},{base - (base - 20) * running / max(total_all, 1):.1f}")
     return Markup(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '

@@ -29,7 +29,8 @@ from preference_centre.admin.web import (
 )
 from preference_centre.security import RateLimit
 
-REFUSED = "Sign-in refused: wrong email or password, or too many failed attempts (the account is then locked for a while)."
+REFUSED = ("Sign-in refused: wrong email or password, or too many failed attempts "
+           "(the account is then locked for a while).")
 
 
 async def login(request: Request) -> Response:

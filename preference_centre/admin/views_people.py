@@ -58,7 +58,8 @@ async def contacts_import(request: Request) -> Response:
         try:
             report: ImportReport = import_contacts(rt, _saved(upload[0], upload[1], folder))
         except ReconsentError as exc:
-            accounts.record_action(rt, operator_of(request), "contacts.import", outcome="refused", ip=client_ip(request))
+            accounts.record_action(rt, operator_of(request), "contacts.import", outcome="refused",
+                                   ip=client_ip(request))
             return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS,
                           problem=str(exc).replace(folder + "/", ""))
     accounts.record_action(rt, operator_of(request), "contacts.import", ip=client_ip(request), read=report.read,

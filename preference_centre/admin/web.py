@@ -141,8 +141,8 @@ def guard(*, role: Role | None = None) -> Callable[[View], View]:
                 form = await form_of(request)
                 token = form.get("csrf")
                 if not isinstance(token, str) or not hmac.compare_digest(token, op.csrf_token):
-                    accounts.record_action(rt_of(request), op, "denied", target=request.url.path, outcome="refused:csrf",
-                                           ip=client_ip(request))
+                    accounts.record_action(rt_of(request), op, "denied", target=request.url.path,
+                                           outcome="refused:csrf", ip=client_ip(request))
                     return error(request, 403, "This form has expired or did not come from this console. "
                                                "Go back, reload the page and try again.")
             if role is Role.ADMIN and not op.can_act:

@@ -145,7 +145,7 @@ def consent_wording(lang: str, sender_name: str) -> str:
         _("News and offers by email"),
         _("News and offers by SMS"),
         _("Share my details with selected partners (separate, optional)"),
-        _("Nothing is ticked for you: if you tick nothing, “Yes, keep me informed” applies to the channel this link came by."),
+        _("Nothing is ticked for you: if you tick nothing, “Yes, keep me informed” applies to the channel this link came by."),  # noqa: E501 - one message of the catalogs
         _("Yes, keep me informed"),
         _("No thanks, unsubscribe me from everything"),
     ])
