@@ -65,7 +65,12 @@ from sqlalchemy.engine import Engine
 from orchestrator.delivery import outbox
 from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.delivery.claims import Claim, DispatchReport, Sent
-from orchestrator.delivery.messages import OutboxRowLike, PersonLike, campaign_message, outbox_message_id
+from orchestrator.delivery.messages import (
+    OutboxRowLike,
+    PersonLike,
+    campaign_message,
+    outbox_message_id,
+)
 from orchestrator.delivery.recheck import GroupCheck, GroupChecker, Ready, window_for
 from orchestrator.delivery.recorder import Recorder, record_sent
 from orchestrator.delivery.retry import RetryPolicy, draw_jitter
@@ -79,7 +84,7 @@ from orchestrator.ops import metrics
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import make_engine, run_in_connection
 
-__all__ = ["Dispatcher", "DispatchReport", "dispatch_once", "window_for"]
+__all__ = ["DispatchReport", "Dispatcher", "dispatch_once", "window_for"]
 
 log = logging.getLogger("reconsent.dispatch")
 Progress = Callable[[int], object] | None

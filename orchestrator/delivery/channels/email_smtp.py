@@ -23,8 +23,8 @@ from email.utils import getaddresses
 
 import aiosmtplib
 
-from orchestrator.delivery.channels.mime import _SIMPLE_ADDR, DkimSigner, message_bytes
 from orchestrator.config import EmailConfig
+from orchestrator.delivery.channels.mime import _SIMPLE_ADDR, DkimSigner, message_bytes
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import ConfigError, PermanentSendError, TransientSendError

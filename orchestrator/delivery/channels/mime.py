@@ -13,13 +13,13 @@ import binascii
 import random
 import re
 import sys
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
 from email import policy
 from email.contentmanager import _encode_text  # the encoding choice of EmailMessage.set_content
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
             mail["From"] = _shared_header("From", sender)
         mail["To"] = message.recipient
         mail["Subject"] = _shared_header("Subject", message.subject or "")
-        mail["Date"] = _shared_header("Date", format_datetime(at or message.date or datetime.now(timezone.utc)))
+        mail["Date"] = _shared_header("Date", format_datetime(at or message.date or datetime.now(UTC)))
         mail["Message-ID"] = message.message_id or new_message_id(domain or "localhost")
         mail["MIME-Version"] = _shared_header("MIME-Version", "1.0")
         for name, value in message.headers:
@@ -205,7 +205,7 @@ def message_bytes(message: OutboundMessage, signer: DkimSigner | None, *, at: da
             _from_bytes(message.sender_name, sender, local, domain),
             _to_bytes(recipient),
             _folded("Subject", message.subject or ""),
-            _date_bytes(at or message.date or datetime.now(timezone.utc)),
+            _date_bytes(at or message.date or datetime.now(UTC)),
             _msgid_bytes(message_id),
             b"MIME-Version: 1.0\r\n",
         ]

@@ -12,15 +12,13 @@ it again while the contact's email stays usable; 429/20429 and 5xx are transient
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
-from orchestrator.delivery.channels.rate import TokenBucket
 from orchestrator.config import SmsConfig
+from orchestrator.delivery.channels.rate import TokenBucket
 from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.domain.segments import count_segments
@@ -103,7 +101,7 @@ class TwilioChannel:
             if isinstance(error, TransientSendError) and error.retry_after:
                 bucket.hold(error.retry_after)
             raise error from None
-        except (TwilioException, aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
             raise TransientSendError(f"Twilio unreachable: {type(exc).__name__}") from None
         return SendResult(provider_id=str(created.sid), status=str(created.status or "queued"))
 
