@@ -30,10 +30,10 @@ from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import InputError, SendError
 from orchestrator.rendering.links import LinkClaims
+from orchestrator.rendering.template_store import wording_now
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, SelfServiceRequest, SuppressionEntry
-from orchestrator.rendering.template_store import wording_now
 
 log = logging.getLogger("reconsent.web")
 
