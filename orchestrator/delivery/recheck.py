@@ -10,6 +10,7 @@ statements are ``outbox``'s.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
 from orchestrator.delivery import outbox
-from orchestrator.delivery.claims import Before
+from orchestrator.delivery.claims import Before, Claim, DispatchReport
 from orchestrator.delivery.messages import outbox_message_id
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, as_utc
@@ -28,6 +29,9 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.rendering.checks import BUILD_FAILURE, describe_error
 from orchestrator.rendering.template_store import load_pinned
 from orchestrator.runtime import Runtime
+
+#: called with the number of rows done with (a progress bar's ``update``), or None
+Progress = Callable[[int], object] | None
 
 
 def window_for(rt: Runtime, channel: Channel) -> SendWindow:
@@ -76,6 +80,17 @@ class GroupCheck:
     done: list[int] = field(default_factory=list)  # skipped, deferred, paused or no longer ours
     skipped: Counter[str] = field(default_factory=Counter)
     deferred: int = 0
+
+    def apply_to(self, claim: Claim, report: DispatchReport, progress: Progress) -> None:
+        """Forget the rows done with, remember the marked ones (a graceful stop undoes their mark)."""
+        for row_id in self.done:
+            claim.rows.pop(row_id, None)
+        for ready in self.ready:
+            claim.marked[ready.row_id] = ready.before
+        report.skipped.update(self.skipped)
+        report.deferred += self.deferred
+        if progress and self.done:
+            progress(len(self.done))
 
 
 class GroupChecker:

@@ -20,7 +20,10 @@ from sqlalchemy.exc import DBAPIError
 
 from orchestrator.delivery import outbox
 from orchestrator.delivery.claims import Claim, Sent
-from orchestrator.store.db import is_transient_db_error, run_in_connection
+from orchestrator.delivery.retry import RetryPolicy, draw_jitter
+from orchestrator.errors import PermanentSendError, TransientSendError
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import is_transient_db_error, make_engine, run_in_connection
 
 log = logging.getLogger("reconsent.dispatch")
 #: how long a "sent" result may wait for others to share its commit (fewer are enough: group_size)
@@ -52,6 +55,47 @@ def record_sent(engine: Engine, now: Callable[[], datetime], batch: list[Sent]) 
             log.exception("could not record outbox row %s as sent; it will be sent again after the lease",
                           one.row_id)
     return recorded
+
+
+class ResultWriter:
+    """Where a worker's results are written: "sent" flushes (``record_engine``) and transient or
+    permanent failures (``retry`` decides when a transient one is tried again)."""
+
+    def __init__(self, rt: Runtime, retry: RetryPolicy) -> None:
+        self.rt = rt
+        self.retry = retry
+        self._record_engine: Engine | None = None
+
+    @property
+    def record_engine(self) -> Engine:
+        """Where "sent" is recorded. On PostgreSQL a pool whose commits do not wait for the WAL
+        flush: the crash-to-commit window (the only source of duplicates) shrinks to one network
+        round trip. A database *server* crash may then forget a "sent" — the row keeps its mark and
+        is sent again: a possible duplicate, never a loss."""
+        if self._record_engine is None:
+            if self.rt.engine.dialect.name == "postgresql":
+                self._record_engine = make_engine(self.rt.config.database_url, async_commit=True)
+            else:
+                self._record_engine = self.rt.engine
+        return self._record_engine
+
+    def sent(self, batch: list[Sent]) -> list[Sent]:
+        return record_sent(self.record_engine, self.rt.clock.now, batch)
+
+    def transient(self, row_id: int, exc: TransientSendError) -> bool:
+        """Back to the queue for a later attempt, or failed past the horizon (returns True)."""
+        def next_due(now: datetime, first: datetime | None, attempts: int) -> datetime | None:
+            return self.retry.next_due(now, first_attempt_at=first, attempts=attempts,
+                                       retry_after=exc.retry_after, jitter=draw_jitter())
+
+        return outbox.record_transient(self.rt.engine, row_id, exc.reason, self.rt.clock.now, next_due)
+
+    def permanent(self, row_id: int, exc: PermanentSendError) -> None:
+        outbox.record_permanent(self.rt.engine, row_id, exc.reason, exc.suppress, self.rt.clock.now)
+
+    def close(self) -> None:
+        if self._record_engine is not None and self._record_engine is not self.rt.engine:
+            self._record_engine.dispose()
 
 
 class Recorder:

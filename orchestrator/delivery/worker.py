@@ -53,7 +53,6 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,9 +70,9 @@ from orchestrator.delivery.messages import (
     campaign_message,
     outbox_message_id,
 )
-from orchestrator.delivery.recheck import GroupCheck, GroupChecker, Ready, window_for
-from orchestrator.delivery.recorder import Recorder, record_sent
-from orchestrator.delivery.retry import RetryPolicy, draw_jitter
+from orchestrator.delivery.recheck import GroupCheck, GroupChecker, Progress, Ready, window_for
+from orchestrator.delivery.recorder import Recorder, ResultWriter
+from orchestrator.delivery.retry import RetryPolicy
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock
 from orchestrator.domain.message import OutboundMessage
@@ -82,12 +81,11 @@ from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.ops import metrics
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import make_engine, run_in_connection
+from orchestrator.store.db import run_in_connection
 
 __all__ = ["DispatchReport", "Dispatcher", "dispatch_once", "window_for"]
 
 log = logging.getLogger("reconsent.dispatch")
-Progress = Callable[[int], object] | None
 
 
 class Dispatcher:
@@ -102,7 +100,7 @@ class Dispatcher:
         self.lease_clock: Clock = lease_clock or SystemClock()
         self.checker = GroupChecker(rt, self.lease_clock)
         self.windows = self.checker.windows
-        self.retry = RetryPolicy.from_config(rt.config.dispatch)
+        self.results = ResultWriter(rt, RetryPolicy.from_config(rt.config.dispatch))
         self.worker_id = uuid.uuid4().hex[:12]
         self.stopping = False
         self._active: dict[str, Claim] = {}
@@ -111,7 +109,6 @@ class Dispatcher:
         # preparation (rendering, "database is locked" waits) of the next messages.
         self._record_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="record")
         self._heartbeat_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
-        self._record_engine: Engine | None = None
         self._recorder: Recorder | None = None
 
     @property
@@ -238,7 +235,7 @@ class Dispatcher:
                 if claim.unbuilt:  # written before the next re-check, which then sees a pause they caused
                     await self._record_unbuilt(claim, report)
                 prepared = await self._prepare_group(claim, ids[start:start + cfg.group_size])
-                self._apply(claim, prepared, report, progress)
+                prepared.apply_to(claim, report, progress)
                 for ready in prepared.ready:
                     await recorder.begin(claim)
                     await in_flight.acquire()
@@ -271,16 +268,6 @@ class Dispatcher:
         report.failed += len(unbuilt)
         for campaign_id, why in paused:
             log.warning("campaign %s %s", campaign_id, why)
-
-    def _apply(self, claim: Claim, prepared: GroupCheck, report: DispatchReport, progress: Progress) -> None:
-        for row_id in prepared.done:
-            claim.rows.pop(row_id, None)
-        for ready in prepared.ready:
-            claim.marked[ready.row_id] = ready.before
-        report.skipped.update(prepared.skipped)
-        report.deferred += prepared.deferred
-        if progress and prepared.done:
-            progress(len(prepared.done))
 
     async def _prepare_group(self, claim: Claim, ids: list[int]) -> GroupCheck:
         return await asyncio.to_thread(run_in_connection, self.rt.engine,
@@ -387,41 +374,26 @@ class Dispatcher:
             await channel.close()
         self._record_pool.shutdown(wait=True)
         self._heartbeat_pool.shutdown(wait=True)
-        if self._record_engine is not None and self._record_engine is not self.rt.engine:
-            self._record_engine.dispose()
+        self.results.close()
 
     @property
     def record_engine(self) -> Engine:
-        """Where results are recorded. On PostgreSQL a pool whose commits do not wait for the WAL
-        flush: the crash-to-commit window (the only source of duplicates) shrinks to one network
-        round trip. A database *server* crash may then forget a "sent" — the row keeps its mark and
-        is sent again: a possible duplicate, never a loss."""
-        if self._record_engine is None:
-            cfg = self.rt.config
-            if self.rt.engine.dialect.name == "postgresql":
-                self._record_engine = make_engine(cfg.database_url, async_commit=True)
-            else:
-                self._record_engine = self.rt.engine
-        return self._record_engine
+        return self.results.record_engine
 
     # -- results and messages -------------------------------------------------------------------
     def _record_sent(self, batch: list[Sent]) -> list[Sent]:
         """Record a flush of "sent" results (record thread); returns the results recorded."""
-        return record_sent(self.record_engine, self.rt.clock.now, batch)
+        return self.results.sent(batch)
 
     def _record_transient(self, row_id: int, claim_id: str, exc: TransientSendError, report: DispatchReport) -> None:
-        def next_due(now: datetime, first: datetime | None, attempts: int) -> datetime | None:
-            return self.retry.next_due(now, first_attempt_at=first, attempts=attempts,
-                                       retry_after=exc.retry_after, jitter=draw_jitter())
-
-        if outbox.record_transient(self.rt.engine, row_id, exc.reason, self.rt.clock.now, next_due):
+        if self.results.transient(row_id, exc):
             report.failed += 1
         else:
             report.retried += 1
         log.info("transient failure on outbox row %s: %s", row_id, exc.reason)
 
     def _record_permanent(self, row_id: int, claim_id: str, exc: PermanentSendError, report: DispatchReport) -> None:
-        outbox.record_permanent(self.rt.engine, row_id, exc.reason, exc.suppress, self.rt.clock.now)
+        self.results.permanent(row_id, exc)
         report.failed += 1
         log.info("permanent failure on outbox row %s: %s", row_id, exc.reason)
 
