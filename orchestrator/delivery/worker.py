@@ -1,5 +1,9 @@
 """The outbox worker [O2]: claim due rows, re-check everything, render, sign, send, record.
 
+This module only runs the pipeline and its async loop; the parts are ``outbox`` (every statement),
+``recheck`` (the re-check and mark of a group), ``messages`` (the one message factory), ``retry``
+(when a transient failure is tried again), ``recorder`` (write-behind results) and ``claims``.
+
 Exactly-once as far as a protocol without idempotency keys allows:
 
 1. **claim** — a batch of due rows moves to ``sending`` with a lease (``claimed_by``,
