@@ -6,8 +6,8 @@ Why a fresh link goes straight through a channel adapter, not through the outbox
 step), and the dispatcher only claims rows of running campaigns and skips rows whose request was
 answered or expired. A fresh link is asked for exactly in those cases (the campaign is over, the
 person answered and wants to change it), so it would be skipped. It is a transactional message the
-person asked for, sent once, now: we render it with the same renderer, build the same
-``OutboundMessage``, and hand it to the same ``MessageChannel`` adapter the dispatcher uses
+person asked for, sent once, now: the same message factory builds it
+(``orchestrator.delivery.messages``: List-Unsubscribe, the person's language), and we hand it to the same ``MessageChannel`` adapter the dispatcher uses
 (``build_channels(config)``), so there is still one way a message leaves. The request is recorded
 in ``self_service_request`` (which also carries the per-person rate limit).
 
@@ -21,9 +21,11 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
-from orchestrator.campaigns.service import message_context
 from orchestrator.delivery.channels import MessageChannel, build_channels
+from orchestrator.delivery.messages import FRESH_LINK_TEMPLATE, fresh_link_message, language_of
+from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import InputError, SendError
@@ -31,11 +33,10 @@ from orchestrator.rendering.links import LinkClaims
 from orchestrator.rendering.template_store import wording_now
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Contact, SelfServiceRequest, SuppressionEntry
+from orchestrator.store.models import Campaign, Contact, SelfServiceRequest, SuppressionEntry
 
 log = logging.getLogger("reconsent.web")
 
-FRESH_LINK_TEMPLATE = "newlink"
 #: suppression reasons that forbid even a requested service message: the address is dead or complained
 NEVER_SEND = {SuppressionReason.BOUNCED.value, SuppressionReason.COMPLAINT.value, SuppressionReason.ERASED.value}
 
@@ -51,8 +52,8 @@ def recent_fresh_links(rt: Runtime, contact_id: int) -> int:
     since = rt.clock.now() - timedelta(hours=24)
     with session_scope(rt.engine) as session:
         return int(session.execute(select(func.count()).select_from(SelfServiceRequest).where(
-            SelfServiceRequest.contact_id == contact_id, SelfServiceRequest.kind == "fresh_link",
-            SelfServiceRequest.outcome == "sent", SelfServiceRequest.requested_at >= since)).scalar_one())
+            col(SelfServiceRequest.contact_id) == contact_id, col(SelfServiceRequest.kind) == "fresh_link",
+            col(SelfServiceRequest.outcome) == "sent", col(SelfServiceRequest.requested_at) >= since)).scalar_one())
 
 
 def pick_channel(contact: Contact, preferred: str | None) -> Channel | None:
@@ -118,25 +119,16 @@ async def send_fresh_link(rt: Runtime, claims: LinkClaims,
 
 
 def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel: Channel) -> OutboundMessage:
-    cfg = rt.config
+    """The fresh-link message (``orchestrator.delivery.messages``, the one factory), in the person's
+    language: the contact's locale, else the campaign's default, else ``contacts.default_locale``."""
     assert contact.id is not None
-    fresh = LinkClaims(contact_id=contact.id, campaign_id=claims.campaign_id, channel=channel.value)
-    page_url = rt.url("/p/" + rt.links.dumps("page", fresh))
-    unsubscribe_url = rt.url("/u/" + rt.links.dumps("unsubscribe", fresh))
-    locale, version = wording_now(rt, FRESH_LINK_TEMPLATE, channel, contact.locale)
-    deadline = rt.clock.now() + timedelta(days=cfg.security.page_link_max_age_days)
-    ctx = message_context(rt, first_name=contact.first_name, page_url=page_url, unsubscribe_url=unsubscribe_url,
-                          short_url=page_url, deadline=deadline, locale=locale)
-    rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx, version)
-    stamp = int(rt.clock.now().timestamp())
-    key = f"newlink-k{contact.id}-{channel.value}-{stamp}"
-    meta = {"template_version": rendered.version, "locale": locale}
-    if channel is Channel.EMAIL:
-        domain = cfg.email.message_id_domain or cfg.sender.email_from.rpartition("@")[2] or "localhost"
-        return OutboundMessage(
-            channel=channel, recipient=contact.email or "", idempotency_key=key, text=rendered.text,
-            subject=rendered.subject, html=rendered.html, sender=cfg.sender.email_from,
-            sender_name=cfg.sender.name, message_id=f"<{key}@{domain}>", meta=meta,
-        )
-    return OutboundMessage(channel=channel, recipient=contact.phone or "", idempotency_key=key,
-                           text=rendered.text, sender=cfg.sender.sms_from, meta=meta)
+    fallback = rt.config.contacts.default_locale
+    if claims.campaign_id is not None:
+        with session_scope(rt.engine) as session:
+            campaign = session.get(Campaign, claims.campaign_id)
+            if campaign is not None:
+                fallback = CampaignPlan.from_mapping(campaign.plan, stored=True).default_locale
+    locale, version = wording_now(rt, FRESH_LINK_TEMPLATE, channel, language_of(contact.locale), default=fallback)
+    address = (contact.email if channel is Channel.EMAIL else contact.phone) or ""
+    return fresh_link_message(rt, contact_id=contact.id, person=contact, address=address, channel=channel,
+                              campaign_id=claims.campaign_id, locale=locale, version=version)

@@ -30,7 +30,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from orchestrator.consent.service import withdraw
 from orchestrator.domain.model import Channel, DeliveryState, SuppressionReason
@@ -192,7 +192,7 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
         report.unmatched += 1
         return
     fingerprint = hashlib.sha256(f"{dsn.fingerprint}\0{key}\0{rcpt.status}\0{rcpt.action}".encode()).hexdigest()[:40]
-    if session.execute(select(Bounce.id).where(Bounce.fingerprint == fingerprint)).first() is not None:
+    if session.execute(select(col(Bounce.id)).where(col(Bounce.fingerprint) == fingerprint)).first() is not None:
         report.duplicates += 1
         return
     now = rt.clock.now()
@@ -210,7 +210,7 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
         if rcpt.action == "failed":
             target = DeliveryState.FAILED
         softs = session.execute(select(func.count()).select_from(Bounce).where(
-            Bounce.key == key, Bounce.channel == Channel.EMAIL.value, Bounce.kind == "soft")).scalar_one()
+            col(Bounce.key) == key, col(Bounce.channel) == Channel.EMAIL.value, col(Bounce.kind) == "soft")).scalar_one()
         if softs >= limit and withdraw(session, key, Channel.EMAIL.value, SuppressionReason.BOUNCED,
                                        f"dsn:{softs}_soft", now):
             report.suppressed += 1
@@ -224,11 +224,13 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
 def _match(session: Session, message_id: str | None, key: str) -> OutboxMessage | None:
     """The email the report is about: by Message-ID (and the same recipient), else the last one sent
     to that recipient."""
-    query = (select(OutboxMessage).join(Contact, Contact.id == OutboxMessage.contact_id)
-             .where(OutboxMessage.channel == Channel.EMAIL.value, Contact.email_key == key,
-                    OutboxMessage.sent_at.is_not(None)))  # type: ignore[union-attr]
+    query = (select(OutboxMessage).join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
+             .where(col(OutboxMessage.channel) == Channel.EMAIL.value, col(Contact.email_key) == key,
+                    col(OutboxMessage.sent_at).is_not(None)))
     if message_id:
-        found = session.execute(query.where(OutboxMessage.message_id == message_id)).scalars().first()
+        found: OutboxMessage | None = session.execute(
+            query.where(col(OutboxMessage.message_id) == message_id)).scalars().first()
         if found is not None:
             return found
-    return session.execute(query.order_by(OutboxMessage.sent_at.desc())).scalars().first()  # type: ignore[union-attr]
+    last: OutboxMessage | None = session.execute(query.order_by(col(OutboxMessage.sent_at).desc())).scalars().first()
+    return last

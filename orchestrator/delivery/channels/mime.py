@@ -10,22 +10,34 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.contentmanager
 import random
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email import policy
-from email.contentmanager import _encode_text  # the encoding choice of EmailMessage.set_content
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from orchestrator.config import Config
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.errors import ConfigError, PermanentSendError
+
+#: the encoding choice of EmailMessage.set_content (a private helper of the email package; typed here)
+_encode_text = cast(Callable[[str, str, str | None, Policy], tuple[str, str]],
+                    vars(email.contentmanager)["_encode_text"])
+
+
+def _raw_headers(part: EmailMessage) -> list[tuple[str, Any]]:
+    """The part's header list (``Message._headers``, not in the stubs): appending parsed headers
+    directly skips parsing the same values once per message."""
+    return cast(list[tuple[str, Any]], vars(part)["_headers"])
 
 #: headers the DKIM signature covers (those absent from a message are skipped by dkimpy)
 DKIM_HEADERS = (
@@ -68,7 +80,7 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
             mail[name] = _shared_header(name, value) if name in _SHARED else value
         if message.html:
             # what mail.set_content(text) + mail.add_alternative(html) make, part headers parsed once
-            mail._headers.append(("Content-Type", _shared_header("Content-Type", "multipart/alternative")))
+            _raw_headers(mail).append(("Content-Type", _shared_header("Content-Type", "multipart/alternative")))
             mail.attach(_text_part("plain", message.text))
             mail.attach(_text_part("html", message.html, ("MIME-Version", "1.0")))
         else:
@@ -117,16 +129,16 @@ def _set_text(part: EmailMessage, subtype: str, text: str) -> None:
     the same encoding choice (the email package's own heuristics) and the same headers, which are
     parsed once per process rather than once per message."""
     cte, payload = _encode_text(text, "utf-8", None, part.policy)
-    part._headers.append(("Content-Type", _shared_header("Content-Type", f'text/{subtype}; charset="utf-8"')))
+    _raw_headers(part).append(("Content-Type", _shared_header("Content-Type", f'text/{subtype}; charset="utf-8"')))
     part.set_payload(payload)
-    part._headers.append(("Content-Transfer-Encoding", _shared_header("Content-Transfer-Encoding", cte)))
+    _raw_headers(part).append(("Content-Transfer-Encoding", _shared_header("Content-Transfer-Encoding", cte)))
 
 
 def _text_part(subtype: str, text: str, *extra: tuple[str, str]) -> EmailMessage:
     part = EmailMessage(policy=policy.SMTP)
     _set_text(part, subtype, text)
     for name, value in extra:
-        part._headers.append((name, _shared_header(name, value)))
+        _raw_headers(part).append((name, _shared_header(name, value)))
     return part
 
 
@@ -232,13 +244,15 @@ def message_bytes(message: OutboundMessage, signer: DkimSigner | None, *, at: da
 @lru_cache(maxsize=64)
 def _from_bytes(display_name: str | None, sender: str, local: str, domain: str) -> bytes:
     header = _from_header(display_name, local, domain) if display_name else _shared_header("From", sender)
-    return header.fold(policy=policy.SMTP).encode("ascii")
+    folded: str = header.fold(policy=policy.SMTP)
+    return folded.encode("ascii")
 
 
 @lru_cache(maxsize=512)
 def _folded(name: str, value: str) -> bytes:
     """A header as the email package folds it (for values shared by many messages)."""
-    return _shared_header(name, value).fold(policy=policy.SMTP).encode("ascii")
+    folded: str = _shared_header(name, value).fold(policy=policy.SMTP)
+    return folded.encode("ascii")
 
 
 def _date_bytes(at: datetime) -> bytes:
@@ -254,13 +268,15 @@ def _date_bytes_at(at: datetime, offset: Any) -> bytes:
 def _to_bytes(recipient: str) -> bytes:
     if len(recipient) <= _MAX_LINE - 4 and _SIMPLE_ADDR.fullmatch(recipient):
         return b"To: " + recipient.encode("ascii") + b"\r\n"
-    return policy.SMTP.header_store_parse("To", recipient)[1].fold(policy=policy.SMTP).encode("ascii")
+    folded: str = policy.SMTP.header_store_parse("To", recipient)[1].fold(policy=policy.SMTP)
+    return folded.encode("ascii")
 
 
 def _msgid_bytes(message_id: str) -> bytes:
     if len(message_id) <= _MAX_LINE - 12 and _SIMPLE_MSGID.fullmatch(message_id):
         return b"Message-ID: " + message_id.encode("ascii") + b"\r\n"
-    return policy.SMTP.header_store_parse("Message-ID", message_id)[1].fold(policy=policy.SMTP).encode("ascii")
+    folded: str = policy.SMTP.header_store_parse("Message-ID", message_id)[1].fold(policy=policy.SMTP)
+    return folded.encode("ascii")
 
 
 def _plain_header(name: str, value: str) -> bytes:
@@ -268,7 +284,8 @@ def _plain_header(name: str, value: str) -> bytes:
     where it can (a longer word stays whole: RFC 5322 allows 998). Anything else: the email package."""
     line = f"{name}: {value}"
     if not (value.isascii() and value.isprintable()) or "=?" in value:
-        return policy.SMTP.header_store_parse(name, value)[1].fold(policy=policy.SMTP).encode("ascii")
+        folded: str = policy.SMTP.header_store_parse(name, value)[1].fold(policy=policy.SMTP)
+        return folded.encode("ascii")
     if len(line) <= _MAX_LINE:
         return line.encode("ascii") + b"\r\n"
     words = value.split(" ")

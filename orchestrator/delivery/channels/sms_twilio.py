@@ -95,7 +95,7 @@ class TwilioChannel:
         bucket = self.bucket(sender)
         await bucket.take(count_segments(message.text).segments)
         try:
-            created = await client.messages.create_async(**kwargs)  # type: ignore[arg-type]
+            created = await client.messages.create_async(**kwargs)
         except TwilioRestException as exc:
             error = classify_twilio(exc.status, exc.code, str(exc.msg), pause=self.config.rate_limit_pause_seconds)
             if isinstance(error, TransientSendError) and error.retry_after:

@@ -1,0 +1,150 @@
+"""The one message factory: every ``OutboundMessage`` Reconsent sends is built here — a campaign
+step's (from an outbox row, by the worker) and the fresh link a person asks for on an expired page
+(by ``preference_centre.self_service``).
+
+Both carry the same things: the person's signed page and unsubscribe links, ``List-Unsubscribe``
+and ``List-Unsubscribe-Post`` (one-click, RFC 8058) on email, a deterministic Message-ID, the
+sender from config, and ``meta`` with the template version and locale recorded as proof.
+
+The locale is the person's: the contact's locale when the wording exists in it, else the campaign's
+default, else ``contacts.default_locale`` (``message_locale``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from orchestrator.campaigns.service import message_context
+from orchestrator.domain.campaign import CampaignPlan
+from orchestrator.domain.message import OutboundMessage
+from orchestrator.domain.model import Channel
+from orchestrator.domain.windows import SendWindow
+from orchestrator.rendering.links import LinkClaims
+from orchestrator.runtime import Runtime
+
+TWILIO_MAX_VALIDITY = 36000
+FRESH_LINK_TEMPLATE = "newlink"
+
+
+class OutboxRowLike(Protocol):
+    """The outbox row columns a campaign message is built from (an ORM row or a facts-query row)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def campaign_id(self) -> int: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def template(self) -> str: ...
+
+
+class PersonLike(Protocol):
+    """The contact columns a message needs."""
+
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def locale(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Links:
+    page: str
+    unsubscribe: str
+
+
+def _links(rt: Runtime, claims: LinkClaims) -> _Links:
+    return _Links(page=rt.url("/p/" + rt.links.dumps("page", claims)),
+                  unsubscribe=rt.url("/u/" + rt.links.dumps("unsubscribe", claims)))
+
+
+def message_id(rt: Runtime, local_part: str) -> str:
+    """``<local_part@domain>``: ``email.message_id_domain``, else the sender's domain."""
+    cfg = rt.config
+    domain = cfg.email.message_id_domain or cfg.sender.email_from.rpartition("@")[2] or "localhost"
+    return f"<{local_part}@{domain}>"
+
+
+def outbox_message_id(rt: Runtime, row_id: int, code: str | None = None) -> str:
+    """The deterministic Message-ID of an outbox row's email (committed with its mark)."""
+    return message_id(rt, f"rc.{code or rt.links.short_code(row_id)}")
+
+
+def list_unsubscribe_headers(rt: Runtime, unsubscribe_url: str) -> tuple[tuple[str, str], ...]:
+    """The one-click unsubscribe headers every email carries (RFC 2369 + RFC 8058)."""
+    mailto = rt.config.sender.unsubscribe_mailto or rt.config.sender.email_from
+    return (
+        ("List-Unsubscribe", f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    )
+
+
+def language_of(locale: str | None) -> str | None:
+    """``"fr-CA"`` → ``"fr"``; empty → None.
+
+    >>> language_of("en_GB"), language_of("FR"), language_of("")
+    ('en', 'fr', None)
+    """
+    return locale.split("-")[0].split("_")[0].lower() or None if locale else None
+
+
+def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan: CampaignPlan,
+                     deadline: datetime, window: SendWindow, tz: str, address: str, *,
+                     code: str | None = None) -> OutboundMessage:
+    """A campaign step's message for one outbox row; ``code``: the row's short code when already
+    computed (it is in the mark's Message-ID)."""
+    channel = Channel(row.channel)
+    locale = plan.pick_locale(contact.locale)
+    links = _links(rt, LinkClaims(contact_id=row.contact_id, campaign_id=row.campaign_id, channel=channel.value))
+    assert row.id is not None
+    code = code or rt.links.short_code(row.id)
+    ctx = message_context(rt, first_name=contact.first_name, page_url=links.page, unsubscribe_url=links.unsubscribe,
+                          short_url=rt.url("/s/" + code), deadline=deadline, locale=locale)
+    rendered = rt.renderer.render(row.template, channel, locale, ctx, plan.wording(row.template, locale, channel))
+    meta = {"template_version": rendered.version, "locale": locale}
+    key = f"c{row.campaign_id}-k{row.contact_id}-s{row.step}-{channel.value}"
+    if channel is Channel.EMAIL:
+        return OutboundMessage(
+            channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
+            subject=rendered.subject, html=rendered.html, sender=rt.config.sender.email_from,
+            sender_name=rt.config.sender.name, message_id=outbox_message_id(rt, row.id, code),
+            date=rt.clock.now(), headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
+        )
+    now = rt.clock.now()
+    validity = int((window.closes_at(now, tz) - now).total_seconds()) - 60
+    return OutboundMessage(
+        channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
+        sender=rt.config.sender.sms_from, status_callback=rt.url("/twilio/status"),
+        validity_period=max(60, min(validity, TWILIO_MAX_VALIDITY)), meta=meta,
+    )
+
+
+def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, address: str, channel: Channel,
+                       campaign_id: int | None, locale: str, version: str | None) -> OutboundMessage:
+    """The fresh preference-page link a person asked for (template ``newlink``), rendered in
+    ``locale`` (``version``: the imported wording to use, None for the shipped one). Not an outbox
+    row: no status callback, a Message-ID of its own."""
+    links = _links(rt, LinkClaims(contact_id=contact_id, campaign_id=campaign_id, channel=channel.value))
+    now = rt.clock.now()
+    deadline = now + timedelta(days=rt.config.security.page_link_max_age_days)
+    ctx = message_context(rt, first_name=person.first_name, page_url=links.page, unsubscribe_url=links.unsubscribe,
+                          short_url=links.page, deadline=deadline, locale=locale)
+    rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx, version)
+    key = f"newlink-k{contact_id}-{channel.value}-{int(now.timestamp())}"
+    meta = {"template_version": rendered.version, "locale": locale}
+    if channel is Channel.EMAIL:
+        return OutboundMessage(
+            channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
+            subject=rendered.subject, html=rendered.html, sender=rt.config.sender.email_from,
+            sender_name=rt.config.sender.name, message_id=message_id(rt, key), date=now,
+            headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
+        )
+    return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
+                           sender=rt.config.sender.sms_from, meta=meta)
