@@ -92,7 +92,8 @@ def parse_dsn(raw: bytes) -> DeliveryReport | None:
                 address = parseaddr(str(rcpt).partition(";")[2].strip() or str(rcpt))[1]
                 status = _STATUS.search(str(block.get("Status", "")))
                 recipients.append(RecipientReport(address.strip().lower(), action,
-                                                  status.group(0) if status else ("5.0.0" if action == "failed" else "4.0.0")))
+                                                  status.group(0) if status
+                                                  else ("5.0.0" if action == "failed" else "4.0.0")))
         elif ctype in ("message/rfc822", "text/rfc822-headers", "message/rfc822-headers") and original is None:
             original = _original_message_id(part)
     if not recipients:
@@ -107,7 +108,8 @@ def _status_blocks(part: Message) -> list[Message]:
         return [p for p in payload if isinstance(p, Message)]
     # Some parsers leave the body as text: blocks separated by blank lines.
     text = payload if isinstance(payload, str) else ""
-    return [HeaderParser().parsestr(block.strip() + "\n") for block in re.split(r"\r?\n\s*\r?\n", text) if block.strip()]
+    blocks = re.split(r"\r?\n\s*\r?\n", text)
+    return [HeaderParser().parsestr(block.strip() + "\n") for block in blocks if block.strip()]
 
 
 def _original_message_id(part: Message) -> str | None:
@@ -116,7 +118,8 @@ def _original_message_id(part: Message) -> str | None:
         value = payload[0].get("Message-ID")
     else:
         text = part.get_payload(decode=True)
-        headers = HeaderParser().parsestr(text.decode("utf-8", "replace") if isinstance(text, bytes) else str(payload or ""))
+        raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(payload or "")
+        headers = HeaderParser().parsestr(raw)
         value = headers.get("Message-ID")
     return str(value).strip() if value else None
 
@@ -210,7 +213,8 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
         if rcpt.action == "failed":
             target = DeliveryState.FAILED
         softs = session.execute(select(func.count()).select_from(Bounce).where(
-            col(Bounce.key) == key, col(Bounce.channel) == Channel.EMAIL.value, col(Bounce.kind) == "soft")).scalar_one()
+            col(Bounce.key) == key, col(Bounce.channel) == Channel.EMAIL.value,
+            col(Bounce.kind) == "soft")).scalar_one()
         if softs >= limit and withdraw(session, key, Channel.EMAIL.value, SuppressionReason.BOUNCED,
                                        f"dsn:{softs}_soft", now):
             report.suppressed += 1

@@ -1,6 +1,6 @@
 """The one message factory: every ``OutboundMessage`` Reconsent sends is built here — a campaign
 step's (from an outbox row, by the worker) and the fresh link a person asks for on an expired page
-(by ``preference_centre.self_service``).
+(by ``orchestrator.delivery.fresh_links``).
 
 Both carry the same things: the person's signed page and unsubscribe links, ``List-Unsubscribe``
 and ``List-Unsubscribe-Post`` (one-click, RFC 8058) on email, a deterministic Message-ID, the

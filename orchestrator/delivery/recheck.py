@@ -67,7 +67,7 @@ class Ready:
         facts = self.facts
         try:
             locale = self.plan.pick_locale(facts.locale)
-        except Exception:  # noqa: BLE001 - the reason must not fail too
+        except Exception:
             locale = str(facts.locale)
         return f"{BUILD_FAILURE}: {describe_error(exc, facts.template, facts.channel, locale)}"[:500]
 

@@ -115,6 +115,10 @@ class Dispatcher:
         self._heartbeat_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
         self._recorder: Recorder | None = None
 
+    def stop_requested(self) -> bool:
+        """``stopping`` read afresh (a SIGTERM may set it while this task awaited)."""
+        return self.stopping
+
     @property
     def lease(self) -> timedelta:
         return timedelta(seconds=self.rt.config.dispatch.lease_seconds)
@@ -243,7 +247,7 @@ class Dispatcher:
                 for ready in prepared.ready:
                     await recorder.begin(claim)
                     await in_flight.acquire()
-                    if self.stopping:  # marked but not handed over: the claim's release undoes the mark
+                    if self.stop_requested():  # marked but not handed over: the claim's release undoes the mark
                         in_flight.release()
                         recorder.end(claim)
                         break
@@ -310,11 +314,13 @@ class Dispatcher:
                     in_flight.release()
             except TransientSendError as exc:
                 metrics.SENDS.labels(channel=channel.value, outcome="transient").inc()
-                await loop.run_in_executor(self._record_pool, self._record_transient, row_id, claim.claim_id, exc, report)
+                await loop.run_in_executor(self._record_pool, self._record_transient, row_id, claim.claim_id,
+                                           exc, report)
                 return
             except PermanentSendError as exc:
                 metrics.SENDS.labels(channel=channel.value, outcome="permanent").inc()
-                await loop.run_in_executor(self._record_pool, self._record_permanent, row_id, claim.claim_id, exc, report)
+                await loop.run_in_executor(self._record_pool, self._record_permanent, row_id, claim.claim_id,
+                                           exc, report)
                 return
             latency, sends = _sent_metrics(channel)
             latency.observe(time.perf_counter() - started)

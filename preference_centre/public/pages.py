@@ -28,13 +28,13 @@ from orchestrator.consent.service import (
     record_unsubscribe,
     sent_link,
 )
+from orchestrator.delivery.fresh_links import send_fresh_link
 from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
-from preference_centre.self_service import send_fresh_link
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
 STATIC_DIR = PAGES_DIR / "static"

@@ -14,11 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orchestrator.consent.service import Person
+from orchestrator.delivery.fresh_links import record_request
 from orchestrator.domain.model import ConsentSource
 from orchestrator.proof.rights import erase_person, export_person
 from preference_centre.i18n import negotiate
 from preference_centre.public.pages import mask, open_link, render_page, rt_of
-from preference_centre.self_service import record_request
 
 
 def _person(contact: Person) -> dict[str, str]:

@@ -28,7 +28,7 @@ from orchestrator.rendering.template_store import (
     list_templates,
     template_names,
 )
-from preference_centre.self_service import build_fresh_link, send_fresh_link
+from orchestrator.delivery.fresh_links import build_fresh_link, send_fresh_link
 from tests.support.factories import person, plan, run
 
 PROMO = {

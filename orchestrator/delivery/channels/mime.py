@@ -200,7 +200,8 @@ _QP_CACHE: dict[bytes, bytes] = {}
 _QP_CACHE_MAX = 8192
 
 
-def message_bytes(message: OutboundMessage, signer: DkimSigner | None, *, at: datetime | None = None) -> tuple[bytes, str]:
+def message_bytes(message: OutboundMessage, signer: DkimSigner | None, *,
+                  at: datetime | None = None) -> tuple[bytes, str]:
     """``(wire bytes, Message-ID)`` of ``message``: what ``wire_bytes(build_email(message), signer)``
     carries, written directly. Raises PermanentSendError like build_email for a message that cannot be
     expressed."""

@@ -29,7 +29,8 @@ INVALID_NUMBERS = {21211, 21614, 21408, 21612}
 RATE_LIMITED = {20429, 14107}
 
 
-def classify_twilio(status: int, code: int | None, msg: str, *, pause: float = 5.0) -> TransientSendError | PermanentSendError:
+def classify_twilio(status: int, code: int | None, msg: str, *,
+                    pause: float = 5.0) -> TransientSendError | PermanentSendError:
     """Map a Twilio REST error to our send errors.
 
     >>> classify_twilio(400, 21610, "unsubscribed").suppress

@@ -16,7 +16,7 @@ from orchestrator.domain.model import Channel
 from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import Contact
-from preference_centre.self_service import send_fresh_link
+from orchestrator.delivery.fresh_links import send_fresh_link
 from tests.support.factories import launch, person, run
 
 

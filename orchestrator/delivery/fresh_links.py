@@ -1,4 +1,5 @@
-"""Self-service requests from the preference centre: a fresh link when one expired [T3], and the
+"""Self-service requests from the preference centre (the service behind its pages): a fresh link
+when one expired [T3], and the
 record of every request (fresh link, data export, erasure) [R8].
 
 Why a fresh link goes straight through a channel adapter, not through the outbox: the outbox is the
@@ -7,7 +8,8 @@ step), and the dispatcher only claims rows of running campaigns and skips rows w
 answered or expired. A fresh link is asked for exactly in those cases (the campaign is over, the
 person answered and wants to change it), so it would be skipped. It is a transactional message the
 person asked for, sent once, now: the same message factory builds it
-(``orchestrator.delivery.messages``: List-Unsubscribe, the person's language), and we hand it to the same ``MessageChannel`` adapter the dispatcher uses
+(``orchestrator.delivery.messages``: List-Unsubscribe, the person's language), and we hand it to
+the same ``MessageChannel`` adapter the dispatcher uses
 (``build_channels(config)``), so there is still one way a message leaves. The request is recorded
 in ``self_service_request`` (which also carries the per-person rate limit).
 
@@ -35,7 +37,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import Campaign, Contact, SelfServiceRequest, SuppressionEntry
 
-log = logging.getLogger("reconsent.web")
+log = logging.getLogger("reconsent.web")  # a logger the scrubber guards (ops.logs)
 
 #: suppression reasons that forbid even a requested service message: the address is dead or complained
 NEVER_SEND = {SuppressionReason.BOUNCED.value, SuppressionReason.COMPLAINT.value, SuppressionReason.ERASED.value}
