@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Connection
+from sqlmodel import col
 
 from orchestrator.consent.suppression import adopt_previous
 from orchestrator.contacts.rows import (
@@ -41,7 +42,7 @@ from orchestrator.contacts.rows import (
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
-from orchestrator.store.db import session_scope
+from orchestrator.store.db import session_scope, table_of
 from orchestrator.store.models import Contact
 
 __all__ = ["COLUMNS", "ImportReport", "Reject", "RowError", "checked_email", "import_contacts", "parse_row",
@@ -167,7 +168,7 @@ def import_contacts(
                 )
             for contact_id, p in stage.existing(page):
                 session.execute(
-                    update(Contact).where(Contact.id == contact_id).values(**p.values, updated_at=now)  # type: ignore[arg-type]
+                    update(Contact).where(col(Contact.id) == contact_id).values(**p.values, updated_at=now)
                 )
                 report.updated += 1
             report.created += stage.insert_new(page, now)
@@ -263,7 +264,7 @@ class _Stage:
         # tests/orchestrator/test_import_stream.py compares every column with the row-by-row insert
         as_date, as_json = ("CAST(s.last_activity_at AS DATE)", "CAST(s.attributes AS JSON)") if pg else \
             ("s.last_activity_at", "s.attributes")
-        table = Contact.__table__  # type: ignore[attr-defined]
+        table = table_of(Contact)
         self.insert = text(
             f"INSERT INTO contact ({', '.join(self.FIELDS)}, created_at, updated_at) "
             f"SELECT s.external_id, s.kind, s.email, s.phone, s.first_name, s.locale, s.timezone, {as_date}, s.b2b, "
