@@ -232,8 +232,9 @@ class LoggingConfig:
     ip_addresses: str = _doc(
         'IP addresses in log lines (the access log\'s client, a library\'s message): "full" (as they are), '
         '"truncated" (IPv4 to its /24, `203.0.113.77` → `203.0.113.0`; IPv6 to its /48) or "none" (replaced '
-        "by `[ip]`). Link tokens, email addresses and phone numbers are always removed; dates, times and "
-        "other numbers stay", "truncated")
+        "by `[ip]`); this machine's loopback and unspecified addresses (127.0.0.1, ::1, 0.0.0.0) always stay. "
+        "Link tokens, email addresses and phone numbers are always removed; dates, times and other numbers stay",
+        "truncated")
 
 
 @dataclass

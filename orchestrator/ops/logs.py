@@ -5,12 +5,15 @@ and uvicorn's loggers), whatever logger wrote it (ours, uvicorn's, a library's).
 of every signed-link path (``/p/…``, ``/u/…``, ``/r/…``, ``/s/…``; a sub-path such as ``/renew``
 stays), secrets in query strings, email addresses and phone numbers. Kept as they are: dates, times,
 plain numbers and Message-IDs; IP addresses as ``logging.ip_addresses`` says (``full``, ``truncated``
-to their /24 or /48 network, or ``none``: replaced by ``[ip]``).
+to their /24 or /48 network, or ``none``: replaced by ``[ip]``); this machine's loopback and
+unspecified addresses (``127.0.0.1``, ``::1``, ``0.0.0.0``) always stay, so a server's start line is right.
 
 >>> scrub_text("GET /u/eyJjIjo3fQ.abc/renew HTTP/1.1 for chloe@example.org, +33612345678")
 'GET /u/[token]/renew HTTP/1.1 for [email], [phone]'
 >>> scrub_text("2026-12-30 09:15:02,120 from 203.0.113.77:58340 in 1234567 ms", ip_addresses="truncated")
 '2026-12-30 09:15:02,120 from 203.0.113.0:58340 in 1234567 ms'
+>>> scrub_text("Uvicorn running on http://127.0.0.1:8000", ip_addresses="none")
+'Uvicorn running on http://127.0.0.1:8000'
 """
 
 from __future__ import annotations
@@ -58,8 +61,8 @@ def _ip(text: str, policy: str) -> str:
         address = ipaddress.ip_address(text)
     except ValueError:
         return text  # looked like one, is not (a time such as 12:30:45): kept as it is
-    if policy == "full":
-        return text
+    if policy == "full" or address.is_loopback or address.is_unspecified:
+        return text  # this machine's own addresses are nobody's: a server says where it listens
     if policy == "none":
         return "[ip]"
     prefix = 24 if address.version == 4 else 48

@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 
 import phonenumbers
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.config import load_config
@@ -50,6 +50,7 @@ def test_the_asctime_of_a_text_line_and_a_json_timestamp_are_kept() -> None:
 
 @given(ip=st.ip_addresses(v=4))
 def test_ipv4_addresses_follow_the_policy(ip: ipaddress.IPv4Address) -> None:
+    assume(not (ip.is_loopback or ip.is_unspecified))  # the machine's own: always kept (test below)
     line = f"client {ip}:58340 asked"
     assert scrub_text(line, ip_addresses="full") == line
     network = ipaddress.ip_network(f"{ip}/24", strict=False).network_address
@@ -59,6 +60,7 @@ def test_ipv4_addresses_follow_the_policy(ip: ipaddress.IPv4Address) -> None:
 
 @given(ip=st.ip_addresses(v=6))
 def test_ipv6_addresses_follow_the_policy(ip: ipaddress.IPv6Address) -> None:
+    assume(not (ip.is_loopback or ip.is_unspecified))  # the machine's own: always kept (test below)
     line = f"client [{ip}]:443 asked"
     assert scrub_text(line, ip_addresses="full") == line
     network = ipaddress.ip_network(f"{ip}/48", strict=False).network_address
@@ -121,3 +123,12 @@ def test_the_setting_is_checked() -> None:
         load_config(DEFAULT_CONFIG, env={"RECONSENT_LOGGING__IP_ADDRESSES": "half"})
     with pytest.raises(ValueError, match="ip_addresses"):
         Scrub("half")
+
+
+def test_the_machines_own_addresses_stay_so_a_server_says_where_it_listens() -> None:
+    from orchestrator.ops.logs import scrub_text
+
+    for policy in ("full", "truncated", "none"):
+        line = "Uvicorn running on http://127.0.0.1:8000 and [::1]:8000, bound to 0.0.0.0"
+        assert scrub_text(line, ip_addresses=policy) == line
+    assert scrub_text("client 192.0.2.77:5000", ip_addresses="truncated") == "client 192.0.2.0:5000"
