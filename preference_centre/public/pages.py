@@ -30,7 +30,7 @@ from orchestrator.consent.service import (
 )
 from orchestrator.delivery.fresh_links import send_fresh_link
 from orchestrator.domain.model import Channel, ConsentSource
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
@@ -243,6 +243,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         contact, decided, state = answer_from_page(rt, claims.contact_id, claims.campaign_id, decide)
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
+    except RequestExpired:  # the deadline sweep closed the request first: nothing was recorded
+        return render_page(request, "error.html", status_code=409, lang=langs[-1] if langs else None,
+                           message_key="over")
     lang = langs[-1]
     if decided is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
