@@ -224,7 +224,9 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
     events: list[dict[str, Any]] = []
     for channel in reachable:
         chosen = bool(answer.channels.get(channel.value))
-        action = ConsentAction.CONFIRMED if chosen else ConsentAction.DECLINED
+        # a channel left unticked next to one confirmed is "not granted", not a refusal of the request
+        refusal = ConsentAction.NOT_GRANTED if confirms else ConsentAction.DECLINED
+        action = ConsentAction.CONFIRMED if chosen else refusal
         events.append({"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.MARKETING.value,
                        "action": action.value, "at": now, "proof": proof})
         if answer.partners:
@@ -238,7 +240,8 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
         if answer.channels.get(channel.value):
             lift(conn, key, channel)
         else:
-            withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, str(proof.source), now)
+            reason = SuppressionReason.NOT_GRANTED if confirms else SuppressionReason.UNSUBSCRIBED
+            withdraw(session, key, channel, reason, str(proof.source), now)
     if confirms:
         conn.execute(_CONSENTED, {"contact_id": contact_id, "now": now})
     return state
