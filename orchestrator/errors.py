@@ -60,3 +60,8 @@ class TemplateProblems(InputError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class RequestExpired(StateError):
+    """An answer came after the deadline sweep expired the person's request: the campaign is over and
+    nothing was recorded (the sweep's expiry, suppression and retention stand)."""

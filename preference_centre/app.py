@@ -101,6 +101,7 @@ def public_guard(rt: Runtime) -> Middleware:
         headers=SECURITY_HEADERS, max_body=server.max_body_bytes, static_prefix="/static/",
         too_large=lambda request: pages.error_page(request, 413, "too_large"),
         rate_limit=RateLimit(server.post_rate_per_minute), rate_limited=_public_post,
+        rate_key=pages.unsubscribe_rate_key(rt),
         too_many=lambda request: pages.error_page(request, 429, "too_many", headers={"retry-after": "60"}),
     )
 

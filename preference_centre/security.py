@@ -7,7 +7,10 @@ public pages, the /twilio webhooks and the /admin console each configure one.
 - Body limit: a ``content-length`` above ``max_body`` is refused before the app runs, and a body that
   grows past it while read (chunked) is refused as soon as it does.
 - Rate limit: :class:`RateLimit` keeps, per client address, the times of its requests in the last
-  60 s; the guard asks it for the requests ``rate_limited(scope)`` selects (public POSTs).
+  60 s; the guard asks it for the requests ``rate_limited(scope)`` selects (public POSTs). A request
+  ``rate_key(scope)`` names (a genuine one-click unsubscribe link) is counted under that name
+  instead of its address: a mailbox provider posting for thousands of people from one address is
+  never refused for the others' unsubscribes.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class Guard:
     def __init__(self, app: ASGIApp, *, headers: Headers, max_body: int, too_large: Refusal,
                  rate_limit: RateLimit | None = None, too_many: Refusal | None = None,
                  rate_limited: Callable[[Scope], bool] = lambda scope: False,
+                 rate_key: Callable[[Scope], str | None] | None = None,
                  static_prefix: str | None = None,
                  gate: Callable[[Request], Response | None] | None = None) -> None:
         self.app = app
@@ -113,6 +117,9 @@ class Guard:
         self.rate_limit = rate_limit
         self.too_many = too_many
         self.rate_limited = rate_limited
+        #: what a limited request is counted under: ``rate_key(scope)`` when it names something (a
+        #: genuine signed link), else the client address
+        self.rate_key = rate_key
         self.static_prefix = static_prefix
         self.gate = gate
 
@@ -148,7 +155,8 @@ class Guard:
             await answer(self.too_large)
             return
         if self.rate_limit is not None and self.rate_limited(scope):
-            client = (scope.get("client") or ("?", 0))[0]
+            key = self.rate_key(scope) if self.rate_key is not None else None
+            client = key if key is not None else (scope.get("client") or ("?", 0))[0]
             if not self.rate_limit.allow(client):
                 assert self.too_many is not None
                 await answer(self.too_many)

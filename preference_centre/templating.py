@@ -37,6 +37,7 @@ MESSAGES = {
     "not_allowed": "This action is not allowed here.",
     "too_large": "This request is too large.",
     "gone": "We no longer hold data about you.",
+    "over": "This campaign is over: your answer arrived after its deadline and was not recorded.",
 }
 
 #: titles of the page shown after "send me a new link", by outcome (see self_service.send_fresh_link)

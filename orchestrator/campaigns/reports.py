@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-COLUMNS = ("queued", "sent", "delivered", "failed", "bounced", "skipped", "unsubscribed")
+COLUMNS = ("queued", "sent", "delivered", "failed", "bounced", "skipped", "unsubscribed", "declined", "not_granted")
+#: per channel only: a person's "no" on a channel (an unsubscribe, a "no thanks" to the request, a
+#: channel left unticked by someone who confirmed another), kept apart
+PER_CHANNEL = ("unsubscribed", "declined", "not_granted")
 
 
 def funnel_table(status: dict[str, Any]) -> str:
@@ -13,13 +16,13 @@ def funnel_table(status: dict[str, Any]) -> str:
         f"enrolled {status['enrolled']} → pending {status['pending']} · confirmed {status['confirmed']} · "
         f"declined {status['declined']} · expired→suppressed {status['expired']}",
         "",
-        f"{'':22}" + "".join(f"{c:>13}" for c in COLUMNS),
+        f"{'':22}" + "".join(f"{c.replace('_', ' '):>13}" for c in COLUMNS),
     ]
     for channel, counts in status["channels"].items():
         lines.append(f"{channel:22}" + "".join(f"{counts[c]:>13}" for c in COLUMNS))
     for step in status["steps"]:
         label = f"step {step['step']} d{step['day']} {step['channel']}"
-        lines.append(f"{label:22}" + "".join(f"{step[c]:>13}" for c in COLUMNS if c != "unsubscribed"))
+        lines.append(f"{label:22}" + "".join(f"{step[c]:>13}" for c in COLUMNS if c not in PER_CHANNEL))
     if status.get("paused_reason"):
         lines += ["", status["paused_reason"]]
     if status.get("failure_reasons"):

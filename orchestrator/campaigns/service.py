@@ -15,7 +15,7 @@ from sqlmodel import Session, col
 
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import CampaignState, Channel, DeliveryState, RequestState
+from orchestrator.domain.model import CampaignState, Channel, ConsentAction, DeliveryState, RequestState
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import InputError, NotFoundError, StateError
 from orchestrator.rendering.checks import (
@@ -297,8 +297,8 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
     for step_no, channel, status, skip_reason, n in rows:
         for bucket in (channels[channel], steps[step_no]):
             _count(bucket, status, skip_reason, n)
-    for channel, n in unsub.items():
-        channels[channel]["unsubscribed"] = n
+    for channel, per_action in unsub.items():
+        channels[channel].update(per_action)
     enrolled = sum(states.values())
     return {
         "id": campaign.id,
@@ -347,7 +347,8 @@ def _utc_text(value: datetime | None) -> str | None:
 
 
 def _empty_counts() -> dict[str, int]:
-    return {"queued": 0, "sent": 0, "delivered": 0, "failed": 0, "bounced": 0, "skipped": 0, "unsubscribed": 0}
+    return {"queued": 0, "sent": 0, "delivered": 0, "failed": 0, "bounced": 0, "skipped": 0, "unsubscribed": 0,
+            "declined": 0, "not_granted": 0}
 
 
 def _count(bucket: dict[str, int], status: str, skip_reason: str | None, n: int) -> None:
@@ -366,12 +367,25 @@ def _count(bucket: dict[str, int], status: str, skip_reason: str | None, n: int)
         bucket["skipped"] += n
 
 
-def _unsubscribed_counts(session: Session, campaign_id: int) -> dict[str, int]:
-    return dict(session.execute(
-        select(col(ConsentEvent.channel), func.count(func.distinct(col(ConsentEvent.contact_id))))
-        .where(col(ConsentEvent.campaign_id) == campaign_id, col(ConsentEvent.action).in_(["withdrawn", "declined"]))
-        .group_by(col(ConsentEvent.channel))
-    ).all())
+#: per channel, the people of a campaign whose answer on that channel was no, kept apart: an unsubscribe
+#: (link, one-click, STOP), a "no thanks" to the whole request, and a channel left unticked by someone
+#: who confirmed another (counted as an unsubscribe before, so a "yes by email" showed an SMS one)
+_NO_ON_A_CHANNEL = {"unsubscribed": ConsentAction.WITHDRAWN.value, "declined": ConsentAction.DECLINED.value,
+                    "not_granted": ConsentAction.NOT_GRANTED.value}
+
+
+def _unsubscribed_counts(session: Session, campaign_id: int) -> dict[str, dict[str, int]]:
+    """{channel: {"unsubscribed": n, "declined": n, "not_granted": n}} for the campaign's events."""
+    counts: dict[str, dict[str, int]] = {}
+    by_action = {action: column for column, action in _NO_ON_A_CHANNEL.items()}
+    people = func.count(func.distinct(col(ConsentEvent.contact_id)))
+    for channel, action, n in session.execute(
+        select(col(ConsentEvent.channel), col(ConsentEvent.action), people)
+        .where(col(ConsentEvent.campaign_id) == campaign_id, col(ConsentEvent.action).in_(sorted(by_action)))
+        .group_by(col(ConsentEvent.channel), col(ConsentEvent.action))
+    ).all():
+        counts.setdefault(channel, {})[by_action[action]] = n
+    return counts
 
 
 # -- the console's reads (preference_centre.admin calls these, never the store) ---------------------

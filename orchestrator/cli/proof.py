@@ -53,12 +53,15 @@ def dsr_export(ctx: click.Context, email: str | None, phone: str | None, output:
 @click.pass_context
 @fail_cleanly
 def dsr_erase(ctx: click.Context, email: str | None, phone: str | None, by: str | None) -> None:
-    """Erase one person's personal data; the hashed suppression entry stays."""
-    from orchestrator.proof.rights import erase_person
+    """Erase the personal data of every contact with this address (each is named by its
+    external_id); the hashed suppression entries stay."""
+    from orchestrator.proof.rights import erase_by_address
 
     one_address(email, phone)
-    n = erase_person(get_rt(ctx), email=email, phone=phone, handled_by=by or operator())
-    click.echo(f"{n} contact(s) erased; suppression entries kept so a re-import is refused")
+    erased = erase_by_address(get_rt(ctx), email=email, phone=phone, handled_by=by or operator())
+    click.echo(f"{len(erased)} contact(s) erased; suppression entries kept so a re-import is refused")
+    for external_id in erased:
+        click.echo(f"  erased: {external_id}")
 
 
 @dsr.command("add")

@@ -32,7 +32,7 @@ from orchestrator.domain.model import (
     RequestState,
     SuppressionReason,
 )
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
@@ -195,7 +195,8 @@ def live_person(conn: Connection, contact_id: int) -> Person:
 
 
 def record_answer(rt: Runtime, contact_id: int, campaign_id: int | None, answer: Answer, proof: Proof) -> str:
-    """Apply a preference-page answer; returns the enrolment's state afterwards ("" when none)."""
+    """Apply a preference-page answer; returns the enrolment's state afterwards ("" when none).
+    RequestExpired (nothing recorded) when the deadline sweep expired the request first."""
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         return apply_answer(session, live_person(session.connection(), contact_id), campaign_id, answer, proof, now)
@@ -212,10 +213,20 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
     # Only a "yes" on a channel the person has counts: a forged or stale form ticking a channel
     # we hold no address for must not close the request as confirmed without a confirmation event.
     confirms = any(answer.channels.get(c.value) for c in reachable)
+    # The request's transition comes first, before anything else is written: it is the one place an
+    # answer and the deadline sweep meet. Whichever moves the pending request first wins (PostgreSQL
+    # holds the row lock until commit and re-checks the other's condition; on SQLite this first write
+    # takes the database's write lock). When the sweep won, nothing of the answer is recorded.
+    target = RequestState.CONFIRMED if confirms else RequestState.DECLINED
+    state = enrolments.answer(conn, contact_id, campaign_id, target, now)
+    if state == RequestState.EXPIRED:
+        raise RequestExpired("the campaign is over: this request expired before the answer")
     events: list[dict[str, Any]] = []
     for channel in reachable:
         chosen = bool(answer.channels.get(channel.value))
-        action = ConsentAction.CONFIRMED if chosen else ConsentAction.DECLINED
+        # a channel left unticked next to one confirmed is "not granted", not a refusal of the request
+        refusal = ConsentAction.NOT_GRANTED if confirms else ConsentAction.DECLINED
+        action = ConsentAction.CONFIRMED if chosen else refusal
         events.append({"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.MARKETING.value,
                        "action": action.value, "at": now, "proof": proof})
         if answer.partners:
@@ -229,11 +240,11 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
         if answer.channels.get(channel.value):
             lift(conn, key, channel)
         else:
-            withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, str(proof.source), now)
+            reason = SuppressionReason.NOT_GRANTED if confirms else SuppressionReason.UNSUBSCRIBED
+            withdraw(session, key, channel, reason, str(proof.source), now)
     if confirms:
         conn.execute(_CONSENTED, {"contact_id": contact_id, "now": now})
-    target = RequestState.CONFIRMED if confirms else RequestState.DECLINED
-    return enrolments.answer(conn, contact_id, campaign_id, target, now)
+    return state
 
 
 _CONSENTED = update(_CONTACT).where(_CONTACT.c.id == bindparam("contact_id")).values(consented_at=bindparam("now"))
@@ -300,7 +311,8 @@ def answer_from_page(rt: Runtime, contact_id: int, campaign_id: int | None,
     """Record a page's answer in one transaction: read the live person, let ``decide`` build the
     answer from them (None: the form was not an answer, nothing is written), store the wording shown
     and apply it. Returns (person, the answer, the enrolment's state afterwards: "" when none).
-    NotFoundError when the person is gone or erased.
+    NotFoundError when the person is gone or erased; RequestExpired (nothing written) when the
+    deadline sweep expired the request first.
 
     Two first answers in one language at the same moment both store its wording: the loser's
     transaction rolls back whole and is run again, when it finds the wording and records the answer.

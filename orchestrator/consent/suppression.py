@@ -47,7 +47,8 @@ _REASONS = {r.value for r in SuppressionReason}
 _CHANNELS = {c.value for c in Channel}
 
 #: reasons an explicit new confirmation may lift (the person opted out and now opts back in)
-LIFTABLE = {SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.SMS_STOP.value}
+LIFTABLE = {SuppressionReason.UNSUBSCRIBED.value, SuppressionReason.SMS_STOP.value,
+            SuppressionReason.NOT_GRANTED.value}
 
 # -- the one writer ------------------------------------------------------------------------------------
 _TABLE: Table = SuppressionEntry.metadata.tables["suppression"]
@@ -118,7 +119,7 @@ def suppress_many(conn: Connection, entries: Iterable[tuple[str | None, str]], r
 
 
 def lift(conn: Session | Connection, key: str | None, channel: Channel | str) -> bool:
-    """Remove an opt-out the person may lift (:data:`LIFTABLE`: unsubscribed, sms_stop) on an explicit
+    """Remove an opt-out the person may lift (:data:`LIFTABLE`: unsubscribed, sms_stop, not_granted) on an explicit
     new confirmation; an erasure, a bounce or an import stays. True when an entry went."""
     if not key:
         return False

@@ -20,10 +20,10 @@ ever read from the request.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.delivery.messages import FRESH_LINK_TEMPLATE, fresh_link_message, language_of
@@ -51,11 +51,55 @@ def record_request(rt: Runtime, contact_id: int, kind: str, outcome: str, *, cha
 
 
 def recent_fresh_links(rt: Runtime, contact_id: int) -> int:
-    since = rt.clock.now() - timedelta(hours=24)
+    """Fresh links sent to this person in the last 24 h, or being sent now."""
     with session_scope(rt.engine) as session:
-        return int(session.execute(select(func.count()).select_from(SelfServiceRequest).where(
-            col(SelfServiceRequest.contact_id) == contact_id, col(SelfServiceRequest.kind) == "fresh_link",
-            col(SelfServiceRequest.outcome) == "sent", col(SelfServiceRequest.requested_at) >= since)).scalar_one())
+        return _recent(session, contact_id, rt.clock.now() - timedelta(hours=24))
+
+
+def _recent(session: Session, contact_id: int, since: datetime) -> int:
+    return int(session.execute(select(func.count()).select_from(SelfServiceRequest).where(
+        col(SelfServiceRequest.contact_id) == contact_id, col(SelfServiceRequest.kind) == "fresh_link",
+        col(SelfServiceRequest.outcome).in_(_COUNTED), col(SelfServiceRequest.requested_at) >= since)).scalar_one())
+
+
+#: the outcomes that use up one of the day's fresh links: sent, or being sent (a request in flight, or
+#: one whose process died mid-send: it may have gone out, so it counts)
+_COUNTED = ("sent", "sending")
+
+
+def reserve_fresh_link(rt: Runtime, contact_id: int, channel: Channel) -> int | None:
+    """Take one of the person's ``fresh_links_per_day`` atomically: the id of a new ``sending`` request,
+    or None (a ``rate_limited`` request is recorded) when the day's links are used up.
+
+    Concurrent requests for one person — threads of one server, or several servers — queue here:
+    on PostgreSQL behind a row lock on the contact, on SQLite behind the database's write lock that
+    the INSERT (the transaction's first write) takes; each then counts what the others committed.
+    Before, the count and the "sent" record were separated by the send itself, and 15 simultaneous
+    requests all passed the count: 15 emails.
+    """
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        session.execute(select(col(Contact.id)).where(col(Contact.id) == contact_id).with_for_update())
+        request = SelfServiceRequest(contact_id=contact_id, kind="fresh_link", channel=channel.value,
+                                     outcome="sending", requested_at=now)
+        session.add(request)
+        session.flush()
+        assert request.id is not None
+        used = _recent(session, contact_id, now - timedelta(hours=24)) - 1  # not counting this one
+        if used >= rt.config.security.fresh_links_per_day:
+            request.outcome = "rate_limited"
+            session.add(request)
+            return None
+        return request.id
+
+
+def finish_fresh_link(rt: Runtime, request_id: int, outcome: str, *, detail: str | None = None) -> None:
+    """Record how a reserved fresh link ended: ``sent`` or ``failed``."""
+    with session_scope(rt.engine) as session:
+        request = session.get(SelfServiceRequest, request_id)
+        assert request is not None
+        request.outcome, request.detail = outcome, detail
+        session.add(request)
 
 
 def pick_channel(contact: Contact, preferred: str | None) -> Channel | None:
@@ -92,14 +136,14 @@ async def send_fresh_link(rt: Runtime, claims: LinkClaims,
         record_request(rt, contact.id or 0, "fresh_link", "refused", channel=channel.value,
                        detail="address suppressed")
         return "refused"
-    if recent_fresh_links(rt, contact.id or 0) >= rt.config.security.fresh_links_per_day:
-        record_request(rt, contact.id or 0, "fresh_link", "rate_limited", channel=channel.value)
+    request_id = reserve_fresh_link(rt, contact.id or 0, channel)
+    if request_id is None:
         return "rate_limited"
     try:
-        message = build_fresh_link(rt, contact, claims, channel)
+        message = build_fresh_link(rt, contact, claims, channel, request_id=request_id)
     except InputError as exc:  # e.g. an imported newlink without this channel's wording
         log.warning("fresh link not sent: %s", exc)
-        record_request(rt, contact.id or 0, "fresh_link", "failed", channel=channel.value, detail=str(exc)[:200])
+        finish_fresh_link(rt, request_id, "failed", detail=str(exc)[:200])
         return "failed"
     own = channels is None
     adapters = channels if channels is not None else build_channels(rt.config)
@@ -109,20 +153,21 @@ async def send_fresh_link(rt: Runtime, claims: LinkClaims,
         # The provider's text may quote the address: keep only the kind of error and its code.
         what = f"{type(exc).__name__} {exc.code or ''}".strip()
         log.warning("fresh link not sent: %s", what)
-        record_request(rt, contact.id or 0, "fresh_link", "failed", channel=channel.value, detail=what)
+        finish_fresh_link(rt, request_id, "failed", detail=what)
         return "failed"
     finally:
         if own:
             for adapter in adapters.values():
                 await adapter.close()
-    record_request(rt, contact.id or 0, "fresh_link", "sent", channel=channel.value,
-                   detail=message.meta.get("template_version"))
+    finish_fresh_link(rt, request_id, "sent", detail=message.meta.get("template_version"))
     return "sent"
 
 
-def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel: Channel) -> OutboundMessage:
+def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel: Channel, *,
+                     request_id: int | None = None) -> OutboundMessage:
     """The fresh-link message (``orchestrator.delivery.messages``, the one factory), in the person's
-    language: the contact's locale, else the campaign's default, else ``contacts.default_locale``."""
+    language: the contact's locale, else the campaign's default, else ``contacts.default_locale``.
+    ``request_id`` (the reserved request) makes its Message-ID and idempotency key its own."""
     assert contact.id is not None
     fallback = rt.config.contacts.default_locale
     if claims.campaign_id is not None:
@@ -133,4 +178,4 @@ def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel:
     locale, version = wording_now(rt, FRESH_LINK_TEMPLATE, channel, language_of(contact.locale), default=fallback)
     address = (contact.email if channel is Channel.EMAIL else contact.phone) or ""
     return fresh_link_message(rt, contact_id=contact.id, person=contact, address=address, channel=channel,
-                              campaign_id=claims.campaign_id, locale=locale, version=version)
+                              campaign_id=claims.campaign_id, locale=locale, version=version, request_id=request_id)

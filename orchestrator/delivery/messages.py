@@ -127,10 +127,12 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
 
 
 def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, address: str, channel: Channel,
-                       campaign_id: int | None, locale: str, version: str | None) -> OutboundMessage:
+                       campaign_id: int | None, locale: str, version: str | None,
+                       request_id: int | None = None) -> OutboundMessage:
     """The fresh preference-page link a person asked for (template ``newlink``), rendered in
     ``locale`` (``version``: the imported wording to use, None for the shipped one). Not an outbox
-    row: no status callback, a Message-ID of its own."""
+    row: no status callback, a Message-ID of its own (``request_id``, the person's request, keeps two
+    links asked for in the same second apart)."""
     links = _links(rt, LinkClaims(contact_id=contact_id, campaign_id=campaign_id, channel=channel.value))
     now = rt.clock.now()
     deadline = now + timedelta(days=rt.config.security.page_link_max_age_days)
@@ -138,6 +140,8 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
                           short_url=links.page, deadline=deadline, locale=locale)
     rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx, version)
     key = f"newlink-k{contact_id}-{channel.value}-{int(now.timestamp())}"
+    if request_id is not None:
+        key += f"-r{request_id}"
     meta = {"template_version": rendered.version, "locale": locale}
     if channel is Channel.EMAIL:
         return OutboundMessage(

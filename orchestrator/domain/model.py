@@ -36,6 +36,9 @@ class ConsentAction(StrEnum):
     DECLINED = "declined"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+    #: the person confirmed another channel and left this one unticked: no consent here, but neither
+    #: an unsubscribe (withdrawn) nor a refusal of the whole request (declined)
+    NOT_GRANTED = "not_granted"
 
 
 class ConsentSource(StrEnum):
@@ -57,6 +60,8 @@ class SuppressionReason(StrEnum):
     SMS_STOP = "sms_stop"
     ERASED = "erased"
     IMPORTED = "imported"
+    #: a channel left unticked by someone who confirmed another (see ConsentAction.NOT_GRANTED)
+    NOT_GRANTED = "not_granted"
 
 
 class CampaignState(StrEnum):

@@ -182,7 +182,8 @@ class SelfServiceRequest(SQLModel, table=True):
 
     ``kind``: ``fresh_link`` (a new link sent to the address on file), ``export`` (download my data),
     ``erase`` (erase my data). ``outcome``: ``sent``, ``done``, ``rate_limited``, ``failed``,
-    ``refused``. No address and no token is stored: the contact id is enough to find the person.
+    ``refused``, ``sending`` (reserved, being sent). No address and no token is stored: the contact id
+    is enough to find the person.
     """
 
     __tablename__ = "self_service_request"

@@ -179,6 +179,7 @@ def funnel_rows(status: dict[str, Any], _: Any) -> list[tuple[str, int, str]]:
         (_("confirmed"), status["confirmed"], "b-yes"),
         (_("declined"), status["declined"], "b-no"),
         (_("unsubscribed"), sum(v["unsubscribed"] for v in c.values()), "b-no"),
+        (_("not granted (channel left unticked)"), sum(v["not_granted"] for v in c.values()), "b-exp"),
         (_("bounced"), sum(v["bounced"] for v in c.values()), "b-no"),
         (_("expired → suppressed"), status["expired"], "b-exp"),
     ]

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.types import Scope
 
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import (
@@ -30,7 +31,7 @@ from orchestrator.consent.service import (
 )
 from orchestrator.delivery.fresh_links import send_fresh_link
 from orchestrator.domain.model import Channel, ConsentSource
-from orchestrator.errors import NotFoundError
+from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
@@ -243,6 +244,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         contact, decided, state = answer_from_page(rt, claims.contact_id, claims.campaign_id, decide)
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=None, message_key="gone")
+    except RequestExpired:  # the deadline sweep closed the request first: nothing was recorded
+        return render_page(request, "error.html", status_code=409, lang=langs[-1] if langs else None,
+                           message_key="over")
     lang = langs[-1]
     if decided is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
@@ -297,6 +301,30 @@ async def unsubscribe(request: Request) -> Response:
         return PlainTextResponse("unsubscribed")
     return render_page(request, "unsubscribe.html", lang=lang, action=action, channel=channel,
                        masked=masked, done=True)
+
+
+def unsubscribe_rate_key(rt: Runtime) -> Callable[[Scope], str | None]:
+    """For the guard's rate limit: a POST to a genuine unsubscribe link is counted per link, not per
+    client address. Mailbox providers send RFC 8058 one-click unsubscribes for all their users from
+    a few addresses; counted per address, the 31st in a minute was refused and lost. A forged or
+    expired token, and every other form, stays limited per address (None).
+
+    >>> key = unsubscribe_rate_key(Runtime.__new__(Runtime))
+    >>> key({"path": "/p/abc"}), key({"path": "/u/"}), key({"path": "/u/abc/renew"})
+    (None, None, None)
+    """
+    def key(scope: Scope) -> str | None:
+        path: str = scope["path"]
+        token = path[3:]
+        if not path.startswith("/u/") or not token or "/" in token:
+            return None
+        try:
+            claims = rt.links.loads("unsubscribe", token, max_age_days=max_age_days(rt, "unsubscribe"))
+        except (LinkInvalid, LinkExpired):
+            return None
+        return f"unsubscribe:{claims.contact_id}:{claims.campaign_id}:{claims.channel}"
+
+    return key
 
 
 async def short_link(request: Request) -> Response:

@@ -71,7 +71,7 @@ def test_confirm_records_events_with_proof_and_closes_the_request(setup: tuple[R
         wording = s.get(Wording, events[0].wording_hash)
         assert ledger.verify(s).broken_at is None
     assert enrolment.state == "confirmed"
-    assert [(e.channel, e.action) for e in events] == [("email", "confirmed"), ("sms", "declined")]
+    assert [(e.channel, e.action) for e in events] == [("email", "confirmed"), ("sms", "not_granted")]
     e = events[0]
     assert (e.source, e.campaign_id, e.wording_name, e.locale) == ("preference_centre", 1, "preference_page", "fr")
     assert e.ip == "testclient" and e.user_agent == "Mozilla/5.0 (iPhone)" and e.occurred_at is not None
@@ -211,7 +211,7 @@ def test_nothing_is_pre_ticked_and_yes_alone_applies_to_the_links_channel(setup:
     assert client.post(f"/p/{page}", data={"action": "confirm"}).status_code == 200
     with Session(rt.engine) as s:
         events = [(e.channel, e.action) for e in s.exec(select(ConsentEvent).order_by(ConsentEvent.id))]
-    assert events == [("email", "confirmed"), ("sms", "declined")]  # the link was sent by email
+    assert events == [("email", "confirmed"), ("sms", "not_granted")]  # the link was sent by email
     again = client.get(f"/p/{page}").text
     assert 'name="email" value="yes" checked' in again and 'name="sms" value="yes" checked' not in again
 
@@ -245,6 +245,6 @@ def test_two_first_answers_in_a_language_at_once_both_record(setup: tuple[Runtim
     assert client.post(f"/p/{page}", data={"email": "yes", "action": "confirm"}).status_code == 200
     with Session(rt.engine) as s:
         events = list(s.exec(select(ConsentEvent)))
-        assert [(e.channel, e.action) for e in events] == [("email", "confirmed"), ("sms", "declined")]
+        assert [(e.channel, e.action) for e in events] == [("email", "confirmed"), ("sms", "not_granted")]
         assert {e.wording_hash for e in events} == set(raced)
         assert ledger.verify(s).broken_at is None

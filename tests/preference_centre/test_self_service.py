@@ -161,7 +161,7 @@ def test_download_my_data_is_a_post_behind_a_rights_token_and_recorded(
     assert "attachment" in resp.headers["content-disposition"]
     (me,) = json.loads(resp.content)["people"]
     assert me["profile"]["email"] == "person1@example.org"
-    assert [(e["channel"], e["action"]) for e in me["consent_events"]] == [("email", "confirmed"), ("sms", "declined")]
+    assert [(e["channel"], e["action"]) for e in me["consent_events"]] == [("email", "confirmed"), ("sms", "not_granted")]
     assert me["consent_events"][0]["wording_text"] and me["consent_events"][0]["ip"] == "testclient"
     assert {(m["channel"], m["template"]) for m in me["messages"]} == {("email", "reconsent"), ("email", "reminder"),
                                                                         ("sms", "reconsent")}

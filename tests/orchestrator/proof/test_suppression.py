@@ -67,7 +67,7 @@ def test_hashed_list_without_channel_column_blocks_both_channels(rt: Runtime, tm
     bad.write_text(f"key,channel,reason\n{key},fax,imported\n{key},email,gone\n", encoding="utf-8")
     assert import_list(rt, bad).rejected == [
         (2, "channel: expected email or sms, got 'fax'"),
-        (3, "reason: expected one of bounced, complaint, erased, imported, no_response, sms_stop, unsubscribed, got 'gone'"),
+        (3, "reason: expected one of bounced, complaint, erased, imported, no_response, not_granted, sms_stop, unsubscribed, got 'gone'"),
     ]
 
 
