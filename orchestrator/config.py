@@ -114,6 +114,8 @@ DEFAULT_STOP_WORDS = {
 }
 DEFAULT_START_WORDS = {"fr": ["START", "UNSTOP"], "en": ["START", "UNSTOP"]}
 DEFAULT_HELP_WORDS = {"fr": ["HELP", "INFO", "AIDE"], "en": ["HELP", "INFO"]}
+DEFAULT_YES_WORDS = {"fr": ["OUI", "O"], "en": ["YES", "Y"]}
+DEFAULT_NO_WORDS = {"fr": ["NON"], "en": ["NO"]}
 
 
 @dataclass
@@ -127,6 +129,12 @@ class KeywordsConfig:
     help: dict[str, list[str]] = _doc(
         "Per locale, replies answered with the help text (sender, STOP number, privacy notice)",
         factory=lambda: {k: list(v) for k, v in DEFAULT_HELP_WORDS.items()})
+    yes: dict[str, list[str]] = _doc(
+        "Per locale, replies to a re-consent SMS that confirm SMS consent (see docs/sms.md)",
+        factory=lambda: {k: list(v) for k, v in DEFAULT_YES_WORDS.items()})
+    no: dict[str, list[str]] = _doc(
+        "Per locale, replies to a re-consent SMS that decline it (SMS consent withdrawn, number suppressed)",
+        factory=lambda: {k: list(v) for k, v in DEFAULT_NO_WORDS.items()})
 
 
 @dataclass

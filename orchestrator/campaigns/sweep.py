@@ -1,5 +1,6 @@
 """The deadline sweep [R5]: whoever never answered is expired, suppressed (no_response), and their
-personal data goes per retention policy. Suppressed people are never messaged again, even after a
+personal data goes per retention policy (a channel granted or confirmed since the request
+was made is kept, and so is the person). Suppressed people are never messaged again, even after a
 re-import, because the suppression entry (a keyed hash) outlives the profile."""
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, or_, select, update
+from sqlalchemy import Row, Select, and_, func, or_, select, update
 from sqlmodel import Session, col
 
 from orchestrator.consent import enrolments, ledger, suppression
 from orchestrator.consent.ledger import Proof
+from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import (
     CampaignState,
     Channel,
@@ -28,7 +30,7 @@ from orchestrator.domain.model import (
 from orchestrator.proof.retention import erase_many, scrub_profile
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage
 
 BATCH = 5000
 
@@ -84,7 +86,8 @@ def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepRe
             query: Select[*tuple[Any, ...]] = (
                 select(col(Enrolment.id), col(Enrolment.contact_id).label("enrolled"),
                        col(Contact.id).label("contact_id"), col(Contact.email),
-                       col(Contact.phone), col(Contact.email_key), col(Contact.phone_key), col(Contact.erased_at))
+                       col(Contact.phone), col(Contact.email_key), col(Contact.phone_key), col(Contact.erased_at),
+                       col(Enrolment.enrolled_at))
                 .join(Contact, col(Contact.id) == col(Enrolment.contact_id), isouter=True)
                 .where(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.PENDING.value,
                        col(Enrolment.id) > last_id)
@@ -131,11 +134,15 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
         .execution_options(synchronize_session=False)
     )
     live = [r for r in batch if r.contact_id is not None and r.erased_at is None]  # erased: nothing to do
-    live_ids = [r.contact_id for r in live]
+    # A channel whose consent was granted or confirmed after the request was made (a START, an API
+    # grant) is the person's current choice: it is neither expired nor suppressed, and the person's
+    # data stays (erasing it would lose that consent).
+    given = given_since_request(session, live)
+    live_ids = [r.contact_id for r in live if not any((r.contact_id, c) in given for c in Channel)]
     email, sms = Channel.EMAIL.value, Channel.SMS.value
     reach = [(r.contact_id, channel, key) for r in live
              for channel, address, key in ((email, r.email, r.email_key), (sms, r.phone, r.phone_key))
-             if address]
+             if address and (r.contact_id, channel) not in given]
     # ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason.
     report.suppressed += suppression.suppress_many(session.connection(), ((key, channel) for _, channel, key in reach),
                                                    SuppressionReason.NO_RESPONSE, f"campaign:{campaign_id}", now)
@@ -152,6 +159,25 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
             report.anonymised += len(live_ids)
         else:
             report.deleted += len(live_ids)
+
+
+def given_since_request(session: Session, rows: Sequence[Row[Any]]) -> set[tuple[int, str]]:
+    """(contact, channel) pairs of these enrolment rows whose newest marketing event is a grant or a
+    confirmation made at or after the request (``enrolled_at``): one set-based query per batch."""
+    if not rows:
+        return set()
+    enrolled = {r.contact_id: as_utc(r.enrolled_at) for r in rows}
+    newest = (select(func.max(col(ConsentEvent.id)))
+              .where(col(ConsentEvent.contact_id).in_(list(enrolled)),
+                     col(ConsentEvent.purpose) == Purpose.MARKETING.value)
+              .group_by(col(ConsentEvent.contact_id), col(ConsentEvent.channel)))
+    found = session.execute(
+        select(col(ConsentEvent.contact_id), col(ConsentEvent.channel), col(ConsentEvent.action),
+               col(ConsentEvent.occurred_at))
+        .where(col(ConsentEvent.id).in_(newest))
+    ).all()
+    return {(contact_id, channel) for contact_id, channel, action, at in found
+            if action in ledger.GIVEN and as_utc(at) >= enrolled[contact_id]}
 
 
 #: kept for callers of the skeleton's name; see :func:`orchestrator.proof.retention.scrub_profile`

@@ -1,7 +1,9 @@
-"""SMS keywords [S4]: which reply is a STOP, a START or a HELP, and the HELP answer. Pure rules, no I/O.
+"""SMS keywords [S4]: which reply is a STOP, a START, a yes, a no or a HELP, and the texts we answer
+with. Pure rules, no I/O.
 
 Replies are matched on the whole body, case- and accent-insensitive, against the keyword lists of
-``[keywords]`` for every locale (a STOP is honoured whatever the contact's language).
+``[keywords]`` for every locale (a STOP is honoured whatever the contact's language). A reply that
+matches no list is "not understood" (see :data:`NOT_UNDERSTOOD_TEXT`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from orchestrator.config import Config
 HELP_TEXT = {
     "fr": "{name} : messages sur vos choix de contact. STOP au {stop} pour ne plus en recevoir. Infos : {privacy}",
     "en": "{name}: messages about your contact choices. Reply STOP to {stop} to opt out. Info: {privacy}",
+}
+#: the short answer to a reply we did not understand (at most one per number per day)
+NOT_UNDERSTOOD_TEXT = {
+    "fr": "{name} : répondez OUI pour garder nos offres par SMS, NON pour ne plus les recevoir. STOP au {stop}",
+    "en": "{name}: reply YES to keep our offers by SMS, NO to stop them. STOP to {stop}",
 }
 
 
@@ -29,26 +36,32 @@ def keyword(body: str) -> str:
 
 
 def match_keyword(config: Config, body: str) -> tuple[str, str, list[str]] | None:
-    """(kind, word, locales whose list has it) for a reply, or None. Kind is stop, start or help.
+    """(kind, word, locales whose list has it) for a reply, or None. Kind is stop, start, yes, no or help
+    (in that order: a word in two lists is the first one's).
 
     >>> from orchestrator.config import Config
     >>> match_keyword(Config(), "Arrête")
     ('stop', 'ARRETE', ['fr'])
     >>> match_keyword(Config(), "info")[0], match_keyword(Config(), "stop maintenant")
     ('help', None)
+    >>> match_keyword(Config(), "Oui !"), match_keyword(Config(), "no")
+    (('yes', 'OUI', ['fr']), ('no', 'NO', ['en']))
     """
     word = keyword(body)
     if not word:
         return None
     kw = config.keywords
-    for kind, lists in (("stop", kw.stop), ("start", kw.start), ("help", kw.help)):
+    for kind, lists in (("stop", kw.stop), ("start", kw.start), ("yes", kw.yes), ("no", kw.no), ("help", kw.help)):
         locales = [loc for loc, words in lists.items() if word in {keyword(w) for w in words}]
         if locales:
             return kind, word, locales
     return None
 
 
-def help_text(config: Config, locale: str) -> str:
+def help_text(config: Config, locale: str, stop_number: str | None = None, *,
+              texts: dict[str, str] = HELP_TEXT) -> str:
+    """The help text (or ``texts=NOT_UNDERSTOOD_TEXT``) in ``locale`` (else French), naming
+    ``stop_number`` (else ``sender.stop_number``)."""
     s = config.sender
-    template = HELP_TEXT.get(locale) or HELP_TEXT["fr"]
-    return template.format(name=s.name, stop=s.stop_number, privacy=s.privacy_url)
+    template = texts.get(locale) or texts["fr"]
+    return template.format(name=s.name, stop=stop_number or s.stop_number, privacy=s.privacy_url)

@@ -1,4 +1,5 @@
-"""Recording what people answer: the preference page, one-click unsubscribe, SMS keywords, sweeps.
+"""Recording what people answer: the preference page, one-click unsubscribe, sweeps (SMS replies:
+``orchestrator.consent.sms_replies``).
 
 Consent changes only through an explicit, recorded action [R1]; each change is a ledger event with
 proof [R2] and, when it stops messages, a suppression entry that takes effect before the next send [R7].
@@ -6,7 +7,6 @@ proof [R2] and, when it stops messages, a suppression entry that takes effect be
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -16,18 +16,15 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Table, bindparam, exists, literal_column, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from orchestrator.consent import enrolments, ledger
-from orchestrator.consent.keywords import HELP_TEXT, help_text, match_keyword
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.suppression import LIFTABLE, is_suppressed, lift, suppress
-from orchestrator.domain.addresses import normalise_sender
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import (
     Channel,
     ConsentAction,
-    ConsentSource,
     Purpose,
     RequestState,
     SuppressionReason,
@@ -36,8 +33,6 @@ from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
-
-_sms_log = logging.getLogger("reconsent.twilio")
 
 __all__ = ["LIFTABLE", "Answer", "PageFacts", "Person", "apply_answer", "contact_channels", "is_suppressed", "key_of",
            "lift", "live_person", "page_facts", "record_answer", "record_unsubscribe", "suppress", "withdraw"]
@@ -369,52 +364,3 @@ def sent_link(rt: Runtime, outbox_id: int) -> SentLink | None:
             return None
         return SentLink(row.contact_id, row.campaign_id, row.channel,
                         as_utc(row.sent_at) if row.sent_at is not None else None)
-
-
-def sms_keyword(rt: Runtime, from_number: str, body: str) -> str | None:
-    """Apply an inbound SMS reply [S4]; returns the text to answer with (HELP), else None.
-
-    STOP words withdraw SMS consent and suppress the number; START words re-grant it (lifting an
-    opt-out, not a bounce or an erasure); HELP words get the help text in the sender's language.
-    Each STOP/START is a ledger event with source ``sms_keyword``, the exact reply as the wording,
-    and the campaign of the last SMS sent to that contact. A STOP also declines every pending request.
-    """
-    matched = match_keyword(rt.config, body)
-    if matched is None or not from_number:
-        return None
-    kind, word, locales = matched
-    key = rt.key_for(normalise_sender(from_number, rt.config.contacts.default_region))
-    now = rt.clock.now()
-    with session_scope(rt.engine) as session:
-        contacts = list(session.execute(
-            select(Contact).where(col(Contact.phone_key) == key, col(Contact.erased_at).is_(None))
-        ).scalars())
-        if kind == "help":
-            known = [c.locale for c in contacts if c.locale in locales or c.locale in HELP_TEXT]
-            return help_text(rt.config, known[0] if known else locales[0])
-        if kind == "stop":
-            # A STOP is an answer: no further step of a pending campaign for this person [O3].
-            withdraw(session, key, Channel.SMS.value, SuppressionReason.SMS_STOP, ConsentSource.SMS_KEYWORD.value, now,
-                     decline=[c.id for c in contacts if c.id is not None])
-            action = ConsentAction.WITHDRAWN
-        else:
-            lift(session, key, Channel.SMS.value)
-            action = ConsentAction.GRANTED
-        locale = next((c.locale for c in contacts if c.locale in locales), locales[0])
-        wording = ledger.remember_wording(session, name="sms_keyword", locale=locale,
-                                          text_shown=body.strip()[:40], at=now)
-        for contact in contacts:
-            assert contact.id is not None
-            last = session.execute(
-                select(col(OutboxMessage.campaign_id), col(OutboxMessage.step))
-                .where(col(OutboxMessage.contact_id) == contact.id, col(OutboxMessage.channel) == Channel.SMS.value,
-                       col(OutboxMessage.sent_at).is_not(None))
-                .order_by(col(OutboxMessage.sent_at).desc()).limit(1)
-            ).first()
-            proof = Proof(source=ConsentSource.SMS_KEYWORD, campaign_id=last[0] if last else None,
-                          step=last[1] if last else None, wording_name=f"sms_keyword:{word}",
-                          wording_hash=wording, locale=locale)
-            ledger.append(session, contact_id=contact.id, channel=Channel.SMS, purpose=Purpose.MARKETING,
-                          action=action, at=now, proof=proof)
-    _sms_log.info("SMS keyword %s (%s) applied to %d contact(s)", word, kind, len(contacts))
-    return None

@@ -1,9 +1,10 @@
 """Twilio delivery status callbacks [S2], applied to the outbox (the webhook verifies and parses).
 
 Callbacks are idempotent: a status already reached (or passed) is a no-op, and neither our delivery
-state nor the stored provider status ever moves backwards. An error code meaning the number cannot
-receive SMS marks the message bounced and suppresses the number; 21610 (the person sent STOP to the
-provider) suppresses it as an SMS stop.
+state nor the stored provider status ever moves backwards (``delivered`` is final: a late ``failed``
+changes nothing). A callback only ever matches an SMS row (``unknown message`` otherwise). An error
+code meaning the number cannot receive SMS marks the message bounced and suppresses the number;
+21610 (the person sent STOP to the provider) suppresses it as an SMS stop.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def apply_sms_status(rt: Runtime, sid: str, status: str, error: str = "") -> str
     error = error.strip()[:10]
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        row = session.execute(select(OutboxMessage).where(col(OutboxMessage.provider_id) == sid)).scalar_one_or_none()
+        # SMS rows only: an email row's provider id is its Message-ID, which a callback must never touch
+        row = session.execute(select(OutboxMessage).where(
+            col(OutboxMessage.provider_id) == sid, col(OutboxMessage.channel) == Channel.SMS.value,
+        )).scalar_one_or_none()
         if row is None:
             return "unknown message"
         if target is DeliveryState.FAILED and error in UNREACHABLE_CODES:

@@ -4,6 +4,8 @@ A transition that goes backwards is refused here, in one place, not checked ad h
 
 >>> DeliveryState.can_move(DeliveryState.DELIVERED, DeliveryState.SENT)
 False
+>>> DeliveryState.can_move(DeliveryState.DELIVERED, DeliveryState.FAILED)
+False
 >>> RequestState.can_move(RequestState.PENDING, RequestState.CONFIRMED)
 True
 """
@@ -130,8 +132,10 @@ _DELIVERY_RANK = {
     DeliveryState.FAILED: 4,
     DeliveryState.SKIPPED: 4,
 }
+#: delivered is final too: a late "failed" or "undelivered" report after the handset confirmed
+#: receipt (out-of-order provider callbacks) must not turn a received message into a failure
 _DELIVERY_TERMINAL = frozenset(
-    {DeliveryState.BOUNCED, DeliveryState.FAILED, DeliveryState.SKIPPED}
+    {DeliveryState.DELIVERED, DeliveryState.BOUNCED, DeliveryState.FAILED, DeliveryState.SKIPPED}
 )
 
 

@@ -312,3 +312,12 @@ class DsrRequest(SQLModel, table=True):
     handled_by: str | None = None
     handled_at: datetime | None = None
     note: str | None = None
+
+
+class SmsReplyNotice(SQLModel, table=True):
+    """When we last answered an SMS reply we did not understand, per number (keyed hash, never the
+    number): at most one such answer per number per day (``orchestrator.consent.sms_replies``)."""
+
+    __tablename__ = "sms_reply_notice"
+    key: str = Field(primary_key=True)  # suppression-style HMAC of the number
+    replied_on: date  # the day (UTC) of the last answer

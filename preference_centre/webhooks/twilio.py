@@ -4,8 +4,8 @@ A request whose ``X-Twilio-Signature`` does not match the *public* URL (``public
 query, so it works behind a TLS-terminating proxy that rewrites host, scheme or prefix) and the
 posted parameters gets 403 and changes nothing. Otherwise the handler parses the form and calls a
 service: :func:`orchestrator.delivery.sms_status.apply_sms_status` for a status callback (fields we
-do not know are accepted and ignored), :func:`orchestrator.consent.service.sms_keyword` for a reply
-(STOP, START, HELP: the rule lives there), whose answer goes back as TwiML.
+do not know are accepted and ignored), :func:`orchestrator.consent.sms_replies.sms_reply` for a reply
+(STOP, START, OUI/NON, HELP, anything else: the rules live there), whose answer goes back as TwiML.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
-from orchestrator.consent.service import sms_keyword
+from orchestrator.consent.sms_replies import sms_reply
 from orchestrator.delivery.sms_status import apply_sms_status
 from orchestrator.runtime import Runtime
 
@@ -69,4 +69,5 @@ async def inbound(request: Request) -> Response:
     params = await _verified_form(request)
     if params is None:
         return PlainTextResponse("forbidden", status_code=403)
-    return twiml(sms_keyword(request.app.state.rt, params.get("From", ""), params.get("Body", "")))
+    sid = params.get("MessageSid") or params.get("SmsSid") or ""
+    return twiml(sms_reply(request.app.state.rt, params.get("From", ""), params.get("Body", ""), sid))

@@ -96,7 +96,8 @@ def test_an_answer_committed_after_the_batch_was_read_is_kept(
     with Session(rt.engine) as s:
         stale = s.execute(
             select(Enrolment.id, Enrolment.contact_id.label("enrolled"), Contact.id.label("contact_id"),  # type: ignore[attr-defined]
-                   Contact.email, Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at)
+                   Contact.email, Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at,
+                   Enrolment.enrolled_at)
             .join(Contact, Contact.id == Enrolment.contact_id)  # type: ignore[arg-type]
             .order_by(Enrolment.id)).all()
     assert len(stale) == 3

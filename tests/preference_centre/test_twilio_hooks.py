@@ -3,6 +3,7 @@ keywords on the whole body in every configured language, each a ledger event wit
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -179,7 +180,7 @@ def test_every_stop_word_withdraws_and_suppresses_with_proof(
     assert len(evs) == n
     assert {(e.action, e.channel, e.source) for e in evs} == {("withdrawn", "sms", "sms_keyword")}
     assert all(e.campaign_id is not None and e.step == 0 for e in evs)
-    assert [wordings[i].text for i in range(1, n + 1)] == [b.strip() for b in STOP_BODIES]  # type: ignore[union-attr]
+    assert [json.loads(wordings[i].text)["reply"] for i in range(1, n + 1)] == [b.strip() for b in STOP_BODIES]  # type: ignore[union-attr]
     assert enrolments == ["declined"] * n  # an answer: no further step of this campaign
 
 
@@ -187,7 +188,9 @@ def test_every_stop_word_withdraws_and_suppresses_with_proof(
 def test_only_the_whole_body_counts(sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path], body: str) -> None:
     sent_sms(sms_rt, write_csv, twilio)
     resp = post(TestClient(create_app(sms_rt)), "/twilio/inbound", {"From": PHONE, "Body": body})
-    assert resp.status_code == 200 and "<Message>" not in resp.text  # type: ignore[attr-defined]
+    assert resp.status_code == 200  # type: ignore[attr-defined]
+    # not a keyword: only the short "reply OUI or NON" help (nothing for an empty body), nothing recorded
+    assert ("répondez OUI" in resp.text) is bool(body)  # type: ignore[attr-defined]
     assert events(sms_rt) == []
 
 
@@ -243,3 +246,39 @@ def test_keyword_lists_are_configurable_per_locale(
     post(client, "/twilio/inbound", {"From": PHONE, "Body": "ARRET"})  # no longer in the list
     assert [(e.contact_id, e.wording_name) for e in events(rt)] == [
         (1, "sms_keyword:DESABONNER"), (2, "sms_keyword:BAJA")]
+
+
+@pytest.mark.parametrize("last", ["delivered", "read"])
+def test_a_late_failure_after_delivery_changes_nothing(
+    sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path], last: str
+) -> None:
+    sid = sent_sms(sms_rt, write_csv, twilio)
+    client = TestClient(create_app(sms_rt))
+    post(client, "/twilio/status", {"MessageSid": sid, "MessageStatus": "delivered"})
+    post(client, "/twilio/status", {"MessageSid": sid, "MessageStatus": last})
+    before = row_of(sms_rt, sid)
+    for status, code in (("failed", "30005"), ("undelivered", "30006"), ("failed", "21610")):
+        post(client, "/twilio/status", {"MessageSid": sid, "MessageStatus": status, "ErrorCode": code})
+    after = row_of(sms_rt, sid)
+    assert (after.status, after.provider_status, after.updated_at, after.last_error) == (
+        "delivered", last, before.updated_at, None)
+    with Session(sms_rt.engine) as s:
+        assert list(s.exec(select(SuppressionEntry))) == []
+
+
+def test_a_status_callback_never_touches_an_email(
+    sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path]
+) -> None:
+    launch(sms_rt, write_csv([person(1)]), steps=[{"day": 0, "channel": "email", "template": "reconsent"}])
+    assert run(dispatch_once(sms_rt)).sent == 1
+    with Session(sms_rt.engine) as s:
+        email = s.exec(select(OutboxMessage)).one()
+    assert email.channel == "email" and email.provider_id
+    resp = post(TestClient(create_app(sms_rt)), "/twilio/status",
+                {"MessageSid": email.provider_id, "MessageStatus": "undelivered", "ErrorCode": "30005"})
+    assert resp.text == "unknown message"  # type: ignore[attr-defined]
+    with Session(sms_rt.engine) as s:
+        again = s.get(OutboxMessage, email.id)
+        assert again is not None and (again.status, again.provider_status, again.last_error, again.updated_at) == (
+            "sent", email.provider_status, None, email.updated_at)
+        assert list(s.exec(select(SuppressionEntry))) == []

@@ -190,7 +190,7 @@ def build_machine(rt: Runtime, tmp: Path) -> type[RuleBasedStateMachine]:
                           wording_hash="List-Unsubscribe=One-Click", ip="192.0.2.8", user_agent="mail-client")
             record_unsubscribe(rt, contact_id, campaign_id, channel, proof)
 
-        @rule(n=st.sampled_from(list(PEOPLE)), word=st.sampled_from(["STOP", "arrêt", "START", "Unstop", "HELP"]))
+        @rule(n=st.sampled_from(list(PEOPLE)), word=st.sampled_from(["STOP", "arrêt", "START", "Unstop", "HELP", "Oui", "non", "hein ?"]))
         def sms_keyword(self, n: int, word: str) -> None:
             params = {"From": person(n)["phone"], "To": "+33700000000", "Body": word, "MessageSid": f"SM{n}"}
             url = rt.url("/twilio/inbound")
@@ -243,7 +243,9 @@ def build_machine(rt: Runtime, tmp: Path) -> type[RuleBasedStateMachine]:
                         ConsentEvent.action == "confirmed")).scalars().all()
                     assert proofs, f"enrolment {e.id} confirmed without a confirmation event"
                     for p in proofs:
-                        assert p.source == ConsentSource.PREFERENCE_CENTRE and p.ip and p.user_agent
+                        # the page (with the request's IP and user agent) or an SMS reply (its document)
+                        assert (p.source == ConsentSource.PREFERENCE_CENTRE and p.ip and p.user_agent) or (
+                            p.source == ConsentSource.SMS_KEYWORD and p.wording_name.startswith("sms_keyword:"))
                         assert p.wording_hash and s.get(Wording, p.wording_hash) is not None
 
         @invariant()

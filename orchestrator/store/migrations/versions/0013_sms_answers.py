@@ -1,0 +1,28 @@
+"""sms answers: when an SMS reply we did not understand was last answered, per number (keyed hash)
+
+Revision ID: 0013_sms_answers
+Revises: 0012_job_paths
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = '0013_sms_answers'
+down_revision = '0012_job_paths'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'sms_reply_notice',
+        sa.Column('key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column('replied_on', sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint('key'),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('sms_reply_notice')
