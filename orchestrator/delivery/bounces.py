@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from orchestrator.consent.service import withdraw
+from orchestrator.domain.message import canonical_message_id
 from orchestrator.domain.model import Channel, DeliveryState, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
@@ -121,7 +122,7 @@ def _original_message_id(part: Message) -> str | None:
         raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(payload or "")
         headers = HeaderParser().parsestr(raw)
         value = headers.get("Message-ID")
-    return str(value).strip() if value else None
+    return canonical_message_id(str(value)) if value else None
 
 
 def read_mailbox(path: Path) -> Iterator[bytes]:
@@ -226,8 +227,9 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
 
 
 def _match(session: Session, message_id: str | None, key: str) -> OutboxMessage | None:
-    """The email the report is about: by Message-ID (and the same recipient), else the last one sent
-    to that recipient."""
+    """The email the report is about: by Message-ID (its canonical form, as stored; and the same
+    recipient), else the last one sent to that recipient."""
+    message_id = canonical_message_id(message_id)
     query = (select(OutboxMessage).join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
              .where(col(OutboxMessage.channel) == Channel.EMAIL.value, col(Contact.email_key) == key,
                     col(OutboxMessage.sent_at).is_not(None)))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from orchestrator.config import Config
-from orchestrator.domain.message import OutboundMessage
+from orchestrator.domain.message import OutboundMessage, canonical_message_id, domain_of
 from orchestrator.errors import ConfigError, PermanentSendError
 
 #: the encoding choice of EmailMessage.set_content (a private helper of the email package; typed here)
@@ -74,7 +74,7 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
         mail["To"] = message.recipient
         mail["Subject"] = _shared_header("Subject", message.subject or "")
         mail["Date"] = _shared_header("Date", format_datetime(at or message.date or datetime.now(UTC)))
-        mail["Message-ID"] = message.message_id or new_message_id(domain or "localhost")
+        mail["Message-ID"] = canonical_message_id(message.message_id) or new_message_id(domain or "localhost")
         mail["MIME-Version"] = _shared_header("MIME-Version", "1.0")
         for name, value in message.headers:
             mail[name] = _shared_header(name, value) if name in _SHARED else value
@@ -210,9 +210,10 @@ def message_bytes(message: OutboundMessage, signer: DkimSigner | None, *,
     if not (sender.isascii() and recipient.isascii()):
         # an internationalised address: the email package's SMTPUTF8 path
         mail = build_email(message, at=at)
-        return wire_bytes(mail, signer), str(mail["Message-ID"])
+        return wire_bytes(mail, signer), canonical_message_id(str(mail["Message-ID"])) or str(mail["Message-ID"])
     local, _, domain = sender.rpartition("@")
-    message_id = message.message_id or new_message_id(domain or "localhost")
+    # the header carries the canonical form, and it is the one returned (and stored as provider id)
+    message_id = canonical_message_id(message.message_id) or new_message_id(domain or "localhost")
     try:
         head = [
             _from_bytes(message.sender_name, sender, local, domain),
@@ -346,5 +347,5 @@ def signer_from(config: Config) -> DkimSigner | None:
     email = config.email
     if not email.dkim_key_path:
         return None
-    domain = email.dkim_domain or config.sender.email_from.rpartition("@")[2]
+    domain = domain_of(email.dkim_domain) or domain_of(config.sender.email_from)
     return DkimSigner.from_config(str(config.path(email.dkim_key_path)), email.dkim_selector, domain)
