@@ -18,7 +18,13 @@ from typing import Protocol
 
 from orchestrator.campaigns.service import message_context
 from orchestrator.domain.campaign import CampaignPlan
-from orchestrator.domain.message import OutboundMessage, address_of, canonical_message_id, domain_of
+from orchestrator.domain.message import (
+    OutboundMessage,
+    address_of,
+    canonical_message_id,
+    domain_of,
+    envelope_sender,
+)
 from orchestrator.domain.model import Channel
 from orchestrator.domain.windows import SendWindow
 from orchestrator.rendering.links import LinkClaims
@@ -123,7 +129,8 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
         return OutboundMessage(
             channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
             subject=rendered.subject, html=rendered.html, sender=sender_address(rt),
-            sender_name=rt.config.sender.name, message_id=outbox_message_id(rt, row.id, code),
+            sender_name=rt.config.sender.name, message_id=(mid := outbox_message_id(rt, row.id, code)),
+            return_path=envelope_sender(rt.config.email.return_path, mid),
             date=rt.clock.now(), headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
         )
     now = rt.clock.now()
@@ -152,7 +159,8 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
         return OutboundMessage(
             channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
             subject=rendered.subject, html=rendered.html, sender=sender_address(rt),
-            sender_name=rt.config.sender.name, message_id=message_id(rt, key), date=now,
+            sender_name=rt.config.sender.name, message_id=(mid := message_id(rt, key)), date=now,
+            return_path=envelope_sender(rt.config.email.return_path, mid),
             headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
         )
     return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=rendered.text,

@@ -80,7 +80,7 @@ from orchestrator.delivery.retry import RetryPolicy
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock
 from orchestrator.domain.message import OutboundMessage
-from orchestrator.domain.model import Channel
+from orchestrator.domain.model import Channel, DeliveryState
 from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.ops import metrics
@@ -403,9 +403,12 @@ class Dispatcher:
         log.info("transient failure on outbox row %s: %s", row_id, exc.reason)
 
     def _record_permanent(self, row_id: int, claim_id: str, exc: PermanentSendError, report: DispatchReport) -> None:
-        self.results.permanent(row_id, exc)
-        report.failed += 1
-        log.info("permanent failure on outbox row %s: %s", row_id, exc.reason)
+        state = self.results.permanent(row_id, exc)
+        if state is DeliveryState.BOUNCED:  # counted as `campaign status` counts it: the row's state
+            report.bounced += 1
+        else:
+            report.failed += 1
+        log.info("permanent failure on outbox row %s (%s): %s", row_id, state.value, exc.reason)
 
     def message_id(self, row_id: int, code: str | None = None) -> str:
         """The deterministic Message-ID of an outbox row's email (committed with its mark)."""

@@ -32,6 +32,7 @@ class OutboundMessage:
     status_callback: str | None = None  # SMS delivery callbacks
     validity_period: int | None = None  # SMS seconds
     date: datetime | None = None  # email Date header, from the Clock (None: now)
+    return_path: str | None = None  # email envelope sender (SMTP MAIL FROM, Return-Path); None: ``sender``
     meta: dict[str, str] = field(default_factory=dict)
 
 
@@ -66,6 +67,26 @@ def canonical_message_id(value: str | None) -> str | None:
     if bare.count("@") == 1 and not any(c.isspace() or c in "<>" for c in bare) and bare[0] != "@" != bare[-1]:
         return f"<{bare}>"
     return None
+
+
+def envelope_sender(return_path: str, message_id: str | None) -> str | None:
+    """The SMTP MAIL FROM of one email from the ``email.return_path`` setting: ``{token}`` becomes the
+    left part of the message's Message-ID (an opaque id already in the header, never an address), so a
+    bounce sent to it names the message (VERP). None when the setting is empty (MAIL FROM is From).
+
+    >>> envelope_sender("bounces+{token}@mail.example", "<rc.AB1@shop.example>")
+    'bounces+rc.AB1@mail.example'
+    >>> envelope_sender("Bounces <bounces@mail.example>", None), envelope_sender("", "<x@y>")
+    ('bounces@mail.example', None)
+    """
+    if not return_path.strip():
+        return None
+    address = address_of(return_path)
+    if "{token}" in address:
+        canonical = canonical_message_id(message_id)
+        token = canonical[1:].partition("@")[0] if canonical else ""
+        address = address.replace("{token}", token).replace("+@", "@")
+    return address
 
 
 def address_of(value: str) -> str:

@@ -3,7 +3,8 @@
 multipart/alternative with text/plain first and text/html last, UTF-8 everywhere (subject and display
 names RFC 2047-encoded, so "Boutique Lumière" survives every relay), Date, From, Message-ID and the
 List-Unsubscribe headers the message carries. The DKIM signature's ``h=`` always covers both
-List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted).
+List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted), and over-signs them,
+From and Subject, so an added copy of any of them fails verification.
 """
 
 from __future__ import annotations
@@ -40,10 +41,15 @@ def _raw_headers(part: EmailMessage) -> list[tuple[str, Any]]:
     return cast(list[tuple[str, Any]], vars(part)["_headers"])
 
 #: headers the DKIM signature covers (those absent from a message are skipped by dkimpy)
-DKIM_HEADERS = (
+SIGNED_HEADERS = (
     b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
     b"List-Unsubscribe", b"List-Unsubscribe-Post",
 )
+#: headers over-signed (named once more in ``h=`` than the message has them): a copy added anywhere
+#: later — a second List-Unsubscribe pointing elsewhere, a second From — breaks the signature, where
+#: a verifier would otherwise check the last copy and ignore the added one (RFC 6376 §5.4.2, §8.15)
+OVERSIGNED_HEADERS = (b"From", b"Subject", b"List-Unsubscribe", b"List-Unsubscribe-Post")
+DKIM_HEADERS = SIGNED_HEADERS + OVERSIGNED_HEADERS
 
 
 def new_message_id(domain: str) -> str:

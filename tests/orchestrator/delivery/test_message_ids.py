@@ -90,3 +90,33 @@ def test_the_migration_normalises_stored_message_ids(
         rows = list(s.exec(select(OutboxMessage)))
     assert {r.id: r.message_id for r in rows} == good
     assert {r.id: r.provider_id for r in rows} == good
+
+
+def test_return_path_with_a_token_is_the_envelope_and_matches_a_bounce_without_headers(
+    make_rt: Callable[..., Runtime], write_csv: Callable[..., Path], clock: FixedClock, tmp_path: Path
+) -> None:
+    """``email.return_path = "bounces+{token}@…"`` (VERP): each email's envelope sender carries the
+    Message-ID's opaque left part (never the address); a DSN delivered there is matched to that email
+    even when the reporting server dropped the original headers."""
+    rt = make_rt(email={"return_path": "Bounces <bounces+{token}@mail.boutique-lumiere.example>"})
+    launch(rt, write_csv([person(1)]), steps=TWO_EMAILS)
+    assert run(dispatch_once(rt)).sent == 1
+    clock.advance(timedelta(days=7, hours=1))
+    assert run(dispatch_once(rt)).sent == 1
+    with Session(rt.engine) as s:
+        first, second = sorted(s.exec(select(OutboxMessage)), key=lambda r: r.step)
+    files = {p.read_bytes().split(b"\r\n", 1)[0]: p for p in (tmp_path / "outbox").glob("*.eml")}
+    token = (first.message_id or "")[1:].partition("@")[0]
+    assert token.startswith("rc.") and "person1" not in token
+    assert f"Return-Path: <bounces+{token}@mail.boutique-lumiere.example>".encode() in files
+    from tests.support.dsn import exchange
+
+    report = exchange("person1@example.org", status="5.1.1", action="failed", dsn_id="v1@x").replace(
+        b"To: bonjour@boutique-lumiere.example", f"To: bounces+{token}@mail.boutique-lumiere.example".encode())
+    box = mailbox.mbox(str(tmp_path / "verp.mbox"))
+    box.add(report)
+    box.close()
+    assert ingest(rt, tmp_path / "verp.mbox").hard == 1
+    with Session(rt.engine) as s:
+        assert {r.step: r.status for r in s.exec(select(OutboxMessage))} == {0: "bounced", 1: "sent"}
+    assert second.message_id != first.message_id
