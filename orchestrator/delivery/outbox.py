@@ -34,9 +34,11 @@ PENDING = DeliveryState.PENDING.value
 
 # -- claim, renew, release -------------------------------------------------------------------------
 def claim_due(engine: Engine, *, claim_id: str, turn: int, limit: int, now: datetime,
-              lease_now: datetime, lease_until: datetime) -> list[tuple[int, datetime | None, int]]:
+              lease_now: datetime, lease_until: datetime,
+              before: Callable[[Connection], object] | None = None) -> list[tuple[int, datetime | None, int]]:
     """Move up to ``limit`` rows to ``sending`` under ``claim_id`` (one transaction); returns
-    (row id, send_started_at, attempts) of each.
+    (row id, send_started_at, attempts) of each. ``before(conn)`` runs first in the same transaction
+    (the worker ends the leases of dead claimants there: ``claimants.take_over_dead``).
 
     Per running campaign, two statements, each walking ix_outbox_due (status, campaign_id, due_at,
     id) in order: first rows whose lease expired (a dead worker's; few), then due rows. Keyed by
@@ -60,6 +62,8 @@ def claim_due(engine: Engine, *, claim_id: str, turn: int, limit: int, now: date
             select(_c.id).where(_c.state == CampaignState.RUNNING.value).order_by(_c.id)).scalars())
         if not running:
             return []
+        if before is not None:
+            before(conn)
         first = turn % len(running)
         running = running[first:] + running[:first]
         expired = [select(_o.id).where(_o.status == SENDING, _o.campaign_id == campaign_id,

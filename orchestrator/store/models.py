@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, LargeBinary, Text, Unicode, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, LargeBinary, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -252,6 +252,8 @@ class DispatchWorker(SQLModel, table=True):
     host: str
     pid: int
     lock_key: int  # PostgreSQL: pg_advisory_lock(namespace, lock_key) held for the worker's life; else 0
+    #: the process's start time (Linux clock ticks since boot; 0: unknown): tells a reused pid apart
+    proc_start: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     started_at: datetime
     seen_at: datetime
 

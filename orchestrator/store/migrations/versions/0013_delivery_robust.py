@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column('host', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column('pid', sa.Integer(), nullable=False),
         sa.Column('lock_key', sa.Integer(), nullable=False),
+        sa.Column('proc_start', sa.BigInteger(), nullable=False),
         sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column('seen_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint('id'),
