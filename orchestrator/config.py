@@ -90,6 +90,11 @@ class EmailConfig:
     dkim_domain: str = _doc("DKIM signing domain d= (empty: the From address's domain, aligned for DMARC)", "")
     tls_ca_file: str = _doc("PEM bundle of CAs trusted for the relay's certificate (empty: the system store)", "")
     soft_bounce_limit: int = _doc("Soft bounces (4.x.x DSNs) after which an address is suppressed as bounced", 3)
+    return_path: str = _doc(
+        "Bounce address used as SMTP MAIL FROM (receivers write it as Return-Path), distinct from the From "
+        "address; `{token}` in it (bounces+{token}@domain) becomes the message's opaque id (VERP, no personal "
+        "data); empty: the From address", "")
+    helo_name: str = _doc("Name this sender gives in SMTP EHLO/HELO (empty: this machine's fully qualified name)", "")
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """Asynchronous bounces [E3]: RFC 3464 delivery-status notifications read from a maildir or an mbox.
 
 ``reconsent bounces ingest PATH`` matches each DSN to the message it reports on — by the original
-Message-ID (which we chose, on our domain, and stored before sending) and the failed recipient, or by
-the recipient alone when the reporting server dropped the original headers — then applies the same
-rules as the SMTP adapter:
+Message-ID (which we chose, on our domain, and stored before sending; compared in its canonical
+form) and the failed recipient, else by the VERP return path it was delivered to (``email.return_path``
+with ``{token}``), or by the recipient alone when neither is there — then applies the same rules as
+the SMTP adapter:
 
 - hard (5.1.x bad mailbox, 5.2.1 disabled): the address is suppressed with reason bounced and the
   message is marked bounced;
@@ -33,6 +34,8 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from orchestrator.consent.service import withdraw
+from orchestrator.delivery.messages import message_id as our_message_id
+from orchestrator.domain.message import address_of, canonical_message_id
 from orchestrator.domain.model import Channel, DeliveryState, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
@@ -72,6 +75,8 @@ class DeliveryReport:
     original_message_id: str | None
     recipients: tuple[RecipientReport, ...]
     fingerprint: str
+    #: where the report was delivered (To, Delivered-To, X-Original-To): a VERP return path names the message
+    delivered_to: tuple[str, ...] = ()
 
 
 def parse_dsn(raw: bytes) -> DeliveryReport | None:
@@ -99,7 +104,26 @@ def parse_dsn(raw: bytes) -> DeliveryReport | None:
     if not recipients:
         return None
     dsn_id = str(msg.get("Message-ID") or "") or hashlib.sha256(raw).hexdigest()
-    return DeliveryReport(original, tuple(recipients), hashlib.sha256(dsn_id.encode()).hexdigest()[:32])
+    delivered_to = tuple(parseaddr(str(v))[1] for h in ("Delivered-To", "X-Original-To", "To")
+                         for v in (msg.get_all(h) or []) if parseaddr(str(v))[1])
+    return DeliveryReport(original, tuple(recipients), hashlib.sha256(dsn_id.encode()).hexdigest()[:32],
+                          delivered_to)
+
+
+def verp_message_id(rt: Runtime, delivered_to: tuple[str, ...]) -> str | None:
+    """The Message-ID a report delivered to a VERP return path names (``email.return_path`` with
+    ``{token}``: the token is the Message-ID's left part), or None.
+
+    A report whose server dropped the original headers is still matched to its message this way."""
+    pattern = address_of(rt.config.email.return_path)
+    if "{token}" not in pattern:
+        return None
+    prefix, _, suffix = pattern.lower().partition("{token}")
+    for address in delivered_to:
+        low = address.lower()
+        if low.startswith(prefix) and low.endswith(suffix) and len(low) > len(prefix) + len(suffix):
+            return our_message_id(rt, address[len(prefix):len(address) - len(suffix)])
+    return None
 
 
 def _status_blocks(part: Message) -> list[Message]:
@@ -121,7 +145,7 @@ def _original_message_id(part: Message) -> str | None:
         raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(payload or "")
         headers = HeaderParser().parsestr(raw)
         value = headers.get("Message-ID")
-    return str(value).strip() if value else None
+    return canonical_message_id(str(value)) if value else None
 
 
 def read_mailbox(path: Path) -> Iterator[bytes]:
@@ -190,7 +214,7 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
         report.ignored += 1
         return
     key = rt.key_for(rcpt.recipient)
-    row = _match(session, dsn.original_message_id, key)
+    row = _match(session, dsn.original_message_id or verp_message_id(rt, dsn.delivered_to), key)
     if row is None or row.id is None:
         report.unmatched += 1
         return
@@ -226,8 +250,9 @@ def _apply(rt: Runtime, session: Session, dsn: DeliveryReport, rcpt: RecipientRe
 
 
 def _match(session: Session, message_id: str | None, key: str) -> OutboxMessage | None:
-    """The email the report is about: by Message-ID (and the same recipient), else the last one sent
-    to that recipient."""
+    """The email the report is about: by Message-ID (its canonical form, as stored; and the same
+    recipient), else the last one sent to that recipient."""
+    message_id = canonical_message_id(message_id)
     query = (select(OutboxMessage).join(Contact, col(Contact.id) == col(OutboxMessage.contact_id))
              .where(col(OutboxMessage.channel) == Channel.EMAIL.value, col(Contact.email_key) == key,
                     col(OutboxMessage.sent_at).is_not(None)))

@@ -14,17 +14,20 @@ class DispatchReport:
     sent: int = 0
     failed: int = 0
     retried: int = 0
+    #: refused for good because the address is dead (5.1.x): the rows ``campaign status`` counts as bounced
+    bounced: int = 0
     deferred: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
     def summary(self) -> str:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())) or "none"
-        return (f"sent {self.sent}, failed {self.failed}, retry later {self.retried}, "
+        return (f"sent {self.sent}, failed {self.failed}, bounced {self.bounced}, retry later {self.retried}, "
                 f"waiting for send window {self.deferred}, skipped: {skipped}")
 
     def add(self, other: DispatchReport) -> None:
         self.sent += other.sent
         self.failed += other.failed
+        self.bounced += other.bounced
         self.retried += other.retried
         self.deferred += other.deferred
         self.skipped.update(other.skipped)

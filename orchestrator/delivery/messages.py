@@ -18,7 +18,13 @@ from typing import Protocol
 
 from orchestrator.campaigns.service import message_context
 from orchestrator.domain.campaign import CampaignPlan
-from orchestrator.domain.message import OutboundMessage
+from orchestrator.domain.message import (
+    OutboundMessage,
+    address_of,
+    canonical_message_id,
+    domain_of,
+    envelope_sender,
+)
 from orchestrator.domain.model import Channel
 from orchestrator.domain.windows import SendWindow
 from orchestrator.rendering.links import LinkClaims
@@ -66,10 +72,19 @@ def _links(rt: Runtime, claims: LinkClaims) -> _Links:
 
 
 def message_id(rt: Runtime, local_part: str) -> str:
-    """``<local_part@domain>``: ``email.message_id_domain``, else the sender's domain."""
+    """``<local_part@domain>``: ``email.message_id_domain``, else the sender's domain — in its one
+    canonical form (``canonical_message_id``): what the header carries is what is stored, shown by
+    ``dsr export`` and matched by bounces (a From written ``Name <address>`` once gave ``…@domain>>``)."""
     cfg = rt.config
-    domain = cfg.email.message_id_domain or cfg.sender.email_from.rpartition("@")[2] or "localhost"
-    return f"<{local_part}@{domain}>"
+    domain = domain_of(cfg.email.message_id_domain) or domain_of(cfg.sender.email_from) or "localhost"
+    canonical = canonical_message_id(f"<{local_part}@{domain}>")
+    assert canonical is not None
+    return canonical
+
+
+def sender_address(rt: Runtime) -> str:
+    """The From address (``sender.email_from`` may be written ``Name <address>``)."""
+    return address_of(rt.config.sender.email_from)
 
 
 def outbox_message_id(rt: Runtime, row_id: int, code: str | None = None) -> str:
@@ -79,7 +94,7 @@ def outbox_message_id(rt: Runtime, row_id: int, code: str | None = None) -> str:
 
 def list_unsubscribe_headers(rt: Runtime, unsubscribe_url: str) -> tuple[tuple[str, str], ...]:
     """The one-click unsubscribe headers every email carries (RFC 2369 + RFC 8058)."""
-    mailto = rt.config.sender.unsubscribe_mailto or rt.config.sender.email_from
+    mailto = address_of(rt.config.sender.unsubscribe_mailto or rt.config.sender.email_from)
     return (
         ("List-Unsubscribe", f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
@@ -113,8 +128,9 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
     if channel is Channel.EMAIL:
         return OutboundMessage(
             channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-            subject=rendered.subject, html=rendered.html, sender=rt.config.sender.email_from,
-            sender_name=rt.config.sender.name, message_id=outbox_message_id(rt, row.id, code),
+            subject=rendered.subject, html=rendered.html, sender=sender_address(rt),
+            sender_name=rt.config.sender.name, message_id=(mid := outbox_message_id(rt, row.id, code)),
+            return_path=envelope_sender(rt.config.email.return_path, mid),
             date=rt.clock.now(), headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
         )
     now = rt.clock.now()
@@ -146,8 +162,9 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
     if channel is Channel.EMAIL:
         return OutboundMessage(
             channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-            subject=rendered.subject, html=rendered.html, sender=rt.config.sender.email_from,
-            sender_name=rt.config.sender.name, message_id=message_id(rt, key), date=now,
+            subject=rendered.subject, html=rendered.html, sender=sender_address(rt),
+            sender_name=rt.config.sender.name, message_id=(mid := message_id(rt, key)), date=now,
+            return_path=envelope_sender(rt.config.email.return_path, mid),
             headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
         )
     return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=rendered.text,

@@ -20,7 +20,7 @@ from sqlmodel import Session, SQLModel, col
 
 from orchestrator.consent.service import key_of, withdraw
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import CampaignState, Channel, DeliveryState
+from orchestrator.domain.model import CampaignState, Channel, DeliveryState, refusal_state
 from orchestrator.store.db import run_in_connection, run_in_transaction
 from orchestrator.store.models import Campaign, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
@@ -34,9 +34,11 @@ PENDING = DeliveryState.PENDING.value
 
 # -- claim, renew, release -------------------------------------------------------------------------
 def claim_due(engine: Engine, *, claim_id: str, turn: int, limit: int, now: datetime,
-              lease_now: datetime, lease_until: datetime) -> list[tuple[int, datetime | None, int]]:
+              lease_now: datetime, lease_until: datetime,
+              before: Callable[[Connection], object] | None = None) -> list[tuple[int, datetime | None, int]]:
     """Move up to ``limit`` rows to ``sending`` under ``claim_id`` (one transaction); returns
-    (row id, send_started_at, attempts) of each.
+    (row id, send_started_at, attempts) of each. ``before(conn)`` runs first in the same transaction
+    (the worker ends the leases of dead claimants there: ``claimants.take_over_dead``).
 
     Per running campaign, two statements, each walking ix_outbox_due (status, campaign_id, due_at,
     id) in order: first rows whose lease expired (a dead worker's; few), then due rows. Keyed by
@@ -60,6 +62,8 @@ def claim_due(engine: Engine, *, claim_id: str, turn: int, limit: int, now: date
             select(_c.id).where(_c.state == CampaignState.RUNNING.value).order_by(_c.id)).scalars())
         if not running:
             return []
+        if before is not None:
+            before(conn)
         first = turn % len(running)
         running = running[first:] + running[:first]
         expired = [select(_o.id).where(_o.status == SENDING, _o.campaign_id == campaign_id,
@@ -263,22 +267,24 @@ def record_transient(engine: Engine, row_id: int, reason: str, now: Callable[[],
 
 
 def record_permanent(engine: Engine, row_id: int, reason: str, suppress_as: str | None,
-                     now: Callable[[], datetime]) -> None:
-    """A permanent failure: the row bounced (``suppress_as == "bounced"``) or failed, and the
-    address suppressed for the channel when ``suppress_as`` says so."""
-    def work(session: Session) -> None:
+                     now: Callable[[], datetime]) -> DeliveryState:
+    """A permanent failure: the row bounced or failed (``refusal_state``), and the address suppressed
+    for the channel when ``suppress_as`` says so; returns the row's state after (what the dispatch
+    summary counts, as ``campaign status`` does)."""
+    def work(session: Session) -> DeliveryState:
         at = now()
         row = session.get(OutboxMessage, row_id)
         assert row is not None
         contact = session.get(Contact, row.contact_id)
-        _finish(row, DeliveryState.BOUNCED if suppress_as == "bounced" else DeliveryState.FAILED, at)
+        _finish(row, refusal_state(suppress_as), at)
         row.send_started_at = None
         row.last_error = reason[:500]
         session.add(row)
         if suppress_as and contact is not None:
             withdraw(session, key_of(contact, row.channel), row.channel, suppress_as, "provider", at)
+        return DeliveryState(row.status)
 
-    run_in_transaction(engine, work, attempts=60)
+    return run_in_transaction(engine, work, attempts=60)
 
 
 _UNBUILT = (

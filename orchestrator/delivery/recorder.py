@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from orchestrator.delivery import outbox
 from orchestrator.delivery.claims import Claim, Sent
 from orchestrator.delivery.retry import RetryPolicy, draw_jitter
+from orchestrator.domain.model import DeliveryState
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import is_transient_db_error, make_engine, run_in_connection
@@ -90,8 +91,9 @@ class ResultWriter:
 
         return outbox.record_transient(self.rt.engine, row_id, exc.reason, self.rt.clock.now, next_due)
 
-    def permanent(self, row_id: int, exc: PermanentSendError) -> None:
-        outbox.record_permanent(self.rt.engine, row_id, exc.reason, exc.suppress, self.rt.clock.now)
+    def permanent(self, row_id: int, exc: PermanentSendError) -> DeliveryState:
+        """Record a refusal; returns the row's state (bounced or failed, ``refusal_state``)."""
+        return outbox.record_permanent(self.rt.engine, row_id, exc.reason, exc.suppress, self.rt.clock.now)
 
     def close(self) -> None:
         if self._record_engine is not None and self._record_engine is not self.rt.engine:

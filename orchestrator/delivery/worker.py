@@ -11,7 +11,8 @@ Exactly-once as far as a protocol without idempotency keys allows:
    running campaign from the index in (due_at, id) order, each claim starting at the next running
    campaign in turn (campaigns running together share the workers). A live
    worker renews its leases every third of ``dispatch.lease_seconds`` (heartbeat), so only a dead
-   worker's rows expire and are taken over.
+   worker's rows expire and are taken over — and a worker seen dead (``claimants``: its PostgreSQL
+   advisory lock free, or its process gone from this host) has its leases ended at once.
 2. **re-check and mark**, one *group* (``dispatch.group_size`` rows) at a time, in one transaction:
    one query reads every row's facts, skips/deferrals/pauses are written, and the rest get
    ``send_started_at`` (with the deterministic Message-ID) — committed before any of them is handed
@@ -67,6 +68,7 @@ from sqlalchemy.engine import Engine
 
 from orchestrator.delivery import outbox
 from orchestrator.delivery.channels import MessageChannel, build_channels
+from orchestrator.delivery.claimants import BEAT_SECONDS, CHECK_SECONDS, Registration, take_over_dead
 from orchestrator.delivery.claims import Claim, DispatchReport, Sent
 from orchestrator.delivery.messages import (
     OutboxRowLike,
@@ -80,7 +82,7 @@ from orchestrator.delivery.retry import RetryPolicy
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock
 from orchestrator.domain.message import OutboundMessage
-from orchestrator.domain.model import Channel
+from orchestrator.domain.model import Channel, DeliveryState
 from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
 from orchestrator.ops import metrics
@@ -106,6 +108,9 @@ class Dispatcher:
         self.windows = self.checker.windows
         self.results = ResultWriter(rt, RetryPolicy.from_config(rt.config.dispatch))
         self.worker_id = uuid.uuid4().hex[:12]
+        #: this worker in ``dispatch_worker``: how the others tell it is dead (``claimants``)
+        self.registration = Registration(rt.engine, self.worker_id, self.lease_clock)
+        self._checked_at = -CHECK_SECONDS
         self.stopping = False
         self._active: dict[str, Claim] = {}
         self._batches = 0
@@ -132,10 +137,15 @@ class Dispatcher:
     def _claim(self) -> Claim:
         self._batches += 1
         claim_id = f"{self.worker_id}-{self._batches}"
+        self.registration.ensure()
         lease_now = self.lease_clock.now()
+        before = None
+        if time.monotonic() - self._checked_at >= CHECK_SECONDS:  # a dead claimant's rows: taken over now
+            self._checked_at = time.monotonic()
+            before = functools.partial(take_over_dead, me=self.worker_id, lease_now=lease_now)
         got = outbox.claim_due(self.rt.engine, claim_id=claim_id, turn=self._batches,
                                limit=self.rt.config.dispatch.batch_size, now=self.rt.clock.now(),
-                               lease_now=lease_now, lease_until=lease_now + self.lease)
+                               lease_now=lease_now, lease_until=lease_now + self.lease, before=before)
         claim = Claim(claim_id, {row_id: started is not None for row_id, started, _ in got})
         if claim.rows:
             self._active[claim_id] = claim
@@ -347,11 +357,18 @@ class Dispatcher:
             raise error
 
     async def _heartbeat(self) -> None:
+        """Renew the leases every third of a lease, and this worker's row every BEAT_SECONDS."""
         interval = max(0.2, self.rt.config.dispatch.lease_seconds / 3)
+        tick = min(interval, BEAT_SECONDS)
+        loop = asyncio.get_running_loop()
+        renewed = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(tick)
             try:
-                await asyncio.get_running_loop().run_in_executor(self._heartbeat_pool, self.renew_leases)
+                await loop.run_in_executor(self._heartbeat_pool, self.registration.beat)
+                if time.monotonic() - renewed >= interval - tick / 2:
+                    renewed = time.monotonic()
+                    await loop.run_in_executor(self._heartbeat_pool, self.renew_leases)
             except Exception:
                 log.exception("could not renew leases")
 
@@ -385,6 +402,7 @@ class Dispatcher:
         self._record_pool.shutdown(wait=True)
         self._heartbeat_pool.shutdown(wait=True)
         self.results.close()
+        await asyncio.to_thread(self.registration.close)
 
     @property
     def record_engine(self) -> Engine:
@@ -403,9 +421,12 @@ class Dispatcher:
         log.info("transient failure on outbox row %s: %s", row_id, exc.reason)
 
     def _record_permanent(self, row_id: int, claim_id: str, exc: PermanentSendError, report: DispatchReport) -> None:
-        self.results.permanent(row_id, exc)
-        report.failed += 1
-        log.info("permanent failure on outbox row %s: %s", row_id, exc.reason)
+        state = self.results.permanent(row_id, exc)
+        if state is DeliveryState.BOUNCED:  # counted as `campaign status` counts it: the row's state
+            report.bounced += 1
+        else:
+            report.failed += 1
+        log.info("permanent failure on outbox row %s (%s): %s", row_id, state.value, exc.reason)
 
     def message_id(self, row_id: int, code: str | None = None) -> str:
         """The deterministic Message-ID of an outbox row's email (committed with its mark)."""
@@ -432,3 +453,6 @@ async def dispatch_once(rt: Runtime, channels: dict[Channel, MessageChannel] | N
     finally:
         if channels is None:
             await dispatcher.close()
+        else:  # the caller's channels stay open; this worker is gone
+            await dispatcher.flush()
+            await asyncio.to_thread(dispatcher.registration.close)

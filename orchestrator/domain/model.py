@@ -139,6 +139,17 @@ _DELIVERY_TERMINAL = frozenset(
 )
 
 
+def refusal_state(suppress: str | None) -> DeliveryState:
+    """The one classification of a provider's final refusal at send time: **bounced** when it
+    suppresses the address as bounced (SMTP 5.1.x "no such mailbox", a Twilio invalid number), else
+    **failed**. The outbox row, the dispatch summary and ``campaign status`` all read it.
+
+    >>> refusal_state("bounced"), refusal_state("sms_stop"), refusal_state(None)
+    (<DeliveryState.BOUNCED: 'bounced'>, <DeliveryState.FAILED: 'failed'>, <DeliveryState.FAILED: 'failed'>)
+    """
+    return DeliveryState.BOUNCED if suppress == SuppressionReason.BOUNCED.value else DeliveryState.FAILED
+
+
 class SkipReason(StrEnum):
     """Why dispatch did not send a due message (counted, like warehouse's reasons)."""
 

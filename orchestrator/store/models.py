@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, LargeBinary, Text, Unicode, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, LargeBinary, Text, Unicode, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -240,6 +240,23 @@ class ServiceHeartbeat(SQLModel, table=True):
     started_at: datetime
     seen_at: datetime
     stopped_at: datetime | None = None
+
+
+class DispatchWorker(SQLModel, table=True):
+    """One running dispatcher that may hold claims (orchestrator.delivery.claimants): its rows are
+    taken over as soon as it is seen dead — its PostgreSQL advisory lock (``lock_key``) free, or, on
+    SQLite, its process gone from this host or its row not renewed for a short lease — rather than
+    when their own lease (``dispatch.lease_seconds``) runs out. Real-clock times."""
+
+    __tablename__ = "dispatch_worker"
+    id: str = Field(primary_key=True)  # the worker id that starts each of its claim ids
+    host: str
+    pid: int
+    lock_key: int  # PostgreSQL: pg_advisory_lock(namespace, lock_key) held for the worker's life; else 0
+    #: the process's start time (Linux clock ticks since boot; 0: unknown): tells a reused pid apart
+    proc_start: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    started_at: datetime
+    seen_at: datetime
 
 
 class SchedulerJob(SQLModel, table=True):

@@ -8,6 +8,7 @@ from typing import Callable
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
+from orchestrator.campaigns.service import campaign_status
 from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.runtime import Runtime
@@ -89,7 +90,7 @@ def test_sms_through_twilio_standin_with_short_link_and_stop(
     twilio.errors = {"+33612340002": 21610, "+33612340003": 21211}
     launch(rt, write_csv([person(1), person(2), person(3)]), steps=[{"day": 0, "channel": "sms", "template": "reconsent"}])
     report = run(dispatch_once(rt))
-    assert (report.sent, report.failed) == (1, 2)
+    assert (report.sent, report.failed, report.bounced) == (1, 1, 1)  # 21610 failed, 21211 bounced
     (sms,) = twilio.created
     assert "STOP au 36111" in sms["Body"]
     code = re.search(r"/s/(\w+)", sms["Body"]).group(1)  # type: ignore[union-attr]
@@ -126,10 +127,15 @@ def test_hard_bounce_suppresses_and_is_not_retried(
 ) -> None:
     rt = smtp_rt(make_rt, smtp_server)
     smtp_server.handler.rcpt_replies["person1@example.org"] = "550 5.1.1 No such user"
-    launch(rt, write_csv([person(1), person(2)]), steps=[{"day": 0, "channel": "email", "template": "reconsent"}])
+    campaign_id = launch(rt, write_csv([person(1), person(2)]),
+                         steps=[{"day": 0, "channel": "email", "template": "reconsent"}])
     report = run(dispatch_once(rt))
-    assert (report.sent, report.failed) == (1, 1)
+    assert (report.sent, report.failed, report.bounced) == (1, 0, 1)
     assert sorted(r.status for r in rows(rt)) == ["bounced", "sent"]
+    # the dispatch summary and `campaign status` say the same thing about a 5.1.1 refused at send time
+    assert report.summary().startswith("sent 1, failed 0, bounced 1,")
+    status = campaign_status(rt, campaign_id)
+    assert (status["email"]["sent"], status["email"]["failed"], status["email"]["bounced"]) == (1, 0, 1)
     with Session(rt.engine) as s:
         (entry,) = s.exec(select(SuppressionEntry))
     assert entry.reason == "bounced" and entry.key == rt.key_for("person1@example.org")

@@ -182,6 +182,47 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_duplicates(
                    f"(rows re-sent after a crash: {sum(1 for a in attempts.values() if a >= 2)}), {elapsed:.1f}s")
 
 
+def test_a_killed_dispatchers_claims_are_taken_over_in_seconds_not_after_the_lease(
+    make_rt: Callable[..., Runtime], smtp_log: SmtpLogServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kill -9 a dispatcher holding a claim of 500 rows with a 300 s lease: another one sees it dead
+    (PostgreSQL: its advisory lock is free; SQLite: its process is gone from this host) and sends the
+    rest in seconds, rather than after the lease [issue 14 §6]."""
+    rt = make_rt()
+    total = 1500
+    expected = launch_email_campaign(rt, total)
+    config = service_config(tmp_path, rt, smtp_log.port, batch_size=500, lease_seconds=300)
+    victim = reconsent(config, "dispatch", log=tmp_path / "dispatch-victim.log")
+    try:
+        wait_until(lambda: smtp_log.count() >= 50, 300, "50 accepted messages")
+        victim.kill()
+    finally:
+        victim.close()
+    killed_at = time.monotonic()
+    held = statuses(rt)["sending"]
+    assert held > 0  # killed mid-batch: rows claimed under a lease with ~300 s to run
+    successor = reconsent(config, "dispatch", log=tmp_path / "dispatch-successor.log")
+    try:
+        successor.wait_for("polling", timeout=150)
+        started = time.monotonic()  # the successor is up (its start-up on a loaded machine is not under test)
+        successor.wait_for("taken over now, without waiting for their lease", timeout=150)
+        seen_dead = time.monotonic() - started
+        wait_until(lambda: unsent(rt) == 0, 150, "the dead dispatcher's rows to be sent by the other one")
+        took = time.monotonic() - killed_at
+        assert successor.terminate(60) == 0
+    finally:
+        successor.close()
+    assert seen_dead < 10, seen_dead  # its first claims, not the lease's 300 s
+    assert took < 150, took
+    received = smtp_log.ids()
+    assert set(received) == set(expected)  # nothing lost
+    duplicates = sum(c - 1 for c in received.values())
+    assert duplicates <= 8 + DispatchConfig().group_size
+    report(capsys, f"takeover, {rt.engine.dialect.name}: dispatcher killed holding {held} rows (lease 300 s); "
+                   f"taken over {seen_dead:.1f}s after the successor started, all sent {took:.1f}s after the kill "
+                   f"(start-up included), duplicates {duplicates}")
+
+
 def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(
     make_rt: Callable[..., Runtime], smtp_log: SmtpLogServer, tmp_path: Path
 ) -> None:

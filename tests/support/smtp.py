@@ -40,9 +40,12 @@ class RecordingHandler:
     data_delay: float = 0.0
     #: logins accepted by the authenticator, in order
     logins: list[str] = field(default_factory=list)
+    #: the name each EHLO gave, in order
+    helo_names: list[str] = field(default_factory=list)
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
         self.connections += 1
+        self.helo_names.append(hostname)
         session.host_name = hostname
         return responses
 

@@ -89,6 +89,7 @@ class SmtpChannel:
             start_tls=cfg.starttls if not cfg.use_tls else False,
             tls_context=self._tls,
             timeout=cfg.timeout,
+            local_hostname=cfg.helo_name or None,
         )
         try:
             await client.connect()
@@ -108,7 +109,8 @@ class SmtpChannel:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         data, message_id = message_bytes(message, self.signer)
-        sender = message.sender
+        # the envelope sender (email.return_path) receives the bounces; From stays the brand's address
+        sender = message.return_path or message.sender
         recipient = message.recipient
         if _SIMPLE_ADDR.fullmatch(recipient):  # what getaddresses returns for a bare address, 70x cheaper
             recipients = [recipient]

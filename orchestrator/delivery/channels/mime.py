@@ -3,7 +3,8 @@
 multipart/alternative with text/plain first and text/html last, UTF-8 everywhere (subject and display
 names RFC 2047-encoded, so "Boutique Lumière" survives every relay), Date, From, Message-ID and the
 List-Unsubscribe headers the message carries. The DKIM signature's ``h=`` always covers both
-List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted).
+List-Unsubscribe headers (RFC 8058 §4 requires it for one-click to be trusted), and over-signs them,
+From and Subject, so an added copy of any of them fails verification.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from orchestrator.config import Config
-from orchestrator.domain.message import OutboundMessage
+from orchestrator.domain.message import OutboundMessage, canonical_message_id, domain_of
 from orchestrator.errors import ConfigError, PermanentSendError
 
 #: the encoding choice of EmailMessage.set_content (a private helper of the email package; typed here)
@@ -40,10 +41,15 @@ def _raw_headers(part: EmailMessage) -> list[tuple[str, Any]]:
     return cast(list[tuple[str, Any]], vars(part)["_headers"])
 
 #: headers the DKIM signature covers (those absent from a message are skipped by dkimpy)
-DKIM_HEADERS = (
+SIGNED_HEADERS = (
     b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
     b"List-Unsubscribe", b"List-Unsubscribe-Post",
 )
+#: headers over-signed (named once more in ``h=`` than the message has them): a copy added anywhere
+#: later — a second List-Unsubscribe pointing elsewhere, a second From — breaks the signature, where
+#: a verifier would otherwise check the last copy and ignore the added one (RFC 6376 §5.4.2, §8.15)
+OVERSIGNED_HEADERS = (b"From", b"Subject", b"List-Unsubscribe", b"List-Unsubscribe-Post")
+DKIM_HEADERS = SIGNED_HEADERS + OVERSIGNED_HEADERS
 
 
 def new_message_id(domain: str) -> str:
@@ -74,7 +80,7 @@ def build_email(message: OutboundMessage, *, at: datetime | None = None) -> Emai
         mail["To"] = message.recipient
         mail["Subject"] = _shared_header("Subject", message.subject or "")
         mail["Date"] = _shared_header("Date", format_datetime(at or message.date or datetime.now(UTC)))
-        mail["Message-ID"] = message.message_id or new_message_id(domain or "localhost")
+        mail["Message-ID"] = canonical_message_id(message.message_id) or new_message_id(domain or "localhost")
         mail["MIME-Version"] = _shared_header("MIME-Version", "1.0")
         for name, value in message.headers:
             mail[name] = _shared_header(name, value) if name in _SHARED else value
@@ -210,9 +216,10 @@ def message_bytes(message: OutboundMessage, signer: DkimSigner | None, *,
     if not (sender.isascii() and recipient.isascii()):
         # an internationalised address: the email package's SMTPUTF8 path
         mail = build_email(message, at=at)
-        return wire_bytes(mail, signer), str(mail["Message-ID"])
+        return wire_bytes(mail, signer), canonical_message_id(str(mail["Message-ID"])) or str(mail["Message-ID"])
     local, _, domain = sender.rpartition("@")
-    message_id = message.message_id or new_message_id(domain or "localhost")
+    # the header carries the canonical form, and it is the one returned (and stored as provider id)
+    message_id = canonical_message_id(message.message_id) or new_message_id(domain or "localhost")
     try:
         head = [
             _from_bytes(message.sender_name, sender, local, domain),
@@ -346,5 +353,5 @@ def signer_from(config: Config) -> DkimSigner | None:
     email = config.email
     if not email.dkim_key_path:
         return None
-    domain = email.dkim_domain or config.sender.email_from.rpartition("@")[2]
+    domain = domain_of(email.dkim_domain) or domain_of(config.sender.email_from)
     return DkimSigner.from_config(str(config.path(email.dkim_key_path)), email.dkim_selector, domain)

@@ -215,3 +215,41 @@ def test_a_relay_closing_mid_transaction_is_transient_and_the_next_message_recon
     assert not isinstance(second, Exception)
     assert [r.message["Message-ID"] for r in smtp_server.received] == ["<rc.next@boutique.example>"]
     assert channel.connections_opened == 2
+
+
+def test_a_prepended_second_list_unsubscribe_or_from_breaks_the_signature(
+    smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    """Over-signing [issue 15]: h= names From, Subject and both List-Unsubscribe headers once more than
+    the message has them, so a copy added on top (where a verifier would check only the last copy)
+    fails with dkimpy's verifier."""
+    key_path, txt = dkim_key(tmp_path)
+    signer = DkimSigner.from_config(str(key_path), "rc2026", "boutique.example")
+    send_all(SmtpChannel(EmailConfig(host="127.0.0.1", port=smtp_server.port), signer=signer), [EMAIL])
+    (got,) = smtp_server.received
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return txt
+
+    assert dkim.verify(got.data, dnsfunc=dns)
+    for added in (b"List-Unsubscribe: <https://evil.example/u/x>\r\n", b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+                  b"From: Support <support@evil.example>\r\n", b"Subject: Urgent\r\n"):
+        assert not dkim.verify(added + got.data, dnsfunc=dns), added
+    # and after the signature, between it and the signed headers
+    head, _, rest = got.data.partition(b"\r\nFrom: ")
+    assert not dkim.verify(head + b"\r\nList-Unsubscribe: <https://evil.example/u/x>\r\nFrom: " + rest, dnsfunc=dns)
+    sig = "".join(got.message["DKIM-Signature"].split())
+    signed = [h.lower() for h in sig.split("h=", 1)[1].split(";", 1)[0].split(":")]
+    for name in ("from", "subject", "list-unsubscribe", "list-unsubscribe-post"):
+        assert signed.count(name) == 2, (name, signed)
+
+
+def test_return_path_is_the_envelope_sender_and_helo_name_the_ehlo(smtp_server: SmtpServer) -> None:
+    message = replace(EMAIL, return_path="bounces+rc.abc@mail.boutique.example")
+    config = EmailConfig(host="127.0.0.1", port=smtp_server.port, helo_name="mail.boutique.example")
+    send_all(SmtpChannel(config), [message, EMAIL])
+    first, second = smtp_server.received
+    assert first.mail_from == "bounces+rc.abc@mail.boutique.example"  # SMTP MAIL FROM: bounces go there
+    assert first.message["From"].addresses[0].addr_spec == "bonjour@boutique.example"  # From unchanged
+    assert second.mail_from == "bonjour@boutique.example"  # no return path: From, as before
+    assert smtp_server.handler.helo_names == ["mail.boutique.example"]  # one pooled connection
