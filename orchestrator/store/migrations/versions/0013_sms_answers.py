@@ -10,7 +10,7 @@ import sqlmodel
 from alembic import op
 
 revision = '0013_sms_answers'
-down_revision = '0012_job_paths'
+down_revision = '0013_delivery_robust'
 branch_labels = None
 depends_on = None
 
