@@ -254,3 +254,37 @@ def test_contacts_export_reimports_as_is_and_campaign_list(cli, tmp_path: Path) 
     assert cli("campaign", "list").stdout == ""
     cli("campaign", "create", str(ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml"))
     assert cli("campaign", "list").stdout == "1\tdraft\tRe-consent winter 2026\n"
+
+
+def test_exports_neutralise_formulas_and_still_reimport_as_they_were(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: `contacts export` and the rejects file wrote `=…`, `@…`, `-…` raw; a spreadsheet ran them.
+    Neutralised cells (a leading apostrophe) read back as they were; E.164 numbers and numbers stay."""
+    import csv
+
+    cli("init")
+    rows = [person(1, first_name='=HYPERLINK("http://evil.example","x")'),
+            person(2, external_id="-7", first_name="@SUM(A1)"),
+            person(3, external_id="+C3", email="+tag@example.org", phone="+33612340003", first_name="-Anne")]
+    cli("contacts", "import", str(write_contacts(tmp_path / "c.csv", rows)))
+    out = tmp_path / "out.csv"
+    cli("contacts", "export", "-o", str(out))
+    cells = [row for row in csv.reader(out.open(newline="", encoding="utf-8"))]
+    assert cells[1][4] == "'=HYPERLINK(\"http://evil.example\",\"x\")" and cells[2][:1] == ["-7"]
+    assert cells[3][:5] == ["'+C3", "customer", "'+tag@example.org", "+33612340003", "'-Anne"]
+    assert all(not c.startswith(("=", "@", "\t", "\r")) and (not c.startswith(("+", "-")) or c[1:].isdigit())
+               for row in cells for c in row)
+    assert "0 created" in cli("contacts", "import", str(out)).stdout
+    again = tmp_path / "again.csv"
+    cli("contacts", "export", "-o", str(again))
+    assert again.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+    record = cli("dsr", "export", "--email", "person1@example.org").stdout
+    def strings(value: object) -> list[object]:
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        return [s for v in value for s in strings(v)] if isinstance(value, list) else [value]
+    assert '=HYPERLINK("http://evil.example","x")' in strings(json.loads(record))
+
+    bad = write_contacts(tmp_path / "bad.csv", [person(4, kind="=1+1", first_name="-x")])
+    cli("contacts", "import", str(bad), "--rejects", str(tmp_path / "rejects.csv"))
+    [_, reject] = list(csv.reader((tmp_path / "rejects.csv").open(newline="", encoding="utf-8")))
+    assert reject[3:8] == ["C-4", "'=1+1", "person4@example.org", "+33612340004", "'-x"]

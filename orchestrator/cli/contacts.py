@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -58,13 +57,12 @@ def _count_lines(path: Path) -> int:
 def contacts_export(ctx: click.Context, output: Path | None) -> None:
     """Export contacts as CSV (the import format)."""
     from orchestrator.contacts.service import COLUMNS, export_rows
+    from orchestrator.domain.csv_safe import write_csv
 
     rt = get_rt(ctx)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        writer = csv.writer(out)
-        writer.writerow(COLUMNS)
-        writer.writerows(export_rows(rt))
+        write_csv(out, COLUMNS, export_rows(rt))
     finally:
         if output:
             out.close()

@@ -33,6 +33,7 @@ from sqlmodel import Session, col
 
 from orchestrator.domain.addresses import AddressError, normalise_email, normalise_phone
 from orchestrator.domain.clock import as_utc
+from orchestrator.domain.csv_safe import write_csv
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.domain.suppression import looks_like_key, suppression_key
 from orchestrator.errors import ConfigError, InputError
@@ -286,13 +287,7 @@ def export_rows(rt: Runtime) -> Iterator[tuple[str, str, str, str, str]]:
 
 def export_list(rt: Runtime, out: TextIO) -> int:
     """Write the list as CSV (hashes only: the export holds no address); returns the entry count."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    n = 0
-    for row in export_rows(rt):
-        writer.writerow(row)
-        n += 1
-    return n
+    return write_csv(out, EXPORT_COLUMNS, export_rows(rt), lineterminator="\n")
 
 
 @dataclass

@@ -39,6 +39,7 @@ from orchestrator.contacts.rows import (
     parse_row,
     validate_chunk,
 )
+from orchestrator.domain.csv_safe import restore_cell, write_csv
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
@@ -107,8 +108,8 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             for row in reader:
                 if None in row:  # more cells than header columns
                     yield reader.line_num, {"__extra__": "1", **{k: v for k, v in row.items() if k}}
-                else:
-                    yield reader.line_num, row
+                else:  # a cell our export neutralised ('=…) reads back as it was
+                    yield reader.line_num, {k: restore_cell(v) if isinstance(v, str) else v for k, v in row.items()}
         except UnicodeDecodeError:
             raise InputError(f"{path}: line {reader.line_num + 1}: not UTF-8 text (save the file as UTF-8)") from None
         except csv.Error as exc:
@@ -378,10 +379,9 @@ def write_rejects(path: Path, report: ImportReport) -> None:
     """Write every rejected row with its line number, field and reason."""
     extra = sorted({k for r in report.rejects for k in r.row if k not in COLUMNS})
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["line", "field", "reason", *COLUMNS, *extra])
-        for r in report.rejects:
-            writer.writerow([r.line, r.field, r.reason, *(r.row.get(c, "") for c in (*COLUMNS, *extra))])
+        write_csv(fh, ["line", "field", "reason", *COLUMNS, *extra],
+                  ([r.line, r.field, r.reason, *(r.row.get(c, "") for c in (*COLUMNS, *extra))]
+                   for r in report.rejects))
 
 
 def export_rows(rt: Runtime) -> Iterator[list[str]]:

@@ -9,9 +9,9 @@ the request's final state and the suppression entries that exist for their addre
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any, TextIO
 
@@ -20,6 +20,7 @@ from sqlmodel import Session, col
 
 from orchestrator.consent import ledger
 from orchestrator.domain.clock import as_utc
+from orchestrator.domain.csv_safe import write_csv as write_safe_csv
 from orchestrator.errors import NotFoundError
 from orchestrator.proof.record import Records, contacts_by_key, read_records
 from orchestrator.proof.rights import address_key
@@ -144,10 +145,12 @@ def contact_evidence(rt: Runtime, *, email: str | None = None, phone: str | None
 
 
 def write_csv(evidence: dict[str, Any], out: TextIO) -> int:
-    """One row per record (request, message, consent event, suppression entry); returns rows written."""
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    n = 0
+    """One row per record (request, message, consent event, suppression entry), through the one safe
+    CSV writer (no cell a spreadsheet would run as a formula); returns rows written."""
+    return write_safe_csv(out, CSV_COLUMNS, _csv_rows(evidence), lineterminator="\n")
+
+
+def _csv_rows(evidence: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for p in evidence["contacts"]:
         base = {"contact": p["contact"], "kind": p["kind"], "final_state": p["final_state"] or ""}
         rows: list[dict[str, Any]] = []
@@ -169,10 +172,7 @@ def write_csv(evidence: dict[str, Any], out: TextIO) -> int:
             rows.append({"record": "suppression", "at": s["created_at"], "channel": s["channel"],
                          "source": s["source"], "reason": s["reason"]})
         for row in rows:
-            writer.writerow({**{c: "" for c in CSV_COLUMNS}, **base,
-                             **{k: ("" if v is None else v) for k, v in row.items()}})
-            n += 1
-    return n
+            yield {**base, **row}
 
 
 def verify_ledger(rt: Runtime) -> ledger.ChainReport:

