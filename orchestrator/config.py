@@ -258,6 +258,13 @@ class ServerConfig:
     post_rate_per_minute: int = _doc("POSTs allowed per client IP per minute", 30)
     metrics_allow: list[str] = _doc(
         'Client addresses allowed to read /metrics ("*": anyone; empty: nobody)', factory=lambda: ["127.0.0.1", "::1"])
+    header_timeout_seconds: float = _doc("Seconds a request's line and headers may take to arrive (then closed)", 10.0)
+    body_timeout_seconds: float = _doc(
+        "Seconds a request body may take to arrive (console uploads: plus 1 s per 64 KiB), and the longest pause "
+        "inside it (then 408)", 10.0)
+    keep_alive_seconds: int = _doc("Seconds an idle keep-alive connection stays open", 5)
+    max_connections: int = _doc("Connections (and requests) at once; beyond, new requests get 503", 1000)
+    max_header_bytes: int = _doc("Largest request line plus headers, in bytes (then 400)", 16384)
 
 
 @dataclass
@@ -495,6 +502,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("sms.segment_budget: expected a whole number ≥ 1")
     if cfg.dispatch.failure_pause_threshold < 0:
         raise ConfigError("dispatch.failure_pause_threshold: expected a whole number ≥ 0 (0: never pause)")
+    server = cfg.server
+    if min(server.header_timeout_seconds, server.body_timeout_seconds) <= 0 or min(
+            server.keep_alive_seconds, server.max_connections, server.max_header_bytes) < 1:
+        raise ConfigError("server.header_timeout_seconds, body_timeout_seconds, keep_alive_seconds, max_connections "
+                          "and max_header_bytes must be > 0")
     if (cfg.dispatch.batch_size < 1 or cfg.dispatch.concurrency < 1 or cfg.dispatch.group_size < 1
             or cfg.email.pool_size < 1):
         raise ConfigError("dispatch.batch_size, dispatch.concurrency, dispatch.group_size and email.pool_size "

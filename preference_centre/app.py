@@ -27,7 +27,7 @@ from orchestrator.runtime import Runtime
 from preference_centre.admin.app import create_admin_app
 from preference_centre.public import pages
 from preference_centre.public import rights as rights_pages
-from preference_centre.security import SECURITY_HEADERS, Guard, RateLimit, add_headers
+from preference_centre.security import SECURITY_HEADERS, Guard, RateLimit, add_headers, headers_for
 from preference_centre.webhooks import twilio
 
 STATIC_DIR = pages.STATIC_DIR
@@ -59,7 +59,8 @@ async def metrics(request: Request) -> Response:
 
 async def server_error(request: Request, exc: Exception) -> Response:
     """Starlette answers 500s outside the middleware stack: add the security headers here too."""
-    return add_headers(await pages.server_error(request, exc), SECURITY_HEADERS)
+    rt: Runtime = request.app.state.rt
+    return add_headers(await pages.server_error(request, exc), headers_for(rt.config.public.base_url, SECURITY_HEADERS))
 
 
 def public_routes() -> list[Any]:
@@ -98,7 +99,8 @@ def public_guard(rt: Runtime) -> Middleware:
     server = rt.config.server
     return Middleware(
         Guard,
-        headers=SECURITY_HEADERS, max_body=server.max_body_bytes, static_prefix="/static/",
+        headers=headers_for(rt.config.public.base_url, SECURITY_HEADERS), max_body=server.max_body_bytes,
+        body_timeout=server.body_timeout_seconds, static_prefix="/static/",
         too_large=lambda request: pages.error_page(request, 413, "too_large"),
         rate_limit=RateLimit(server.post_rate_per_minute), rate_limited=_public_post,
         rate_key=pages.unsubscribe_rate_key(rt),
@@ -115,11 +117,14 @@ class AdminMount:
     def __init__(self, app: ASGIApp, *, rt: Runtime) -> None:
         self.app = app
         console = create_admin_app(rt, not_found=lambda request: pages.error_page(request, 404, "not_found"))
-        self.console = Router(routes=[Mount(ADMIN_PREFIX, app=console)])
+        self.console = Router(routes=[Mount(ADMIN_PREFIX, app=console)], redirect_slashes=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] in ("http", "websocket") else ""
-        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+        if path == ADMIN_PREFIX:  # served as /admin/ (no redirect: Starlette's would be built from Host)
+            scope = {**scope, "path": ADMIN_PREFIX + "/", "raw_path": (ADMIN_PREFIX + "/").encode()}
+            path = scope["path"]
+        if path.startswith(ADMIN_PREFIX + "/"):
             await self.console(scope, receive, send)
         else:
             await self.app(scope, receive, send)
@@ -147,6 +152,9 @@ def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
         exception_handlers={404: pages.not_found, 405: pages.not_allowed, 500: server_error},
         lifespan=lifespan,
     )
+    # /p/{token}/ and the like are 404s: Starlette's slash redirect builds its location from the
+    # request's Host header, which the client chooses (issue 15)
+    app.router.redirect_slashes = False
     app.state.checkpointer = checkpointer
     app.state.rt = rt
     app.state.metrics_registry = None

@@ -6,6 +6,10 @@ public pages, the /twilio webhooks and the /admin console each configure one.
   sandboxed email preview); ``cache-control: public, max-age=86400`` on a 200 under ``static_prefix``.
 - Body limit: a ``content-length`` above ``max_body`` is refused before the app runs, and a body that
   grows past it while read (chunked) is refused as soon as it does.
+- Body timeout: the whole body must arrive within ``body_timeout`` seconds, with no pause longer than
+  that inside it, else 408 and the connection is closed (a slow-body client holds no socket for long).
+  A gate may set other limits for one request in ``scope["state"]["body_limits"]`` = (max_body,
+  seconds): the console gives signed-in operators its upload limit and the time to send it.
 - Rate limit: :class:`RateLimit` keeps, per client address, the times of its requests in the last
   60 s; the guard asks it for the requests ``rate_limited(scope)`` selects (public POSTs). A request
   ``rate_key(scope)`` names (a genuine one-click unsubscribe link) is counted under that name
@@ -15,13 +19,14 @@ public pages, the /twilio webhooks and the /admin console each configure one.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Headers = list[tuple[bytes, bytes]]
@@ -44,6 +49,17 @@ CONSOLE_HEADERS: Headers = [
 ] + [(b"cross-origin-opener-policy", b"same-origin")]
 
 STATIC_CACHE = (b"cache-control", b"public, max-age=86400")
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
+
+def headers_for(base_url: str, base: Headers) -> Headers:
+    """``base``, plus ``Strict-Transport-Security`` when the public URL is https (a browser that saw
+    it never tries plain http again; on an http instance it would mean nothing, so it is left out).
+
+    >>> [n for n, _ in headers_for("https://prefs.example.com", [])], headers_for("http://127.0.0.1:8000", [])
+    ([b'strict-transport-security'], [])
+    """
+    return [*base, HSTS] if base_url.lower().startswith("https://") else list(base)
 
 #: builds the answer for a refused request (413, 429, or a gate's own refusal)
 Refusal = Callable[[Request], Response]
@@ -96,6 +112,16 @@ class _TooLarge(Exception):
     pass
 
 
+class _TooSlow(Exception):
+    pass
+
+
+def too_slow(request: Request) -> Response:
+    """408, and the connection closed: the client was sending its body too slowly."""
+    return PlainTextResponse("Request timeout: the request took too long to arrive.", status_code=408,
+                             headers={"connection": "close"})
+
+
 class Guard:
     """Headers, body limit and (optionally) rate limit around an ASGI app; see the module docstring.
 
@@ -109,10 +135,12 @@ class Guard:
                  rate_limited: Callable[[Scope], bool] = lambda scope: False,
                  rate_key: Callable[[Scope], str | None] | None = None,
                  static_prefix: str | None = None,
-                 gate: Callable[[Request], Response | None] | None = None) -> None:
+                 gate: Callable[[Request], Response | None] | None = None,
+                 body_timeout: float | None = None) -> None:
         self.app = app
         self.headers = headers
         self.max_body = max_body
+        self.body_timeout = body_timeout
         self.too_large = too_large
         self.rate_limit = rate_limit
         self.too_many = too_many
@@ -149,9 +177,10 @@ class Guard:
             if early is not None:
                 await early(scope, receive, send_with_headers)
                 return
+        max_body, total = (scope.get("state") or {}).get("body_limits") or (self.max_body, self.body_timeout)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        if length is not None and length.isdigit() and int(length) > max_body:
             await answer(self.too_large)
             return
         if self.rate_limit is not None and self.rate_limited(scope):
@@ -163,13 +192,24 @@ class Guard:
                 return
 
         received = 0
+        complete = False
+        loop = asyncio.get_running_loop()
+        deadline = None if total is None else loop.time() + total
+        pause = self.body_timeout
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete or deadline is None or pause is None:  # once the body is in, only the disconnect is awaited
+                message = await receive()
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), max(0.0, min(pause, deadline - loop.time())))
+                except TimeoutError:
+                    raise _TooSlow() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                complete = not message.get("more_body", False)
+                if received > max_body:
                     raise _TooLarge()
             return message
 
@@ -177,3 +217,5 @@ class Guard:
             await self.app(scope, limited_receive, send_with_headers)
         except _TooLarge:
             await answer(self.too_large)
+        except _TooSlow:
+            await answer(too_slow)

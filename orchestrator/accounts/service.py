@@ -8,8 +8,12 @@ an address, so the log itself holds no one's contact details.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -18,14 +22,15 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from orchestrator.domain.clock import as_utc
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import AdminAudit, AdminSession, AdminUser
+from orchestrator.store.models import AdminAudit, AdminLoginBlock, AdminSession, AdminUser
 
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()  # argon2id, library defaults (RFC 9106 low-memory profile)
@@ -76,12 +81,11 @@ def add_user(rt: Runtime, email: str, password: str, role: str = Role.VIEWER) ->
         raise InputError(f"EMAIL: not a valid address: {exc}") from None
     if role not in (Role.ADMIN, Role.VIEWER):
         raise InputError(f"--role: expected admin or viewer, got {role!r}")
-    if len(password) < MIN_PASSWORD:
-        raise InputError(f"password: at least {MIN_PASSWORD} characters are required")
+    password_hash = hash_password(password)
     with session_scope(rt.engine) as session:
         if session.execute(select(col(AdminUser.id)).where(col(AdminUser.email) == email)).first():
             raise InputError(f"EMAIL: a console user {email} already exists")
-        user = AdminUser(email=email, role=str(role), password_hash=_hasher.hash(password),
+        user = AdminUser(email=email, role=str(role), password_hash=password_hash,
                          created_at=rt.clock.now())
         session.add(user)
         session.flush()
@@ -92,52 +96,134 @@ def add_user(rt: Runtime, email: str, password: str, role: str = Role.VIEWER) ->
 def console_enabled(rt: Runtime) -> bool:
     """The console exists only once an admin user does (before that, /admin is a plain 404)."""
     with session_scope(rt.engine) as session:
-        admin = select(col(AdminUser.id)).where(col(AdminUser.role) == Role.ADMIN.value).limit(1)
+        admin = select(col(AdminUser.id)).where(col(AdminUser.role) == Role.ADMIN.value,
+                                                col(AdminUser.disabled_at).is_(None)).limit(1)
         return session.execute(admin).first() is not None
 
 
 class SignInRefused(Exception):
-    """Wrong email or password, or a locked account: one message for all, so nothing leaks."""
+    """Wrong email or password, a disabled account, or a blocked address: one message for all, so
+    nothing leaks (the reason goes to the audit log only)."""
 
 
-def authenticate(rt: Runtime, email: str, password: str) -> int:
-    """The user id for a correct email/password of an unlocked account; else SignInRefused.
+def hash_password(password: str) -> str:
+    """The argon2id hash of a new password (refused under :data:`MIN_PASSWORD` characters)."""
+    if len(password) < MIN_PASSWORD:
+        raise InputError(f"password: at least {MIN_PASSWORD} characters are required")
+    return _hasher.hash(password)
 
-    Each failure counts towards ``admin.lockout_after``; reaching it locks the account for
-    ``admin.lockout_minutes`` (even the right password is refused meanwhile). Success resets the count.
+
+def block_minutes(lockout_minutes: int, blocks: int) -> int:
+    """How long the ``blocks``-th block of one address lasts: doubled each time, at most 64 times.
+
+    >>> [block_minutes(15, n) for n in (1, 2, 3, 8)]
+    [15, 30, 60, 960]
     """
-    cfg = rt.config.admin
+    return lockout_minutes << min(blocks - 1, 6)
+
+
+def authenticate(rt: Runtime, email: str, password: str, *, ip: str = "?") -> int:
+    """The user id for a correct email/password of an enabled account, tried from an address that is
+    not blocked for it; else SignInRefused. Blocking the operator's database (and the argon2 check)
+    for tens of milliseconds, it runs off the event loop in the web server (:class:`PasswordChecks`).
+
+    Failures are counted per (account, client address) in ``admin_login_block``: ``admin.lockout_after``
+    in a row block that address for that account for ``admin.lockout_minutes``, doubled at each further
+    block (:func:`block_minutes`); even the right password is refused from there meanwhile, while the
+    account's owner, elsewhere, still signs in (and clears only its own address's count: the guesser's
+    block and its doubling stay). ``reconsent users unlock`` (or the console) lifts every block.
+    """
     now = rt.clock.now()
-    refused: str | None = None
-    user_id: int | None = None
-    with session_scope(rt.engine) as session:  # commits the failure count before refusing
+    with session_scope(rt.engine) as session:  # a short read: the hash is checked outside any transaction
         user = session.execute(
             select(AdminUser).where(col(AdminUser.email) == normalise_login(email))).scalar_one_or_none()
-        if user is None:
-            _verify(_dummy_hash(), password)
-            refused = "unknown user"
-        elif user.locked_until is not None and as_utc(user.locked_until) > now:
-            _verify(_dummy_hash(), password)
-            refused = "locked"
-        elif not _verify(user.password_hash, password):
-            user.failed_logins += 1
-            if user.failed_logins >= cfg.lockout_after:
-                user.locked_until = now + timedelta(minutes=cfg.lockout_minutes)
-                user.failed_logins = 0
-            session.add(user)
-            refused = "wrong password"
-        else:
-            if _hasher.check_needs_rehash(user.password_hash):
-                user.password_hash = _hasher.hash(password)
-            user.failed_logins = 0
-            user.locked_until = None
-            user.last_login_at = now
-            session.add(user)
-            user_id = user.id
-    if refused is not None:
-        raise SignInRefused(refused)
-    assert user_id is not None
+        block = session.get(AdminLoginBlock, (user.id, ip)) if user is not None else None
+    blocked = block is not None and block.blocked_until is not None and as_utc(block.blocked_until) > now
+    if user is None or user.id is None or user.disabled_at is not None or blocked:
+        _verify(_dummy_hash(), password)  # every refusal costs as long as a wrong password
+        raise SignInRefused("unknown user" if user is None else "disabled" if user.disabled_at else "locked")
+    if not _verify(user.password_hash, password):
+        _count_failure(rt, user.id, ip)
+        raise SignInRefused("wrong password")
+    with session_scope(rt.engine) as session:
+        row = session.get(AdminUser, user.id)
+        if row is None:
+            raise SignInRefused("unknown user")
+        if _hasher.check_needs_rehash(row.password_hash):
+            row.password_hash = _hasher.hash(password)
+        row.failed_logins = 0
+        row.locked_until = None
+        row.last_login_at = now
+        session.add(row)
+        session.execute(delete(AdminLoginBlock).where(col(AdminLoginBlock.user_id) == user.id,
+                                                      col(AdminLoginBlock.ip) == ip))
+    return int(user.id)
+
+
+def sign_in(rt: Runtime, email: str, password: str, *, ip: str) -> int:
+    """:func:`authenticate`, with its audit entry (``login``: ok, or ``refused:<reason>``)."""
+    login = normalise_login(email)[:200]
+    try:
+        user_id = authenticate(rt, email, password, ip=ip)
+    except SignInRefused as exc:
+        record_action(rt, None, "login", outcome=f"refused:{exc}", ip=ip, login=login)
+        raise
+    record_action(rt, None, "login", ip=ip, login=login, user_id=user_id)
     return user_id
+
+
+def _count_failure(rt: Runtime, user_id: int, ip: str) -> None:
+    cfg = rt.config.admin
+    now = rt.clock.now()
+    for attempt in range(3):  # two sign-ins from one new address may both insert its row: count again
+        try:
+            with session_scope(rt.engine) as session:
+                block = session.get(AdminLoginBlock, (user_id, ip)) or AdminLoginBlock(user_id=user_id, ip=ip)
+                block.failures += 1
+                if block.failures >= cfg.lockout_after:
+                    block.blocks += 1
+                    block.failures = 0
+                    block.blocked_until = now + timedelta(minutes=block_minutes(cfg.lockout_minutes, block.blocks))
+                session.add(block)
+                session.execute(update(AdminUser).where(col(AdminUser.id) == user_id)
+                                .values(failed_logins=col(AdminUser.failed_logins) + 1))
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
+
+
+class SignInBusy(Exception):
+    """More sign-ins are waiting for a password check than :class:`PasswordChecks` queues."""
+
+
+class PasswordChecks:
+    """Sign-ins checked off the event loop, in a bounded pool: at most ``workers`` argon2 checks run at
+    once (each takes tens of milliseconds of CPU and 64 MiB) and at most ``queue`` wait; beyond that
+    :class:`SignInBusy`, at once. The web server's loop meanwhile answers everything else (one-click
+    unsubscribes, Twilio's webhooks, /healthz): a burst of wrong passwords costs sign-ins, nothing more.
+    """
+
+    def __init__(self, workers: int | None = None, queue: int = 32) -> None:
+        # one core is always left to the event loop: 1 check at a time on two cores, 2 on three or more
+        workers = workers or max(1, min(2, (os.cpu_count() or 2) - 1))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconsent-password")
+        self._limit = workers + queue
+        self._pending = 0
+
+    async def sign_in(self, rt: Runtime, email: str, password: str, *, ip: str) -> int:
+        """:func:`sign_in` in the pool (its database work with it: short, but not the loop's either)."""
+        if self._pending >= self._limit:
+            raise SignInBusy()
+        self._pending += 1
+        try:
+            job = functools.partial(sign_in, rt, email, password, ip=ip)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _verify(stored: str, password: str) -> bool:
@@ -172,7 +258,7 @@ def load_session(rt: Runtime, cookie_value: str | None) -> Operator | None:
             session.delete(row)
             return None
         user = session.get(AdminUser, row.user_id)
-        if user is None or user.id is None:
+        if user is None or user.id is None or user.disabled_at is not None:
             return None
         return Operator(user.id, user.email, Role(user.role), row.csrf_token)
 

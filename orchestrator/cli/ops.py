@@ -102,10 +102,11 @@ def run_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
     scheduler lock freed) and exits 0; if one part stops on its own, the others are stopped and it
     exits 1. To scale out, run `serve`, `dispatch` and `scheduler` separately instead.
     """
-    from orchestrator.ops.server import prepare_logging
+    from orchestrator.ops.server import prepare_logging, refuse_development_keys
     from orchestrator.ops.service import run_service
 
     rt = get_rt(ctx)
+    refuse_development_keys(rt.config)
     prepare_logging(rt)
     report = asyncio.run(run_service(rt, host or rt.config.server.host,
                                      rt.config.server.port if port is None else port))

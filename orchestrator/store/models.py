@@ -282,6 +282,26 @@ class AdminUser(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = None
     last_login_at: datetime | None = None
+    #: set by ``users disable`` (or the console): no sign-in, every session ended, until enabled again
+    disabled_at: datetime | None = None
+    #: base32 TOTP secret once a second factor is set up (``users totp``); empty: password only
+    totp_secret: str | None = None
+    #: the 30-second step of the last code accepted: a code is good once (no replay)
+    totp_last_step: int | None = None
+
+
+class AdminLoginBlock(SQLModel, table=True):
+    """Failed sign-ins of one account from one client address (issue 15). Reaching
+    ``admin.lockout_after`` blocks that address, and only that one, for that account, for
+    ``admin.lockout_minutes`` doubled at each further block: whoever knows an admin's email can no
+    longer lock the admin out from elsewhere. A success clears its address's row; ``users unlock`` all of them."""
+
+    __tablename__ = "admin_login_block"
+    user_id: int = Field(primary_key=True)
+    ip: str = Field(primary_key=True)
+    failures: int = 0
+    blocks: int = 0
+    blocked_until: datetime | None = None
 
 
 class AdminSession(SQLModel, table=True):

@@ -15,12 +15,15 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from orchestrator.accounts.service import PasswordChecks
+from orchestrator.errors import NotFoundError
 from orchestrator.runtime import Runtime
 from preference_centre.admin import views_auth as auth_views
 from preference_centre.admin import views_campaigns as campaigns
 from preference_centre.admin import views_people as people
-from preference_centre.admin.web import STATIC_DIR, console_guard, error
-from preference_centre.security import RateLimit, Refusal
+from preference_centre.admin import views_users as accounts
+from preference_centre.admin.web import STATIC_DIR, console_guard, error, rt_of
+from preference_centre.security import CONSOLE_HEADERS, RateLimit, Refusal, add_headers, headers_for
 
 
 def routes() -> list[Route | Mount]:
@@ -48,6 +51,9 @@ def routes() -> list[Route | Mount]:
         Route(c + "/funnel", campaigns.campaign_funnel, methods=["GET"]),
         Route(c + "/status.json", campaigns.campaign_status_json, methods=["GET"]),
         Route(c + "/{action}", campaigns.campaign_action, methods=["POST"]),
+        Route("/users", accounts.users_page, methods=["GET"]),
+        Route("/users", accounts.users_add, methods=["POST"]),
+        Route("/users/{user_id:int}/{action}", accounts.users_action, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
     ]
 
@@ -56,20 +62,31 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return error(request, 404, "This page does not exist.")
 
 
+async def _no_such_thing(request: Request, exc: Exception) -> Response:
+    """A NotFoundError no view caught (an id beyond any database id): the console's 404."""
+    return error(request, 404, "This page does not exist.")
+
+
 async def _not_allowed(request: Request, exc: Exception) -> Response:
     return error(request, 405, "This action is not allowed here.")
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    return error(request, 500, "Something went wrong on our side. Please try again later.")
+    """Starlette answers 500s outside the console's guard: its headers are added here."""
+    headers = headers_for(rt_of(request).config.public.base_url, CONSOLE_HEADERS)
+    return add_headers(error(request, 500, "Something went wrong on our side. Please try again later."), headers)
 
 
 def create_admin_app(rt: Runtime, *, not_found: Refusal) -> Starlette:
     """The console; ``not_found`` answers every path while no admin user exists."""
     app = Starlette(routes=routes(), middleware=[Middleware(console_guard, rt=rt, not_found=not_found)],
-                    exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error})
+                    exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error,
+                                        NotFoundError: _no_such_thing})
+    app.router.redirect_slashes = False  # a slash redirect's location comes from the Host header
     app.state.rt = rt
     # sign-in attempts per client address in any 60 s, by the runtime's clock (testable without sleeping)
     app.state.login_limit = RateLimit(rt.config.admin.login_rate_per_minute,
                                       lambda: rt.clock.now().timestamp())
+    # password checks run in a bounded pool, never on the event loop (see PasswordChecks)
+    app.state.password_checks = PasswordChecks()
     return app

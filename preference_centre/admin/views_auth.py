@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orchestrator.accounts import service as accounts
-from orchestrator.accounts.service import SignInRefused, authenticate, close_session, open_session
+from orchestrator.accounts.service import PasswordChecks, SignInBusy, SignInRefused, close_session, open_session
 from orchestrator.campaigns.service import list_campaigns
 from orchestrator.domain.model import CampaignState
 from orchestrator.ops.heartbeat import service_status
@@ -35,7 +35,7 @@ REFUSED = ("Sign-in refused: wrong email or password, or too many failed attempt
 
 async def login(request: Request) -> Response:
     rt = rt_of(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):  # a HEAD (a link checker, a monitor) is no sign-in attempt
         if operator_of(request):
             return see_other("/admin/")
         return render(request, "login.html")
@@ -50,13 +50,16 @@ async def login(request: Request) -> Response:
         return error(request, 403, "This form has expired or did not come from this console. "
                                    "Go back, reload the page and try again.")
     email = str(form.get("email") or "")
+    checks: PasswordChecks = request.app.state.password_checks
     try:
-        user_id = authenticate(rt, email, str(form.get("password") or ""))
-    except SignInRefused as exc:
-        accounts.record_action(rt, None, "login", outcome=f"refused:{exc}", ip=ip, login=email.strip().lower()[:200])
+        user_id = await checks.sign_in(rt, email, str(form.get("password") or ""), ip=ip)
+    except SignInBusy:
+        accounts.record_action(rt, None, "login", outcome="busy", ip=ip, login=email.strip().lower()[:200])
+        return render(request, "login.html", status_code=429, headers={"retry-after": "5"},
+                      problem="Too many sign-ins are being checked right now. Wait a few seconds and try again.")
+    except SignInRefused:  # in the audit log already
         return render(request, "login.html", status_code=401, problem=REFUSED, email=email)
     cookie = open_session(rt, user_id)
-    accounts.record_action(rt, None, "login", ip=ip, login=email.strip().lower(), user_id=user_id)
     response = see_other("/admin/")
     set_cookie(response, rt, SESSION_COOKIE, cookie, max_age=rt.config.admin.session_hours * 3600)
     response.delete_cookie(PRE_COOKIE, path="/admin")

@@ -37,6 +37,7 @@ from preference_centre.admin.web import (
     guard,
     lang_of,
     operator_of,
+    path_id,
     render,
     rt_of,
     see_other,
@@ -57,8 +58,11 @@ ACTIONS = {
 
 
 def _campaign_id(request: Request) -> int:
-    raw = request.path_params["campaign_id"]
-    return int(raw)
+    """The path's campaign id; beyond any database id, NotFoundError (the console's 404)."""
+    campaign_id = path_id(request, "campaign_id")
+    if campaign_id is None:
+        raise NotFoundError("This page does not exist.")
+    return campaign_id
 
 
 def _new_form(request: Request, *, status_code: int = 200, problem: str | None = None,

@@ -33,9 +33,17 @@ from preference_centre.admin.web import (
     upload_bytes,
 )
 
+UNUSABLE_NAME = ("This file name cannot be used. Rename the file (at most 255 characters, not “.” or “..”) "
+                 "and upload it again.")
+
 
 def _saved(name: str, content: bytes, folder: str) -> Path:
-    path = Path(folder) / Path(name).name
+    """The upload, saved under its own name (import messages name the file) in a private folder; a
+    name that is no file name (``..``, ``.``, over 255 bytes) is refused (a 400, not a 500)."""
+    base = Path(name.replace("\\", "/")).name
+    if base in ("", ".", "..") or "\x00" in base or len(base.encode("utf-8")) > 255:
+        raise InputError(UNUSABLE_NAME)
+    path = Path(folder) / base
     path.write_bytes(content)
     return path
 

@@ -27,7 +27,7 @@ from orchestrator.accounts.service import Operator, Role, console_enabled, load_
 from orchestrator.resources import TEMPLATES
 from orchestrator.runtime import Runtime
 from preference_centre.admin import i18n
-from preference_centre.security import CONSOLE_HEADERS, Guard, Refusal
+from preference_centre.security import CONSOLE_HEADERS, Guard, Refusal, headers_for
 
 TEMPLATES_DIR = TEMPLATES / "admin"
 STATIC_DIR = TEMPLATES_DIR / "static"
@@ -85,7 +85,8 @@ def expected_csrf(request: Request) -> str | None:
     return op.csrf_token if op else request.cookies.get(PRE_COOKIE)
 
 
-def render(request: Request, name: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, *, status_code: int = 200, headers: dict[str, str] | None = None,
+           **context: Any) -> HTMLResponse:
     lang = lang_of(request)
     rt = rt_of(request)
     op = operator_of(request)
@@ -96,7 +97,7 @@ def render(request: Request, name: str, *, status_code: int = 200, **context: An
         _=i18n.gettext_for(lang), lang=lang, operator=op, csrf=op.csrf_token if op else pre,
         sender=rt.config.sender, path=request.url.path, **context,
     )
-    response = HTMLResponse(html, status_code=status_code)
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
     if pre is not None and request.cookies.get(PRE_COOKIE) != pre:
         set_cookie(response, rt, PRE_COOKIE, pre)
     return response
@@ -104,6 +105,22 @@ def render(request: Request, name: str, *, status_code: int = 200, **context: An
 
 def error(request: Request, status_code: int, message: str) -> HTMLResponse:
     return render(request, "error.html", status_code=status_code, message=message)
+
+
+#: the largest id a database column holds (a signed 64-bit integer)
+MAX_ID = 2**63 - 1
+
+
+def path_id(request: Request, name: str) -> int | None:
+    """An ``{name:int}`` path parameter, or None beyond what a database id can be (then the view
+    answers 404 instead of the database overflowing into a 500).
+
+    >>> from starlette.requests import Request
+    >>> [path_id(Request({"type": "http", "path_params": {"n": n}}), "n") for n in (7, 2**63)]
+    [7, None]
+    """
+    value = int(request.path_params[name])
+    return value if 0 < value <= MAX_ID else None
 
 
 def see_other(path: str) -> RedirectResponse:
@@ -175,11 +192,20 @@ def console_guard(app: ASGIApp, *, rt: Runtime, not_found: Refusal) -> Guard:
     any unknown path) until an admin exists, then the session, the console's headers and its upload
     limit (:mod:`preference_centre.security`)."""
 
+    server = rt.config.server
+    # signed-in operators may upload up to admin.max_upload_bytes, with 1 s more per 64 KiB to send it;
+    # before sign-in (the sign-in form) the public pages' limits hold
+    upload = (rt.config.admin.max_upload_bytes, server.body_timeout_seconds + rt.config.admin.max_upload_bytes / 65536)
+
     def gate(request: Request) -> Response | None:
         if not console_enabled(rt):
             return not_found(request)
-        request.scope.setdefault("state", {})["operator"] = load_session(rt, request.cookies.get(SESSION_COOKIE))
+        state = request.scope.setdefault("state", {})
+        state["operator"] = load_session(rt, request.cookies.get(SESSION_COOKIE))
+        if state["operator"] is not None:
+            state["body_limits"] = upload
         return None
 
-    return Guard(app, headers=CONSOLE_HEADERS, max_body=rt.config.admin.max_upload_bytes, gate=gate,
+    return Guard(app, headers=headers_for(rt.config.public.base_url, CONSOLE_HEADERS), max_body=server.max_body_bytes,
+                 body_timeout=server.body_timeout_seconds, gate=gate,
                  too_large=lambda request: PlainTextResponse("Request too large", status_code=413))

@@ -36,7 +36,15 @@ POSTS = {
     "/admin/campaigns": {"name": "x", "deadline_days": "30", "step0_day": "0", "step0_channel": "email",
                          "step0_template": "reconsent", "kinds": "customer"},
     "/admin/campaigns/{campaign_id:int}/{action}": {"confirm": "yes"},
+    "/admin/users": {"email": "new@shop.example", "password": "a long enough passphrase", "role": "admin"},
+    "/admin/users/{user_id:int}/{action}": {"confirm": "yes"},
 }
+
+
+def _url(path: str, campaign_id: int) -> str:
+    """A POST route with real ids: the campaign's launch, or disabling the viewer (user 2)."""
+    action = "disable" if path.startswith("/admin/users/") else "launch"
+    return path.replace("{campaign_id:int}", str(campaign_id)).replace("{user_id:int}", "2").replace("{action}", action)
 
 
 def test_console_is_a_plain_404_until_an_admin_exists(rt: Runtime) -> None:
@@ -137,7 +145,7 @@ def test_every_post_route_is_covered_by_this_test() -> None:
 @pytest.mark.parametrize("path", sorted(POSTS))
 def test_csrf_refused_on_every_form_and_nothing_changes(admin: Console, path: str) -> None:
     campaign_id = create_campaign(admin.rt, plan())
-    url = path.replace("{campaign_id:int}", str(campaign_id)).replace("{action}", "launch")
+    url = _url(path, campaign_id)
     before = _state(admin.rt)
     for token in (None, "forged-token"):
         data = {k: v for k, v in POSTS[path].items()}
@@ -157,18 +165,19 @@ def _state(rt: Runtime) -> tuple[object, ...]:
     with Session(rt.engine) as s:
         return ([(c.id, c.state) for c in s.exec(select(Campaign))],
                 len(list(s.exec(select(AdminSession)))),
+                [(u.id, u.role, u.disabled_at) for u in s.exec(select(AdminUser))],
                 [a.action for a in s.exec(select(AdminAudit)) if a.action not in ("login", "denied")])
 
 
 ADMIN_ONLY = ["/admin/contacts/import", "/admin/contacts/export", "/admin/contacts/erase",
               "/admin/suppression/import", "/admin/requests", "/admin/campaigns",
-              "/admin/campaigns/{campaign_id:int}/{action}"]
+              "/admin/campaigns/{campaign_id:int}/{action}", "/admin/users", "/admin/users/{user_id:int}/{action}"]
 
 
 @pytest.mark.parametrize("path", ADMIN_ONLY)
 def test_viewers_read_but_cannot_act(viewer: Console, path: str) -> None:
     campaign_id = create_campaign(viewer.rt, plan())
-    url = path.replace("{campaign_id:int}", str(campaign_id)).replace("{action}", "launch")
+    url = _url(path, campaign_id)
     resp = viewer.post(url, POSTS[path])
     assert resp.status_code == 403 and "can view but not act" in resp.text
     with Session(viewer.rt.engine) as s:

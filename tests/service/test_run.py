@@ -43,6 +43,7 @@ def run_config(tmp_path: Path, rt: Runtime, smtp_port: int) -> Path:
     return write_config(tmp_path / "reconsent.toml", {
         "database": {"url": rt.config.database_url},
         "public": {"base_url": rt.config.public.base_url},
+        "security": {"signing_keys": ["test-run-signing-key-0123456789"], "suppression_key": "test-run-suppression"},
         "email": {"transport": "smtp", "host": "127.0.0.1", "port": smtp_port, "timeout": 30.0},
         "dispatch": {"poll_seconds": 0.2, "lease_seconds": 30},
         "logging": {"format": "json"},
