@@ -234,6 +234,9 @@ class SchedulerConfig:
         "Lease of the single-active-scheduler lock on SQLite (renewed every third); a standby takes over after it "
         "expires", 30.0)
     standby_poll_seconds: float = _doc("How often a standby scheduler tries to take the lock", 5.0)
+    launch_cron: str = _doc(
+        "Cron expression for launching the scheduled campaigns whose time has come (`campaign launch ID --at`; "
+        "empty: off)", "* * * * *")
 
 
 @dataclass

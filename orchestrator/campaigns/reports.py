@@ -12,7 +12,8 @@ PER_CHANNEL = ("unsubscribed", "declined", "not_granted")
 
 def funnel_table(status: dict[str, Any]) -> str:
     lines = [
-        f"campaign {status['id']} · {status['name']} · {status['state']}",
+        f"campaign {status['id']} · {status['name']} · {status['state']}"
+        + (f" · launch planned at {status['launch_at']}" if status.get("state") == "scheduled" else ""),
         f"enrolled {status['enrolled']} → pending {status['pending']} · confirmed {status['confirmed']} · "
         f"declined {status['declined']} · expired→suppressed {status['expired']}",
         "",

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, text
+from sqlalchemy import and_, exists, func, insert, literal, or_, select, text, update
 from sqlmodel import Session, col
 
 from orchestrator.domain.campaign import CampaignPlan
@@ -204,6 +204,13 @@ def launch_campaign(rt: Runtime, campaign_id: int) -> int:
         if campaign.state not in (CampaignState.DRAFT, CampaignState.SCHEDULED):
             raise StateError(f"campaign {campaign_id} is {campaign.state}; only a draft can be launched")
         check_plan(rt, plan)
+        # claimed by a conditional UPDATE: a concurrent launch (a second scheduler) finds it taken
+        claimed = session.connection().execute(
+            update(table_of(Campaign)).where(table_of(Campaign).c.id == campaign_id,
+                                             table_of(Campaign).c.state == campaign.state)
+            .values(state=CampaignState.RUNNING.value))
+        if claimed.rowcount != 1:
+            raise StateError(f"campaign {campaign_id} was launched or changed meanwhile")
         _refresh_statistics(session, "contact", "enrolment", "suppression")
         enrolled = enrol(session, campaign_id, plan, audience_query(rt, plan).subquery(), now)
         campaign.state = CampaignState.RUNNING
@@ -305,6 +312,7 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         "name": campaign.name,
         "state": campaign.state,
         "launched_at": _utc_text(campaign.launched_at),
+        "launch_at": _utc_text(campaign.launch_at),
         "deadline_at": _utc_text(campaign.deadline_at),
         "enrolled": enrolled,
         "pending": states.get(RequestState.PENDING.value, 0),

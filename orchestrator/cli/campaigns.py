@@ -60,15 +60,86 @@ def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
 
 @campaign.command("launch")
 @click.argument("campaign_id", type=int)
+@click.option("--at", "at", metavar="ISO8601",
+              help="Launch later, at this time (without an offset: in scheduler.timezone); the audience is "
+                   "frozen then.")
 @click.pass_context
 @fail_cleanly
-def campaign_launch(ctx: click.Context, campaign_id: int) -> None:
-    """Freeze the audience and queue every step."""
-    from orchestrator.campaigns.service import launch_campaign
+def campaign_launch(ctx: click.Context, campaign_id: int, at: str | None) -> None:
+    """Freeze the audience and queue every step (now, or --at a planned time)."""
+    from orchestrator.campaigns.service import audience_size, launch_campaign
 
     rt = get_rt(ctx)
+    if at is not None:
+        from orchestrator.campaigns.schedule import launch_time_text, parse_launch_time, schedule_launch
+
+        when = schedule_launch(rt, campaign_id, parse_launch_time(at, rt.config.scheduler.timezone))
+        click.echo(f"campaign {campaign_id} scheduled: launch at {launch_time_text(when)} by the scheduler "
+                   f"(audience frozen then; {audience_size(rt, campaign_id)} contact(s) if launched now)")
+        return
     n = launch_campaign(rt, campaign_id)
     click.echo(f"campaign {campaign_id} launched: {n} contact(s) enrolled")
+
+
+@campaign.command("test-send")
+@click.argument("campaign_id", type=int)
+@click.option("--to", "to", required=True, metavar="ADDRESS_OR_PHONE",
+              help="Your email address (email steps) or phone number (SMS steps).")
+@click.option("--step", type=int, help="Only this step (0 is the first; default: every step on --to's channel).")
+@click.option("--locale", help="The language to render in (default: the campaign's).")
+@click.pass_context
+@fail_cleanly
+def campaign_test_send(ctx: click.Context, campaign_id: int, to: str, step: int | None, locale: str | None) -> None:
+    """Send the campaign's messages to yourself: subject "[TEST]", links in preview mode; nothing is
+    counted or recorded."""
+    import asyncio
+
+    from orchestrator.delivery.trial import send_trial
+
+    sent = asyncio.run(send_trial(get_rt(ctx), campaign_id, to, step=step, locale=locale))
+    for t in sent:
+        subject = f" · {t.subject}" if t.subject else ""
+        click.echo(f"step {t.step} · {t.channel} · {t.template} · {t.locale}: {t.outcome}{subject}")
+    if not any(t.outcome == "sent" for t in sent) or any(t.outcome.startswith("failed") for t in sent):
+        ctx.exit(1)
+
+
+@campaign.command("unschedule")
+@click.argument("campaign_id", type=int)
+@click.pass_context
+@fail_cleanly
+def campaign_unschedule(ctx: click.Context, campaign_id: int) -> None:
+    """Cancel a planned launch: the campaign is a draft again."""
+    from orchestrator.campaigns.schedule import unschedule
+
+    unschedule(get_rt(ctx), campaign_id)
+    click.echo(f"campaign {campaign_id} unscheduled (draft)")
+
+
+@campaign.command("edit")
+@click.argument("campaign_id", type=int)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@fail_cleanly
+def campaign_edit(ctx: click.Context, campaign_id: int, file: Path) -> None:
+    """Replace a draft's plan with FILE.toml (a launched campaign cannot change)."""
+    from orchestrator.campaigns.schedule import edit_campaign
+    from orchestrator.campaigns.service import load_plan
+
+    edit_campaign(get_rt(ctx), campaign_id, load_plan(file))
+    click.echo(f"campaign {campaign_id} updated")
+
+
+@campaign.command("delete")
+@click.argument("campaign_id", type=int)
+@click.pass_context
+@fail_cleanly
+def campaign_delete(ctx: click.Context, campaign_id: int) -> None:
+    """Delete a draft (a launched campaign is kept: its messages and answers are proof)."""
+    from orchestrator.campaigns.schedule import delete_campaign
+
+    delete_campaign(get_rt(ctx), campaign_id)
+    click.echo(f"campaign {campaign_id} deleted")
 
 
 @campaign.command("pause")

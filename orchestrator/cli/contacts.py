@@ -20,23 +20,31 @@ def contacts() -> None:
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Write rejected rows (with line numbers and reasons) here.")
 @click.option("--strict", is_flag=True, help="Import nothing if any row is rejected.")
+@click.option("--map", "maps", multiple=True, metavar="FIELD=COLUMN",
+              help="Read FIELD (e.g. email) from the file's column COLUMN, when its header names it otherwise "
+                   "(repeatable).")
 @click.pass_context
 @fail_cleanly
-def contacts_import(ctx: click.Context, file: Path, rejects: Path | None, strict: bool) -> None:
-    """Import FILE.csv (SPEC §10 columns); re-importing updates, never duplicates."""
-    from orchestrator.contacts.service import import_contacts, write_rejects
+def contacts_import(ctx: click.Context, file: Path, rejects: Path | None, strict: bool,
+                    maps: tuple[str, ...]) -> None:
+    """Import FILE.csv (SPEC §10 columns, or their French names; ',' ';' or tab; UTF-8 or Windows-1252);
+    re-importing updates, never duplicates."""
+    from orchestrator.contacts.service import import_contacts, parse_mapping, write_rejects
 
     rt = get_rt(ctx)
+    mapping = parse_mapping(maps)
     with click.progressbar(length=_count_lines(file), label="importing", file=sys.stderr,
                            show_pos=True) as bar:
-        report = import_contacts(rt, file, strict=strict, progress=bar.update)
+        report = import_contacts(rt, file, strict=strict, progress=bar.update, mapping=mapping)
     click.echo(report.summary())
-    for r in report.rejects[:10]:
-        click.echo(f"  line {r.line}: {r.field}: {r.reason}", err=True)
-    if len(report.rejects) > 10:
+    problems = sorted([*report.rejects, *report.warnings], key=lambda r: r.line)
+    for r in problems[:10]:
+        kept = " (row imported without it)" if r.level == "warning" else ""
+        click.echo(f"  line {r.line}: {r.field}: {r.reason}{kept}", err=True)
+    if len(problems) > 10:
         hint = "" if rejects else " (use --rejects OUT.csv to get them all)"
-        click.echo(f"  … and {len(report.rejects) - 10} more{hint}", err=True)
-    if rejects and report.rejects:
+        click.echo(f"  … and {len(problems) - 10} more{hint}", err=True)
+    if rejects and problems:
         write_rejects(rejects, report)
         click.echo(f"rejected rows written to {rejects}")
 

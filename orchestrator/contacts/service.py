@@ -10,13 +10,13 @@ or changes consent: that only happens through an explicit action by the person [
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -30,24 +30,26 @@ from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from orchestrator.consent.suppression import adopt_previous
+from orchestrator.contacts.columns import COLUMNS, FileProblem, parse_mapping
+from orchestrator.contacts.reader import ContactsFile, FileFormat, read_rows
 from orchestrator.contacts.rows import (
-    COLUMNS,
     STAGED_FIELDS,
+    Problem,
     RowError,
     ValidatedChunk,
     checked_email,
     parse_row,
     validate_chunk,
 )
-from orchestrator.domain.csv_safe import restore_cell, write_csv
+from orchestrator.domain.csv_safe import write_csv
 from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope, table_of
 from orchestrator.store.models import Contact
 
-__all__ = ["COLUMNS", "ImportReport", "Reject", "RowError", "checked_email", "import_contacts", "parse_row",
-           "read_rows", "write_rejects"]
+__all__ = ["COLUMNS", "FileFormat", "FileProblem", "ImportReport", "Reject", "RowError", "checked_email",
+           "import_contacts", "parse_mapping", "parse_row", "read_rows", "write_rejects"]
 
 #: contacts written (suppression check + insert/update) per statement batch
 BATCH = 2000
@@ -57,12 +59,25 @@ CHUNK_ROWS = 5000
 POOL_MIN_BYTES = 4_000_000
 
 
+SUPPRESSED = "on the suppression list (opted out, erased or expired): not imported"
+
+
 @dataclass(frozen=True)
 class Reject:
     line: int
     field: str
+    #: the English text (CLI, rejects file); the console shows ``message`` % ``params`` translated
     reason: str
     row: dict[str, str]
+    message: str = ""
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: "error": the row was not imported; "warning": imported without this field
+    level: str = "error"
+
+    @classmethod
+    def of(cls, problem: Problem, level: str = "error") -> Reject:
+        line, field_name, message, params, row = problem
+        return cls(line, field_name, message % params if params else message, row, message, params, level)
 
 
 @dataclass
@@ -72,15 +87,20 @@ class ImportReport:
     updated: int = 0
     merged_duplicates: int = 0
     rejects: list[Reject] = field(default_factory=list)
+    #: rows imported without an invalid address (the other one was valid)
+    warnings: list[Reject] = field(default_factory=list)
+    format: FileFormat | None = None
 
     @property
     def imported(self) -> int:
         return self.created + self.updated
 
     def summary(self) -> str:
+        warned = f", {len(self.warnings)} imported with a warning" if self.warnings else ""
+        read_as = f" (file read as {self.format.describe()})" if self.format else ""
         return (
             f"{self.read} rows read: {self.created} created, {self.updated} updated, "
-            f"{self.merged_duplicates} duplicate rows merged, {len(self.rejects)} rejected"
+            f"{self.merged_duplicates} duplicate rows merged, {len(self.rejects)} rejected{warned}{read_as}"
         )
 
 
@@ -88,32 +108,14 @@ class ImportReport:
 class ParsedContact:
     line: int
     values: dict[str, Any]
+    #: fields dropped with a warning: an update leaves the stored value
+    keep: tuple[str, ...] = ()
 
-
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    try:
-        fh = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        try:
-            header = reader.fieldnames or []
-            missing = [c for c in ("external_id", "kind") if c not in header]
-            if missing or not ({"email", "phone"} & set(header)):
-                raise InputError(
-                    f"{path}: line 1: header must name the columns {','.join(COLUMNS)} "
-                    f"(missing: {', '.join(missing or ['email/phone'])})"
-                )
-            for row in reader:
-                if None in row:  # more cells than header columns
-                    yield reader.line_num, {"__extra__": "1", **{k: v for k, v in row.items() if k}}
-                else:  # a cell our export neutralised ('=…) reads back as it was
-                    yield reader.line_num, {k: restore_cell(v) if isinstance(v, str) else v for k, v in row.items()}
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: line {reader.line_num + 1}: not UTF-8 text (save the file as UTF-8)") from None
-        except csv.Error as exc:
-            raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+    def update_values(self) -> dict[str, Any]:
+        keys = {"email": "email_key", "phone": "phone_key"}
+        kept = {f for f in self.keep if self.values.get(f) is None}
+        kept |= {keys[f] for f in kept if f in keys}
+        return {k: v for k, v in self.values.items() if k not in kept}
 
 
 def import_contacts(
@@ -124,6 +126,7 @@ def import_contacts(
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    mapping: Mapping[str, str] | None = None,
 ) -> ImportReport:
     """Import a contacts CSV. With ``strict``, any rejected row refuses the whole file.
 
@@ -131,9 +134,11 @@ def import_contacts(
     big file; None picks by file size and CPUs) and staged in a temporary table where later rows for
     the same external_id are merged into the first; the staged contacts are then checked against
     the suppression list and written in the order of their first row. Everything happens in one
-    transaction, so a refused or failed import writes nothing.
+    transaction, so a refused or failed import writes nothing. ``mapping`` names the file's column
+    for a field its header does not name (``--map FIELD=COLUMN``).
     """
-    report = ImportReport()
+    source = ContactsFile(path, mapping)
+    report = ImportReport(format=source.format)
     cfg = rt.config.contacts
     validation = (cfg.default_region, cfg.default_locale, rt.config.suppression_secret())
     if workers is None:
@@ -142,9 +147,10 @@ def import_contacts(
     with session_scope(rt.engine) as session:
         stage = _Stage(session.connection())
         valid = 0
-        with closing(_validated_chunks(read_rows(path), chunk_rows, workers, validation)) as chunks:
+        with closing(_validated_chunks(source.rows(), chunk_rows, workers, validation)) as chunks:
             for chunk in chunks:
-                report.rejects.extend(Reject(*r) for r in chunk.rejects)
+                report.rejects.extend(Reject.of(r) for r in chunk.rejects)
+                report.warnings.extend(Reject.of(w, "warning") for w in chunk.warnings)
                 stage.add(chunk.staged)
                 valid += chunk.valid
                 report.read += chunk.valid + len(chunk.rejects)
@@ -164,12 +170,11 @@ def import_contacts(
                 adopt_previous(session, rt, stage.addresses(page))
             for p in stage.refuse_suppressed(page):
                 report.rejects.append(
-                    Reject(p.line, "email" if p.values["email"] else "phone",
-                           "on the suppression list (opted out, erased or expired): not imported", _as_row(p.values))
+                    Reject(p.line, "email" if p.values["email"] else "phone", SUPPRESSED, _as_row(p.values), SUPPRESSED)
                 )
             for contact_id, p in stage.existing(page):
                 session.execute(
-                    update(Contact).where(col(Contact.id) == contact_id).values(**p.values, updated_at=now)
+                    update(Contact).where(col(Contact.id) == contact_id).values(**p.update_values(), updated_at=now)
                 )
                 report.updated += 1
             report.created += stage.insert_new(page, now)
@@ -247,20 +252,21 @@ class _Stage:
             "CREATE TEMPORARY TABLE import_stage (first_line INTEGER PRIMARY KEY, last_line INTEGER NOT NULL, "
             "external_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, email TEXT, phone TEXT, first_name TEXT, "
             "locale TEXT NOT NULL, timezone TEXT, last_activity_at TEXT, b2b BOOLEAN NOT NULL, "
-            "attributes TEXT NOT NULL, email_key TEXT, phone_key TEXT)" + (" ON COMMIT DROP" if pg else "")
+            "attributes TEXT NOT NULL, email_key TEXT, phone_key TEXT, keep TEXT NOT NULL)"
+            + (" ON COMMIT DROP" if pg else "")
         )
         merged = ", ".join(
             f"{c} = COALESCE(excluded.{c}, import_stage.{c})" if c in self.KEEP_IF_EMPTY
             else f"{c} = CASE WHEN excluded.{c} = '{{}}' THEN import_stage.{c} ELSE excluded.{c} END"
             if c == "attributes" else f"{c} = excluded.{c}"
-            for c in ("last_line", *self.FIELDS[1:])
+            for c in ("last_line", *self.FIELDS[1:], "keep")
         )
         self.upsert = (
-            f"INSERT INTO import_stage (first_line, last_line, {', '.join(self.FIELDS)}) "
-            f"VALUES ({', '.join([mark] * (len(self.FIELDS) + 2))}) "
+            f"INSERT INTO import_stage (first_line, last_line, {', '.join(self.FIELDS)}, keep) "
+            f"VALUES ({', '.join([mark] * (len(self.FIELDS) + 3))}) "
             f"ON CONFLICT (external_id) DO UPDATE SET {merged}"
         )
-        self.columns = f"first_line, last_line, {', '.join(self.FIELDS)}"
+        self.columns = f"first_line, last_line, {', '.join(self.FIELDS)}, keep"
         # the stored forms are the ones SQLAlchemy writes for Contact (ISO dates, JSON text, booleans);
         # tests/orchestrator/test_import_stream.py compares every column with the row-by-row insert
         as_date, as_json = ("CAST(s.last_activity_at AS DATE)", "CAST(s.attributes AS JSON)") if pg else \
@@ -350,12 +356,12 @@ class _Stage:
         return int(self.conn.execute(self.insert, {**_bounds(page), "now": now}).rowcount)
 
     def _contact(self, row: Any) -> ParsedContact:
-        _first_line, last_line, *cells = row
-        values = dict(zip(self.FIELDS, cells, strict=False))
+        _first_line, last_line, *cells, keep = row
+        values = dict(zip(self.FIELDS, cells, strict=True))
         values["last_activity_at"] = date.fromisoformat(cells[7]) if cells[7] else None
         values["b2b"] = bool(values["b2b"])
         values["attributes"] = json.loads(values["attributes"])
-        return ParsedContact(last_line, values)
+        return ParsedContact(last_line, values, tuple(k for k in keep.split(",") if k))
 
     def drop(self) -> None:
         self.conn.exec_driver_sql(f"DROP TABLE {self.qualified}")
@@ -376,12 +382,14 @@ def _as_row(values: dict[str, Any]) -> dict[str, str]:
 
 
 def write_rejects(path: Path, report: ImportReport) -> None:
-    """Write every rejected row with its line number, field and reason."""
-    extra = sorted({k for r in report.rejects for k in r.row if k not in COLUMNS})
+    """Write every rejected row with its line number, field and reason, and the warnings (rows imported
+    without one field) in line order; the last column, ``level``, says which (error or warning)."""
+    problems = sorted([*report.rejects, *report.warnings], key=lambda r: r.line)
+    extra = sorted({k for r in problems for k in r.row if k not in COLUMNS})
     with path.open("w", newline="", encoding="utf-8") as fh:
-        write_csv(fh, ["line", "field", "reason", *COLUMNS, *extra],
-                  ([r.line, r.field, r.reason, *(r.row.get(c, "") for c in (*COLUMNS, *extra))]
-                   for r in report.rejects))
+        write_csv(fh, ["line", "field", "reason", *COLUMNS, *extra, "level"],
+                  ([r.line, r.field, r.reason, *(r.row.get(c, "") for c in (*COLUMNS, *extra)), r.level]
+                   for r in problems))
 
 
 def export_rows(rt: Runtime) -> Iterator[list[str]]:

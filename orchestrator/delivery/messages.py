@@ -27,7 +27,9 @@ from orchestrator.domain.message import (
 )
 from orchestrator.domain.model import Channel
 from orchestrator.domain.windows import SendWindow
+from orchestrator.rendering.checks import sample_contexts
 from orchestrator.rendering.links import LinkClaims
+from orchestrator.rendering.messages import RenderedMessage
 from orchestrator.runtime import Runtime
 
 TWILIO_MAX_VALIDITY = 36000
@@ -66,7 +68,12 @@ class _Links:
     unsubscribe: str
 
 
-def _links(rt: Runtime, claims: LinkClaims) -> _Links:
+def _links(rt: Runtime, claims: LinkClaims, *, preview: bool = False) -> _Links:
+    """The person's page and unsubscribe links; with ``preview``, the same pages in preview mode
+    (a token of the ``preview`` purpose: the pages show and answer, and record nothing)."""
+    if preview:
+        token = rt.links.dumps("preview", claims)
+        return _Links(page=rt.url("/p/" + token), unsubscribe=rt.url("/u/" + token))
     return _Links(page=rt.url("/p/" + rt.links.dumps("page", claims)),
                   unsubscribe=rt.url("/u/" + rt.links.dumps("unsubscribe", claims)))
 
@@ -126,13 +133,7 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
     meta = {"template_version": rendered.version, "locale": locale}
     key = f"c{row.campaign_id}-k{row.contact_id}-s{row.step}-{channel.value}"
     if channel is Channel.EMAIL:
-        return OutboundMessage(
-            channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-            subject=rendered.subject, html=rendered.html, sender=sender_address(rt),
-            sender_name=rt.config.sender.name, message_id=(mid := outbox_message_id(rt, row.id, code)),
-            return_path=envelope_sender(rt.config.email.return_path, mid),
-            date=rt.clock.now(), headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
-        )
+        return _email(rt, rendered, address, key, outbox_message_id(rt, row.id, code), links.unsubscribe, meta)
     now = rt.clock.now()
     validity = int((window.closes_at(now, tz) - now).total_seconds()) - 60
     return OutboundMessage(
@@ -160,12 +161,46 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
         key += f"-r{request_id}"
     meta = {"template_version": rendered.version, "locale": locale}
     if channel is Channel.EMAIL:
-        return OutboundMessage(
-            channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-            subject=rendered.subject, html=rendered.html, sender=sender_address(rt),
-            sender_name=rt.config.sender.name, message_id=(mid := message_id(rt, key)), date=now,
-            return_path=envelope_sender(rt.config.email.return_path, mid),
-            headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
-        )
+        return _email(rt, rendered, address, key, message_id(rt, key), links.unsubscribe, meta)
     return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
                            sender=rt.config.sender.sms_from, meta=meta)
+
+
+TEST_PREFIX = "[TEST] "
+
+
+def trial_message(rt: Runtime, plan: CampaignPlan, *, campaign_id: int, step: int, locale: str,
+                 address: str) -> OutboundMessage:
+    """A campaign step rendered for an invented person and sent to ``address`` (``campaign test-send``):
+    subject (and SMS text) prefixed ``[TEST]``, links in preview mode (the pages record nothing), no
+    outbox row, no status callback."""
+    plan_step = plan.steps[step]
+    channel = plan_step.channel
+    preview = _links(rt, LinkClaims(contact_id=0, campaign_id=campaign_id, channel=channel.value), preview=True)
+    # an invented person has no locale of their own: the pages are asked in the message's language
+    links = _Links(page=f"{preview.page}?lang={locale}", unsubscribe=f"{preview.unsubscribe}?lang={locale}")
+    now = rt.clock.now()
+    sample = sample_contexts(rt.config, locale, now)[0]  # the invented person of previews
+    ctx = message_context(rt, first_name=sample["first_name"], page_url=links.page,
+                          unsubscribe_url=links.unsubscribe, short_url=links.page,
+                          deadline=now + timedelta(days=plan.deadline_days), locale=locale)
+    rendered = rt.renderer.render(plan_step.template, channel, locale, ctx,
+                                  plan.wording(plan_step.template, locale, channel))
+    key = f"test-c{campaign_id}-s{step}-{int(now.timestamp())}"
+    meta = {"template_version": rendered.version, "locale": locale, "test": "1"}
+    if channel is Channel.EMAIL:
+        return _email(rt, rendered, address, key, message_id(rt, key), links.unsubscribe, meta,
+                      subject_prefix=TEST_PREFIX)
+    return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=TEST_PREFIX + rendered.text,
+                           sender=rt.config.sender.sms_from, meta=meta)
+
+
+def _email(rt: Runtime, rendered: RenderedMessage, address: str, key: str, msg_id: str, unsubscribe_url: str,
+           meta: dict[str, str], *, subject_prefix: str = "") -> OutboundMessage:
+    return OutboundMessage(
+        channel=Channel.EMAIL, recipient=address, idempotency_key=key, text=rendered.text,
+        subject=None if rendered.subject is None else subject_prefix + rendered.subject, html=rendered.html,
+        sender=sender_address(rt), sender_name=rt.config.sender.name, message_id=msg_id, date=rt.clock.now(),
+        return_path=envelope_sender(rt.config.email.return_path, msg_id),
+        headers=list_unsubscribe_headers(rt, unsubscribe_url), meta=meta,
+    )

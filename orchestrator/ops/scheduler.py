@@ -67,6 +67,12 @@ def job_evergreen(rt: Runtime) -> str:
     return enrol_newcomers(rt).summary()
 
 
+def job_launch(rt: Runtime) -> str:
+    from orchestrator.campaigns.schedule import launch_due
+
+    return launch_due(rt).summary()
+
+
 @dataclass(frozen=True)
 class JobType:
     name: str
@@ -88,6 +94,7 @@ register_job_type("dispatch", "orchestrator.ops.scheduler:job_dispatch", "dispat
 register_job_type("sweep", "orchestrator.ops.scheduler:job_sweep", "sweep_cron")
 register_job_type("evergreen", "orchestrator.ops.scheduler:job_evergreen", "evergreen_cron")
 register_job_type("retention", "orchestrator.ops.scheduler:job_retention", "retention_cron")
+register_job_type("launch", "orchestrator.ops.scheduler:job_launch", "launch_cron")
 
 
 def _resolve(ref: str) -> Callable[[Runtime], Any]:

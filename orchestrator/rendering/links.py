@@ -26,6 +26,8 @@ PURPOSES = {
     "page": "reconsent.page.v1",
     "unsubscribe": "reconsent.unsubscribe.v1",
     "rights": "reconsent.rights.v1",
+    # test sends (``campaign test-send``): the pages show and answer in preview mode, recording nothing
+    "preview": "reconsent.preview.v1",
 }
 _CHANNEL_CODES = {"email": "e", "sms": "s"}
 _CODES_CHANNEL = {v: k for k, v in _CHANNEL_CODES.items()}

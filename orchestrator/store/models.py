@@ -49,6 +49,8 @@ class Campaign(SQLModel, table=True):
     paused_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     #: messages that could not be built since launch or the last resume (dispatch.failure_pause_threshold)
     build_failures: int = 0
+    #: when a ``scheduled`` campaign is to be launched (``campaign launch ID --at``)
+    launch_at: datetime | None = None
 
 
 class Enrolment(SQLModel, table=True):

@@ -20,6 +20,7 @@ from orchestrator.errors import NotFoundError
 from orchestrator.runtime import Runtime
 from preference_centre.admin import views_auth as auth_views
 from preference_centre.admin import views_campaigns as campaigns
+from preference_centre.admin import views_import as contacts_import
 from preference_centre.admin import views_people as people
 from preference_centre.admin import views_users as accounts
 from preference_centre.admin.web import STATIC_DIR, console_guard, error, rt_of
@@ -35,7 +36,8 @@ def routes() -> list[Route | Mount]:
         Route("/lang", auth_views.set_lang, methods=["POST"]),
         Route("/audit", auth_views.audit_log, methods=["GET"]),
         Route("/contacts", people.contacts_page, methods=["GET"]),
-        Route("/contacts/import", people.contacts_import, methods=["POST"]),
+        Route("/contacts/import", contacts_import.contacts_import, methods=["POST"]),
+        Route("/contacts/import/mapped", contacts_import.contacts_import_mapped, methods=["POST"]),
         Route("/contacts/lookup", people.contacts_lookup, methods=["POST"]),
         Route("/contacts/export", people.contacts_export, methods=["POST"]),
         Route("/contacts/erase", people.contacts_erase, methods=["POST"]),
@@ -50,6 +52,8 @@ def routes() -> list[Route | Mount]:
         Route(c + "/preview/{step:int}/{locale}", campaigns.campaign_preview_html, methods=["GET"]),
         Route(c + "/funnel", campaigns.campaign_funnel, methods=["GET"]),
         Route(c + "/status.json", campaigns.campaign_status_json, methods=["GET"]),
+        Route(c + "/test-send", campaigns.campaign_test_send, methods=["POST"]),
+        Route(c + "/edit", campaigns.campaign_edit, methods=["GET", "POST"]),
         Route(c + "/{action}", campaigns.campaign_action, methods=["POST"]),
         Route("/users", accounts.users_page, methods=["GET"]),
         Route("/users", accounts.users_add, methods=["POST"]),

@@ -3,6 +3,7 @@ paths go through ``CampaignPlan.from_mapping`` and get the same validation and e
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +40,7 @@ def plan_from_form(form: Mapping[str, Any], kinds: list[str]) -> CampaignPlan:
     ('Winter', ['reconsent'], ['customer'])
     """
     steps = []
-    for i in range(STEP_ROWS):
+    for i in range(step_rows(form)):
         template = str(form.get(f"step{i}_template") or "").strip()
         if template:
             steps.append({"day": _int(form, f"step{i}_day"), "channel": str(form.get(f"step{i}_channel") or ""),
@@ -66,3 +67,25 @@ def plan_from_toml(name: str, content: bytes) -> CampaignPlan:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{name}: not valid TOML: {exc}") from None
     return CampaignPlan.from_mapping(data, where=name)
+
+
+def step_rows(values: Mapping[str, Any]) -> int:
+    """The step rows the form has: STEP_ROWS, or more for a plan with more steps.
+
+    >>> step_rows({}), step_rows({"step5_template": "x"})
+    (4, 6)
+    """
+    found = [int(m.group(1)) + 1 for k in values if (m := re.fullmatch(r"step(\d+)_template", k))]
+    return max([STEP_ROWS, *found])
+
+
+def form_values(plan: CampaignPlan) -> tuple[dict[str, str], list[str]]:
+    """A plan as the form's fields (editing a draft) and its audience's kinds."""
+    rule = plan.audience
+    values = {"name": plan.name, "deadline_days": str(plan.deadline_days), "default_locale": plan.default_locale,
+              "customer_inactive_months": str(rule.customer_inactive_months),
+              "prospect_inactive_months": str(rule.prospect_inactive_months)}
+    for step in plan.steps:
+        values.update({f"step{step.index}_day": str(step.day), f"step{step.index}_channel": step.channel.value,
+                       f"step{step.index}_template": step.template})
+    return values, [k.value for k in rule.kinds]

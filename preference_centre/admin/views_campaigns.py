@@ -4,13 +4,22 @@ confirmation step, and the funnel (the numbers of ``campaign status --json``, wi
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from orchestrator.accounts import service as accounts
 from orchestrator.accounts.service import Role
+from orchestrator.campaigns.schedule import (
+    delete_campaign,
+    edit_campaign,
+    parse_launch_time,
+    schedule_launch,
+    unschedule,
+)
 from orchestrator.campaigns.service import (
     audience_size,
     campaign_failures,
@@ -23,12 +32,14 @@ from orchestrator.campaigns.service import (
     read_campaign,
     set_paused,
 )
+from orchestrator.delivery.trial import send_trial
+from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState
 from orchestrator.errors import NotFoundError, ReconsentError
 from orchestrator.ops.heartbeat import service_status
 from orchestrator.rendering.template_store import template_names
 from preference_centre.admin import charts
-from preference_centre.admin.forms import STEP_ROWS, plan_from_form, plan_from_toml
+from preference_centre.admin.forms import form_values, plan_from_form, plan_from_toml, step_rows
 from preference_centre.admin.i18n import gettext_for
 from preference_centre.admin.web import (
     client_ip,
@@ -54,6 +65,11 @@ ACTIONS = {
                                          "This cannot be undone (you can pause it later)."), "Launch"),
     "pause": ("Pause this campaign?", "Nothing more is sent until you resume. Nothing is lost.", "Pause"),
     "resume": ("Resume this campaign?", "Sending continues where it stopped: no re-send, no skip.", "Resume"),
+    "schedule": ("Schedule this campaign?", ("It is launched at the chosen time by the scheduler: the audience is "
+                                             "frozen then, not now. You can cancel before."), "Schedule"),
+    "unschedule": ("Cancel the planned launch?", "The campaign is a draft again. Nothing was sent.",
+                   "Cancel the planned launch"),
+    "delete": ("Delete this draft?", "The draft is removed for good. Nothing was sent.", "Delete"),
 }
 
 
@@ -66,7 +82,8 @@ def _campaign_id(request: Request) -> int:
 
 
 def _new_form(request: Request, *, status_code: int = 200, problem: str | None = None,
-              values: dict[str, Any] | None = None, kinds: list[str] | None = None) -> Response:
+              values: dict[str, Any] | None = None, kinds: list[str] | None = None,
+              action: str = "/admin/campaigns", editing: str | None = None) -> Response:
     defaults: dict[str, Any] = {
         "name": "", "deadline_days": "30", "default_locale": "fr", "customer_inactive_months": "12",
         "prospect_inactive_months": "36", "step0_day": "0", "step0_channel": "email", "step0_template": "reconsent",
@@ -75,7 +92,8 @@ def _new_form(request: Request, *, status_code: int = 200, problem: str | None =
     }
     return render(request, "campaign_new.html", status_code=status_code, problem=problem,
                   values={**defaults, **(values or {})}, kinds=kinds or ["customer", "prospect"],
-                  rows=range(STEP_ROWS), templates=template_names(rt_of(request)))
+                  rows=range(step_rows(values or {})),
+                  templates=template_names(rt_of(request)), form_action=action, editing=editing)
 
 
 @guard(role=Role.ADMIN)
@@ -104,8 +122,19 @@ async def campaign_create(request: Request) -> Response:
 
 @guard()
 async def campaign_page(request: Request) -> Response:
+    return _campaign_view(request, _campaign_id(request))
+
+
+def _local_time(rt: Any, value: datetime | None) -> str | None:
+    """A UTC time as the operator reads it: in ``scheduler.timezone``."""
+    if value is None:
+        return None
+    tz = rt.config.scheduler.timezone
+    return f"{as_utc(value).astimezone(ZoneInfo(tz)).strftime('%Y-%m-%d %H:%M')} ({tz})"
+
+
+def _campaign_view(request: Request, campaign_id: int, *, status_code: int = 200, **extra: Any) -> Response:
     rt = rt_of(request)
-    campaign_id = _campaign_id(request)
     try:
         campaign, plan = read_campaign(rt, campaign_id)
         previews = preview_campaign(rt, campaign_id)
@@ -118,9 +147,10 @@ async def campaign_page(request: Request) -> Response:
     failures = campaign_failures(rt, campaign_id) if campaign.launched_at else []
     # a running campaign warns when nothing would send it (no dispatcher) or close it (no scheduler)
     services = service_status(rt) if campaign.state == CampaignState.RUNNING else None
-    return render(request, "campaign.html", campaign=campaign, plan=plan, previews=previews, audience=size,
-                  problems=problems, failures=failures, services=services,
-                  done=request.query_params.get("done") if request.query_params.get("done") in ACTIONS else None)
+    return render(request, "campaign.html", status_code=status_code, campaign=campaign, plan=plan,
+                  previews=previews, audience=size, problems=problems, failures=failures, services=services,
+                  done=request.query_params.get("done") if request.query_params.get("done") in ACTIONS else None,
+                  launch_at=_local_time(rt, campaign.launch_at), timezone=rt.config.scheduler.timezone, **extra)
 
 
 @guard()
@@ -149,16 +179,30 @@ async def campaign_action(request: Request) -> Response:
     if action not in ACTIONS:
         return error(request, 404, "This page does not exist.")
     form = await form_of(request)
+    at_text = str(form.get("at") or "").strip()
     try:
         campaign, _ = read_campaign(rt, campaign_id)
+        at = parse_launch_time(at_text, rt.config.scheduler.timezone) if action == "schedule" else None
         if form.get("confirm") != "yes":
             question, consequence, button = ACTIONS[action]
-            size = audience_size(rt, campaign_id) if action == "launch" else None
-            return render(request, "confirm.html", action=f"/admin/campaigns/{campaign_id}/{action}", fields={},
-                          question=question, subject=campaign.name, consequence=consequence, button=button,
-                          audience=size, danger=False, back=f"/admin/campaigns/{campaign_id}")
+            size = audience_size(rt, campaign_id) if action in ("launch", "schedule") else None
+            subject = campaign.name + (f" · {_local_time(rt, at)}" if at else "")
+            return render(request, "confirm.html", action=f"/admin/campaigns/{campaign_id}/{action}",
+                          fields={"at": at_text} if at else {}, question=question, subject=subject,
+                          consequence=consequence, button=button, audience=size, danger=action == "delete",
+                          back=f"/admin/campaigns/{campaign_id}")
         if action == "launch":
             detail: dict[str, Any] = {"enrolled": launch_campaign(rt, campaign_id)}
+        elif at is not None:
+            detail = {"launch_at": schedule_launch(rt, campaign_id, at).isoformat()}
+        elif action == "unschedule":
+            unschedule(rt, campaign_id)
+            detail = {}
+        elif action == "delete":
+            delete_campaign(rt, campaign_id)
+            accounts.record_action(rt, operator_of(request), "campaign.delete", target=f"campaign:{campaign_id}",
+                                   ip=client_ip(request))
+            return see_other("/admin/")
         else:
             detail = {"state": set_paused(rt, campaign_id, action == "pause")}
     except NotFoundError as exc:
@@ -170,6 +214,53 @@ async def campaign_action(request: Request) -> Response:
     accounts.record_action(rt, operator_of(request), f"campaign.{action}", target=f"campaign:{campaign_id}",
                            ip=client_ip(request), **detail)
     return see_other(f"/admin/campaigns/{campaign_id}?done={action}")
+
+
+@guard(role=Role.ADMIN)
+async def campaign_test_send(request: Request) -> Response:
+    """``campaign test-send``: the chosen steps to the operator's own address; nothing recorded."""
+    rt = rt_of(request)
+    campaign_id = _campaign_id(request)
+    form = await form_of(request)
+    step_text = str(form.get("step") or "").strip()
+    try:
+        sent = await send_trial(rt, campaign_id, str(form.get("to") or ""), step=int(step_text) if step_text.isdigit()
+                                else None, locale=str(form.get("locale") or "") or None)
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    except ReconsentError as exc:
+        return _campaign_view(request, campaign_id, status_code=400, problem=str(exc))
+    accounts.record_action(rt, operator_of(request), "campaign.test_send", target=f"campaign:{campaign_id}",
+                           ip=client_ip(request), sent=sum(t.outcome == "sent" for t in sent))
+    return _campaign_view(request, campaign_id, tested=sent)
+
+
+@guard(role=Role.ADMIN)
+async def campaign_edit(request: Request) -> Response:
+    """A draft's plan in the creation form (GET); the changed plan, checked as at creation (POST)."""
+    rt = rt_of(request)
+    campaign_id = _campaign_id(request)
+    try:
+        campaign, plan = read_campaign(rt, campaign_id)
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    action = f"/admin/campaigns/{campaign_id}/edit"
+    if request.method != "POST":
+        values, kinds = form_values(plan)
+        return _new_form(request, values=values, kinds=kinds, action=action, editing=campaign.name)
+    form = await form_of(request)
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
+    kinds = [str(k) for k in form.getlist("kinds")]
+    try:
+        edit_campaign(rt, campaign_id, plan_from_form(form, kinds))
+    except ReconsentError as exc:
+        accounts.record_action(rt, operator_of(request), "campaign.edit", target=f"campaign:{campaign_id}",
+                               outcome="refused", ip=client_ip(request))
+        return _new_form(request, status_code=400, problem=str(exc), values=values, kinds=kinds, action=action,
+                         editing=campaign.name)
+    accounts.record_action(rt, operator_of(request), "campaign.edit", target=f"campaign:{campaign_id}",
+                           ip=client_ip(request))
+    return see_other(f"/admin/campaigns/{campaign_id}")
 
 
 def funnel_rows(status: dict[str, Any], _: Any) -> list[tuple[str, int, str]]:

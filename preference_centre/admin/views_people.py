@@ -14,13 +14,13 @@ from orchestrator.accounts import service as accounts
 from orchestrator.accounts.service import Role
 from orchestrator.consent.suppression import check as check_suppression
 from orchestrator.consent.suppression import import_list
-from orchestrator.contacts.service import COLUMNS, ImportReport, import_contacts
 from orchestrator.errors import InputError, NotFoundError, ReconsentError
 from orchestrator.proof import requests as dsr
 from orchestrator.proof.record import person_record
 from orchestrator.proof.rights import address_key, erase_person, export_person
 from orchestrator.runtime import Runtime
 from preference_centre.admin.requests import list_requests
+from preference_centre.admin.views_import import page as contacts_html
 from preference_centre.admin.web import (
     client_ip,
     error,
@@ -51,28 +51,7 @@ def _saved(name: str, content: bytes, folder: str) -> Path:
 # -- contacts -----------------------------------------------------------------------------------------
 @guard()
 async def contacts_page(request: Request) -> Response:
-    return render(request, "contacts.html", report=None, columns=COLUMNS)
-
-
-@guard(role=Role.ADMIN)
-async def contacts_import(request: Request) -> Response:
-    """The CLI's import, same validation and reject report (line numbers), shown as a table."""
-    rt = rt_of(request)
-    upload = await upload_bytes(await form_of(request), "file")
-    if upload is None:
-        return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS,
-                      problem="Choose a CSV file to import.")
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            report: ImportReport = import_contacts(rt, _saved(upload[0], upload[1], folder))
-        except ReconsentError as exc:
-            accounts.record_action(rt, operator_of(request), "contacts.import", outcome="refused",
-                                   ip=client_ip(request))
-            return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS,
-                          problem=str(exc).replace(folder + "/", ""))
-    accounts.record_action(rt, operator_of(request), "contacts.import", ip=client_ip(request), read=report.read,
-                           created=report.created, updated=report.updated, rejected=len(report.rejects))
-    return render(request, "contacts.html", report=report, columns=COLUMNS)
+    return contacts_html(request)
 
 
 def _handler(request: Request) -> str:
@@ -96,7 +75,7 @@ async def contacts_lookup(request: Request) -> Response:
             raise InputError("Type an email address or a phone number.")
         kind, key = _lookup_key(rt, raw)
     except InputError as exc:
-        return render(request, "contacts.html", status_code=400, report=None, columns=COLUMNS, problem=str(exc))
+        return contacts_html(request, status_code=400, problem=str(exc))
     found = person_record(rt, key)
     accounts.record_action(rt, operator_of(request), "contact.lookup", target=key, ip=client_ip(request),
                                      found=len(found.people))

@@ -32,6 +32,7 @@ from orchestrator.consent.service import (
 from orchestrator.delivery.fresh_links import send_fresh_link
 from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError, RequestExpired
+from orchestrator.rendering.checks import sample_contexts
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
@@ -184,7 +185,8 @@ async def _off_loop(rt: Runtime, work: Callable[..., Response], *args: Any) -> R
 def _show(request: Request) -> Response:
     opened = open_link(request, "page")
     if isinstance(opened, Response):
-        return opened
+        preview = _preview_claims(request) if opened.status_code == 400 else None
+        return opened if preview is None else _preview_page(request, preview, None)
     claims, facts = opened
     return _preference(request, rt_of(request), claims, facts, request.path_params["token"])
 
@@ -210,9 +212,59 @@ async def _answer(request: Request, rt: Runtime, token: str) -> Response:
     try:
         claims = _verify(request, "page", token)
     except (LinkInvalid, LinkExpired) as exc:
+        preview = _preview_claims(request) if isinstance(exc, LinkInvalid) else None
+        if preview is not None:
+            return _preview_page(request, preview, await request.form())
         return _bad_link(request, exc)
     form = await request.form()
     return await _off_loop(rt, _record, request, rt, token, claims, form)
+
+
+def _preview_claims(request: Request) -> LinkClaims | None:
+    """The claims of a preview token (a test send's links), None for any other token."""
+    try:
+        return _verify(request, "preview", request.path_params["token"])
+    except (LinkInvalid, LinkExpired):
+        return None
+
+
+def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -> Response:
+    """Preview mode (``campaign test-send``): the page an invented person would see (GET) and the
+    result of an answer (POST), read from nothing and recording nothing."""
+    rt = rt_of(request)
+    lang = negotiate(query=request.query_params.get("lang"), accept=request.headers.get("accept-language"))
+    channels = [c.value for c in Channel]
+    sample = sample_contexts(rt.config, lang, rt.clock.now())[0]  # the invented person of previews
+    masked = {"email": mask("camille@exemple.fr"), "sms": mask("+33612345678")}
+    personal: dict[str, Any] = {"action": request.url.path, "masked": masked, "first_name": sample["first_name"]}
+    if request.url.path.startswith("/u/"):
+        return render_page(request, "unsubscribe.html", lang=lang, action=request.url.path,
+                           channel=claims.channel or "email", masked=masked[claims.channel or "email"],
+                           done=form is not None, preview=True)
+    if form is None:
+        return render_page(request, "preference.html", lang=lang, channels=channels, current={},
+                           enrolment_state=None, personal=personal, preview=True)
+    answer = _answer_of(form, channels, claims.channel)
+    if answer is None:
+        return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+    personal["recorded_on"] = long_date(rt.clock.now().date(), lang)
+    return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=None,
+                       personal=personal, preview=True)
+
+
+def _answer_of(form: FormData, channels: list[str], link_channel: str | None) -> Answer | None:
+    """The answer a page's form gives (None: no valid button)."""
+    choice = str(form.get("action", ""))
+    if choice not in ("confirm", "decline"):
+        return None
+    if choice == "decline":
+        return Answer(channels={c: False for c in channels}, partners=False)
+    ticked = {c: form.get(c) == "yes" for c in channels}
+    if not any(ticked.values()):
+        # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
+        # as the page says next to the boxes.
+        ticked[link_channel if link_channel in channels else channels[0]] = True
+    return Answer(channels=ticked, partners=form.get("partners") == "yes")
 
 
 def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
@@ -223,19 +275,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                          accept=request.headers.get("accept-language"))
         langs.append(lang)
         channels = [c.value for c in contact_channels(contact)]
-        choice = str(form.get("action", ""))
-        if choice not in ("confirm", "decline"):
+        answer = _answer_of(form, channels, claims.channel)
+        if answer is None:
             return None
-        if choice == "decline":
-            answer = Answer(channels={c: False for c in channels}, partners=False)
-        else:
-            ticked = {c: form.get(c) == "yes" for c in channels}
-            if not any(ticked.values()):
-                # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
-                # as the page says next to the boxes.
-                link_channel = claims.channel if claims.channel in channels else channels[0]
-                ticked[link_channel] = True
-            answer = Answer(channels=ticked, partners=form.get("partners") == "yes")
         proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims, wording=None,
                            locale=lang)
         return PageAnswer(answer, proof, Shown("preference_page", lang, consent_wording(lang, rt.config.sender.name)))
@@ -276,6 +318,9 @@ async def unsubscribe(request: Request) -> Response:
         claims = _verify(request, "unsubscribe", token)
         contact = _load(rt, claims).contact
     except (LinkInvalid, LinkExpired) as exc:
+        preview = _preview_claims(request) if isinstance(exc, LinkInvalid) else None
+        if preview is not None:
+            return _preview_page(request, preview, await request.form() if request.method == "POST" else None)
         return _bad_link(request, exc)
     except NotFoundError:
         # Erased people are already suppressed: unsubscribing again is a success, not an error.

@@ -44,20 +44,22 @@ def test_bad_rows_are_rejected_with_line_and_field(rt: Runtime, write_csv: Calla
         person(9, external_id=""),
     ])
     report = import_contacts(rt, path)
-    assert report.created == 1
+    assert report.created == 3  # rows 3 and 4 keep their valid address (issue 16)
     assert [(r.line, r.field) for r in report.rejects] == [
-        (3, "email"), (4, "phone"), (5, "kind"), (6, "email"), (7, "last_activity_at"),
+        (5, "kind"), (6, "email"), (7, "last_activity_at"),
         (8, "timezone"), (9, "b2b"), (10, "external_id"),
     ]
+    assert [(r.line, r.field, r.level) for r in report.warnings] == [(3, "email", "warning"), (4, "phone", "warning")]
     out = tmp_path / "rejects.csv"
     write_rejects(out, report)
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert rows[0]["line"] == "3" and rows[0]["field"] == "email" and rows[0]["email"] == "not-an-email"
+    assert rows[0]["level"] == "warning" and rows[2]["level"] == "error"
     assert len(rows) == 8
 
 
 def test_strict_refuses_the_whole_file(rt: Runtime, write_csv: Callable[..., Path]) -> None:
-    path = write_csv([person(1), person(2, email="nope")])
+    path = write_csv([person(1), person(2, email="nope", phone="")])
     with pytest.raises(InputError, match="line 3: email"):
         import_contacts(rt, path, strict=True)
     assert contacts(rt) == []
@@ -90,10 +92,11 @@ def test_missing_columns_and_unreadable_files(rt: Runtime, tmp_path: Path) -> No
         import_contacts(rt, bad)
     with pytest.raises(InputError, match="cannot read"):
         import_contacts(rt, tmp_path / "missing.csv")
-    latin = tmp_path / "latin.csv"
-    latin.write_bytes("external_id,kind,email\nC-1,customer,h\xe9@example.org\n".encode("latin-1"))
-    with pytest.raises(InputError, match="not UTF-8"):
-        import_contacts(rt, latin)
+    mixed = tmp_path / "mixed.csv"  # UTF-8 on line 2, Windows-1252 on line 3: refused, naming line 3
+    mixed.write_bytes("external_id,kind,email\nC-1,customer,zoé@example.org\n".encode()
+                      + "C-2,customer,h\xe9@example.org\n".encode("cp1252"))
+    with pytest.raises(InputError, match="line 3: this line is not UTF-8 while earlier ones are"):
+        import_contacts(rt, mixed)
 
 
 _LOCAL_CHARS = "abcXYZ09._+-!#'é\" "

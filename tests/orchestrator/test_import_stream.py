@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from orchestrator.contacts import service as contacts_module
 from orchestrator.consent.service import suppress
+from orchestrator.contacts.rows import row_problem
 from orchestrator.contacts.service import COLUMNS, RowError, import_contacts, parse_row, read_rows
 from orchestrator.domain.model import SuppressionReason
 from orchestrator.errors import InputError
@@ -32,17 +33,22 @@ def reference_import(rt: Runtime, session: Session, path: Path) -> tuple[dict[st
     cfg = rt.config.contacts
     rejects: list[Any] = []
     by_id: dict[str, tuple[int, dict[str, Any]]] = {}
+    keep: dict[str, set[str]] = {}  # address fields dropped with a warning, by external_id (the last row's)
     counts = {"read": 0, "created": 0, "updated": 0, "merged": 0}
     for line, raw in read_rows(path):
         counts["read"] += 1
-        if raw.pop("__extra__", None):
-            rejects.append((line, "row", "more cells than header columns", raw))
+        problem = row_problem(raw, line)
+        if problem is not None:
+            rejects.append((line, problem.field, problem.reason, raw))
             continue
+        warnings: list[RowError] = []
         try:
-            values = parse_row(raw, default_region=cfg.default_region, default_locale=cfg.default_locale)
+            values = parse_row(raw, default_region=cfg.default_region, default_locale=cfg.default_locale,
+                               warnings=warnings)
         except RowError as err:
             rejects.append((line, err.field, err.reason, raw))
             continue
+        keep[values["external_id"]] = {w.field for w in warnings}
         values["email_key"] = rt.key_for(values["email"]) if values["email"] else None
         values["phone_key"] = rt.key_for(values["phone"]) if values["phone"] else None
         if values["external_id"] in by_id:
@@ -64,8 +70,11 @@ def reference_import(rt: Runtime, session: Session, path: Path) -> tuple[dict[st
             session.add(Contact(**v, created_at=now, updated_at=now))
             counts["created"] += 1
         else:
+            kept = {f for f in keep[v["external_id"]] if v[f] is None}
+            kept |= {f"{f}_key" for f in kept}
             for k, value in v.items():
-                setattr(existing, k, value)
+                if k not in kept:
+                    setattr(existing, k, value)
             existing.updated_at = now
             counts["updated"] += 1
         session.flush()
@@ -168,9 +177,9 @@ def test_worker_processes_give_the_same_result(rt: Runtime, tmp_path: Path) -> N
 
 
 def test_a_failed_import_leaves_no_staging_table_behind(rt: Runtime, tmp_path: Path) -> None:
-    bad = tmp_path / "bad.csv"
-    bad.write_bytes(b"external_id,kind,email\nC-1,customer,a@example.org\nC-2,customer,h\xe9@example.org\n")
+    bad = tmp_path / "bad.csv"  # the quote opened on line 3 is never closed: refused after line 2 was staged
+    bad.write_bytes(b'external_id,kind,email\nC-1,customer,a@example.org\nC-2,customer,"h@example.org\n')
     good = write_rows(tmp_path / "good.csv", [(["C-1", "customer", "a@example.org", "", "", "", "", "", "", ""], False)])
-    with pytest.raises(InputError, match="not UTF-8"):
+    with pytest.raises(InputError, match="line 3: a quote"):
         import_contacts(rt, bad, chunk_rows=1)
     assert import_contacts(rt, good).created == 1  # the same pooled connection stages again
