@@ -17,14 +17,18 @@ from starlette.staticfiles import StaticFiles
 
 from orchestrator.runtime import Runtime
 from preference_centre.admin import views_auth as auth_views
+from preference_centre.admin import views_brand as brand
 from preference_centre.admin import views_campaigns as campaigns
 from preference_centre.admin import views_people as people
+from preference_centre.admin import views_results as results
+from preference_centre.admin import views_templates as templates
 from preference_centre.admin.web import STATIC_DIR, console_guard, error
 from preference_centre.security import RateLimit, Refusal
 
 
 def routes() -> list[Route | Mount]:
     c = "/campaigns/{campaign_id:int}"
+    t = "/templates/{name}/{locale}"
     return [
         Route("/", auth_views.home, methods=["GET"]),
         Route("/login", auth_views.login, methods=["GET", "POST"]),
@@ -47,7 +51,16 @@ def routes() -> list[Route | Mount]:
         Route(c + "/preview/{step:int}/{locale}", campaigns.campaign_preview_html, methods=["GET"]),
         Route(c + "/funnel", campaigns.campaign_funnel, methods=["GET"]),
         Route(c + "/status.json", campaigns.campaign_status_json, methods=["GET"]),
+        Route(c + "/results", results.campaign_results, methods=["GET"]),
+        Route(c + "/results.csv", results.campaign_results_csv, methods=["POST"]),
         Route(c + "/{action}", campaigns.campaign_action, methods=["POST"]),
+        Route("/brand", brand.brand_page, methods=["GET"]),
+        Route("/brand", brand.brand_save, methods=["POST"]),
+        Route("/templates", templates.templates_page, methods=["GET"]),
+        Route("/templates/open", templates.template_open, methods=["GET"]),
+        Route(t, templates.template_edit, methods=["GET"]),
+        Route(t, templates.template_save, methods=["POST"]),
+        Route(t + "/preview", templates.template_preview, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
     ]
 
