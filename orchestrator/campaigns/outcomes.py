@@ -124,7 +124,7 @@ def campaign_outcomes(rt: Runtime, campaign_id: int, *, outcomes: list[str] | No
     sub = _base(campaign_id)
     where = _matching(sub, outcomes, search)
     with rt.engine.connect() as conn:
-        counts = dict(conn.execute(select(sub.c.outcome, func.count()).group_by(sub.c.outcome)).all())
+        counts: dict[str, int] = dict(conn.execute(select(sub.c.outcome, func.count()).group_by(sub.c.outcome)).all())
         total = int(conn.execute(select(func.count()).select_from(sub).where(and_(true(), *where))).scalar_one())
         pages = max(1, -(-total // page_size))
         page = min(max(page, 1), pages)
@@ -150,7 +150,7 @@ def response_rates(rt: Runtime, campaign_id: int) -> dict[str, Any]:
     sub = _base(campaign_id)
     answered = sub.c.answered_at.is_not(None)
     with rt.engine.connect() as conn:
-        reached = dict(conn.execute(
+        reached: dict[int, int] = dict(conn.execute(
             select(_O.step, func.count(func.distinct(_O.enrolment_id)))
             .where(_O.campaign_id == campaign_id, _O.sent_at.is_not(None)).group_by(_O.step)).all())
         after = {step: (int(n), int(c or 0)) for step, n, c in conn.execute(

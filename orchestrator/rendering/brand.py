@@ -24,15 +24,17 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
 
+from orchestrator.rendering.messages import DEFAULT_BRAND
 from orchestrator.store.db import table_of
 from orchestrator.store.models import BrandSetting
 
 if TYPE_CHECKING:
     from orchestrator.runtime import Runtime
 
-DEFAULT_COLOUR = "#0b5cad"
+DEFAULT_COLOUR = DEFAULT_BRAND["colour"]
 GLOBAL_KEYS = ("sender_name", "logo_url", "colour", "privacy_url")
 LOCALE_KEYS = ("page_title", "page_intro", "button")
 LOGO_TYPES = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff", "image/gif": b"GIF8"}
@@ -122,8 +124,13 @@ def read_brand(rt: Runtime, *, fresh: bool = False) -> Brand:
     cached = _cache.get(key)
     if cached is not None and cached[0] > now and not fresh:
         return cached[1]
-    with rt.engine.connect() as conn:
-        rows = conn.execute(select(col(BrandSetting.key), col(BrandSetting.locale), col(BrandSetting.value))).all()
+    try:
+        with rt.engine.connect() as conn:
+            rows = conn.execute(select(col(BrandSetting.key), col(BrandSetting.locale),
+                                       col(BrandSetting.value))).all()
+    except SQLAlchemyError:
+        # the database is down: an error page still renders, with the brand last read (or the defaults)
+        return cached[1] if cached is not None else _brand(rt, {})
     brand = _brand(rt, {(k, loc): v for k, loc, v in rows})
     _cache[key] = (now + TTL, brand)
     return brand

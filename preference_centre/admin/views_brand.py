@@ -5,6 +5,8 @@ the default: the config's sender settings, the shipped colour and the shipped te
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -59,7 +61,7 @@ def _defaults() -> dict[str, dict[str, str]]:
     return out
 
 
-def _values(brand: Brand, stored: bool = True) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+def _values(brand: Brand) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     values = {"sender_name": brand.sender_name, "logo_url": brand.logo_url or "",
               "colour": brand.colour if brand.colour != DEFAULT_COLOUR else "", "privacy_url": brand.privacy_url}
     texts = {loc: {k: brand.text(loc, k) or "" for k in LOCALE_KEYS} for loc in LOCALES}
@@ -72,14 +74,13 @@ def _page(request: Request, values: dict[str, str], texts: dict[str, dict[str, s
     shown: dict[str, str] = {}
     for field, text in (problems or {}).items():
         if text.startswith("contrast with white is "):
-            ratio = text.split(" ")[4]
-            shown[field] = _(CONTRAST, r=ratio, min=MIN_CONTRAST)
+            shown[field] = _(CONTRAST, r=text.split(" ")[4], min=MIN_CONTRAST)
         elif text.startswith("a logo is at most"):
             shown[field] = _("A logo is at most %(n)s kB.", n=text.split()[4])
         else:
             shown[field] = _(PROBLEMS.get(text, text))
     colour = values.get("colour") or DEFAULT_COLOUR
-    ratio = contrast(colour, "#ffffff") if len(colour) == 7 and colour.startswith("#") else None
+    ratio = contrast(colour, "#ffffff") if re.fullmatch(r"#[0-9a-fA-F]{6}", colour) else None
     return render(request, "brand.html", status_code=status_code, values=values, texts=texts, locales=LOCALES,
                   defaults=_defaults(), problems=shown, brand=brand, ratio=ratio, swatch=colour,
                   default_colour=DEFAULT_COLOUR, min_contrast=MIN_CONTRAST,

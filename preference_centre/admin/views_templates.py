@@ -22,6 +22,7 @@ from orchestrator.domain.segments import count_segments
 from orchestrator.errors import ReconsentError
 from orchestrator.rendering import editor
 from orchestrator.rendering.template_store import LOCALE, NAME, list_templates
+from orchestrator.runtime import Runtime
 from preference_centre.admin.i18n import gettext_for
 from preference_centre.admin.problems import translate
 from preference_centre.admin.web import client_ip, error, form_of, guard, lang_of, operator_of, render, rt_of, see_other
@@ -31,7 +32,7 @@ PREVIEW_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: htt
                "frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
 
 
-def template_locales(rt: Any) -> dict[str, list[str]]:
+def template_locales(rt: Runtime) -> dict[str, list[str]]:
     """Every template name a campaign can use → its locales (the campaign form's previews)."""
     out: dict[str, set[str]] = {}
     for w in list_templates(rt):

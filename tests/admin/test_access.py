@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from orchestrator.campaigns.service import create_campaign
 from orchestrator.domain.clock import FixedClock, as_utc
 from orchestrator.runtime import Runtime
-from orchestrator.store.models import AdminAudit, AdminSession, AdminUser, Campaign
+from orchestrator.store.models import AdminAudit, AdminSession, AdminUser, BrandSetting, Campaign, MessageTemplate
 from preference_centre.admin.app import routes
 from orchestrator.accounts.service import add_user
 from preference_centre.app import create_app
@@ -36,6 +36,10 @@ POSTS = {
     "/admin/campaigns": {"name": "x", "deadline_days": "30", "step0_day": "0", "step0_channel": "email",
                          "step0_template": "reconsent", "kinds": "customer"},
     "/admin/campaigns/{campaign_id:int}/{action}": {"confirm": "yes"},
+    "/admin/campaigns/{campaign_id:int}/results.csv": {},
+    "/admin/templates/{name}/{locale}": {"intent": "save", "sms": "x {{ short_url }} STOP au {{ sender.stop_number }}"},
+    "/admin/templates/{name}/{locale}/preview": {"sms": "x"},
+    "/admin/brand": {"sender_name": "Other"},
 }
 
 
@@ -137,7 +141,7 @@ def test_every_post_route_is_covered_by_this_test() -> None:
 @pytest.mark.parametrize("path", sorted(POSTS))
 def test_csrf_refused_on_every_form_and_nothing_changes(admin: Console, path: str) -> None:
     campaign_id = create_campaign(admin.rt, plan())
-    url = path.replace("{campaign_id:int}", str(campaign_id)).replace("{action}", "launch")
+    url = path.replace("{campaign_id:int}", str(campaign_id)).replace("{action}", "launch").replace("{name}", "reconsent").replace("{locale}", "fr")
     before = _state(admin.rt)
     for token in (None, "forged-token"):
         data = {k: v for k, v in POSTS[path].items()}
@@ -157,18 +161,19 @@ def _state(rt: Runtime) -> tuple[object, ...]:
     with Session(rt.engine) as s:
         return ([(c.id, c.state) for c in s.exec(select(Campaign))],
                 len(list(s.exec(select(AdminSession)))),
-                [a.action for a in s.exec(select(AdminAudit)) if a.action not in ("login", "denied")])
+                [a.action for a in s.exec(select(AdminAudit)) if a.action not in ("login", "denied")],
+                len(list(s.exec(select(MessageTemplate)))), len(list(s.exec(select(BrandSetting)))))
 
 
 ADMIN_ONLY = ["/admin/contacts/import", "/admin/contacts/export", "/admin/contacts/erase",
               "/admin/suppression/import", "/admin/requests", "/admin/campaigns",
-              "/admin/campaigns/{campaign_id:int}/{action}"]
+              "/admin/campaigns/{campaign_id:int}/{action}", "/admin/brand", "/admin/templates/{name}/{locale}"]
 
 
 @pytest.mark.parametrize("path", ADMIN_ONLY)
 def test_viewers_read_but_cannot_act(viewer: Console, path: str) -> None:
     campaign_id = create_campaign(viewer.rt, plan())
-    url = path.replace("{campaign_id:int}", str(campaign_id)).replace("{action}", "launch")
+    url = path.replace("{campaign_id:int}", str(campaign_id)).replace("{action}", "launch").replace("{name}", "reconsent").replace("{locale}", "fr")
     resp = viewer.post(url, POSTS[path])
     assert resp.status_code == 403 and "can view but not act" in resp.text
     with Session(viewer.rt.engine) as s:

@@ -97,7 +97,6 @@ def test_rates_and_time_to_answer(admin: Console, write_csv: Callable[..., Path]
 
 
 def test_the_csv_export_is_the_current_filter(admin: Console, write_csv: Callable[..., Path]) -> None:
-    rt = admin.rt
     campaign_id = six_outcomes(admin, write_csv)
     page = admin.client.get(f"/admin/campaigns/{campaign_id}/results?outcome=unsubscribed&outcome=bounced").text
     form = re.search(r'<form method="post" action="([^"]+results\.csv)".*?</form>', page, re.S)
