@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orchestrator.ops.health import database_reachable, wal_checkpointer
 from orchestrator.runtime import Runtime
 from preference_centre.admin.app import create_admin_app
-from preference_centre.public import pages
+from preference_centre.public import brand, pages
 from preference_centre.public import rights as rights_pages
 from preference_centre.security import SECURITY_HEADERS, Guard, RateLimit, add_headers, headers_for
 from preference_centre.webhooks import twilio
@@ -76,6 +76,8 @@ def public_routes() -> list[Any]:
         Route("/r/{token}/export", rights_pages.export, methods=["POST"]),
         Route("/r/{token}/erase", rights_pages.erase, methods=["GET", "POST"]),
         Route("/r/{token}/renew", pages.renew, methods=["POST"]),
+        Route("/brand.css", brand.brand_css, methods=["GET"]),
+        Route("/brand/logo/{digest}", brand.brand_logo, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),

@@ -42,9 +42,10 @@ SECURITY_HEADERS: Headers = [
 ]
 
 #: The public pages' headers, with the CSP opened to frames from the console itself (only its own
-#: sandboxed email previews) and a same-origin opener policy.
+#: sandboxed email previews), to its own script files (the template editor's live preview; every
+#: form works without them) and a same-origin opener policy.
 CONSOLE_HEADERS: Headers = [
-    (name, value + b"; frame-src 'self'" if name == b"content-security-policy" else value)
+    (name, value + b"; frame-src 'self'; script-src 'self'" if name == b"content-security-policy" else value)
     for name, value in SECURITY_HEADERS
 ] + [(b"cross-origin-opener-policy", b"same-origin")]
 

@@ -48,6 +48,8 @@ NEWLINK_TITLES = {
     "refused": "We cannot send a new link",
 }
 
+#: the brand of a page rendered without one: the shipped texts and look (preference_centre.public.brand)
+NO_BRAND = {"title": "", "intro": "", "button": "", "logo": "", "css": ""}
 #: shape → the page's compiled form (:mod:`orchestrator.rendering.compiled`), or None when a check
 #: failed (then Jinja renders every time)
 _shapes: dict[tuple[Any, ...], Form | None] = {}
@@ -58,7 +60,7 @@ _uses: dict[tuple[Environment, str], dict[str, set[str]] | None] = {}
 def jinja_render(name: str, lang: str, sender: Any, context: Mapping[str, Any], personal: Mapping[str, Any]) -> str:
     """The reference: the template rendered by Jinja with every value in place."""
     return _env.get_template(name).render(_=gettext_for(lang), lang=lang, sender=sender, messages=MESSAGES,
-                                          titles=NEWLINK_TITLES, **context, **personal)
+                                          titles=NEWLINK_TITLES, **{"brand": NO_BRAND, **context}, **personal)
 
 
 def render(name: str, lang: str, sender: Any, context: Mapping[str, Any], personal: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, Channel, ConsentAction, DeliveryState, RequestState
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import InputError, NotFoundError, StateError
+from orchestrator.rendering.brand import read_brand
 from orchestrator.rendering.checks import (
     BUILD_FAILURE,
     check_template,
@@ -43,13 +44,14 @@ def load_plan(path: Path) -> CampaignPlan:
 
 def sample_context(rt: Runtime, locale: str) -> dict[str, Any]:
     """Context for previews: an invented person, links of realistic length."""
-    return sample_contexts(rt.config, locale, rt.clock.now())[0]
+    return sample_contexts(rt.config, locale, rt.clock.now(), read_brand(rt))[0]
 
 
 def message_context(rt: Runtime, *, first_name: str | None, page_url: str, unsubscribe_url: str,
                     short_url: str, deadline: Any, locale: str) -> dict[str, Any]:
     return render_context(rt.config.sender, first_name=first_name, page_url=page_url,
-                          unsubscribe_url=unsubscribe_url, short_url=short_url, deadline=deadline, locale=locale)
+                          unsubscribe_url=unsubscribe_url, short_url=short_url, deadline=deadline, locale=locale,
+                          brand=read_brand(rt), base_url=rt.config.public.base_url)
 
 
 def plan_problems(rt: Runtime, plan: CampaignPlan) -> list[str]:

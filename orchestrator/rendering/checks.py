@@ -43,6 +43,7 @@ from orchestrator.domain.model import Channel
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import ReconsentError
 from orchestrator.ops.logs import scrub_text
+from orchestrator.rendering.brand import DEFAULT_COLOUR, Brand
 from orchestrator.rendering.compiled import template_source
 from orchestrator.rendering.messages import MessageRenderer, RenderedMessage
 
@@ -53,13 +54,18 @@ _TEMPLATE_FRAMES = re.compile(r"^(top-level template code|block '.*'|macro '.*'|
 
 
 def render_context(sender: SenderConfig, *, first_name: str | None, page_url: str, unsubscribe_url: str,
-                   short_url: str, deadline: Any, locale: str) -> dict[str, Any]:
+                   short_url: str, deadline: Any, locale: str, brand: Brand | None = None,
+                   base_url: str = "") -> dict[str, Any]:
     """The variables every message template is rendered with — and the only ones it may use
-    (docs/templates.md lists them; a test keeps the two equal)."""
+    (docs/templates.md lists them; a test keeps the two equal). ``brand``: the console's brand
+    settings (sender name, privacy URL, colour, logo), else the config's and the shipped ones."""
     return {
         "first_name": first_name,
-        "sender": {"name": sender.name, "postal_address": sender.postal_address, "email": sender.email_from,
-                   "stop_number": sender.stop_number, "privacy_url": sender.privacy_url},
+        "sender": {"name": brand.sender_name if brand else sender.name, "postal_address": sender.postal_address,
+                   "email": sender.email_from, "stop_number": sender.stop_number,
+                   "privacy_url": brand.privacy_url if brand else sender.privacy_url},
+        "brand": {"colour": brand.colour if brand else DEFAULT_COLOUR,
+                  "logo_url": (brand.logo_src(base_url) if brand else None) or ""},
         "page_url": page_url,
         "unsubscribe_url": unsubscribe_url,
         "short_url": short_url,
@@ -68,7 +74,7 @@ def render_context(sender: SenderConfig, *, first_name: str | None, page_url: st
     }
 
 
-def sample_contexts(config: Config, locale: str, now: datetime) -> list[dict[str, Any]]:
+def sample_contexts(config: Config, locale: str, now: datetime, brand: Brand | None = None) -> list[dict[str, Any]]:
     """The invented contacts templates are checked and previewed with: one with a first name typical
     of the locale, one without; links of realistic length on the configured public URL."""
     base = config.public.base_url.rstrip("/")
@@ -77,7 +83,7 @@ def sample_contexts(config: Config, locale: str, now: datetime) -> list[dict[str
     def one(first_name: str | None) -> dict[str, Any]:
         return render_context(config.sender, first_name=first_name, page_url=f"{base}/p/{token}",
                               unsubscribe_url=f"{base}/u/{token}", short_url=f"{base}/s/{'x' * 11}",
-                              deadline=now + timedelta(days=30), locale=locale)
+                              deadline=now + timedelta(days=30), locale=locale, brand=brand, base_url=base)
 
     return [one("Camille" if locale == "fr" else "Alex"), one(None)]
 

@@ -59,6 +59,8 @@ EMAIL_PARTS = ("subject.txt", "body.txt", "body.html")
 SMS_PARTS = ("sms.txt",)
 #: the parts of a template, per channel
 PARTS = {Channel.EMAIL: EMAIL_PARTS, Channel.SMS: SMS_PARTS}
+#: the brand a context without one renders with (the shipped look; see orchestrator.rendering.brand)
+DEFAULT_BRAND = {"colour": "#0b5cad", "logo_url": ""}
 #: (template, locale, version) → {part: source} of that stored version, or None when there is none
 FetchWording = Callable[[str, str, str], Mapping[str, str] | None]
 
@@ -170,7 +172,7 @@ class MessageRenderer:
     def render(self, template: str, channel: Channel, locale: str, context: dict[str, Any],
                version: str | None = None) -> RenderedMessage:
         """``version``: a stored version of an imported template; None: the shipped template."""
-        ctx = dict(context, locale=locale)
+        ctx = {"brand": DEFAULT_BRAND, **context, "locale": locale}
         if version is not None:
             self.load(template, locale, version, channel)
         try:
@@ -184,7 +186,7 @@ class MessageRenderer:
     def render_full(self, template: str, channel: Channel, locale: str, context: dict[str, Any],
                     version: str | None = None) -> RenderedMessage:
         """Always the full Jinja render (the reference the compiled forms are checked against)."""
-        ctx = dict(context, locale=locale)
+        ctx = {"brand": DEFAULT_BRAND, **context, "locale": locale}
         if version is not None:
             self.load(template, locale, version, channel)
         try:

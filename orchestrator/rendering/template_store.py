@@ -246,6 +246,13 @@ def import_templates(rt: Runtime, folder: Path) -> ImportReport:
     templates, problems = read_template_folder(folder, rt.renderer, rt.config, rt.clock.now())
     if problems:
         raise TemplateProblems(problems)
+    return store_templates(rt, templates, str(folder))
+
+
+def store_templates(rt: Runtime, templates: list[FolderTemplate], where: str) -> ImportReport:
+    """Store checked templates in one transaction (the import's and the console editor's writer):
+    a new version for changed wording, nothing for unchanged wording, an older version made
+    current again. ``where`` names the source in the error when another writer raced this one."""
     now = rt.clock.now()
     report = ImportReport(replacing=sorted({t.name for t in templates} & set(shipped_names(rt.renderer))))
     try:
@@ -275,7 +282,7 @@ def import_templates(rt: Runtime, folder: Path) -> ImportReport:
                         ) for part in PARTS[channel]])
                     report.wordings.append(Imported(template.name, template.locale, channel, version, outcome))
     except IntegrityError:
-        raise InputError(f"{folder}: another import stored the same templates meanwhile; nothing was "
+        raise InputError(f"{where}: another import stored the same templates meanwhile; nothing was "
                          "stored by this one: run it again") from None
     return report
 
@@ -353,6 +360,25 @@ def fetch_wording(engine: Engine, template: str, locale: str, version: str) -> d
     exact wording behind an outbox row's ``template_version``)."""
     with engine.connect() as conn:
         return _sources(conn, template, locale, version)
+
+
+def current_sources(rt: Runtime, template: str, locale: str) -> dict[str, str]:
+    """{part: source} new campaigns would use for one template and locale: the current stored
+    version of each channel when the name was imported, else the shipped files, else nothing."""
+    if not (NAME.fullmatch(template) and LOCALE.fullmatch(locale)):
+        return {}
+    with rt.engine.connect() as conn:
+        imported = _current(conn, [template]).get(template)
+        if imported is not None:
+            out: dict[str, str] = {}
+            for (loc, _channel), version in imported.items():
+                if loc == locale:
+                    out.update(_sources(conn, template, locale, version) or {})
+            return out
+    folder = rt.renderer.root / template / locale
+    if not folder.is_dir():
+        return {}
+    return {part: (folder / part).read_text(encoding="utf-8") for part in ALL_PARTS if (folder / part).is_file()}
 
 
 def _sources(conn: Connection, template: str, locale: str, version: str) -> dict[str, str] | None:

@@ -360,3 +360,15 @@ class SmsReplyNotice(SQLModel, table=True):
     __tablename__ = "sms_reply_notice"
     key: str = Field(primary_key=True)  # suppression-style HMAC of the number
     replied_on: date  # the day (UTC) of the last answer
+
+
+class BrandSetting(SQLModel, table=True):
+    """The brand of the messages and the preference centre, edited in the console (issue 16):
+    one row per setting and locale (``""`` for a setting of every locale). No row: the default
+    (``sender`` settings of the config, the shipped texts)."""
+
+    __tablename__ = "brand_setting"
+    key: str = Field(primary_key=True)
+    locale: str = Field(default="", primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime

@@ -19,9 +19,12 @@ from orchestrator.accounts.service import PasswordChecks
 from orchestrator.errors import NotFoundError
 from orchestrator.runtime import Runtime
 from preference_centre.admin import views_auth as auth_views
+from preference_centre.admin import views_brand as brand
 from preference_centre.admin import views_campaigns as campaigns
 from preference_centre.admin import views_import as contacts_import
 from preference_centre.admin import views_people as people
+from preference_centre.admin import views_results as results
+from preference_centre.admin import views_templates as templates
 from preference_centre.admin import views_users as accounts
 from preference_centre.admin.web import STATIC_DIR, console_guard, error, rt_of
 from preference_centre.security import CONSOLE_HEADERS, RateLimit, Refusal, add_headers, headers_for
@@ -29,6 +32,7 @@ from preference_centre.security import CONSOLE_HEADERS, RateLimit, Refusal, add_
 
 def routes() -> list[Route | Mount]:
     c = "/campaigns/{campaign_id:int}"
+    t = "/templates/{name}/{locale}"
     return [
         Route("/", auth_views.home, methods=["GET"]),
         Route("/login", auth_views.login, methods=["GET", "POST"]),
@@ -54,10 +58,19 @@ def routes() -> list[Route | Mount]:
         Route(c + "/status.json", campaigns.campaign_status_json, methods=["GET"]),
         Route(c + "/test-send", campaigns.campaign_test_send, methods=["POST"]),
         Route(c + "/edit", campaigns.campaign_edit, methods=["GET", "POST"]),
+        Route(c + "/results", results.campaign_results, methods=["GET"]),
+        Route(c + "/results.csv", results.campaign_results_csv, methods=["POST"]),
         Route(c + "/{action}", campaigns.campaign_action, methods=["POST"]),
         Route("/users", accounts.users_page, methods=["GET"]),
         Route("/users", accounts.users_add, methods=["POST"]),
         Route("/users/{user_id:int}/{action}", accounts.users_action, methods=["POST"]),
+        Route("/brand", brand.brand_page, methods=["GET"]),
+        Route("/brand", brand.brand_save, methods=["POST"]),
+        Route("/templates", templates.templates_page, methods=["GET"]),
+        Route("/templates/open", templates.template_open, methods=["GET"]),
+        Route(t, templates.template_edit, methods=["GET"]),
+        Route(t, templates.template_save, methods=["POST"]),
+        Route(t + "/preview", templates.template_preview, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="admin-static"),
     ]
 

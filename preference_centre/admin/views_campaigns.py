@@ -41,6 +41,7 @@ from orchestrator.rendering.template_store import template_names
 from preference_centre.admin import charts
 from preference_centre.admin.forms import form_values, plan_from_form, plan_from_toml, step_rows
 from preference_centre.admin.i18n import gettext_for
+from preference_centre.admin.views_templates import template_locales
 from preference_centre.admin.web import (
     client_ip,
     error,
@@ -92,8 +93,8 @@ def _new_form(request: Request, *, status_code: int = 200, problem: str | None =
     }
     return render(request, "campaign_new.html", status_code=status_code, problem=problem,
                   values={**defaults, **(values or {})}, kinds=kinds or ["customer", "prospect"],
-                  rows=range(step_rows(values or {})),
-                  templates=template_names(rt_of(request)), form_action=action, editing=editing)
+                  rows=range(step_rows(values or {})), templates=template_names(rt_of(request)),
+                  template_locales=template_locales(rt_of(request)), form_action=action, editing=editing)
 
 
 @guard(role=Role.ADMIN)
@@ -305,7 +306,7 @@ async def campaign_funnel(request: Request) -> Response:
     days = confirmations_by_day(rt, campaign_id)
     over_time = charts.timeline(_("Confirmations per day"), days, ident="timeline", empty=_("No confirmation yet."))
     return render(request, "funnel.html", status=status, funnel_svg=funnel_svg, per_step=per_step,
-                  over_time=over_time, days=days)
+                  over_time=over_time, days=days, services=service_status(rt))
 
 
 @guard()

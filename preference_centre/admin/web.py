@@ -95,12 +95,35 @@ def render(request: Request, name: str, *, status_code: int = 200, headers: dict
         pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
     html = _env.get_template(name).render(
         _=i18n.gettext_for(lang), lang=lang, operator=op, csrf=op.csrf_token if op else pre,
-        sender=rt.config.sender, path=request.url.path, **context,
+        sender=rt.config.sender, path=request.url.path, base_mismatch=base_mismatch(rt, request), **context,
     )
     response = HTMLResponse(html, status_code=status_code, headers=headers)
     if pre is not None and request.cookies.get(PRE_COOKIE) != pre:
         set_cookie(response, rt, PRE_COOKIE, pre)
     return response
+
+
+def base_mismatch(rt: Runtime, request: Request) -> tuple[str, str] | None:
+    """(``public.base_url``, the address this console is served at) when they differ on a
+    development machine (either one on loopback): the links in messages and previews use
+    ``public.base_url``, so a recipient's link would not reach this server.
+
+    >>> from types import SimpleNamespace
+    >>> from orchestrator.config import load_config
+    >>> rt = Runtime(load_config(None, env={"RECONSENT_PUBLIC__BASE_URL": "http://127.0.0.1:8000"}))
+    >>> base_mismatch(rt, SimpleNamespace(base_url="http://127.0.0.1:8001/"))
+    ('http://127.0.0.1:8000', 'http://127.0.0.1:8001')
+    >>> base_mismatch(rt, SimpleNamespace(base_url="http://127.0.0.1:8000/")) is None
+    True
+    """
+    configured = rt.config.public.base_url.rstrip("/")
+    served = str(request.base_url).rstrip("/")
+    mine, theirs = urlsplit(configured), urlsplit(served)
+    if (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc):
+        return None
+    if (mine.hostname or "") in LOOPBACK or (theirs.hostname or "") in LOOPBACK:
+        return configured, served
+    return None
 
 
 def error(request: Request, status_code: int, message: str) -> HTMLResponse:

@@ -32,11 +32,13 @@ from orchestrator.consent.service import (
 from orchestrator.delivery.fresh_links import send_fresh_link
 from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError, RequestExpired
+from orchestrator.rendering.brand import read_brand
 from orchestrator.rendering.checks import sample_contexts
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
+from preference_centre.public.brand import page_brand, page_sender
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
 STATIC_DIR = PAGES_DIR / "static"
@@ -61,7 +63,10 @@ def render_page(request: Request, name: str, *, status_code: int = 200, lang: st
     # the wording actually shown.
     chosen = request.query_params.get("lang", "")
     context["q"] = f"?lang={chosen}" if chosen in SUPPORTED else ""
-    html = templating.render(name, lang, rt_of(request).config.sender, context, personal)
+    rt = rt_of(request)
+    brand = read_brand(rt)
+    context.setdefault("brand", page_brand(brand, lang))
+    html = templating.render(name, lang, page_sender(rt, brand), context, personal)
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
@@ -137,18 +142,19 @@ def _load(rt: Runtime, claims: LinkClaims) -> PageFacts:
 
 
 @lru_cache(maxsize=32)
-def consent_wording(lang: str, sender_name: str) -> str:
-    """The exact question and options shown on the page, as proof of what was agreed to [R2]."""
+def consent_wording(lang: str, sender_name: str, title: str = "", intro: str = "", button: str = "") -> str:
+    """The exact question and options shown on the page, as proof of what was agreed to [R2]
+    (``title``, ``intro``, ``button``: the brand's texts when set, else the shipped ones)."""
     _ = gettext_for(lang)
     return "\n".join([
-        _("Do you still want to hear from %(sender)s?", sender=sender_name),
-        _("You are receiving this because you are a customer or asked us for information. "
-          "We only keep writing to people who tell us they want it."),
+        title or _("Do you still want to hear from %(sender)s?", sender=sender_name),
+        intro or _("You are receiving this because you are a customer or asked us for information. "
+                   "We only keep writing to people who tell us they want it."),
         _("News and offers by email"),
         _("News and offers by SMS"),
         _("Share my details with selected partners (separate, optional)"),
         _("Nothing is ticked for you: if you tick nothing, “Yes, keep me informed” applies to the channel this link came by."),  # noqa: E501 - one message of the catalogs
-        _("Yes, keep me informed"),
+        button or _("Yes, keep me informed"),
         _("No thanks, unsubscribe me from everything"),
     ])
 
@@ -280,7 +286,10 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
             return None
         proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims, wording=None,
                            locale=lang)
-        return PageAnswer(answer, proof, Shown("preference_page", lang, consent_wording(lang, rt.config.sender.name)))
+        brand = read_brand(rt)
+        shown = consent_wording(lang, brand.sender_name, brand.text(lang, "page_title") or "",
+                                brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "")
+        return PageAnswer(answer, proof, Shown("preference_page", lang, shown))
 
     try:
         contact, decided, state = answer_from_page(rt, claims.contact_id, claims.campaign_id, decide)

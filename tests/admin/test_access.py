@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from orchestrator.campaigns.service import create_campaign
 from orchestrator.domain.clock import FixedClock, as_utc
 from orchestrator.runtime import Runtime
-from orchestrator.store.models import AdminAudit, AdminSession, AdminUser, Campaign
+from orchestrator.store.models import AdminAudit, AdminSession, AdminUser, BrandSetting, Campaign, MessageTemplate
 from preference_centre.admin.app import routes
 from orchestrator.accounts.service import add_user
 from preference_centre.app import create_app
@@ -38,13 +38,18 @@ POSTS = {
     "/admin/campaigns/{campaign_id:int}/{action}": {"confirm": "yes"},
     "/admin/users": {"email": "new@shop.example", "password": "a long enough passphrase", "role": "admin"},
     "/admin/users/{user_id:int}/{action}": {"confirm": "yes"},
+    "/admin/campaigns/{campaign_id:int}/results.csv": {},
+    "/admin/templates/{name}/{locale}": {"intent": "save", "sms": "x {{ short_url }} STOP au {{ sender.stop_number }}"},
+    "/admin/templates/{name}/{locale}/preview": {"sms": "x"},
+    "/admin/brand": {"sender_name": "Other"},
 }
 
 
 def _url(path: str, campaign_id: int) -> str:
     """A POST route with real ids: the campaign's launch, or disabling the viewer (user 2)."""
     action = "disable" if path.startswith("/admin/users/") else "launch"
-    return path.replace("{campaign_id:int}", str(campaign_id)).replace("{user_id:int}", "2").replace("{action}", action)
+    return (path.replace("{campaign_id:int}", str(campaign_id)).replace("{user_id:int}", "2").replace("{action}", action)
+            .replace("{name}", "reconsent").replace("{locale}", "fr"))
 
 
 def test_console_is_a_plain_404_until_an_admin_exists(rt: Runtime) -> None:
@@ -166,12 +171,14 @@ def _state(rt: Runtime) -> tuple[object, ...]:
         return ([(c.id, c.state) for c in s.exec(select(Campaign))],
                 len(list(s.exec(select(AdminSession)))),
                 [(u.id, u.role, u.disabled_at) for u in s.exec(select(AdminUser))],
-                [a.action for a in s.exec(select(AdminAudit)) if a.action not in ("login", "denied")])
+                [a.action for a in s.exec(select(AdminAudit)) if a.action not in ("login", "denied")],
+                len(list(s.exec(select(MessageTemplate)))), len(list(s.exec(select(BrandSetting)))))
 
 
 ADMIN_ONLY = ["/admin/contacts/import", "/admin/contacts/export", "/admin/contacts/erase",
               "/admin/suppression/import", "/admin/requests", "/admin/campaigns",
-              "/admin/campaigns/{campaign_id:int}/{action}", "/admin/users", "/admin/users/{user_id:int}/{action}"]
+              "/admin/campaigns/{campaign_id:int}/{action}", "/admin/users", "/admin/users/{user_id:int}/{action}",
+              "/admin/brand", "/admin/templates/{name}/{locale}"]
 
 
 @pytest.mark.parametrize("path", ADMIN_ONLY)

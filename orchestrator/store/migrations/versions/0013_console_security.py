@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0013_console_security'
-down_revision = '0012_job_paths'
+down_revision = '0013_sms_answers'
 branch_labels = None
 depends_on = None
 

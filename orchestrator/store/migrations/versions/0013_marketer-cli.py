@@ -14,7 +14,7 @@ from alembic import op
 
 
 revision = '0013_marketer_cli'
-down_revision = '0012_job_paths'
+down_revision = '0013_console_security'
 branch_labels = None
 depends_on = None
 

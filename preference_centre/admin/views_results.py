@@ -1,0 +1,81 @@
+"""A campaign's results: who confirmed, declined, unsubscribed, bounced, expired or has not answered
+yet, filtered, searched by email, phone or id, paged; per-step and per-locale response rates; the
+time-to-answer curve; the CSV export of the current filter (read through
+:mod:`orchestrator.campaigns.outcomes`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from urllib.parse import urlencode
+
+from starlette.datastructures import FormData, QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orchestrator.accounts import service as accounts
+from orchestrator.campaigns.outcomes import CSV_COLUMNS, OUTCOMES, campaign_outcomes, export_outcomes, response_rates
+from orchestrator.campaigns.service import campaign_status, read_campaign
+from orchestrator.errors import NotFoundError
+from orchestrator.ops.heartbeat import service_status
+from preference_centre.admin import charts
+from preference_centre.admin.i18n import gettext_for
+from preference_centre.admin.web import client_ip, error, form_of, guard, lang_of, operator_of, render, rt_of
+
+
+def _filters(params: QueryParams | FormData) -> tuple[list[str], str]:
+    outcomes = [str(o) for o in params.getlist("outcome") if str(o) in OUTCOMES]
+    search = params.get("q")
+    return outcomes, (search.strip()[:200] if isinstance(search, str) else "")
+
+
+@guard()
+async def campaign_results(request: Request) -> Response:
+    rt = rt_of(request)
+    campaign_id = int(request.path_params["campaign_id"])
+    try:
+        campaign, plan = read_campaign(rt, campaign_id)
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    outcomes, search = _filters(request.query_params)
+    try:
+        page_no = int(request.query_params.get("page", "1"))
+    except ValueError:
+        page_no = 1
+    page = campaign_outcomes(rt, campaign_id, outcomes=outcomes, search=search, page=page_no)
+    rates = response_rates(rt, campaign_id)
+    _ = gettext_for(lang_of(request))
+    enrolled = sum(page.counts.values())
+    svg = charts.curve(_("Share of people who answered, by days since launch"), rates["hours"], enrolled,
+                       ident="tta", empty=_("No answer yet."), days_label=_("days"),
+                       point=lambda d, p: _("day %(d)s: %(p)s%%", d=d, p=p))
+    keep = [("outcome", o) for o in outcomes] + ([("q", search)] if search else [])
+
+    def page_link(n: int) -> str:
+        return f"/admin/campaigns/{campaign_id}/results?" + urlencode([*keep, ("page", str(n))])
+
+    return render(request, "results.html", campaign=campaign, plan=plan, page=page, rates=rates, curve=svg,
+                  outcomes=OUTCOMES, chosen=outcomes, search=search, enrolled=enrolled, page_link=page_link,
+                  status=campaign_status(rt, campaign_id), services=service_status(rt))
+
+
+@guard()
+async def campaign_results_csv(request: Request) -> Response:
+    """The rows of the current filter as CSV (a POST: it is personal data, and every export is audited)."""
+    rt = rt_of(request)
+    campaign_id = int(request.path_params["campaign_id"])
+    try:
+        read_campaign(rt, campaign_id)
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    outcomes, search = _filters(await form_of(request))
+    rows = export_outcomes(rt, campaign_id, outcomes=outcomes, search=search)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(row.csv_row() for row in rows)
+    accounts.record_action(rt, operator_of(request), "campaign.results.export", target=f"campaign:{campaign_id}",
+                           ip=client_ip(request), rows=len(rows), outcomes=",".join(outcomes) or "all",
+                           searched=bool(search))
+    return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8", headers={
+        "content-disposition": f'attachment; filename="campaign-{campaign_id}-results.csv"'})
