@@ -245,9 +245,13 @@ def test_contacts_export_reimports_as_is_and_campaign_list(cli, tmp_path: Path) 
     cli("contacts", "import", str(write_contacts(tmp_path / "c.csv", [person(1), person(2, email=""), person(3)])))
     cli("dsr", "erase", "--email", "person3@example.org")
     lines = cli("contacts", "export").stdout.splitlines()
-    assert lines == ["external_id,kind,email,phone,first_name,locale,timezone,last_activity_at,b2b",
-                     "C-1,customer,person1@example.org,+33612340001,Prénom1,fr,Europe/Paris,2024-01-15,false",
-                     "C-2,customer,,+33612340002,Prénom2,fr,Europe/Paris,2024-01-15,false"]
+    # SPEC §10 columns first and unchanged; where the person stands appended (issue 17)
+    assert lines == ["external_id,kind,email,phone,first_name,locale,timezone,last_activity_at,b2b,"
+                     "email_consent,sms_consent,email_partners_consent,sms_partners_consent,"
+                     "email_suppression,sms_suppression",
+                     "C-1,customer,person1@example.org,+33612340001,Prénom1,fr,Europe/Paris,2024-01-15,false,"
+                     "none,none,none,none,,",
+                     "C-2,customer,,+33612340002,Prénom2,fr,Europe/Paris,2024-01-15,false,none,none,none,none,,"]
     assert "written" not in cli("contacts", "export", "-o", str(tmp_path / "out.csv")).stdout
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines() == lines
     assert "0 created" in cli("contacts", "import", str(tmp_path / "out.csv")).stdout

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, or_, select, update
+from sqlalchemy import Row, Select, and_, func, or_, select, update
 from sqlmodel import Session, col
 
-from orchestrator.consent import enrolments, ledger, suppression
+from orchestrator.consent import enrolments, ledger, suppression, webhooks
 from orchestrator.consent.ledger import Proof
 from orchestrator.domain.model import (
     CampaignState,
@@ -69,6 +69,11 @@ def sweep(rt: Runtime) -> SweepReport:
             campaign.state = CampaignState.COMPLETED.value
             campaign.completed_at = now
             session.add(campaign)
+            counts = dict(session.execute(
+                select(col(Enrolment.state), func.count()).where(col(Enrolment.campaign_id) == campaign_id)
+                .group_by(col(Enrolment.state))).all())
+            webhooks.campaign_completed(session, campaign_id, campaign.name,
+                                        {s.value: int(counts.get(s.value, 0)) for s in RequestState}, now)
     return report
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -56,15 +55,17 @@ def _count_lines(path: Path) -> int:
 @click.pass_context
 @fail_cleanly
 def contacts_export(ctx: click.Context, output: Path | None) -> None:
-    """Export contacts as CSV (the import format)."""
-    from orchestrator.contacts.service import COLUMNS, export_rows
+    """Export contacts as CSV: the import format (SPEC §10 columns first), then consent per channel
+    and purpose (granted, withdrawn, expired, none), suppression per channel, and the extra
+    attribute columns they were imported with. Re-importing it changes nothing."""
+    from orchestrator.campaigns.results import write_csv
+    from orchestrator.contacts.export import export_table
 
     rt = get_rt(ctx)
+    table = export_table(rt)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        writer = csv.writer(out)
-        writer.writerow(COLUMNS)
-        writer.writerows(export_rows(rt))
+        write_csv(out, table.header, table.rows)
     finally:
         if output:
             out.close()

@@ -137,7 +137,7 @@ def erase_person(rt: Runtime, *, email: str | None = None, phone: str | None = N
                          replace=True, decline=[saved_id(c)])
                 ledger.append(session, contact_id=saved_id(c), channel=channel, purpose=Purpose.MARKETING,
                               action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=source))
-            erase_contact(session, c, now, ANONYMISE)
+            erase_contact(session, c, now, ANONYMISE, keep_crm_id=False)  # the person asked: the CRM id goes too
         if handled_by:
             dsr.record_handled(session, rt, "erasure", subject, handled_by=handled_by,
                                source="preference_centre" if source == ConsentSource.PREFERENCE_CENTRE else "operator")
