@@ -14,6 +14,9 @@ from sqlmodel import Session, col
 
 from orchestrator.consent import enrolments, ledger, suppression, webhooks
 from orchestrator.consent.ledger import Proof
+from orchestrator.consent.prior import held_channels
+from orchestrator.domain.audience import months_before
+from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import (
     CampaignState,
     Channel,
@@ -87,7 +90,7 @@ def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepRe
         # transaction of a handful of set-based statements, whatever its size (see bench/).
         with session_scope(rt.engine) as session:
             query: Select[*tuple[Any, ...]] = (
-                select(col(Enrolment.id), col(Enrolment.contact_id).label("enrolled"),
+                select(col(Enrolment.id), col(Enrolment.contact_id).label("enrolled"), col(Enrolment.enrolled_at),
                        col(Contact.id).label("contact_id"), col(Contact.email),
                        col(Contact.phone), col(Contact.email_key), col(Contact.phone_key), col(Contact.erased_at))
                 .join(Contact, col(Contact.id) == col(Enrolment.contact_id), isouter=True)
@@ -136,11 +139,16 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
         .execution_options(synchronize_session=False)
     )
     live = [r for r in batch if r.contact_id is not None and r.erased_at is None]  # erased: nothing to do
-    live_ids = [r.contact_id for r in live]
+    # a channel the campaign did not ask on because its consent was recent (issue 17 §4) keeps it
+    months = rt.config.contacts.recent_consent_months
+    held = held_channels(session.connection(), [(r.contact_id, _months_earlier(r.enrolled_at, months))
+                                                for r in live]) if months > 0 and live else set()
+    holding = {contact_id for contact_id, _ in held}  # still consenting somewhere: their data stays
+    live_ids = [r.contact_id for r in live if r.contact_id not in holding]
     email, sms = Channel.EMAIL.value, Channel.SMS.value
     reach = [(r.contact_id, channel, key) for r in live
              for channel, address, key in ((email, r.email, r.email_key), (sms, r.phone, r.phone_key))
-             if address]
+             if address and (r.contact_id, channel) not in held]
     # ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason.
     report.suppressed += suppression.suppress_many(session.connection(), ((key, channel) for _, channel, key in reach),
                                                    SuppressionReason.NO_RESPONSE, f"campaign:{campaign_id}", now)
@@ -157,6 +165,11 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
             report.anonymised += len(live_ids)
         else:
             report.deleted += len(live_ids)
+
+
+def _months_earlier(at: datetime, months: int) -> datetime:
+    at = as_utc(at)
+    return datetime.combine(months_before(at.date(), months), at.timetz())
 
 
 #: kept for callers of the skeleton's name; see :func:`orchestrator.proof.retention.scrub_profile`

@@ -22,10 +22,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, exists, func, select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from orchestrator.consent import ledger
 from orchestrator.consent.ledger import GIVEN, Proof
+from orchestrator.consent.standing import EventFacts, events_of
 from orchestrator.consent.suppression import is_suppressed
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import Channel, ConsentAction, ConsentSource, Purpose
@@ -92,6 +94,22 @@ def _later_event(session: Session, contact_id: int, channel: str, at: datetime) 
     return session.execute(select(_EVENT.c.id).where(
         _EVENT.c.contact_id == contact_id, _EVENT.c.channel == channel,
         _EVENT.c.purpose == Purpose.MARKETING.value, _EVENT.c.occurred_at >= as_utc(at)).limit(1)).first() is not None
+
+
+def held_channels(conn: Connection, people: Sequence[tuple[int, datetime]]) -> set[tuple[int, str]]:
+    """The (contact, channel) pairs whose newest marketing event gave consent after that person's
+    ``since``: the channels a campaign did not ask on (:func:`recently_given` at launch), which its
+    sweep must not expire either. One query for all the people."""
+    since = dict(people)
+    held = set()
+    for contact_id, events in events_of(conn, list(since)).items():
+        newest: dict[str, EventFacts] = {}
+        for e in events:
+            if e.purpose == Purpose.MARKETING.value:
+                newest[e.channel] = e
+        held |= {(contact_id, ch) for ch, e in newest.items()
+                 if e.action in GIVEN and e.occurred_at > as_utc(since[contact_id])}
+    return held
 
 
 def recently_given(channel: Channel, since: datetime) -> Any:

@@ -4,6 +4,7 @@ a channel whose consent is recent, and the preview counts them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -15,11 +16,14 @@ from orchestrator.campaigns.service import (
     launch_campaign,
     skipped_for_recent_consent,
 )
+from orchestrator.campaigns.results import iter_results
+from orchestrator.campaigns.sweep import sweep
 from orchestrator.consent import ledger
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import record_unsubscribe
 from orchestrator.contacts.export import export_table
 from orchestrator.contacts.service import import_contacts
+from orchestrator.domain.clock import FixedClock
 from orchestrator.domain.model import ConsentSource
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, Wording
@@ -76,7 +80,7 @@ def test_prior_consent_never_overrides_the_person(rt: Runtime, write_csv: Callab
 
 
 def test_the_audience_skips_channels_with_recent_consent(make_rt: Callable[..., Runtime],
-                                                         write_csv: Callable[..., Path]) -> None:
+                                                         write_csv: Callable[..., Path], clock: FixedClock) -> None:
     rt = make_rt()  # contacts.recent_consent_months = 24; today is 2026-11-25
     import_contacts(rt, write_csv([
         person(1, email_consent_at="2025-06-01"),  # email recent: asked by SMS only
@@ -93,6 +97,17 @@ def test_the_audience_skips_channels_with_recent_consent(make_rt: Callable[..., 
         rows = sorted((m.contact_id, m.channel) for m in s.exec(select(OutboxMessage)))
     assert enrolled == [1, 3, 4]
     assert rows == [(1, "sms"), (3, "email"), (3, "email"), (3, "sms"), (4, "email"), (4, "email"), (4, "sms")]
+
+    # the sweep expires what was asked and not answered; the consent held on email stays, and so does the person
+    clock.advance(timedelta(days=31))
+    sweep(rt)
+    states = {r.external_id: (r.state, r.email_consent, r.sms_consent) for r in iter_results(rt, campaign_id)}
+    assert states == {"C-1": ("expired", "granted", "expired"), "C-3": ("expired", "expired", "expired"),
+                      "C-4": ("expired", "expired", "expired")}
+    with Session(rt.engine) as s:
+        kept = s.exec(select(Contact).where(Contact.external_id == "C-1")).one()
+        gone = s.exec(select(Contact).where(Contact.external_id == "C-3")).one()
+    assert kept.erased_at is None and kept.email == "person1@example.org" and gone.erased_at is not None
 
     never = make_rt(contacts={"recent_consent_months": 0})
     other = create_campaign(never, plan(name="Everyone", steps=STANDARD_STEPS))
