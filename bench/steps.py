@@ -138,6 +138,22 @@ def step_sweep(args: dict[str, Any]) -> dict[str, Any]:
             and chain.reason is None, "verify_seconds": verify_seconds}
 
 
+# -- campaign results (issue 17) -----------------------------------------------------------------
+def step_results(args: dict[str, Any]) -> dict[str, Any]:
+    """``campaign results`` as CSV to a file: every enrolled contact, streamed page by page."""
+    from orchestrator.campaigns.results import iter_results, write_results
+
+    rt = _rt({**args, "days_after": DEADLINE_DAYS + 1})
+    path = Path(args["workdir"]) / "results.csv"
+    t = _start()
+    with path.open("w", newline="", encoding="utf-8") as out:
+        rows = write_results(out, iter_results(rt, args["campaign_id"]), "csv")
+    seconds = _stop(t)
+    size = path.stat().st_size
+    path.unlink()
+    return {"seconds": seconds, "rows": rows, "bytes": size}
+
+
 def step_sweep_raw(args: dict[str, Any]) -> dict[str, Any]:
     """The ceiling: set-based SQL doing the sweep's writes (without the hash chain, which SQL cannot).
 

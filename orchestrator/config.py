@@ -23,6 +23,7 @@ from typing import Any, get_type_hints
 
 from orchestrator.errors import ConfigError
 from orchestrator.resources import DEFAULT_CONFIG
+from orchestrator.webhook_settings import ENDPOINTS_DOC, WebhookEndpoint, webhook_endpoints
 
 #: The config file of an instance folder (``reconsent init`` writes it), read when no other is given.
 INSTANCE_CONFIG = "reconsent.toml"
@@ -192,6 +193,7 @@ class RetentionConfig:
 class ImportConfig:
     default_region: str = _doc("Region used to parse phone numbers without +country", "FR")
     default_locale: str = _doc("Locale given to contacts whose locale column is empty", "fr")
+    recent_consent_months: int = _doc("Campaigns skip a channel whose consent is younger than this (0: never)", 24)
 
 
 @dataclass
@@ -286,6 +288,13 @@ class AdminConfig:
 
 
 @dataclass
+class WebhooksConfig:
+    endpoints: list[WebhookEndpoint] = _doc(ENDPOINTS_DOC, factory=list)
+    timeout_seconds: float = _doc("How long one webhook POST may take before it counts as failed", 10.0)
+    give_up_hours: float = _doc("Retry a failing webhook with backoff for this long, then mark it failed", 24.0)
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     public: PublicConfig = field(default_factory=PublicConfig)
@@ -302,6 +311,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     #: where relative paths (database file, outboxes) are resolved: the config file's folder, else the
     #: current directory (see load_config)
     base_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
@@ -473,6 +483,8 @@ def _coerce(value: Any, expected: Any, where: str) -> Any:
         ):
             raise ConfigError(f"{where}: expected a table of string lists per locale, got {value!r}")
         return {k: list(v) for k, v in value.items()}
+    if origin is list and getattr(expected, "__args__", ()) == (WebhookEndpoint,):
+        return webhook_endpoints(value, where)
     if origin is list:
         if isinstance(value, str):
             text = value.strip()

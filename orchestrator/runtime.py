@@ -16,6 +16,7 @@ from orchestrator.domain.suppression import SuppressionKey, suppression_key
 from orchestrator.rendering.links import LinkSigner
 from orchestrator.rendering.messages import MessageRenderer
 from orchestrator.store.db import make_engine
+from orchestrator.webhook_settings import register as register_webhooks
 
 
 @dataclass
@@ -25,8 +26,10 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.config.database_url, echo=self.config.database.echo,
-                           busy_timeout_ms=self.config.database.busy_timeout_ms)
+        engine = make_engine(self.config.database_url, echo=self.config.database.echo,
+                             busy_timeout_ms=self.config.database.busy_timeout_ms)
+        register_webhooks(engine, self.config.webhooks.endpoints)  # who wants this database's consent events
+        return engine
 
     @cached_property
     def links(self) -> LinkSigner:

@@ -246,9 +246,13 @@ def test_contacts_export_reimports_as_is_and_campaign_list(cli, tmp_path: Path) 
     cli("contacts", "import", str(write_contacts(tmp_path / "c.csv", [person(1), person(2, email=""), person(3)])))
     cli("dsr", "erase", "--email", "person3@example.org")
     lines = cli("contacts", "export").stdout.splitlines()
-    assert lines == ["external_id,kind,email,phone,first_name,locale,timezone,last_activity_at,b2b",
-                     "C-1,customer,person1@example.org,+33612340001,Prénom1,fr,Europe/Paris,2024-01-15,false",
-                     "C-2,customer,,+33612340002,Prénom2,fr,Europe/Paris,2024-01-15,false"]
+    # SPEC §10 columns first and unchanged; where the person stands appended (issue 17)
+    assert lines == ["external_id,kind,email,phone,first_name,locale,timezone,last_activity_at,b2b,"
+                     "email_consent,sms_consent,email_partners_consent,sms_partners_consent,"
+                     "email_suppression,sms_suppression",
+                     "C-1,customer,person1@example.org,+33612340001,Prénom1,fr,Europe/Paris,2024-01-15,false,"
+                     "none,none,none,none,,",
+                     "C-2,customer,,+33612340002,Prénom2,fr,Europe/Paris,2024-01-15,false,none,none,none,none,,"]
     assert "written" not in cli("contacts", "export", "-o", str(tmp_path / "out.csv")).stdout
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines() == lines
     assert "0 created" in cli("contacts", "import", str(tmp_path / "out.csv")).stdout
@@ -289,3 +293,33 @@ def test_exports_neutralise_formulas_and_still_reimport_as_they_were(cli, tmp_pa
     cli("contacts", "import", str(bad), "--rejects", str(tmp_path / "rejects.csv"))
     [_, reject] = list(csv.reader((tmp_path / "rejects.csv").open(newline="", encoding="utf-8")))
     assert reject[3:8] == ["C-4", "'=1+1", "person4@example.org", "+33612340004", "'-x"]
+
+
+def test_campaign_results_after_the_sweep_and_prior_consent_in_the_preview(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 17: `campaign results` by the CRM's id, still complete after the sweep anonymised everyone;
+    the preview counts the channels skipped for a recent prior consent."""
+    cli("init")
+    rows = [person(1, email_consent_at="", consent_source=""), person(2, email_consent_at="", consent_source=""),
+            person(3, email_consent_at="2026-01-15", consent_source="webform")]
+    out = cli("contacts", "import", str(write_contacts(tmp_path / "c.csv", rows))).stdout
+    assert "3 created" in out and "prior consent: 1 recorded" in out
+    campaign_file = ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml"
+    campaign_id = cli("campaign", "create", str(campaign_file)).stdout.strip()
+    preview = cli("campaign", "preview", campaign_id).stdout
+    assert "skipped on email: 1 contact(s) whose consent there is less than 24 months old" in preview
+    cli("campaign", "launch", campaign_id)
+    cli("sweep", now="2027-02-01T09:00:00Z")
+    cli("campaign", "results", campaign_id, "-o", str(tmp_path / "results.csv"))
+    lines = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ("external_id,kind,state,email_consent,sms_consent,partners_consent,answered_at,source,"
+                        "wording_version,event_hash")
+    assert [line.split(",")[:6] for line in lines[1:]] == [
+        ["C-1", "customer", "expired", "expired", "expired", "none"],
+        ["C-2", "customer", "expired", "expired", "expired", "none"],
+        ["C-3", "customer", "expired", "granted", "expired", "none"]]
+    as_json = json.loads(cli("campaign", "results", campaign_id, "--format", "json").stdout)
+    assert [r["external_id"] for r in as_json] == ["C-1", "C-2", "C-3"]
+    assert as_json[0]["answered_at"] == "2027-02-01T09:00:00Z" and as_json[0]["source"] == "sweep"
+    missing = cli("campaign", "results", "99", check=False)
+    assert missing.returncode == 1 and missing.stderr.strip() == (
+        "Error: campaign 99: no such campaign (see `reconsent campaign list`)")

@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlalchemy import and_, exists, select
 from sqlmodel import col
 
-from orchestrator.campaigns.service import audience_query, check_plan, enrol, load_plan
+from orchestrator.campaigns.service import audience_query, check_plan, enrol, load_plan, recent_consent_since
 from orchestrator.campaigns.sweep import SweepReport, expire_pending
 from orchestrator.domain.model import CampaignState
 from orchestrator.rendering.template_store import pin_wordings
@@ -78,7 +78,8 @@ def enrol_newcomers(rt: Runtime) -> EvergreenReport:
                                           col(Enrolment.contact_id) == col(Contact.id)))
             newcomers = audience_query(rt, plan).where(~already).subquery()
             report.enrolled = enrol(session, campaign_id, plan, newcomers, now,
-                                    deadline=now + timedelta(days=plan.deadline_days))
+                                    deadline=now + timedelta(days=plan.deadline_days),
+                                    recent_since=recent_consent_since(rt))
     report.expired = expire_overdue(rt, campaign_id)
     return report
 

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text, update
 from sqlmodel import Session, col
 
+from orchestrator.consent.prior import recently_given
+from orchestrator.domain.audience import months_before
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import CampaignState, Channel, ConsentAction, DeliveryState, RequestState
@@ -159,11 +161,22 @@ def _not_suppressed(channel: Channel) -> Any:
                                 col(SuppressionEntry.channel) == channel.value))
 
 
-def audience_query(rt: Runtime, plan: CampaignPlan) -> Any:
+def recent_consent_since(rt: Runtime) -> datetime | None:
+    """Consent given after this time is recent: the audience skips that channel (None: never skip)."""
+    months = rt.config.contacts.recent_consent_months
+    if months <= 0:
+        return None
+    today = rt.clock.now()
+    return datetime.combine(months_before(today.date(), months), today.timetz())
+
+
+def audience_query(rt: Runtime, plan: CampaignPlan, *, skip_recent: bool = True) -> Any:
     """The contacts a launch would enrol now, as one set-based SELECT of contact ids.
 
     Inactive per kind [R4], reachable on the first step's channel, not suppressed there, not erased,
-    not already pending in another campaign, and not confirmed since the inactivity cut-off.
+    not already pending in another campaign, and not confirmed since the inactivity cut-off. With
+    ``skip_recent``, a channel whose consent is recent (:func:`recent_consent_since`; imported or
+    given) is not asked again: a person is left out when no channel of the plan is left to ask on.
     """
     today = rt.clock.now().date()
     rule = plan.audience
@@ -180,13 +193,37 @@ def audience_query(rt: Runtime, plan: CampaignPlan) -> Any:
         col(Enrolment.contact_id) == col(Contact.id),
         col(Enrolment.state) == RequestState.PENDING.value,
     ))
-    return select(col(Contact.id)).where(
+    query = select(col(Contact.id)).where(
         or_(*per_kind),
         col(Contact.erased_at).is_(None),
         _address_column(first).is_not(None),
         _not_suppressed(first),
         ~busy,
     )
+    since = recent_consent_since(rt) if skip_recent else None
+    if since is not None:
+        others = [c for c in dict.fromkeys(s.channel for s in plan.steps) if c is not first]
+        query = query.where(or_(~recently_given(first, since), *(
+            and_(_address_column(c).is_not(None), _not_suppressed(c), ~recently_given(c, since)) for c in others)))
+    return query
+
+
+def skipped_for_recent_consent(rt: Runtime, campaign_id: int) -> dict[str, int]:
+    """Per channel of the plan: contacts of the audience not asked on it because their consent there
+    is recent (``contacts.recent_consent_months``) — what the preview reports."""
+    since = recent_consent_since(rt)
+    with session_scope(rt.engine) as session:
+        _, plan = get_campaign(session, campaign_id)
+        if since is None:
+            return {}
+        base = audience_query(rt, plan, skip_recent=False).subquery()
+        counts = {}
+        for channel in dict.fromkeys(s.channel for s in plan.steps):
+            counts[channel.value] = int(session.execute(
+                select(func.count()).select_from(Contact).where(
+                    col(Contact.id).in_(select(base.c.id)), _address_column(channel).is_not(None),
+                    recently_given(channel, since))).scalar_one())
+        return counts
 
 
 def audience_size(rt: Runtime, campaign_id: int) -> int:
@@ -214,7 +251,8 @@ def launch_campaign(rt: Runtime, campaign_id: int) -> int:
         if claimed.rowcount != 1:
             raise StateError(f"campaign {campaign_id} was launched or changed meanwhile")
         _refresh_statistics(session, "contact", "enrolment", "suppression")
-        enrolled = enrol(session, campaign_id, plan, audience_query(rt, plan).subquery(), now)
+        enrolled = enrol(session, campaign_id, plan, audience_query(rt, plan).subquery(), now,
+                         recent_since=recent_consent_since(rt))
         campaign.state = CampaignState.RUNNING
         campaign.launched_at = now
         campaign.deadline_at = now + timedelta(days=plan.deadline_days)
@@ -223,11 +261,12 @@ def launch_campaign(rt: Runtime, campaign_id: int) -> int:
 
 
 def enrol(session: Session, campaign_id: int, plan: CampaignPlan, contacts: Any, now: datetime, *,
-          deadline: datetime | None = None) -> int:
+          deadline: datetime | None = None, recent_since: datetime | None = None) -> int:
     """Enrol the contacts a subquery selects (its ``id`` column) as pending consent requests, with
     one outbox row per step and reachable channel, due ``step.day`` days after ``now`` [O1, O2].
 
-    ``deadline`` gives each person their own deadline (the standing evergreen campaign). Set-based:
+    ``deadline`` gives each person their own deadline (the standing evergreen campaign);
+    ``recent_since``: no row on a channel whose consent was given after it (issue 17 §4). Set-based:
     two INSERT … SELECT per step, whatever the audience size. Returns how many were enrolled.
     """
     # the new enrolments are those above the highest id so far, within this campaign
@@ -251,7 +290,8 @@ def enrol(session: Session, campaign_id: int, plan: CampaignPlan, contacts: Any,
                 literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
                 literal(due, type_=table_of(OutboxMessage).c.due_at.type), literal(0),
             ).join(Contact, col(Contact.id) == col(Enrolment.contact_id))
-            .where(new, _address_column(step.channel).is_not(None)),
+            .where(new, _address_column(step.channel).is_not(None),
+                   *([~recently_given(step.channel, recent_since)] if recent_since is not None else [])),
         ))
     return int(session.execute(select(func.count()).select_from(Enrolment).where(new)).scalar_one())
 

@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, func, or_, select, update
 from sqlmodel import Session, col
 
-from orchestrator.consent import enrolments, ledger, suppression
+from orchestrator.consent import enrolments, ledger, suppression, webhooks
 from orchestrator.consent.ledger import Proof
+from orchestrator.consent.prior import held_channels
+from orchestrator.domain.audience import months_before
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import (
     CampaignState,
@@ -71,6 +73,11 @@ def sweep(rt: Runtime) -> SweepReport:
             campaign.state = CampaignState.COMPLETED.value
             campaign.completed_at = now
             session.add(campaign)
+            counts = dict(session.execute(
+                select(col(Enrolment.state), func.count()).where(col(Enrolment.campaign_id) == campaign_id)
+                .group_by(col(Enrolment.state))).all())
+            webhooks.campaign_completed(session, campaign_id, campaign.name,
+                                        {s.value: int(counts.get(s.value, 0)) for s in RequestState}, now)
     return report
 
 
@@ -84,7 +91,7 @@ def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepRe
         # transaction of a handful of set-based statements, whatever its size (see bench/).
         with session_scope(rt.engine) as session:
             query: Select[*tuple[Any, ...]] = (
-                select(col(Enrolment.id), col(Enrolment.contact_id).label("enrolled"),
+                select(col(Enrolment.id), col(Enrolment.contact_id).label("enrolled"), col(Enrolment.enrolled_at),
                        col(Contact.id).label("contact_id"), col(Contact.email),
                        col(Contact.phone), col(Contact.email_key), col(Contact.phone_key), col(Contact.erased_at),
                        col(Enrolment.enrolled_at))
@@ -135,14 +142,19 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     )
     live = [r for r in batch if r.contact_id is not None and r.erased_at is None]  # erased: nothing to do
     # A channel whose consent was granted or confirmed after the request was made (a START, an API
-    # grant) is the person's current choice: it is neither expired nor suppressed, and the person's
-    # data stays (erasing it would lose that consent).
-    given = given_since_request(session, live)
-    live_ids = [r.contact_id for r in live if not any((r.contact_id, c) in given for c in Channel)]
+    # grant) is the person's current choice, and so is a channel the campaign did not ask on because
+    # its consent was recent (issue 17 §4): neither is expired nor suppressed, and the person's data
+    # stays (erasing it would lose that consent).
+    months = rt.config.contacts.recent_consent_months
+    keep = given_since_request(session, live) | (
+        held_channels(session.connection(), [(r.contact_id, _months_earlier(r.enrolled_at, months)) for r in live])
+        if months > 0 and live else set())
+    holding = {contact_id for contact_id, _ in keep}
+    live_ids = [r.contact_id for r in live if r.contact_id not in holding]
     email, sms = Channel.EMAIL.value, Channel.SMS.value
     reach = [(r.contact_id, channel, key) for r in live
              for channel, address, key in ((email, r.email, r.email_key), (sms, r.phone, r.phone_key))
-             if address and (r.contact_id, channel) not in given]
+             if address and (r.contact_id, channel) not in keep]
     # ON CONFLICT DO NOTHING: an entry added meanwhile by an unsubscribe keeps its reason.
     report.suppressed += suppression.suppress_many(session.connection(), ((key, channel) for _, channel, key in reach),
                                                    SuppressionReason.NO_RESPONSE, f"campaign:{campaign_id}", now)
@@ -178,6 +190,11 @@ def given_since_request(session: Session, rows: Sequence[Row[Any]]) -> set[tuple
     ).all()
     return {(contact_id, channel) for contact_id, channel, action, at in found
             if action in ledger.GIVEN and as_utc(at) >= enrolled[contact_id]}
+
+
+def _months_earlier(at: datetime, months: int) -> datetime:
+    at = as_utc(at)
+    return datetime.combine(months_before(at.date(), months), at.timetz())
 
 
 #: kept for callers of the skeleton's name; see :func:`orchestrator.proof.retention.scrub_profile`

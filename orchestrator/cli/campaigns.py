@@ -34,7 +34,7 @@ def campaign_create(ctx: click.Context, file: Path) -> None:
 @fail_cleanly
 def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
     """Render every step for a sample contact per locale (SMS: encoding and segments)."""
-    from orchestrator.campaigns.service import audience_size, preview_campaign
+    from orchestrator.campaigns.service import audience_size, preview_campaign, skipped_for_recent_consent
 
     rt = get_rt(ctx)
     broken = 0
@@ -54,6 +54,11 @@ def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
             click.echo(p.html)
         click.echo()
     click.echo(f"audience if launched now: {audience_size(rt, campaign_id)} contact(s)")
+    months = rt.config.contacts.recent_consent_months
+    for channel, n in skipped_for_recent_consent(rt, campaign_id).items():
+        if n:
+            click.echo(f"skipped on {channel}: {n} contact(s) whose consent there is less than {months} months old "
+                       "(contacts.recent_consent_months)")
     if broken:
         ctx.exit(1)
 
@@ -190,3 +195,27 @@ def campaign_list(ctx: click.Context) -> None:
 
     for c in list_campaigns(get_rt(ctx), newest_first=False):
         click.echo(f"{c.id}\t{c.state}\t{c.name}")
+
+
+@campaign.command("results")
+@click.argument("campaign_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="CSV with a header row, or one JSON array.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: stdout).")
+@click.pass_context
+@fail_cleanly
+def campaign_results(ctx: click.Context, campaign_id: int, fmt: str, output: Path | None) -> None:
+    """One row per enrolled contact, by the CRM's external_id: request state, consent per channel
+    (granted, withdrawn, expired, none), and the proof of the answer. Still complete after the sweep."""
+    import sys
+
+    from orchestrator.campaigns.results import iter_results, write_results
+
+    rows = iter_results(get_rt(ctx), campaign_id)  # refuses an unknown campaign before any file is made
+    if output is None:
+        write_results(sys.stdout, rows, fmt)
+        return
+    with output.open("w", newline="", encoding="utf-8") as out:
+        n = write_results(out, rows, fmt)
+    click.echo(f"{n} row(s) written to {output}", err=True)

@@ -63,14 +63,17 @@ def _count_lines(path: Path) -> int:
 @click.pass_context
 @fail_cleanly
 def contacts_export(ctx: click.Context, output: Path | None) -> None:
-    """Export contacts as CSV (the import format)."""
-    from orchestrator.contacts.service import COLUMNS, export_rows
+    """Export contacts as CSV: the import format (SPEC §10 columns first), then consent per channel
+    and purpose (granted, withdrawn, expired, none), suppression per channel, and the extra
+    attribute columns they were imported with. Re-importing it changes nothing."""
+    from orchestrator.contacts.export import export_table
     from orchestrator.domain.csv_safe import write_csv
 
     rt = get_rt(ctx)
+    table = export_table(rt)
     out = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        write_csv(out, COLUMNS, export_rows(rt))
+        write_csv(out, table.header, table.rows)
     finally:
         if output:
             out.close()

@@ -4,6 +4,9 @@ The chain covers a canonical serialisation of every field. The request's IP addr
 enter it as SHA-256 commitments, not as text: erasure (R8) may then replace them by
 ``redacted:<commitment>`` without breaking the chain, while any other edit still breaks it.
 
+Every append also writes the webhook deliveries of its events (``consent.webhooks``), in the same
+transaction: the one place consent changes, so the one place they are announced.
+
 The chain head lives in one row (``ledger_head``) that every append updates first: that row lock
 serialises writers on PostgreSQL and takes SQLite's write lock, so two writers never fork the chain.
 """
@@ -20,6 +23,7 @@ from typing import Any
 from sqlalchemy import Table, func, text
 from sqlmodel import Session, col, select
 
+from orchestrator.consent import webhooks
 from orchestrator.domain.clock import as_utc
 from orchestrator.store.bulk import insert_rows
 from orchestrator.store.models import ConsentEvent, Wording
@@ -147,6 +151,7 @@ def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
     # SQLAlchemy's per-row parameter processing was ~45 % of the sweep.
     insert_rows(session.connection(), _TABLE, _COLUMNS, rows)
     session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": head})
+    webhooks.consent_changed(session, rows)  # committed with the events, or not at all
     return len(rows)
 
 
@@ -181,6 +186,7 @@ def append(
     event.hash = chain_hash(head, event)
     session.add(event)
     session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": event.hash})
+    webhooks.consent_changed(session, [(*(getattr(event, name) for name in _CHAINED), head, event.hash)])
     return event
 
 

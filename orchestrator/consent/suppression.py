@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
+from orchestrator.consent import webhooks
 from orchestrator.domain.addresses import AddressError, normalise_email, normalise_phone
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.csv_safe import write_csv
@@ -91,8 +92,12 @@ def suppress(conn: Session | Connection, key: str | None, channel: Channel | str
     row = _row(key, channel, reason, source, at)
     if replace and connection.execute(_REPLACE, {"b_key": key, "b_channel": row["channel"], "b_reason": row["reason"],
                                                  "b_source": source}).rowcount:
+        webhooks.suppressed(connection, [(key, row["channel"])], row["reason"], source, at)
         return False
-    return connection.execute(_insert(connection.dialect.name), row).first() is not None
+    added = connection.execute(_insert(connection.dialect.name), row).first() is not None
+    if added:
+        webhooks.suppressed(connection, [(key, row["channel"])], row["reason"], source, at)
+    return added
 
 
 def _row(key: str, channel: Channel | str, reason: SuppressionReason | str, source: str | None,
@@ -116,6 +121,7 @@ def suppress_many(conn: Connection, entries: Iterable[tuple[str | None, str]], r
             select(_TABLE.c.key, _TABLE.c.channel).where(_TABLE.c.key.in_(keys[start:start + 5000]))))
     rows = [(key, channel, str(reason), source, at) for key, channel in wanted if (key, channel) not in existing]
     insert_rows(conn, _TABLE, _COLUMNS, rows, ignore_conflicts=True)
+    webhooks.suppressed(conn, [(r[0], r[1]) for r in rows], str(reason), source, at)
     return len(rows)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +27,13 @@ NO = frozenset({"false", "0", "no", "non", "faux"})
 LANGUAGES = {"francais": "fr", "french": "fr", "anglais": "en", "english": "en"}
 #: JJ/MM/AAAA (also with - or .), optionally followed by a time as spreadsheets write it
 _FRENCH_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})(?:[ T]\d{1,2}[:h]\d{2}(?::\d{2})?)?\Z")
+#: optional columns of consent the company already holds (issue 17 §4; orchestrator.consent.prior)
+PRIOR_COLUMNS = ("email_consent_at", "sms_consent_at", "consent_source", "consent_wording")
+#: where a staged contact carries its prior-consent cells until they are recorded (consent.prior.PRIOR_ATTRIBUTE)
+PRIOR_ATTRIBUTE = "__prior_consent__"
+#: columns ``contacts export`` adds after COLUMNS (where the person stands): read back, never kept as attributes
+EXPORT_ONLY = ("email_consent", "sms_consent", "email_partners_consent", "sms_partners_consent",
+               "email_suppression", "sms_suppression")
 
 
 class RowError(Exception):
@@ -162,7 +169,11 @@ def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str,
         raise RowError("b2b", "expected oui/non (true/false), got %(value)s", value=repr(get("b2b")))
     if warnings is not None:
         warnings.extend(problems)
-    attributes = {k: v for k, v in raw.items() if k not in COLUMNS and k is not None and v not in (None, "")}
+    attributes: dict[str, Any] = {k: v for k, v in raw.items() if k not in COLUMNS and k not in EXPORT_ONLY
+                                  and k not in PRIOR_COLUMNS and k is not None and v not in (None, "")}
+    prior = _prior_consent(get, email, phone)
+    if prior:
+        attributes[PRIOR_ATTRIBUTE] = prior
     return {
         "external_id": external_id,
         "kind": kind.value,
@@ -175,6 +186,35 @@ def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str,
         "b2b": b2b_text in YES,
         "attributes": attributes,
     }
+
+
+def _prior_consent(get: Any, email: str | None, phone: str | None) -> dict[str, str]:
+    """The row's prior-consent cells, checked: ISO date/times (UTC when no offset) for a channel it has.
+
+    >>> _prior_consent({"email_consent_at": "2025-03-01", "consent_source": "webform"}.get, "a@b.fr", None)
+    {'email_consent_at': '2025-03-01T00:00:00+00:00', 'consent_source': 'webform'}
+    """
+    prior: dict[str, str] = {}
+    for name, address in (("email_consent_at", email), ("sms_consent_at", phone)):
+        value = (get(name) or "").strip()
+        if not value:
+            continue
+        if not address:
+            raise RowError(name, f"consent given for {name.split('_')[0]} but the row has no "
+                                 f"{'email' if name.startswith('email') else 'phone'}")
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00")) if ("T" in value or " " in value) \
+                else datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError:
+            raise RowError(name, f"expected an ISO date or date-time like 2025-03-01 or 2025-03-01T14:30:00Z, "
+                                 f"got {value!r}") from None
+        prior[name] = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+    if prior:
+        for name in ("consent_source", "consent_wording"):
+            text = (get(name) or "").strip()
+            if text:
+                prior[name] = text[:2000]
+    return prior
 
 
 def merge_duplicate(previous: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:

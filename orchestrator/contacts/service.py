@@ -29,10 +29,12 @@ from sqlalchemy import bindparam, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import col
 
+from orchestrator.consent.prior import PriorConsent, record_prior
 from orchestrator.consent.suppression import adopt_previous
 from orchestrator.contacts.columns import COLUMNS, FileProblem, parse_mapping
 from orchestrator.contacts.reader import ContactsFile, FileFormat, read_rows
 from orchestrator.contacts.rows import (
+    PRIOR_ATTRIBUTE,
     STAGED_FIELDS,
     Problem,
     RowError,
@@ -90,6 +92,9 @@ class ImportReport:
     #: rows imported without an invalid address (the other one was valid)
     warnings: list[Reject] = field(default_factory=list)
     format: FileFormat | None = None
+    #: consent the company already held, recorded as ledger events (issue 17 §4); and why some were not
+    prior_recorded: int = 0
+    prior_ignored: dict[str, int] = field(default_factory=dict)
 
     @property
     def imported(self) -> int:
@@ -98,9 +103,14 @@ class ImportReport:
     def summary(self) -> str:
         warned = f", {len(self.warnings)} imported with a warning" if self.warnings else ""
         read_as = f" (file read as {self.format.describe()})" if self.format else ""
+        prior = ""
+        if self.prior_recorded or self.prior_ignored:
+            ignored = "; ".join(f"{n} {why}" for why, n in sorted(self.prior_ignored.items()))
+            prior = f"; prior consent: {self.prior_recorded} recorded"
+            prior += f", not recorded: {ignored}" if ignored else ""
         return (
             f"{self.read} rows read: {self.created} created, {self.updated} updated, "
-            f"{self.merged_duplicates} duplicate rows merged, {len(self.rejects)} rejected{warned}{read_as}"
+            f"{self.merged_duplicates} duplicate rows merged, {len(self.rejects)} rejected{warned}{prior}{read_as}"
         )
 
 
@@ -172,12 +182,18 @@ def import_contacts(
                 report.rejects.append(
                     Reject(p.line, "email" if p.values["email"] else "phone", SUPPRESSED, _as_row(p.values), SUPPRESSED)
                 )
+            for p in stage.refuse_anonymised(page):
+                report.rejects.append(Reject(p.line, "external_id", ANONYMISED_REASON, _as_row(p.values)))
             for contact_id, p in stage.existing(page):
                 session.execute(
                     update(Contact).where(col(Contact.id) == contact_id).values(**p.update_values(), updated_at=now)
                 )
                 report.updated += 1
             report.created += stage.insert_new(page, now)
+            prior = record_prior(session, stage.prior_consents(page), now)
+            report.prior_recorded += prior.recorded
+            for why, n in prior.ignored.items():
+                report.prior_ignored[why] = report.prior_ignored.get(why, 0) + n
         stage.drop()
     return report
 
@@ -342,6 +358,50 @@ class _Stage:
                           .bindparams(bindparam("lines", expanding=True)), lines)
         return contacts
 
+    def refuse_anonymised(self, page: tuple[int, int]) -> list[ParsedContact]:
+        """Unstage and return the page's contacts whose external_id names a contact anonymised after
+        refusing or never answering a campaign: that row is the proof of why they must not be messaged
+        (docs/proof.md) and is never filled in again. Any other anonymised contact (data aged out, or
+        anonymised after confirming) gives its external_id up to the person coming back."""
+        found = self.conn.execute(text(
+            "SELECT s.first_line, c.id, EXISTS (SELECT 1 FROM enrolment e WHERE e.contact_id = c.id "
+            "AND e.state IN ('declined', 'expired')) "
+            "FROM import_stage s JOIN contact c ON c.external_id = s.external_id "
+            "WHERE s.first_line > :after AND s.first_line <= :upto AND c.erased_at IS NOT NULL"
+        ), _bounds(page)).all()
+        released = [contact_id for _, contact_id, refused in found if not refused]
+        if released:
+            self.conn.execute(text("UPDATE contact SET external_id = 'erased-' || CAST(id AS VARCHAR) WHERE id IN :ids")
+                              .bindparams(bindparam("ids", expanding=True)), {"ids": released})
+        lines = {"lines": [first_line for first_line, _, refused in found if refused]}
+        if not lines["lines"]:
+            return []
+        rows = self.conn.execute(text(f"SELECT {self.columns} FROM import_stage WHERE first_line IN :lines "
+                                      "ORDER BY first_line").bindparams(bindparam("lines", expanding=True)), lines)
+        contacts = [self._contact(row) for row in rows]
+        self.conn.execute(text("DELETE FROM import_stage WHERE first_line IN :lines")
+                          .bindparams(bindparam("lines", expanding=True)), lines)
+        return contacts
+
+    def prior_consents(self, page: tuple[int, int]) -> list[PriorConsent]:
+        """The page's written contacts that carry prior-consent cells; the cells leave their attributes."""
+        rows = self.conn.execute(text(
+            "SELECT c.id, c.email_key, c.phone_key, c.locale, s.attributes FROM import_stage s "
+            "JOIN contact c ON c.external_id = s.external_id "
+            "WHERE s.first_line > :after AND s.first_line <= :upto AND s.attributes LIKE :marked "
+            "ORDER BY s.first_line"), {**_bounds(page), "marked": f"%{PRIOR_ATTRIBUTE}%"}).all()
+        found = []
+        for contact_id, email_key, phone_key, locale, attributes in rows:
+            attributes = json.loads(attributes)
+            cells = attributes.pop(PRIOR_ATTRIBUTE, None)
+            self.conn.execute(update(Contact).where(col(Contact.id) == contact_id).values(attributes=attributes))
+            if cells:
+                given = {ch: datetime.fromisoformat(cells[f"{ch}_consent_at"]) for ch in ("email", "sms")
+                         if cells.get(f"{ch}_consent_at")}
+                found.append(PriorConsent(contact_id, email_key, phone_key, locale, given,
+                                          cells.get("consent_source"), cells.get("consent_wording")))
+        return found
+
     def existing(self, page: tuple[int, int]) -> list[tuple[int, ParsedContact]]:
         """The page's contacts already in the database (by external_id), with their ids."""
         rows = self.conn.execute(text(
@@ -367,6 +427,8 @@ class _Stage:
         self.conn.exec_driver_sql(f"DROP TABLE {self.qualified}")
 
 
+ANONYMISED_REASON = ("this external_id belongs to a contact anonymised after refusing or not answering a campaign "
+                     "(kept as proof of that outcome): not imported")
 #: a staged row inside a page (after, upto] of first lines
 _IN_PAGE = "first_line > :after AND first_line <= :upto"
 #: the upper bound of the last page
@@ -393,13 +455,8 @@ def write_rejects(path: Path, report: ImportReport) -> None:
 
 
 def export_rows(rt: Runtime) -> Iterator[list[str]]:
-    """Every contact not erased, by id, as a row of the import format (``COLUMNS`` order), so that
-    ``reconsent contacts export`` re-imports as is. The transaction lasts while the rows are read."""
-    from sqlmodel import col, select
+    """The rows of ``contacts export`` (:func:`orchestrator.contacts.export.export_table`: the import
+    format, then consent and suppression per channel, then the extra attribute columns)."""
+    from orchestrator.contacts.export import export_table
 
-    with session_scope(rt.engine) as session:
-        query = select(Contact).where(col(Contact.erased_at).is_(None)).order_by(col(Contact.id))
-        for c in session.exec(query):
-            yield [c.external_id, c.kind, c.email or "", c.phone or "", c.first_name or "", c.locale,
-                   c.timezone or "", c.last_activity_at.isoformat() if c.last_activity_at else "",
-                   "true" if c.b2b else "false"]
+    return export_table(rt).rows

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from orchestrator.delivery.webhooks import WebhookReport
+
 
 @dataclass
 class DispatchReport:
@@ -18,11 +20,16 @@ class DispatchReport:
     bounced: int = 0
     deferred: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    #: webhooks posted in the same run (issue 17); None before the run's webhook task ended
+    webhooks: WebhookReport | None = None
 
     def summary(self) -> str:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())) or "none"
+        hooks = self.webhooks
+        posted = (f"; webhooks: {hooks.delivered} delivered, {hooks.failed_attempts} failed attempt(s)"
+                  if hooks is not None and (hooks.delivered or hooks.failed_attempts) else "")
         return (f"sent {self.sent}, failed {self.failed}, bounced {self.bounced}, retry later {self.retried}, "
-                f"waiting for send window {self.deferred}, skipped: {skipped}")
+                f"waiting for send window {self.deferred}, skipped: {skipped}{posted}")
 
     def add(self, other: DispatchReport) -> None:
         self.sent += other.sent
@@ -31,6 +38,13 @@ class DispatchReport:
         self.retried += other.retried
         self.deferred += other.deferred
         self.skipped.update(other.skipped)
+        if other.webhooks is not None:
+            if self.webhooks is None:
+                self.webhooks = other.webhooks
+            else:
+                self.webhooks.delivered += other.webhooks.delivered
+                self.webhooks.failed_attempts += other.webhooks.failed_attempts
+                self.webhooks.given_up += other.webhooks.given_up
 
 
 #: a marked row before its mark: (send_started_at, first_attempt_at, message_id)

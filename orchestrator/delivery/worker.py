@@ -79,6 +79,7 @@ from orchestrator.delivery.messages import (
 from orchestrator.delivery.recheck import GroupCheck, GroupChecker, Progress, Ready, window_for
 from orchestrator.delivery.recorder import Recorder, ResultWriter
 from orchestrator.delivery.retry import RetryPolicy
+from orchestrator.delivery.webhooks import WebhookSender
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, SystemClock
 from orchestrator.domain.message import OutboundMessage
@@ -119,6 +120,9 @@ class Dispatcher:
         self._record_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="record")
         self._heartbeat_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
         self._recorder: Recorder | None = None
+        # webhooks (issue 17): a queue and a task of their own, so an endpoint never holds up a message
+        self.webhooks = WebhookSender(rt, worker_id=self.worker_id, lease_clock=self.lease_clock, lease=self.lease,
+                                      stopping=self.stop_requested)
 
     def stop_requested(self) -> bool:
         """``stopping`` read afresh (a SIGTERM may set it while this task awaited)."""
@@ -188,12 +192,14 @@ class Dispatcher:
         """Send everything due now, then return (stops early, releasing claims, when ``stopping``)."""
         report = DispatchReport()
         heartbeat = asyncio.create_task(self._heartbeat())
+        hooks = asyncio.create_task(self.webhooks.run_once())
         try:
             try:
                 while not self.stopping and await self.dispatch_batch(report, progress):
                     pass
             finally:
                 await self.flush()
+                report.webhooks = await hooks
         finally:
             heartbeat.cancel()
             try:

@@ -26,7 +26,7 @@ from sqlmodel import col
 from orchestrator.domain.model import CampaignState, DeliveryState
 from orchestrator.runtime import Runtime
 from orchestrator.store import db
-from orchestrator.store.models import Campaign, ConsentEvent, OutboxMessage
+from orchestrator.store.models import Campaign, ConsentEvent, OutboxMessage, WebhookDelivery
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -86,9 +86,16 @@ class StoreCollector(Collector):
             action_col = col(ConsentEvent.action)
             for action, n in conn.execute(select(action_col, func.count()).group_by(action_col)):
                 events.add_metric([action], n)
+            webhooks = GaugeMetricFamily("reconsent_webhooks", "Webhook deliveries by state (failed: given up)",
+                                         labels=["state"])
+            found = dict(conn.execute(select(col(WebhookDelivery.status), func.count())
+                                      .group_by(col(WebhookDelivery.status))).all())
+            for state in ("pending", "sending", "delivered", "failed"):
+                webhooks.add_metric([state], found.get(state, 0))
         yield messages
         yield depth
         yield events
+        yield webhooks
 
 
 def store_registry(rt: Runtime, *, with_process: bool = False) -> CollectorRegistry:

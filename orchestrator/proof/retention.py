@@ -5,8 +5,11 @@ events stay (the proof), pointing at a contact row that no longer holds personal
 addresses and user agents inside those events are redacted (see :func:`ledger.redact_requests`).
 
 - ``anonymise``: profile fields replaced, statistics kept (kind, dates, enrolments, message rows).
-- ``delete``: the same, and the person's message rows, enrolments and dates go too. A tombstone row
-  with only the id remains because the append-only ledger refers to it.
+  The CRM's ``external_id`` stays: the company's CRM already holds the person, and with the outcome
+  it is the proof of why they must not be messaged (``campaign results`` still lists them; docs/proof.md).
+- ``delete``: the same, and the person's message rows, enrolments, dates and ``external_id`` go too.
+  A tombstone row with only the id remains because the append-only ledger refers to it.
+- An erasure the person asked for (``dsr erase``) removes the ``external_id`` too (``keep_crm_id=False``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 from sqlalchemy import String, cast, delete, func, literal, select, update
 from sqlmodel import Session, col
 
-from orchestrator.consent import ledger
+from orchestrator.consent import ledger, webhooks
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import RequestState
 from orchestrator.domain.retention import ContactFacts, Decision, RetentionPolicy, decide
@@ -38,9 +41,10 @@ def policy_of(rt: Runtime) -> RetentionPolicy:
                            action=r.action, after_expiry=r.after_expiry, after_decline=r.after_decline)
 
 
-def scrub_profile(contact: Contact, now: datetime) -> None:
+def scrub_profile(contact: Contact, now: datetime, *, keep_crm_id: bool = True) -> None:
     """Replace personal data on an in-memory row (the values :func:`erase_many` writes)."""
-    contact.external_id = f"erased-{contact.id}"
+    if not keep_crm_id:
+        contact.external_id = f"erased-{contact.id}"
     contact.email = contact.phone = contact.first_name = contact.timezone = None
     contact.email_key = contact.phone_key = None
     contact.attributes = {}
@@ -48,21 +52,26 @@ def scrub_profile(contact: Contact, now: datetime) -> None:
     contact.updated_at = now
 
 
-def erase_many(session: Session, contact_ids: Sequence[int], now: datetime, action: str = ANONYMISE) -> None:
+def erase_many(session: Session, contact_ids: Sequence[int], now: datetime, action: str = ANONYMISE, *,
+               keep_crm_id: bool | None = None) -> None:
     """Apply ``anonymise`` or ``delete`` to many contacts in a few set-based statements.
 
     Suppression entries are never touched; the person's consent events keep their proof with IP
     and user agent redacted. The sweep erases whole batches of non-responders through this.
+    ``keep_crm_id`` (default: only when anonymising) keeps the ``external_id``.
     """
     if not contact_ids:
         return
     ids = list(contact_ids)
+    webhooks.erased(session, ids, now, action)  # while their CRM id is still there
     ledger.redact_requests_many(session, ids)
     values: dict[str, Any] = {
-        "external_id": literal("erased-", String) + cast(col(Contact.id), String), "email": None, "phone": None,
+        "email": None, "phone": None,
         "first_name": None, "timezone": None, "email_key": None, "phone_key": None, "attributes": {},
         "erased_at": now, "updated_at": now,
     }
+    if not (action == ANONYMISE if keep_crm_id is None else keep_crm_id):
+        values["external_id"] = literal("erased-", String) + cast(col(Contact.id), String)
     if action == DELETE:
         values.update(last_activity_at=None, consented_at=None, b2b=False)
     session.execute(update(Contact).where(col(Contact.id).in_(ids)).values(**values)
@@ -74,11 +83,12 @@ def erase_many(session: Session, contact_ids: Sequence[int], now: datetime, acti
                         execution_options={"synchronize_session": False})
 
 
-def erase_contact(session: Session, contact: Contact, now: datetime, action: str = ANONYMISE) -> None:
+def erase_contact(session: Session, contact: Contact, now: datetime, action: str = ANONYMISE, *,
+                  keep_crm_id: bool | None = None) -> None:
     """:func:`erase_many` for one contact already loaded in ``session`` (it is reloaded after)."""
     assert contact.id is not None
     session.flush()  # the caller's pending changes (e.g. a request just declined) go first
-    erase_many(session, [contact.id], now, action)
+    erase_many(session, [contact.id], now, action, keep_crm_id=keep_crm_id)
     session.expire(contact)
 
 

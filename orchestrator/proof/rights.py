@@ -229,7 +229,7 @@ def _erase(session: Any, c: Contact, now: datetime, source: str, *, stop: set[st
             enrolments.close(session, RequestState.DECLINED, now, contact_id=saved_id(c))
         ledger.append(session, contact_id=saved_id(c), channel=channel, purpose=Purpose.MARKETING,
                       action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=source))
-    erase_contact(session, c, now, ANONYMISE)
+    erase_contact(session, c, now, ANONYMISE, keep_crm_id=False)  # the person asked: the CRM id goes too
 
 
 def self_service_request(rt: Runtime, contact_id: int, kind: str, *, done: bool = False) -> int:

@@ -372,3 +372,29 @@ class BrandSetting(SQLModel, table=True):
     locale: str = Field(default="", primary_key=True)
     value: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one webhook endpoint (issue 17): written in the transaction of the change it
+    tells, delivered by the dispatcher at least once with a stable ``webhook_id``.
+
+    ``body`` is the exact JSON posted (what the signature covers); ``endpoint`` the configured URL.
+    ``status``: pending → sending → delivered | failed (gave up after ``webhooks.give_up_hours``).
+    """
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (Index("ix_webhook_delivery_due", "endpoint", "status", "next_attempt_at", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_id: str = Field(index=True)
+    endpoint: str
+    event_type: str
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = "pending"
+    attempts: int = 0
+    created_at: datetime
+    next_attempt_at: datetime
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    delivered_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

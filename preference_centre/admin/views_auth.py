@@ -8,6 +8,7 @@ from starlette.responses import Response
 from orchestrator.accounts import service as accounts
 from orchestrator.accounts.service import PasswordChecks, SignInBusy, SignInRefused, close_session, open_session
 from orchestrator.campaigns.service import list_campaigns
+from orchestrator.delivery.webhooks import webhook_status
 from orchestrator.domain.model import CampaignState
 from orchestrator.ops.heartbeat import service_status
 from preference_centre.admin import i18n
@@ -95,7 +96,7 @@ async def home(request: Request) -> Response:
     rt = rt_of(request)
     campaigns = list_campaigns(rt)
     return render(request, "home.html", campaigns=campaigns, services=service_status(rt),
-                  running=any(c.state == CampaignState.RUNNING for c in campaigns))
+                  running=any(c.state == CampaignState.RUNNING for c in campaigns), webhooks=webhook_status(rt))
 
 
 @guard()

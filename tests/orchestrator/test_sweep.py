@@ -61,7 +61,7 @@ def test_sweep_in_batches(make_rt: Callable[..., Runtime], write_csv: Callable[.
     assert queued == []
     if policy == "anonymise":
         assert contacts[4].email is None and contacts[4].email_key is None and contacts[4].erased_at is not None
-        assert contacts[4].external_id == "erased-4" and contacts[4].attributes == {}
+        assert contacts[4].external_id == "C-4" and contacts[4].attributes == {}  # the CRM id stays (issue 17)
     else:
         assert contacts[4].email == "person4@example.org" and contacts[4].erased_at is None
     assert contacts[1].email == "person1@example.org" and contacts[1].erased_at is None

@@ -99,7 +99,8 @@ def build_machine(rt: Runtime, tmp: Path) -> type[RuleBasedStateMachine]:
         def live(self, n: int) -> tuple[int, int | None] | None:
             """(contact id, newest campaign id) of person n if they are held, else None."""
             with session_scope(rt.engine) as s:
-                c = s.execute(select(Contact).where(Contact.external_id == f"C-{n}")).scalar_one_or_none()
+                c = s.execute(select(Contact).where(Contact.external_id == f"C-{n}",  # anonymised rows keep it
+                                                    Contact.erased_at.is_(None))).scalar_one_or_none()  # type: ignore[union-attr]
                 if c is None:
                     return None
                 e = s.execute(select(Enrolment.campaign_id).where(Enrolment.contact_id == c.id)

@@ -59,8 +59,15 @@ def test_prospect_and_customer_clocks(rt: Runtime, write_csv: Callable[..., Path
     assert contact(rt, "C-1") is not None  # dry run changed nothing
     done = run_retention(rt)
     assert done.summary() == "retention: 2 contact(s) anonymised, 0 deleted; suppression entries kept"
-    assert contact(rt, "C-1") is None and contact(rt, "erased-1") is not None
+    gone = contact(rt, "C-1")  # anonymised: the CRM id stays (issue 17), the personal data goes
+    assert gone is not None and gone.erased_at is not None and gone.email is None and gone.attributes == {}
     assert contact(rt, "C-2") is not None and contact(rt, "C-3") is not None
+    # data that merely aged out: the person may come back (a new purchase) under the same CRM id
+    report = import_contacts(rt, write_csv([person(1, kind="prospect", last_activity_at="2026-11-01")], name="back.csv"))
+    assert (report.created, report.rejects) == (1, [])
+    back = contact(rt, "C-1")
+    assert back is not None and back.erased_at is None and back.email == "person1@example.org"
+    assert contact(rt, "erased-1") is not None
 
 
 def test_a_confirmation_restarts_the_clock_and_a_pending_request_waits_for_its_sweep(
@@ -123,7 +130,8 @@ def test_retention_run_command_and_scheduled_job(rt: Runtime, write_csv: Callabl
     ]
     real = CliRunner().invoke(main, ["retention", "run"], env=env)
     assert real.exit_code == 0 and "contact 1: anonymised — prospect" in real.output
-    assert contact(rt, "C-1") is None
+    gone = contact(rt, "C-1")  # anonymised; the CRM id stays (issue 17)
+    assert gone is not None and gone.erased_at is not None and gone.email is None
     scheduled = {name: (func, trigger) for name, func, trigger in jobs(rt)}
     assert list(scheduled) == ["dispatch", "sweep", "evergreen", "retention"]
     func, trigger = scheduled["retention"]
