@@ -323,3 +323,41 @@ def test_campaign_results_after_the_sweep_and_prior_consent_in_the_preview(cli, 
     missing = cli("campaign", "results", "99", check=False)
     assert missing.returncode == 1 and missing.stderr.strip() == (
         "Error: campaign 99: no such campaign (see `reconsent campaign list`)")
+
+
+def test_cli_excel_import_map_test_send_and_planned_launch(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 16: a semicolon/Windows-1252/French-header/JJ-MM-AAAA file, --map, test-send, launch --at."""
+    cli("init")
+    excel = tmp_path / "export.csv"
+    excel.write_bytes(("N° adhérent;Type;Courriel;Portable;Prénom;Dernière activité\r\n"
+                       "A-1;Client;zoe@exemple.fr;06 12 34 56 78;Zoé;31/03/2024\r\n"
+                       "A-2;prospect;pas-une-adresse;07 98 76 54 32;René;05/01/2019\r\n").encode("cp1252"))
+    refused = cli("contacts", "import", str(excel), check=False)
+    assert refused.returncode == 1 and "line 1: header must name the columns" in refused.stderr
+    out = cli("contacts", "import", str(excel), "--map", "external_id=N° adhérent", "--rejects", str(tmp_path / "r.csv"))
+    assert "2 created" in out.stdout and "1 imported with a warning" in out.stdout
+    assert "file read as Windows-1252, ';'-separated" in out.stdout
+    assert "line 3: email: not a valid email address" in out.stderr
+    assert cli("contacts", "import", str(excel), "--map", "nope=x", check=False).returncode == 1
+
+    campaign_file = ROOT / "orchestrator" / "ops" / "demo" / "campaign.toml"
+    campaign_id = cli("campaign", "create", str(campaign_file)).stdout.strip()
+    sent = cli("campaign", "test-send", campaign_id, "--to", "moi@exemple.fr")
+    assert "step 0 · email" in sent.stdout and ": sent · [TEST] " in sent.stdout
+    assert "skipped" in sent.stdout
+    assert cli("campaign", "test-send", campaign_id, "--to", "pas-une-adresse", check=False).returncode == 1
+    status = json.loads(cli("campaign", "status", campaign_id, "--json").stdout)
+    assert (status["enrolled"], status["email"]["sent"]) == (0, 0)  # a test send counts nothing
+
+    assert cli("campaign", "launch", campaign_id, "--at", "2026-11-25T08:00:00Z", check=False).returncode == 1
+    planned = cli("campaign", "launch", campaign_id, "--at", "2026-11-26T09:00")  # Paris time
+    assert "scheduled: launch at 2026-11-26T08:00:00Z" in planned.stdout
+    status = json.loads(cli("campaign", "status", campaign_id, "--json").stdout)
+    assert (status["state"], status["launch_at"]) == ("scheduled", "2026-11-26T08:00:00Z")
+    assert "launch planned at 2026-11-26T08:00:00Z" in cli("campaign", "status", campaign_id).stdout
+    assert "unscheduled" in cli("campaign", "unschedule", campaign_id).stdout
+    cli("campaign", "launch", campaign_id, "--at", "2026-11-26T09:00")
+    edit = cli("campaign", "edit", campaign_id, str(campaign_file))
+    assert "updated" in edit.stdout
+    assert "deleted" in cli("campaign", "delete", campaign_id).stdout
+    assert cli("campaign", "status", campaign_id, check=False).returncode == 1

@@ -122,7 +122,8 @@ def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str,
     external_id = get("external_id")
     if not external_id:
         raise RowError("external_id", "required")
-    kind = KINDS.get(fold(get("kind")))
+    kind_text = get("kind")
+    kind = KINDS.get(kind_text.lower()) or KINDS.get(fold(kind_text))  # most files: no accents, no spaces
     if kind is None:
         raise RowError("kind", "expected customer (client) or prospect, got %(value)s", value=repr(get("kind")))
     email = get("email") or None
@@ -145,7 +146,8 @@ def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str,
     if problems and (warnings is None or (email is None and phone is None)):
         raise problems[0]
     locale_text = get("locale")
-    locale = (LANGUAGES.get(fold(locale_text)) or locale_text or default_locale).replace("_", "-")
+    language = LANGUAGES.get(fold(locale_text)) if len(locale_text) > 3 else None  # "français", not "fr"
+    locale = (language or locale_text or default_locale).replace("_", "-")
     lang = locale.split("-")[0].lower()
     if not (2 <= len(lang) <= 3 and lang.isalpha()):
         raise RowError("locale", "expected a language code like fr or en, got %(value)s", value=repr(locale_text))
@@ -164,7 +166,9 @@ def parse_row(raw: dict[str, str], *, default_region: str, default_locale: str,
         except ValueError:
             raise RowError("last_activity_at", "expected a date like 31/03/2024 or 2024-03-31, got %(value)s",
                            value=repr(last)) from None
-    b2b_text = fold(get("b2b"))
+    b2b_text = get("b2b").lower()
+    if b2b_text not in YES and b2b_text not in NO:
+        b2b_text = fold(b2b_text)
     if b2b_text and b2b_text not in YES and b2b_text not in NO:
         raise RowError("b2b", "expected oui/non (true/false), got %(value)s", value=repr(get("b2b")))
     if warnings is not None:

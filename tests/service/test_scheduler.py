@@ -39,7 +39,7 @@ def test_jobs_come_from_config_and_an_empty_expression_turns_one_off(make_rt: Ca
     rt = make_rt(scheduler={"dispatch_cron": "*/2 * * * *", "sweep_cron": "", "evergreen_cron": "0 4 * * *",
                             "retention_cron": ""})
     names = [name for name, _, _ in sched.jobs(rt)]
-    assert names == ["dispatch", "evergreen"]
+    assert names == ["dispatch", "evergreen", "launch"]  # launch_cron: every minute by default
     bad = make_rt(scheduler={"sweep_cron": "every day"})
     with pytest.raises(ConfigError, match="scheduler.sweep_cron: expected a 5-field cron"):
         sched.jobs(bad)
