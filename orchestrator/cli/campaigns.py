@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.common import fail_cleanly, get_rt
+from orchestrator.cli.common import ROW_ID, fail_cleanly, get_rt
 
 
 @click.group()
@@ -28,7 +28,7 @@ def campaign_create(ctx: click.Context, file: Path) -> None:
 
 
 @campaign.command("preview")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--html", is_flag=True, help="Also print the HTML part of emails.")
 @click.pass_context
 @fail_cleanly
@@ -59,7 +59,7 @@ def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
 
 
 @campaign.command("launch")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.pass_context
 @fail_cleanly
 def campaign_launch(ctx: click.Context, campaign_id: int) -> None:
@@ -72,7 +72,7 @@ def campaign_launch(ctx: click.Context, campaign_id: int) -> None:
 
 
 @campaign.command("pause")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.pass_context
 @fail_cleanly
 def campaign_pause(ctx: click.Context, campaign_id: int) -> None:
@@ -83,7 +83,7 @@ def campaign_pause(ctx: click.Context, campaign_id: int) -> None:
 
 
 @campaign.command("resume")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.pass_context
 @fail_cleanly
 def campaign_resume(ctx: click.Context, campaign_id: int) -> None:
@@ -94,7 +94,7 @@ def campaign_resume(ctx: click.Context, campaign_id: int) -> None:
 
 
 @campaign.command("status")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (SPEC §10).")
 @click.pass_context
 @fail_cleanly
