@@ -199,7 +199,7 @@ class DispatchConfig:
         "re-sends at most `concurrency` + `group_size` messages the provider had accepted", 32, lo=1,
         hi=10_000)
     lease_seconds: int = _doc("How long a claim is held before another dispatcher may take it over", 300,
-                               lo=10, hi=86_400)
+                               lo=1, hi=86_400)
     retry_base_seconds: float = _doc(
         "First retry delay after a transient failure (doubles each time, with jitter)", 60.0, lo=0.01, hi=86_400)
     retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0,
