@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from orchestrator.config import settings
+from orchestrator.config import allowed, settings
 
 HEAD = """# Configuration reference
 
@@ -28,10 +28,14 @@ Every setting can be overridden by an environment variable `RECONSENT_<SECTION>_
 
 `RECONSENT_NOW` (ISO 8601, e.g. `2026-12-01T09:00:00Z`) freezes the clock for every command.
 
-An invalid or missing setting stops the command with one line naming the key and what is expected.
+An invalid or missing setting stops the command (exit code 1) with one line naming the file or
+environment variable, the key, the value and what is expected; the last column says what each setting
+allows (numbers: the inclusive range; time zones: a name of the IANA database such as `Europe/Paris`):
 
-| setting | default | what it does |
-|---|---|---|
+    reconsent.toml: server.port: expected 1 to 65535, got -1
+
+| setting | default | what it does | allowed |
+|---|---|---|---|
 """
 
 
@@ -39,7 +43,7 @@ def main() -> None:
     rows = []
     for section, key, default, doc in settings():
         shown = repr(default) if not isinstance(default, str) else f'"{default}"'
-        rows.append(f"| `{section}.{key}` | `{shown}` | {doc} |")
+        rows.append(f"| `{section}.{key}` | `{shown}` | {doc} | {allowed(section, key)} |")
     print(HEAD + "\n".join(rows))
 
 

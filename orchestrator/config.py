@@ -12,15 +12,14 @@ a missing or invalid setting stops with one line naming the key and what is expe
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from orchestrator.config_values import check, coerce, described, hide_credentials
 from orchestrator.errors import ConfigError
 from orchestrator.resources import DEFAULT_CONFIG
 from orchestrator.webhook_settings import ENDPOINTS_DOC, WebhookEndpoint, webhook_endpoints
@@ -31,10 +30,14 @@ DEV_SIGNING_KEY = "dev-only-signing-key-change-me"
 DEV_SUPPRESSION_KEY = "dev-only-suppression-key-change-me"
 
 
-def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+def _doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING, *,
+         lo: float | None = None, hi: float | None = None, zone: bool = False) -> Any:
+    """A setting: its description, default and what values it takes (``lo``..``hi`` inclusive for a
+    number, ``zone`` for an IANA time zone); :func:`allowed` says it in words, :func:`_set` enforces it."""
+    meta = {"doc": text, "range": (lo, hi), "zone": zone}
     if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"doc": text})
-    return field(default=default, metadata={"doc": text})
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def _made(f: dataclasses.Field[Any]) -> Any:
@@ -51,7 +54,7 @@ class DatabaseConfig:
     echo: bool = _doc("Log every SQL statement (debugging only)", False)
     busy_timeout_ms: int = _doc(
         "SQLite: how long a statement waits for a lock before \"database is locked\" (then the transaction is "
-        "retried)", 30000)
+        "retried)", 30000, lo=0, hi=3_600_000)
 
 
 @dataclass
@@ -78,19 +81,20 @@ class EmailConfig:
     transport: str = _doc('"file" writes .eml files to outbox_dir; "smtp" sends through host:port', "file")
     outbox_dir: str = _doc("Folder for .eml files when transport = file", "var/outbox")
     host: str = _doc("SMTP relay host", "localhost")
-    port: int = _doc("SMTP relay port", 25)
+    port: int = _doc("SMTP relay port", 25, lo=1, hi=65535)
     username: str = _doc("SMTP username (empty: no AUTH)", "")
     password: str = _doc("SMTP password: give it as RECONSENT_EMAIL__PASSWORD", "")
     starttls: bool = _doc("Upgrade the connection with STARTTLS", False)
     use_tls: bool = _doc("Implicit TLS from the first byte (port 465)", False)
-    pool_size: int = _doc("Persistent SMTP connections reused across messages", 4)
-    timeout: float = _doc("Seconds before an SMTP command times out (transient failure)", 30.0)
+    pool_size: int = _doc("Persistent SMTP connections reused across messages", 4, lo=1, hi=100)
+    timeout: float = _doc("Seconds before an SMTP command times out (transient failure)", 30.0, lo=0.1, hi=3600)
     message_id_domain: str = _doc("Domain of generated Message-IDs (empty: the From address's domain)", "")
     dkim_key_path: str = _doc("PEM private key for DKIM signing (empty: no DKIM)", "")
     dkim_selector: str = _doc("DKIM selector", "reconsent")
     dkim_domain: str = _doc("DKIM signing domain d= (empty: the From address's domain, aligned for DMARC)", "")
     tls_ca_file: str = _doc("PEM bundle of CAs trusted for the relay's certificate (empty: the system store)", "")
-    soft_bounce_limit: int = _doc("Soft bounces (4.x.x DSNs) after which an address is suppressed as bounced", 3)
+    soft_bounce_limit: int = _doc("Soft bounces (4.x.x DSNs) after which an address is suppressed as bounced", 3,
+                                   lo=1, hi=100)
     return_path: str = _doc(
         "Bounce address used as SMTP MAIL FROM (receivers write it as Return-Path), distinct from the From "
         "address; `{token}` in it (bounces+{token}@domain) becomes the message's opaque id (VERP, no personal "
@@ -107,9 +111,10 @@ class SmsConfig:
     messaging_service_sid: str = _doc("Twilio messaging service SID (else sender.sms_from is used)", "")
     api_base_url: str = _doc("Twilio API base URL override (regional edge, or a local stand-in in tests)", "")
     default_region: str = _doc("Region for phone numbers written without +country", "FR")
-    segment_budget: int = _doc("Most segments an SMS step may use; campaign create refuses more", 1)
-    segments_per_second: float = _doc("Rate limit per sender, in segments per second", 10.0)
-    rate_limit_pause_seconds: float = _doc("Pause of a sender after Twilio answers 429/20429 (too many requests)", 5.0)
+    segment_budget: int = _doc("Most segments an SMS step may use; campaign create refuses more", 1, lo=1, hi=10)
+    segments_per_second: float = _doc("Rate limit per sender, in segments per second", 10.0, lo=0.01, hi=10_000)
+    rate_limit_pause_seconds: float = _doc("Pause of a sender after Twilio answers 429/20429 (too many requests)", 5.0,
+                                           lo=0, hi=3600)
 
 
 #: SMS keywords [S4]. Matched on the whole body, case- and accent-insensitive, in every language
@@ -153,10 +158,12 @@ class SecurityConfig:
     previous_suppression_keys: list[str] = _doc(
         "Former suppression keys, newest first: entries hashed under them stay checkable; `reconsent suppression "
         "rekey` moves what it can to the current key (see docs/suppression.md)", factory=list)
-    page_link_max_age_days: int = _doc("How long a preference-page link works", 90)
-    unsubscribe_link_max_age_days: int = _doc("How long an unsubscribe link works", 365)
-    rights_link_max_age_days: int = _doc("How long a 'download / erase my data' link from the preference page works", 1)
-    fresh_links_per_day: int = _doc("Fresh links a person may have sent to the address on file per 24 hours", 3)
+    page_link_max_age_days: int = _doc("How long a preference-page link works", 90, lo=1, hi=3650)
+    unsubscribe_link_max_age_days: int = _doc("How long an unsubscribe link works", 365, lo=1, hi=3650)
+    rights_link_max_age_days: int = _doc("How long a 'download / erase my data' link from the preference page works", 1,
+                                        lo=1, hi=30)
+    fresh_links_per_day: int = _doc("Fresh links a person may have sent to the address on file per 24 hours", 3,
+                                    lo=0, hi=100)
 
 
 @dataclass
@@ -165,7 +172,7 @@ class WindowsConfig:
         'SMS send window preset: "default" (Mon–Sat 08:00–21:30, no French holidays), "strict" (weekdays '
         '08:00–20:00), "always" or "custom"', "default")
     email: str = _doc('Email send window preset (same names); "always" means no window', "always")
-    default_timezone: str = _doc("Time zone for contacts without one", "Europe/Paris")
+    default_timezone: str = _doc("Time zone for contacts without one", "Europe/Paris", zone=True)
     custom_start: str = _doc("Opening time of the custom window (HH:MM)", "09:00")
     custom_end: str = _doc("Closing time of the custom window (HH:MM)", "19:00")
     custom_days: list[str] = _doc("Days of the custom window", factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
@@ -180,10 +187,11 @@ class RetentionConfig:
         "What happens to the data of someone who refused: keep | anonymise | delete (applied by `reconsent "
         "retention run`)", "keep")
     prospect_months: int = _doc(
-        "Prospects: months after their last activity before `retention run` removes their data (CNIL: 36)", 36)
+        "Prospects: months after their last activity before `retention run` removes their data (CNIL: 36)", 36,
+        lo=1, hi=120)
     customer_months: int = _doc(
         "Customers: months after the relationship ends (CSV column relationship_ended_at, else last activity) "
-        "before their data goes", 36)
+        "before their data goes", 36, lo=1, hi=240)
     action: str = _doc(
         "What `retention run` does to a contact whose period is over: anonymise (statistics kept) | delete "
         "(messages and enrolments go too)", "anonymise")
@@ -193,28 +201,35 @@ class RetentionConfig:
 class ImportConfig:
     default_region: str = _doc("Region used to parse phone numbers without +country", "FR")
     default_locale: str = _doc("Locale given to contacts whose locale column is empty", "fr")
-    recent_consent_months: int = _doc("Campaigns skip a channel whose consent is younger than this (0: never)", 24)
+    recent_consent_months: int = _doc("Campaigns skip a channel whose consent is younger than this (0: never)", 24,
+                                      lo=0, hi=240)
 
 
 @dataclass
 class DispatchConfig:
-    batch_size: int = _doc("Outbox rows claimed per batch", 200)
-    concurrency: int = _doc("Messages in flight at once per dispatcher", 8)
+    batch_size: int = _doc("Outbox rows claimed per batch", 200, lo=1, hi=100_000)
+    concurrency: int = _doc("Messages in flight at once per dispatcher", 8, lo=1, hi=1000)
     group_size: int = _doc(
         "Rows re-checked (suppression, answer, pause, window) and marked together in one transaction just before "
         "they are sent; also the most sent messages whose result may wait for its (write-behind) commit, so a crash "
-        "re-sends at most `concurrency` + `group_size` messages the provider had accepted", 32)
-    lease_seconds: int = _doc("How long a claim is held before another dispatcher may take it over", 300)
+        "re-sends at most `concurrency` + `group_size` messages the provider had accepted", 32, lo=1,
+        hi=10_000)
+    lease_seconds: int = _doc("How long a claim is held before another dispatcher may take it over", 300,
+                               lo=1, hi=86_400)
     retry_base_seconds: float = _doc(
-        "First retry delay after a transient failure (doubles each time, with jitter)", 60.0)
-    retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0)
+        "First retry delay after a transient failure (doubles each time, with jitter)", 60.0, lo=0.01, hi=86_400)
+    retry_horizon_hours: float = _doc("Give up (failed) when transient failures last longer than this", 48.0,
+                                       lo=0, hi=8760)
     poll_seconds: float = _doc(
-        "Idle wait between polls of `reconsent dispatch` without --once, and of the dispatcher of `reconsent run`", 5.0)
-    metrics_port: int = _doc("Serve this dispatcher's Prometheus metrics on 127.0.0.1:PORT (0: off; --metrics-port)", 0)
+        "Idle wait between polls of `reconsent dispatch` without --once, and of the dispatcher of `reconsent run`", 5.0,
+        lo=0.01, hi=3600)
+    metrics_port: int = _doc("Serve this dispatcher's Prometheus metrics on 127.0.0.1:PORT (0: off; --metrics-port)", 0,
+                            lo=0, hi=65535)
     failure_pause_threshold: int = _doc(
         "Messages of a campaign that could not be built (a template error the checks could not foresee; each such "
         "row is marked failed with the reason) after which dispatch pauses the campaign, with the reason shown by "
-        "`campaign status` and the console; counted from launch or the last resume (0: never pause)", 10)
+        "`campaign status` and the console; counted from launch or the last resume (0: never pause)", 10, lo=0,
+        hi=1_000_000)
 
 
 @dataclass
@@ -224,18 +239,18 @@ class SchedulerConfig:
         "dispatcher sends)", "* * * * *")
     sweep_cron: str = _doc("Cron expression for the deadline sweep", "15 3 * * *")
     retention_cron: str = _doc("Cron expression for the retention run (data past its retention period)", "45 3 * * *")
-    timezone: str = _doc("Time zone the cron expressions are read in", "Europe/Paris")
+    timezone: str = _doc("Time zone the cron expressions are read in", "Europe/Paris", zone=True)
     evergreen_cron: str = _doc(
         "Cron expression for evergreen enrolment into the standing campaign (empty: off)", "30 2 * * *")
     evergreen_campaign_file: str = _doc(
         "Campaign TOML of the standing re-consent campaign that people newly past the inactivity threshold join "
         "(empty: no evergreen enrolment)", "")
     misfire_grace_seconds: int = _doc(
-        "A run missed while no scheduler was up still runs (once) if it is at most this late", 21600)
+        "A run missed while no scheduler was up still runs (once) if it is at most this late", 21600, lo=0, hi=604_800)
     lock_lease_seconds: float = _doc(
         "Lease of the single-active-scheduler lock on SQLite (renewed every third); a standby takes over after it "
-        "expires", 30.0)
-    standby_poll_seconds: float = _doc("How often a standby scheduler tries to take the lock", 5.0)
+        "expires", 30.0, lo=1, hi=3600)
+    standby_poll_seconds: float = _doc("How often a standby scheduler tries to take the lock", 5.0, lo=0.01, hi=3600)
     launch_cron: str = _doc(
         "Cron expression for launching the scheduled campaigns whose time has come (`campaign launch ID --at`; "
         "empty: off)", "* * * * *")
@@ -258,40 +273,47 @@ class LoggingConfig:
 @dataclass
 class ServerConfig:
     host: str = _doc("Address `reconsent serve` and `reconsent run` listen on", "127.0.0.1")
-    port: int = _doc("Port `reconsent serve` and `reconsent run` listen on", 8000)
-    max_body_bytes: int = _doc("Largest request body accepted", 16384)
-    post_rate_per_minute: int = _doc("POSTs allowed per client IP per minute", 30)
+    port: int = _doc("Port `reconsent serve` and `reconsent run` listen on", 8000, lo=1, hi=65535)
+    max_body_bytes: int = _doc("Largest request body accepted", 16384, lo=1024, hi=100_000_000)
+    post_rate_per_minute: int = _doc("POSTs allowed per client IP per minute", 30, lo=1, hi=100_000)
     metrics_allow: list[str] = _doc(
         'Client addresses allowed to read /metrics ("*": anyone; empty: nobody)', factory=lambda: ["127.0.0.1", "::1"])
-    header_timeout_seconds: float = _doc("Seconds a request's line and headers may take to arrive (then closed)", 10.0)
+    header_timeout_seconds: float = _doc("Seconds a request's line and headers may take to arrive (then closed)", 10.0,
+                                          lo=0.1, hi=600)
     body_timeout_seconds: float = _doc(
         "Seconds a request body may take to arrive (console uploads: plus 1 s per 64 KiB), and the longest pause "
-        "inside it (then 408)", 10.0)
-    keep_alive_seconds: int = _doc("Seconds an idle keep-alive connection stays open", 5)
-    max_connections: int = _doc("Connections (and requests) at once; beyond, new requests get 503", 1000)
-    max_header_bytes: int = _doc("Largest request line plus headers, in bytes (then 400)", 16384)
+        "inside it (then 408)", 10.0, lo=0.1, hi=600)
+    keep_alive_seconds: int = _doc("Seconds an idle keep-alive connection stays open", 5, lo=1, hi=3600)
+    max_connections: int = _doc("Connections (and requests) at once; beyond, new requests get 503", 1000,
+                                 lo=1, hi=1_000_000)
+    max_header_bytes: int = _doc("Largest request line plus headers, in bytes (then 400)", 16384, lo=1024,
+                                 hi=1_048_576)
 
 
 @dataclass
 class AdminConfig:
     """The marketer console under /admin (issue 8); it stays a 404 until an admin user exists."""
 
-    session_hours: int = _doc("How long a console sign-in lasts before signing in again", 8)
+    session_hours: int = _doc("How long a console sign-in lasts before signing in again", 8, lo=1, hi=720)
     cookie_secure: str = _doc(
         'Secure flag of the console cookies: "auto" (Secure unless public.base_url is plain http on a loopback '
         'host), "always" or "never"', "auto")
-    login_rate_per_minute: int = _doc("Sign-in attempts allowed per client IP per minute (then 429)", 10)
-    lockout_after: int = _doc("Consecutive failed sign-ins that lock an account", 5)
-    lockout_minutes: int = _doc("How long a locked account stays locked", 15)
+    login_rate_per_minute: int = _doc("Sign-in attempts allowed per client IP per minute (then 429)", 10,
+                                      lo=1, hi=10_000)
+    lockout_after: int = _doc("Consecutive failed sign-ins that lock an account", 5, lo=1, hi=100)
+    lockout_minutes: int = _doc("How long a locked account stays locked", 15, lo=1, hi=10_080)
     max_upload_bytes: int = _doc(
-        "Largest console request body (contacts CSV, opposition list, campaign TOML)", 20_000_000)
+        "Largest console request body (contacts CSV, opposition list, campaign TOML)", 20_000_000, lo=1024,
+        hi=1_000_000_000)
 
 
 @dataclass
 class WebhooksConfig:
     endpoints: list[WebhookEndpoint] = _doc(ENDPOINTS_DOC, factory=list)
-    timeout_seconds: float = _doc("How long one webhook POST may take before it counts as failed", 10.0)
-    give_up_hours: float = _doc("Retry a failing webhook with backoff for this long, then mark it failed", 24.0)
+    timeout_seconds: float = _doc("How long one webhook POST may take before it counts as failed", 10.0,
+                                     lo=0.1, hi=600)
+    give_up_hours: float = _doc("Retry a failing webhook with backoff for this long, then mark it failed", 24.0,
+                                  lo=0.01, hi=24 * 30)
 
 
 @dataclass
@@ -336,7 +358,7 @@ class Config:
         >>> Config(database=DatabaseConfig(url="postgresql+psycopg://app:s3cret@db/x")).database_url_shown
         'postgresql+psycopg://app:***@db/x'
         """
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", self.database_url)
+        return hide_credentials(self.database_url)
 
     def signing_secrets(self) -> list[str]:
         return list(self.security.signing_keys)
@@ -422,7 +444,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         section_name, _, key = name[len("RECONSENT_"):].partition("__")
         section_name, key = section_name.lower(), key.lower()
         target = _section(cfg, section_name, f"environment variable {name}")
-        # environment values are strings; _coerce parses numbers, booleans and lists
+        # environment values are strings; coerce parses numbers, booleans and lists
         _set(target, section_name, key, raw, f"environment variable {name}")
     _validate(cfg)
     return cfg
@@ -442,63 +464,22 @@ def _set(target: Any, section: str, key: str, value: Any, where: str) -> None:
             f"{where}: unknown setting (expected one of {', '.join(hints)}); see docs/configuration.md"
         )
     expected = hints[key]
-    setattr(target, key, _coerce(value, expected, where))
-    allowed = _ALLOWED.get((section, key))
-    if allowed and getattr(target, key) not in allowed:
-        raise ConfigError(f"{where}: expected one of {', '.join(sorted(allowed))}, got {value!r}")
+    if getattr(expected, "__origin__", None) is list and getattr(expected, "__args__", ()) == (WebhookEndpoint,):
+        setattr(target, key, webhook_endpoints(value, where))
+    else:
+        setattr(target, key, coerce(value, expected, where))
+    check(next(f for f in dataclasses.fields(target) if f.name == key), _ALLOWED.get((section, key)),
+          getattr(target, key), where)
 
 
-def _coerce(value: Any, expected: Any, where: str) -> Any:
-    origin = getattr(expected, "__origin__", None)
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-            return value.strip().lower() in {"1", "true", "yes", "on"}
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if expected is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
-    if expected is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-    if expected is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    if origin is dict:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{where}: expected a JSON object of lists, e.g. {{\"fr\": [\"STOP\"]}}") from None
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, list) and all(isinstance(x, str) for x in v) for k, v in value.items()
-        ):
-            raise ConfigError(f"{where}: expected a table of string lists per locale, got {value!r}")
-        return {k: list(v) for k, v in value.items()}
-    if origin is list and getattr(expected, "__args__", ()) == (WebhookEndpoint,):
-        return webhook_endpoints(value, where)
-    if origin is list:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError:
-                    raise ConfigError(f"{where}: expected a JSON list or comma-separated values") from None
-            else:
-                value = [part.strip() for part in text.split(",") if part.strip()]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported setting type")  # pragma: no cover
+def allowed(section: str, key: str) -> str:
+    """The values ``section.key`` takes, in words ("" when any value of its type does).
+
+    >>> allowed("server", "port"), allowed("email", "transport"), allowed("windows", "default_timezone")
+    ('1 to 65535', 'one of file, smtp', 'an IANA time zone, e.g. Europe/Paris')
+    """
+    f = next(f for f in dataclasses.fields(getattr(Config(), section)) if f.name == key)
+    return described(f, _ALLOWED.get((section, key)))
 
 
 def _validate(cfg: Config) -> None:
@@ -513,16 +494,3 @@ def _validate(cfg: Config) -> None:
     if cfg.sms.transport == "twilio" and not (cfg.sms.account_sid and cfg.sms.auth_token):
         raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" "
                           "(RECONSENT_SMS__AUTH_TOKEN)")
-    if cfg.sms.segment_budget < 1:
-        raise ConfigError("sms.segment_budget: expected a whole number ≥ 1")
-    if cfg.dispatch.failure_pause_threshold < 0:
-        raise ConfigError("dispatch.failure_pause_threshold: expected a whole number ≥ 0 (0: never pause)")
-    server = cfg.server
-    if min(server.header_timeout_seconds, server.body_timeout_seconds) <= 0 or min(
-            server.keep_alive_seconds, server.max_connections, server.max_header_bytes) < 1:
-        raise ConfigError("server.header_timeout_seconds, body_timeout_seconds, keep_alive_seconds, max_connections "
-                          "and max_header_bytes must be > 0")
-    if (cfg.dispatch.batch_size < 1 or cfg.dispatch.concurrency < 1 or cfg.dispatch.group_size < 1
-            or cfg.email.pool_size < 1):
-        raise ConfigError("dispatch.batch_size, dispatch.concurrency, dispatch.group_size and email.pool_size "
-                          "must be ≥ 1")

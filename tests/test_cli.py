@@ -25,8 +25,11 @@ def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         "RECONSENT_NOW": "2026-11-25T09:00:00Z",
     })
 
-    def call(*args: str, now: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def call(*args: str, now: str | None = None, check: bool = True,
+             database_url: str | None = None) -> subprocess.CompletedProcess[str]:
         e = dict(env, RECONSENT_NOW=now or env["RECONSENT_NOW"])
+        if database_url is not None:
+            e["RECONSENT_DATABASE__URL"] = database_url
         proc = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], env=e, cwd=tmp_path,
                               capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
@@ -361,3 +364,81 @@ def test_cli_excel_import_map_test_send_and_planned_launch(cli, tmp_path: Path) 
     assert "updated" in edit.stdout
     assert "deleted" in cli("campaign", "delete", campaign_id).stdout
     assert cli("campaign", "status", campaign_id, check=False).returncode == 1
+
+
+def test_absurd_campaign_values_are_one_line_never_a_traceback(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: `deadline_days = 99999999999` was accepted, then `campaign launch` printed a 35-line traceback."""
+    import dataclasses
+
+    from orchestrator.campaigns.service import create_campaign
+    from orchestrator.runtime import runtime_from_env
+    from tests.support.factories import plan
+
+    cli("init")
+    absurd = tmp_path / "absurd.toml"
+    absurd.write_text('name = "x"\ndeadline_days = 99999999999\n[[steps]]\nday = 0\nchannel = "email"\n'
+                      'template = "reconsent"\n')
+    created = cli("campaign", "create", str(absurd), check=False)
+    assert created.returncode == 1
+    assert created.stderr == (f"Error: {absurd}: 'deadline_days' must be a whole number > 0 and ≤ 730, "
+                              "got 99999999999\n")
+    # a plan stored before these checks existed (the dataclass itself does not check)
+    monkeypatch.setenv("RECONSENT_DATABASE__URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    campaign_id = create_campaign(runtime_from_env(None), dataclasses.replace(plan(), deadline_days=99999999999))
+    for args in (("campaign", "launch", str(campaign_id)), ("campaign", "status", str(campaign_id))):
+        launched = cli(*args, check=False)
+        assert launched.returncode == 1 and "Traceback" not in launched.stderr
+        assert launched.stderr == (f"Error: campaign {campaign_id}: 'deadline_days' must be a whole number > 0 and ≤ 730, "
+                                   "got 99999999999\n")
+    huge = cli("campaign", "launch", "99999999999999999999", check=False)
+    assert huge.returncode == 2 and "Traceback" not in huge.stderr
+    assert "99999999999999999999 is not in the range 1<=x<=2147483647" in huge.stderr
+
+
+@pytest.mark.parametrize("case", ["closed port", "wrong password"])
+def test_a_database_that_cannot_be_used_is_one_line_naming_the_host_never_the_password(
+        cli, tmp_path: Path, case: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 15: an unreachable database printed a 146-line traceback, and `init` showed the password."""
+    from tests.support.smtp import free_port
+
+    pg = os.environ.get("RECONSENT_TEST_PG_URL", "postgresql+psycopg://reconsent:reconsent@127.0.0.1:5432/x")
+    host_port = pg.split("@", 1)[1].split("/", 1)[0]
+    if case == "closed port":
+        host_port = f"127.0.0.1:{free_port()}"
+    url = f"postgresql+psycopg://reconsent:Secr3t-pw@{host_port}/reconsent_test"
+    for args in (["init"], ["campaign", "status", "1"], ["serve", "--port", str(free_port())], ["dispatch", "--once"]):
+        proc = cli(*args, check=False, database_url=url)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert "Secr3t" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+        [line] = proc.stderr.splitlines()
+        assert line.startswith(f"Error: database {host_port} (postgresql+psycopg://reconsent:***@{host_port}/"), line
+        if case == "closed port":
+            assert "Connection refused" in line
+        elif os.environ.get("RECONSENT_TEST_PG_URL"):
+            assert 'password authentication failed for user "reconsent"' in line
+    doctor = cli("doctor", check=False, database_url=url)
+    assert doctor.returncode == 1 and "Secr3t" not in doctor.stdout + doctor.stderr
+    assert f"FIX   database.url: database {host_port} (postgresql+psycopg://reconsent:***@" in doctor.stdout
+
+
+def test_no_command_shows_a_database_password(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`init` printed the database URL with its password (given as a query parameter it was not masked),
+    and a URL of an unsupported database came back whole in the error."""
+    for args in (["init"], ["campaign", "list"]):
+        proc = cli(*args, check=False, database_url="mysql://app:Secr3t-pw@db/x")
+        assert proc.returncode == 1 and "Secr3t" not in proc.stdout + proc.stderr, proc.stderr
+        assert proc.stderr == "Error: database.url: expected sqlite:///… or postgresql+psycopg://…, got 'mysql://app:***@db/x'\n"
+    pg = os.environ.get("RECONSENT_TEST_PG_URL")
+    if pg:  # the real server, the password as a query parameter: init creates the schema and says where
+        from tests.conftest import _database_url
+
+        gen = _database_url(tmp_path)
+        url = next(gen)
+        user, password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)
+        url = url.replace(f":{password}@", "@") + f"?password={password}"
+        out = cli("init", database_url=url).stdout
+        assert f"database ready: postgresql+psycopg://{user}@" in out and "?password=***" in out, out
+        assert f"password={password}" not in out
+        for _ in gen:
+            pass

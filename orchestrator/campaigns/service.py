@@ -97,7 +97,7 @@ def get_campaign(session: Session, campaign_id: int) -> tuple[Campaign, Campaign
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
         raise NotFoundError(f"campaign {campaign_id} does not exist")
-    return campaign, CampaignPlan.from_mapping(campaign.plan, stored=True)
+    return campaign, CampaignPlan.from_mapping(campaign.plan, where=f"campaign {campaign_id}", stored=True)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from orchestrator.cli.common import fail_cleanly, get_rt
+from orchestrator.cli.common import ROW_ID, fail_cleanly, get_rt
 
 
 @click.group()
@@ -28,7 +28,7 @@ def campaign_create(ctx: click.Context, file: Path) -> None:
 
 
 @campaign.command("preview")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--html", is_flag=True, help="Also print the HTML part of emails.")
 @click.pass_context
 @fail_cleanly
@@ -64,7 +64,7 @@ def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
 
 
 @campaign.command("launch")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--at", "at", metavar="ISO8601",
               help="Launch later, at this time (without an offset: in scheduler.timezone); the audience is "
                    "frozen then.")
@@ -87,7 +87,7 @@ def campaign_launch(ctx: click.Context, campaign_id: int, at: str | None) -> Non
 
 
 @campaign.command("test-send")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--to", "to", required=True, metavar="ADDRESS_OR_PHONE",
               help="Your email address (email steps) or phone number (SMS steps).")
 @click.option("--step", type=int, help="Only this step (0 is the first; default: every step on --to's channel).")
@@ -110,7 +110,7 @@ def campaign_test_send(ctx: click.Context, campaign_id: int, to: str, step: int 
 
 
 @campaign.command("unschedule")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.pass_context
 @fail_cleanly
 def campaign_unschedule(ctx: click.Context, campaign_id: int) -> None:
@@ -122,7 +122,7 @@ def campaign_unschedule(ctx: click.Context, campaign_id: int) -> None:
 
 
 @campaign.command("edit")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 @fail_cleanly
@@ -136,7 +136,7 @@ def campaign_edit(ctx: click.Context, campaign_id: int, file: Path) -> None:
 
 
 @campaign.command("delete")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.pass_context
 @fail_cleanly
 def campaign_delete(ctx: click.Context, campaign_id: int) -> None:
@@ -148,7 +148,7 @@ def campaign_delete(ctx: click.Context, campaign_id: int) -> None:
 
 
 @campaign.command("pause")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.pass_context
 @fail_cleanly
 def campaign_pause(ctx: click.Context, campaign_id: int) -> None:
@@ -159,7 +159,7 @@ def campaign_pause(ctx: click.Context, campaign_id: int) -> None:
 
 
 @campaign.command("resume")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.pass_context
 @fail_cleanly
 def campaign_resume(ctx: click.Context, campaign_id: int) -> None:
@@ -170,7 +170,7 @@ def campaign_resume(ctx: click.Context, campaign_id: int) -> None:
 
 
 @campaign.command("status")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (SPEC §10).")
 @click.pass_context
 @fail_cleanly
@@ -198,7 +198,7 @@ def campaign_list(ctx: click.Context) -> None:
 
 
 @campaign.command("results")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
               help="CSV with a header row, or one JSON array.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),

@@ -1,21 +1,27 @@
-"""What every command module shares: core errors as one line and exit 1, the runtime (refused on
-a database whose schema is not this version's), and the options naming one person."""
+"""What every command module shares: core errors as one line and exit 1 (:class:`CommandGroup`, the
+one handler, and :func:`fail_cleanly`), the runtime (refused on a database whose schema is not this
+version's), and the options naming one person."""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from orchestrator.config_values import hide_credentials
 from orchestrator.errors import ReconsentError
 from orchestrator.runtime import Runtime, runtime_from_env
 
 P = ParamSpec("P")
 R = TypeVar("R")
 FC = TypeVar("FC", bound=Callable[..., object])
+
+#: a campaign or request id as typed: a whole number the database can hold (else a usage error, exit 2,
+#: instead of the database's overflow error)
+ROW_ID = click.IntRange(1, 2**31 - 1)
 
 
 def fail_cleanly(func: Callable[P, R]) -> Callable[P, R]:
@@ -32,6 +38,30 @@ def fail_cleanly(func: Callable[P, R]) -> Callable[P, R]:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
+
+
+class CommandGroup(click.Group):
+    """The ``reconsent`` group: whatever a command raises that a person can act on — a core error, a
+    database that cannot be reached or refuses the credentials — becomes click's one-line ``Error: …``
+    and exit code 1, never a traceback; no message shows a password (SPEC §10)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if hide_credentials(exc.message) == exc.message:
+                raise
+            raise click.ClickException(hide_credentials(exc.message)) from None
+        except ReconsentError as exc:
+            raise click.ClickException(hide_credentials(str(exc))) from None
+        except Exception as exc:
+            from orchestrator.ops.schema import database_problem
+
+            rt = ctx.obj.get("rt") if isinstance(ctx.obj, dict) else None
+            line = database_problem(exc, rt.config.database_url if rt is not None else None)
+            if line is None:
+                raise
+            raise click.ClickException(line) from None
 
 
 def get_rt(ctx: click.Context, *, need_db: bool = True) -> Runtime:

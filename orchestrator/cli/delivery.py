@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--once", is_flag=True, help="Send everything due now, then exit.")
-@click.option("--metrics-port", type=int, default=None,
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
               help="Serve Prometheus metrics on 127.0.0.1:PORT (default: dispatch.metrics_port; 0 = off).")
 @click.pass_context
 @fail_cleanly

@@ -20,9 +20,10 @@ from orchestrator.cli import (
     templates,
     users,
 )
+from orchestrator.cli.common import CommandGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="RECONSENT_CONFIG",
               help="TOML config file (default: reconsent.toml in the current directory if there is one, "
                    "else the shipped defaults; also RECONSENT_CONFIG).")

@@ -78,7 +78,7 @@ def evergreen(ctx: click.Context) -> None:
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on (default: server.host).")
-@click.option("--port", default=None, type=int, help="Port (default: server.port).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port (default: server.port).")
 @click.pass_context
 @fail_cleanly
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
@@ -91,7 +91,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 @click.command("run")
 @click.option("--host", default=None, help="Address to listen on (default: server.host).")
-@click.option("--port", default=None, type=int, help="Port (default: server.port).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port (default: server.port).")
 @click.pass_context
 @fail_cleanly
 def run_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
@@ -116,14 +116,16 @@ def run_cmd(ctx: click.Context, host: str | None, port: int | None) -> None:
 @click.command()
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
-    """Check the settings a real deployment needs and say what to fix (exit 1 if something must be)."""
+    """Check the settings a real deployment needs and say what to fix (exit 1 if something must be):
+    the database (reachable, schema current), https, secrets, sender identity, DKIM, relay, Twilio."""
+    from orchestrator.config_values import hide_credentials
     from orchestrator.errors import ConfigError
     from orchestrator.ops.doctor import run_checks
 
     try:
         rt = get_rt(ctx, need_db=False)
     except ConfigError as exc:
-        click.echo(f"FIX   configuration: {exc}")
+        click.echo(hide_credentials(f"FIX   configuration: {exc}"))
         ctx.exit(1)
     findings = asyncio.run(run_checks(rt.config))
     for f in findings:
@@ -136,7 +138,7 @@ def doctor(ctx: click.Context) -> None:
 
 @click.command()
 @click.option("--no-serve", is_flag=True, help="Run the whole story non-interactively and exit.")
-@click.option("--port", default=8000, type=int, help="Port for the preference centre.")
+@click.option("--port", default=8000, type=click.IntRange(1, 65535), help="Port for the preference centre.")
 @click.pass_context
 @fail_cleanly
 def demo(ctx: click.Context, no_serve: bool, port: int) -> None:

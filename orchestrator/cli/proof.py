@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from orchestrator.cli.common import (
+    ROW_ID,
     address_options,
     by_option,
     fail_cleanly,
@@ -88,7 +89,7 @@ def dsr_add(ctx: click.Context, kind: str, email: str | None, phone: str | None,
 
 
 @dsr.command("close")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ROW_ID)
 @click.option("--refused", is_flag=True, help="The request was refused (say why with --note).")
 @click.option("--note", help="What was done, or why it was refused.")
 @by_option
@@ -177,7 +178,7 @@ _output_option = click.option("--output", "-o", type=click.Path(dir_okay=False, 
 
 
 @evidence.command("campaign")
-@click.argument("campaign_id", type=int)
+@click.argument("campaign_id", type=ROW_ID)
 @_format_option
 @_output_option
 @click.pass_context

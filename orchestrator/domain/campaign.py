@@ -21,6 +21,11 @@ from orchestrator.errors import InputError
 _TOP_KEYS = {"name", "deadline_days", "audience", "steps", "default_locale", "locales", "sms_segment_budget"}
 _AUDIENCE_KEYS = {"kinds", "customer_inactive_months", "prospect_inactive_months"}
 _STEP_KEYS = {"day", "channel", "template"}
+#: the largest value each number of a campaign file may take (issue 15: ``deadline_days = 99999999999``
+#: was accepted, then ``campaign launch`` crashed computing the deadline)
+MAX_DEADLINE_DAYS = 730
+MAX_INACTIVE_MONTHS = 240
+MAX_SMS_SEGMENTS = 10
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,9 @@ class CampaignPlan:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip():
             raise InputError(f"{where}: 'name' is required (a non-empty string)")
-        deadline = _positive_int(data.get("deadline_days"), f"{where}: 'deadline_days'")
+        deadline = _positive_int(data.get("deadline_days"), f"{where}: 'deadline_days'", MAX_DEADLINE_DAYS)
+        if "sms_segment_budget" in data:
+            _positive_int(data["sms_segment_budget"], f"{where}: 'sms_segment_budget'", MAX_SMS_SEGMENTS)
         aud = data.get("audience", {})
         if not isinstance(aud, Mapping):
             raise InputError(f"{where}: [audience] must be a table")
@@ -74,10 +81,12 @@ class CampaignPlan:
         audience = AudienceRule(
             kinds=tuple(kinds),
             customer_inactive_months=_positive_int(
-                aud.get("customer_inactive_months", 12), f"{where}: [audience] customer_inactive_months"
+                aud.get("customer_inactive_months", 12), f"{where}: [audience] customer_inactive_months",
+                MAX_INACTIVE_MONTHS,
             ),
             prospect_inactive_months=_positive_int(
-                aud.get("prospect_inactive_months", 36), f"{where}: [audience] prospect_inactive_months"
+                aud.get("prospect_inactive_months", 36), f"{where}: [audience] prospect_inactive_months",
+                MAX_INACTIVE_MONTHS,
             ),
         )
         raw_steps = data.get("steps")
@@ -111,7 +120,8 @@ class CampaignPlan:
             raise InputError(f"{where}: steps must be in order of 'day'")
         default_locale = data.get("default_locale", "fr")
         locales = data.get("locales", ["fr", "en"])
-        if not isinstance(locales, list) or default_locale not in locales:
+        if (not isinstance(locales, list) or not all(isinstance(x, str) and x for x in locales)
+                or default_locale not in locales):
             raise InputError(f"{where}: 'default_locale' ({default_locale!r}) must be one of 'locales'")
         wordings = data.get("wordings", {})
         if not isinstance(wordings, Mapping) or not all(
@@ -178,9 +188,9 @@ def wording_key(template: str, locale: str, channel: Channel) -> str:
     return f"{template}/{locale}/{channel.value}"
 
 
-def _positive_int(value: Any, label: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InputError(f"{label} must be a whole number > 0, got {value!r}")
+def _positive_int(value: Any, label: str, most: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= most:
+        raise InputError(f"{label} must be a whole number > 0 and ≤ {most}, got {value!r}")
     return value
 
 

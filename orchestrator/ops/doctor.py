@@ -2,19 +2,26 @@
 
 Levels: ``ok``; ``warn`` (works, but not what production wants); ``fix`` (must be fixed before
 sending: the command exits 1). Nothing here changes anything; the SMTP check only connects, says
-EHLO (and STARTTLS/AUTH when configured) and quits.
+EHLO (and STARTTLS/AUTH when configured) and quits; the database check only reads the schema revision
+(a SQLite file that does not exist is reported, not created). No message shows a password.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from orchestrator.config import DEV_SIGNING_KEY, DEV_SUPPRESSION_KEY, Config
+from orchestrator.config_values import hide_credentials
 from orchestrator.errors import ConfigError, TransientSendError
 
 MIN_SECRET_LENGTH = 32
+#: domains reserved for documentation and tests (RFC 2606, RFC 6761): a sender identity in one of
+#: them is the shipped placeholder, not the operator's
+PLACEHOLDER_DOMAINS = ("example.com", "example.org", "example.net")
+PLACEHOLDER_SUFFIXES = (".example", ".test", ".invalid", ".localhost")
 
 
 @dataclass(frozen=True)
@@ -26,14 +33,71 @@ class Finding:
 
 async def run_checks(config: Config) -> list[Finding]:
     findings = [
+        *check_database(config),
         *check_public_url(config),
         *check_secrets(config),
         *check_sender(config),
+        *check_sender_identity(config),
         *check_dkim(config),
         *await check_smtp(config),
         *check_twilio(config),
     ]
-    return findings
+    return [replace(f, message=hide_credentials(f.message)) for f in findings]
+
+
+def check_database(config: Config) -> list[Finding]:
+    """Reachable, credentials accepted, schema at this version's revision; SQLite where the rest of
+    the configuration looks like production (https, a real relay or Twilio) is a warning."""
+    from orchestrator.ops.schema import database_problem
+    from orchestrator.store.db import make_engine, schema_problem
+
+    url = config.database_url
+    out = []
+    if url.startswith("sqlite:"):
+        path = url.split("///", 1)[-1]
+        if path != ":memory:" and not Path(path).is_file():
+            return [Finding("fix", "database.url", f"{path} does not exist: run `reconsent init`")]
+        if (config.public.base_url.startswith("https://") or config.email.transport != "file"
+                or config.sms.transport != "file"):
+            out.append(Finding("warn", "database.url", "SQLite in a production setup (https, a relay or Twilio): "
+                               "fine on one machine running `reconsent run`; use PostgreSQL to run dispatchers "
+                               "or the web on several machines (docs/operations.md)"))
+    try:
+        engine = make_engine(url, busy_timeout_ms=config.database.busy_timeout_ms)
+        try:
+            problem = schema_problem(engine)
+        finally:
+            engine.dispose()
+    except ConfigError as exc:
+        return [*out, Finding("fix", "database.url", str(exc))]
+    except Exception as exc:
+        line = database_problem(exc, url)
+        if line is None:
+            raise
+        return [*out, Finding("fix", "database.url", line)]
+    if problem:
+        return [*out, Finding("fix", "database.url", f"{config.database_url_shown} {problem}")]
+    return [*out, Finding("ok", "database.url", f"{config.database_url_shown}: reachable, schema up to date")]
+
+
+def check_sender_identity(config: Config) -> list[Finding]:
+    """The shipped placeholders (``exemple.example``, example.com, ….test) in the sender identity."""
+    s, e = config.sender, config.email
+    addresses = {"sender.email_from": s.email_from, "sender.unsubscribe_mailto": s.unsubscribe_mailto,
+                 "sender.privacy_url": urlsplit(s.privacy_url).hostname or "",
+                 "email.message_id_domain": e.message_id_domain, "email.dkim_domain": e.dkim_domain}
+    out = []
+    for key, value in addresses.items():
+        domain = value.rpartition("@")[2].lower().rstrip(".")
+        if f".{domain}".endswith((*(f".{d}" for d in PLACEHOLDER_DOMAINS), *PLACEHOLDER_SUFFIXES)):
+            out.append(Finding("fix", key, f"{value!r} is a placeholder (a domain reserved for examples): "
+                               "set your own"))
+    shipped = Config().sender
+    for key, value, example in (("sender.name", s.name, shipped.name),
+                                ("sender.postal_address", s.postal_address, shipped.postal_address)):
+        if value == example:
+            out.append(Finding("fix", key, f"still the shipped example {value!r}: set yours"))
+    return out or [Finding("ok", "sender identity", "no placeholder domain or example name")]
 
 
 def check_public_url(config: Config) -> list[Finding]:

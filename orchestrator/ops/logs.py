@@ -26,6 +26,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.config_values import hide_credentials
+
 #: what ``logging.ip_addresses`` may say: kept whole, truncated to the network, or replaced
 IP_POLICIES = ("full", "truncated", "none")
 
@@ -89,7 +91,7 @@ def scrub_text(text: str, *, ip_addresses: str = "truncated") -> str:
     >>> scrub_text("client [2001:db8:85a3::8a2e:370:7334]:443 and 10.1.2.3", ip_addresses="none")
     'client [[ip]]:443 and [ip]'
     """
-    text = _TOKEN_PATH.sub(r"\1[token]", text)
+    text = hide_credentials(_TOKEN_PATH.sub(r"\1[token]", text))
     text = _SECRET_QS.sub(r"\1[secret]", text)
     # Message-IDs carry a short code only (no PII) but look like addresses: keep them readable
     kept: list[str] = []

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, CursorResult, Engine, Result
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
+from orchestrator.config_values import hide_credentials
 from orchestrator.errors import ConfigError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -58,7 +59,7 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = N
             return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
         except ModuleNotFoundError:
             raise ConfigError("database.url: PostgreSQL needs psycopg: pip install 'reconsent[postgres]'") from None
-    raise ConfigError(f"database.url: expected sqlite:///… or postgresql+psycopg://…, got {url!r}")
+    raise ConfigError(f"database.url: expected sqlite:///… or postgresql+psycopg://…, got {hide_credentials(url)!r}")
 
 
 class WalCheckpointer:

@@ -99,3 +99,58 @@ def test_an_instance_folders_reconsent_toml_is_read_from_the_current_directory(
     other = tmp_path / "other.toml"
     other.write_text('[sender]\nname = "Autre"\n')
     assert load_config(None, env={"RECONSENT_CONFIG": str(other)}).sender.name == "Autre"  # explicit wins
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("server", "port", "-1", "expected 1 to 65535, got -1"),
+        ("server", "max_body_bytes", "-5", "expected 1024 to 100000000, got -5"),
+        ("server", "post_rate_per_minute", "0", "expected 1 to 100000, got 0"),
+        ("admin", "lockout_after", "0", "expected 1 to 100, got 0"),
+        ("admin", "session_hours", "-1", "expected 1 to 720, got -1"),
+        ("email", "port", "70000", "expected 1 to 65535, got 70000"),
+        ("dispatch", "retry_base_seconds", "0", "expected 0.01 to 86400, got 0.0"),
+        ("windows", "default_timezone", '"Mars/Olympus"', "expected an IANA time zone, e.g. Europe/Paris, got 'Mars/Olympus'"),
+        ("scheduler", "timezone", '"Europe"', "expected an IANA time zone, e.g. Europe/Paris, got 'Europe'"),
+    ],
+)
+def test_out_of_range_settings_name_the_file_key_value_and_range(tmp_path: Path, section: str, key: str,
+                                                                  value: str, expected: str) -> None:
+    """Issue 15: these were accepted (a made-up time zone then silently ignored)."""
+    path = tmp_path / "site.toml"
+    path.write_text(f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env={})
+    assert str(err.value) == f"{path}: {section}.{key}: {expected}"
+    with pytest.raises(ConfigError) as err:
+        load_config(DEFAULT_CONFIG, env={f"RECONSENT_{section.upper()}__{key.upper()}": value.strip('"')})
+    assert str(err.value) == f"environment variable RECONSENT_{section.upper()}__{key.upper()}: {expected}"
+
+
+def test_every_numeric_setting_has_a_range_its_default_is_in_and_the_reference_shows_it() -> None:
+    import dataclasses
+
+    from orchestrator.config import Config, allowed
+
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    for section, key, default, _ in settings():
+        f = next(f for f in dataclasses.fields(getattr(Config(), section)) if f.name == key)
+        if f.type in ("int", "float"):
+            lo, hi = f.metadata["range"]
+            assert lo is not None and hi is not None and lo <= default <= hi, (section, key)
+        if allowed(section, key):
+            assert f"| {allowed(section, key)} |" in doc.split(f"`{section}.{key}`")[1].splitlines()[0]
+
+
+def test_a_bad_setting_stops_any_command_with_one_line_and_exit_1(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from orchestrator.cli.main import main
+
+    path = tmp_path / "site.toml"
+    path.write_text("[server]\nport = -1\n")
+    for args in (["contacts", "export"], ["serve"], ["campaign", "list"]):
+        result = CliRunner().invoke(main, ["--config", str(path), *args])
+        assert result.exit_code == 1, result.output
+        assert result.output == f"Error: {path}: server.port: expected 1 to 65535, got -1\n"

@@ -132,3 +132,9 @@ def test_the_machines_own_addresses_stay_so_a_server_says_where_it_listens() -> 
         line = "Uvicorn running on http://127.0.0.1:8000 and [::1]:8000, bound to 0.0.0.0"
         assert scrub_text(line, ip_addresses=policy) == line
     assert scrub_text("client 192.0.2.77:5000", ip_addresses="truncated") == "client 192.0.2.0:5000"
+
+
+def test_database_urls_lose_their_password_in_log_lines() -> None:
+    """Issue 15: a URL's password stayed in a log line (an exception's text) when its host had no dot."""
+    line = scrub_text("OperationalError for postgresql+psycopg://app:Secr3t@localhost/crm?password=Other1 x")
+    assert line == "OperationalError for postgresql+psycopg://app:***@localhost/crm?password=[secret] x"

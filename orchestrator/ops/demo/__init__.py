@@ -174,7 +174,7 @@ def run_demo(config_path: str | None, *, serve: bool, port: int) -> None:
     rt.config.public = replace(rt.config.public, base_url=base_url)
     demo_cfg = write_demo_config(rt, folder)
 
-    step(f"Database {rt.config.database_url}")
+    step(f"Database {rt.config.database_url_shown}")
     migrate(rt.engine)
 
     step(f"Importing the shipped sample contacts ({SAMPLE_CONTACTS.name}: invented people, French and English)")

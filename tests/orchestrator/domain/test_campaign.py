@@ -28,6 +28,13 @@ def test_spec_example_parses() -> None:
     [
         ({"name": ""}, "'name' is required"),
         ({"deadline_days": 0}, "'deadline_days' must be a whole number > 0"),
+        ({"deadline_days": 99999999999}, "'deadline_days' must be a whole number > 0 and ≤ 730, got 99999999999"),
+        ({"deadline_days": 30.5}, "'deadline_days' must be a whole number > 0 and ≤ 730, got 30.5"),
+        ({"audience": {"customer_inactive_months": 10**12}}, "customer_inactive_months must be a whole number > 0 and ≤ 240"),
+        ({"audience": {"prospect_inactive_months": -3}}, "prospect_inactive_months must be a whole number > 0 and ≤ 240"),
+        ({"sms_segment_budget": 0}, "'sms_segment_budget' must be a whole number > 0 and ≤ 10, got 0"),
+        ({"steps": [{"day": -1, "channel": "email", "template": "t"}]}, "steps[0]: 'day' must be a whole number ≥ 0"),
+        ({"locales": ["fr", 3]}, "'default_locale' ('fr') must be one of 'locales'"),
         ({"steps": []}, "at least one [[steps]]"),
         ({"steps": [{"day": 0, "channel": "fax", "template": "t"}]}, "steps[0]: 'channel' must be 'email' or 'sms'"),
         ({"steps": [{"day": 40, "channel": "email", "template": "t"}]}, "is not before the deadline"),
