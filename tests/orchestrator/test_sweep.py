@@ -95,7 +95,8 @@ def test_an_answer_committed_after_the_batch_was_read_is_kept(
     now = clock.now()
     with Session(rt.engine) as s:
         stale = s.execute(
-            select(Enrolment.id, Enrolment.contact_id.label("enrolled"), Contact.id.label("contact_id"),  # type: ignore[attr-defined]
+            select(Enrolment.id, Enrolment.contact_id.label("enrolled"), Enrolment.enrolled_at,  # type: ignore[attr-defined]
+                   Contact.id.label("contact_id"),  # type: ignore[attr-defined]
                    Contact.email, Contact.phone, Contact.email_key, Contact.phone_key, Contact.erased_at)
             .join(Contact, Contact.id == Enrolment.contact_id)  # type: ignore[arg-type]
             .order_by(Enrolment.id)).all()
