@@ -14,7 +14,7 @@ message loop, as a task of its own: messages never wait for an endpoint.
   de-duplicate on it). No redirects are followed.
 - **Backoff for a day.** After attempt n the next one waits :data:`BACKOFF` [n] (5 s, 5 min, 30 min,
   2 h, 5 h, 10 h, 10 h…); once the next attempt would fall past ``webhooks.give_up_hours`` after the
-  event, the row is ``failed`` (the console and the ``reconsent_webhooks`` metric show it).
+  first attempt, the row is ``failed`` (the console and the ``reconsent_webhooks`` metric show it).
 - **Signature.** ``webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`` where
   the key is the base64 after ``whsec_``; ``webhook-timestamp`` is Unix seconds of this attempt (real
   time, so receivers can refuse stale or replayed requests).
@@ -95,7 +95,7 @@ class _Claimed:
     webhook_id: str
     body: str
     attempts: int
-    created_at: datetime
+    first_attempt_at: datetime | None
 
 
 class WebhookSender:
@@ -171,8 +171,9 @@ class WebhookSender:
                 due = due.with_for_update(skip_locked=True)
             got = conn.execute(update(_T).where(_c.id.in_(due.scalar_subquery()))
                                .values(status=SENDING, claimed_by=claim_id, claimed_until=lease_now + self.lease)
-                               .returning(_c.id, _c.webhook_id, _c.body, _c.attempts, _c.created_at)).all()
-            return sorted((_Claimed(r[0], r[1], r[2], r[3], as_utc(r[4])) for r in got), key=lambda r: r.id)
+                               .returning(_c.id, _c.webhook_id, _c.body, _c.attempts, _c.first_attempt_at)).all()
+            return sorted((_Claimed(r[0], r[1], r[2], r[3], as_utc(r[4]) if r[4] else None) for r in got),
+                          key=lambda r: r.id)
 
         return run_in_connection(self.rt.engine, work)
 
@@ -180,14 +181,17 @@ class WebhookSender:
                 report: WebhookReport) -> None:
         now = self.rt.clock.now()
         attempts = row.attempts + 1
+        first = row.first_attempt_at or now
         mine = (_c.id == row.id) & (_c.claimed_by == claim_id)
         if error is None:
-            values: dict[str, Any] = {"status": DELIVERED, "delivered_at": now, "last_error": None}
+            values: dict[str, Any] = {"status": DELIVERED, "delivered_at": now, "last_error": None,
+                                      "first_attempt_at": first}
             report.delivered += 1
         else:
             retry_at = now + next_delay(attempts)
-            give_up = retry_at > row.created_at + timedelta(hours=self.rt.config.webhooks.give_up_hours)
-            values = {"status": FAILED if give_up else PENDING, "next_attempt_at": retry_at, "last_error": error}
+            give_up = retry_at > first + timedelta(hours=self.rt.config.webhooks.give_up_hours)
+            values = {"status": FAILED if give_up else PENDING, "next_attempt_at": retry_at, "last_error": error,
+                      "first_attempt_at": first}
             report.failed_attempts += 1
             report.given_up += give_up
             log.warning("webhook %s to %s failed (attempt %d): %s%s", row.webhook_id, shown(url), attempts, error,

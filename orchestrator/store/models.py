@@ -393,6 +393,9 @@ class WebhookDelivery(SQLModel, table=True):
     attempts: int = 0
     created_at: datetime
     next_attempt_at: datetime
+    #: the first time it was posted: the give-up horizon counts from here (not from the change, which
+    #: an import may date in the past, nor from a time no dispatcher was running)
+    first_attempt_at: datetime | None = None
     claimed_by: str | None = None
     claimed_until: datetime | None = None
     delivered_at: datetime | None = None
