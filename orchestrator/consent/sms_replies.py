@@ -39,7 +39,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from orchestrator.consent import enrolments, ledger
-from orchestrator.consent.keywords import HELP_TEXT, NOT_UNDERSTOOD_TEXT, help_text, keyword, match_keyword
+from orchestrator.consent.keywords import (
+    HELP_TEXT,
+    NOT_UNDERSTOOD_TEXT,
+    help_text,
+    keyword,
+    match_keyword,
+    sms_sender_for,
+)
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import withdraw
 from orchestrator.consent.suppression import lift
@@ -107,8 +114,8 @@ def _helpful(rt: Runtime, conn: Connection, key: str, locales: list[str], matche
 
 
 def stop_number_for(rt: Runtime, phone: str) -> str:
-    """The number a recipient replies STOP to (``sender.stop_number``)."""
-    return rt.config.sender.stop_number
+    """The number a recipient replies STOP to: their country's (:func:`sms_sender_for`)."""
+    return sms_sender_for(rt.config, normalise_sender(phone, rt.config.contacts.default_region))[1]
 
 
 def first_notice_today(conn: Connection, key: str, now: datetime) -> bool:

@@ -12,11 +12,13 @@ default, else ``contacts.default_locale`` (``message_locale``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from orchestrator.campaigns.service import message_context
+from orchestrator.config import SenderConfig
+from orchestrator.consent.keywords import sms_sender_for
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel
@@ -105,8 +107,9 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
     links = _links(rt, LinkClaims(contact_id=row.contact_id, campaign_id=row.campaign_id, channel=channel.value))
     assert row.id is not None
     code = code or rt.links.short_code(row.id)
+    sender = _sender_for(rt, channel, address)
     ctx = message_context(rt, first_name=contact.first_name, page_url=links.page, unsubscribe_url=links.unsubscribe,
-                          short_url=rt.url("/s/" + code), deadline=deadline, locale=locale)
+                          short_url=rt.url("/s/" + code), deadline=deadline, locale=locale, sender=sender)
     rendered = rt.renderer.render(row.template, channel, locale, ctx, plan.wording(row.template, locale, channel))
     meta = {"template_version": rendered.version, "locale": locale}
     key = f"c{row.campaign_id}-k{row.contact_id}-s{row.step}-{channel.value}"
@@ -121,7 +124,7 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
     validity = int((window.closes_at(now, tz) - now).total_seconds()) - 60
     return OutboundMessage(
         channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-        sender=rt.config.sender.sms_from, status_callback=rt.url("/twilio/status"),
+        sender=sender.sms_from, status_callback=rt.url("/twilio/status"),
         validity_period=max(60, min(validity, TWILIO_MAX_VALIDITY)), meta=meta,
     )
 
@@ -134,8 +137,9 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
     links = _links(rt, LinkClaims(contact_id=contact_id, campaign_id=campaign_id, channel=channel.value))
     now = rt.clock.now()
     deadline = now + timedelta(days=rt.config.security.page_link_max_age_days)
+    sender = _sender_for(rt, channel, address)
     ctx = message_context(rt, first_name=person.first_name, page_url=links.page, unsubscribe_url=links.unsubscribe,
-                          short_url=links.page, deadline=deadline, locale=locale)
+                          short_url=links.page, deadline=deadline, locale=locale, sender=sender)
     rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx, version)
     key = f"newlink-k{contact_id}-{channel.value}-{int(now.timestamp())}"
     meta = {"template_version": rendered.version, "locale": locale}
@@ -147,4 +151,13 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
             headers=list_unsubscribe_headers(rt, links.unsubscribe), meta=meta,
         )
     return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-                           sender=rt.config.sender.sms_from, meta=meta)
+                           sender=sender.sms_from, meta=meta)
+
+
+def _sender_for(rt: Runtime, channel: Channel, address: str) -> SenderConfig:
+    """The sender as this recipient sees it: for an SMS, the number and STOP number of the
+    recipient's country (``sender.sms_countries``; never a national short code abroad)."""
+    if channel is not Channel.SMS:
+        return rt.config.sender
+    sms_from, stop_number = sms_sender_for(rt.config, address)
+    return replace(rt.config.sender, sms_from=sms_from, stop_number=stop_number)
