@@ -22,7 +22,8 @@ only, or who has no pending request, is not answered for by a "yes" sent from th
 Every event carries its proof: source ``sms_keyword``, ``wording_name`` ``sms_keyword:<WORD>``, the
 campaign and step answered, and as wording a stored document (name ``sms_reply``) with the reply as
 received, the inbound MessageSid, the time, and the SMS it answered (its provider id, template,
-locale and wording version). The document holds no phone number.
+locale, wording version and the SMS template's text of that version). The document holds no phone
+number.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def sms_reply(rt: Runtime, from_number: str, body: str, message_sid: str = "") -
         asked = asked_requests(session.connection(), [c.id for c in contacts if c.id is not None])
         if kind == "yes" and not asked:
             return _helpful(rt, session.connection(), key, locales, None, now, from_number)
-        _apply(session, kind, word, keyword_locales, key, contacts, asked, body, message_sid, now)
+        _apply(rt, session, kind, word, keyword_locales, key, contacts, asked, body, message_sid, now)
     log.info("SMS reply %s (%s) applied to %d contact(s), %d request(s)", word, kind, len(contacts), len(asked))
     return None
 
@@ -177,8 +178,8 @@ def _last_sms(conn: Connection, contact_id: int) -> Row[Any] | None:
     return row
 
 
-def _apply(session: Session, kind: str, word: str, keyword_locales: list[str], key: str, contacts: list[Contact],
-           asked: list[Row[Any]], body: str, message_sid: str, now: datetime) -> None:
+def _apply(rt: Runtime, session: Session, kind: str, word: str, keyword_locales: list[str], key: str,
+           contacts: list[Contact], asked: list[Row[Any]], body: str, message_sid: str, now: datetime) -> None:
     conn = session.connection()
     sms = Channel.SMS.value
     if kind == "stop":
@@ -204,7 +205,9 @@ def _apply(session: Session, kind: str, word: str, keyword_locales: list[str], k
         locale = contact.locale if contact.locale in keyword_locales else keyword_locales[0]
         messages: list[Row[Any] | None] = list(answered) or [_last_sms(conn, contact.id)]
         for message in messages:
-            document = _proof_document(body, word, message_sid, now, message)
+            text = None if message is None else rt.renderer.source_of(
+                message.template, Channel.SMS, message.locale or "", message.template_version, "sms.txt")
+            document = _proof_document(body, word, message_sid, now, message, text)
             wording = ledger.remember_wording(session, name="sms_reply", locale=locale, text_shown=document, at=now)
             proof = Proof(source=ConsentSource.SMS_KEYWORD, campaign_id=message.campaign_id if message else None,
                           step=message.step if message else None, wording_name=f"sms_keyword:{word}",
@@ -221,7 +224,8 @@ def _apply(session: Session, kind: str, word: str, keyword_locales: list[str], k
         enrolments.close(session, RequestState.DECLINED, now, ids=ids)
 
 
-def _proof_document(body: str, word: str, message_sid: str, now: datetime, message: Row[Any] | None) -> str:
+def _proof_document(body: str, word: str, message_sid: str, now: datetime, message: Row[Any] | None,
+                    text: str | None = None) -> str:
     """The reply's proof as canonical JSON (stored as a wording, so the event's hash covers it).
 
     >>> from datetime import UTC
@@ -232,7 +236,7 @@ def _proof_document(body: str, word: str, message_sid: str, now: datetime, messa
     answered = None if message is None else {
         "campaign_id": message.campaign_id, "step": message.step, "provider_id": message.provider_id,
         "template": message.template, "locale": message.locale, "template_version": message.template_version,
-        "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+        "sent_at": message.sent_at.isoformat() if message.sent_at else None, "wording": text,
     }
     return json.dumps({"reply": body.strip()[:160], "word": word, "message_sid": message_sid[:64],
                        "received_at": now.isoformat(), "answered": answered}, sort_keys=True, ensure_ascii=False)

@@ -76,7 +76,8 @@ def test_a_yes_confirms_the_sms_request_with_its_proof_and_the_sweep_leaves_it(
     answered = document["answered"]
     assert isinstance(answered, dict)
     assert (answered["provider_id"], answered["template"], answered["locale"]) == (out_sid, "reconsent", "fr")
-    assert answered["template_version"]  # the wording of the SMS they answered
+    assert answered["template_version"]  # the wording version of the SMS they answered, and its text
+    assert str(answered["wording"]).startswith("{{ sender.name }} : voulez-vous encore recevoir nos offres ?")
     assert states(sms_rt) == {1: "confirmed"}
 
     clock.advance(timedelta(days=31))
@@ -223,3 +224,19 @@ def test_the_shipped_sms_invite_the_answer_and_fit_one_segment(make_rt: Callable
     for invite in ("Répondez OUI ou NON, ou sur https://", "Répondez OUI, ou https://", "Reply YES or NO, or",
                    "Reply YES to stay, or"):
         assert invite in shown
+
+
+def test_the_proof_holds_the_text_of_an_imported_wording(
+    sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    from orchestrator.rendering.template_store import import_templates
+    from tests.orchestrator.test_template_store import PROMO, write_templates
+
+    import_templates(sms_rt, write_templates(tmp_path / "wordings", "promo", PROMO))
+    launch(sms_rt, write_csv([person(1)]), steps=[{"day": 0, "channel": "sms", "template": "promo"}])
+    assert run(dispatch_once(sms_rt)).sent == 1
+    inbound(TestClient(create_app(sms_rt)), "OUI")
+    (event,) = events(sms_rt)
+    answered = proof_of(sms_rt, event)["answered"]
+    assert isinstance(answered, dict) and answered["template"] == "promo"
+    assert answered["wording"] == PROMO["fr"]["sms.txt"]
