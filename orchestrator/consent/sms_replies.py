@@ -13,6 +13,7 @@ live here.
   other contacts sharing the number, and the number suppressed (always honoured, like STOP).
 - HELP words get the help text; any other reply gets one short "reply YES or NO" text, at most one
   per number per day (:func:`first_notice_today`), and changes nothing.
+- An inbound MessageSid already applied (a webhook delivered twice) changes nothing and gets no answer.
 
 *Which request a reply answers* (also when several contacts share the number): the pending requests
 of the contacts holding that number to which a re-consent SMS was sent (an outbox row of the SMS
@@ -63,11 +64,12 @@ from orchestrator.domain.model import (
 )
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Contact, Enrolment, OutboxMessage, SmsReplyNotice
+from orchestrator.store.models import Contact, Enrolment, OutboxMessage, SmsInboundSeen, SmsReplyNotice
 
 log = logging.getLogger("reconsent.twilio")
 
 _NOTICE: Table = SmsReplyNotice.metadata.tables["sms_reply_notice"]
+_SEEN: Table = SmsInboundSeen.metadata.tables["sms_inbound_seen"]
 _CONTACT: Table = Contact.metadata.tables["contact"]
 #: an SMS the provider reported as not delivered was not received: a reply does not answer it
 _NOT_RECEIVED = (DeliveryState.BOUNCED.value, DeliveryState.FAILED.value)
@@ -85,6 +87,8 @@ def sms_reply(rt: Runtime, from_number: str, body: str, message_sid: str = "") -
     key = rt.key_for(normalise_sender(from_number, rt.config.contacts.default_region))
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
+        if message_sid and not _first_delivery(session.connection(), message_sid, now):
+            return None  # the same inbound SMS again (a webhook retry): already applied and answered
         contacts = list(session.execute(
             select(Contact).where(col(Contact.phone_key) == key, col(Contact.erased_at).is_(None))
             .order_by(col(Contact.id))).scalars())
@@ -117,6 +121,17 @@ def _helpful(rt: Runtime, conn: Connection, key: str, locales: list[str], matche
 def stop_number_for(rt: Runtime, phone: str) -> str:
     """The number a recipient replies STOP to: their country's (:func:`sms_sender_for`)."""
     return sms_sender_for(rt.config, normalise_sender(phone, rt.config.contacts.default_region))[1]
+
+
+def _first_delivery(conn: Connection, message_sid: str, now: datetime) -> bool:
+    """Record an inbound MessageSid; False when it was already recorded (by a committed request, or
+    by a concurrent one, which the primary key makes wait and then refuses)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(_SEEN).values(message_sid=message_sid[:64], received_at=now))
+    except IntegrityError:
+        return False
+    return True
 
 
 def first_notice_today(conn: Connection, key: str, now: datetime) -> bool:

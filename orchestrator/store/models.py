@@ -320,3 +320,12 @@ class SmsReplyNotice(SQLModel, table=True):
     __tablename__ = "sms_reply_notice"
     key: str = Field(primary_key=True)  # suppression-style HMAC of the number
     replied_on: date  # the day (UTC) of the last answer
+
+
+class SmsInboundSeen(SQLModel, table=True):
+    """Inbound SMS already applied, by Twilio MessageSid: a webhook delivered twice changes nothing
+    the second time (no second event, no second reply)."""
+
+    __tablename__ = "sms_inbound_seen"
+    message_sid: str = Field(primary_key=True)
+    received_at: datetime
