@@ -245,7 +245,7 @@ def _proof_document(body: str, word: str, message_sid: str, now: datetime, messa
 
     >>> from datetime import UTC
     >>> doc = _proof_document(" Oui ", "OUI", "SM1", datetime(2026, 1, 1, tzinfo=UTC), None)
-    >>> doc[:60]
+    >>> doc[:61]
     '{"answered": null, "message_sid": "SM1", "received_at": "2026'
     """
     answered = None if message is None else {
