@@ -74,6 +74,9 @@ class SenderConfig:
     stop_number: str = _doc("Number people reply STOP to, printed in every SMS", "36111")
     privacy_url: str = _doc("Link to the privacy notice shown on every page", "https://exemple.example/confidentialite")
     unsubscribe_mailto: str = _doc("Address for the mailto: form of List-Unsubscribe (empty: email_from)", "")
+    sms_countries: dict[str, list[str]] = _doc(
+        'Per country of the recipient\'s number: ["sender"] or ["sender", "STOP number"] used instead of sms_from and '
+        'stop_number, e.g. GB = ["+447700900123"] (docs/sms.md)', factory=dict)
 
 
 @dataclass
@@ -140,12 +143,10 @@ class KeywordsConfig:
     help: dict[str, list[str]] = _doc(
         "Per locale, replies answered with the help text (sender, STOP number, privacy notice)",
         factory=lambda: {k: list(v) for k, v in DEFAULT_HELP_WORDS.items()})
-    yes: dict[str, list[str]] = _doc(
-        "Per locale, replies to a re-consent SMS that confirm SMS consent (see docs/sms.md)",
-        factory=lambda: {k: list(v) for k, v in DEFAULT_YES_WORDS.items()})
-    no: dict[str, list[str]] = _doc(
-        "Per locale, replies to a re-consent SMS that decline it (SMS consent withdrawn, number suppressed)",
-        factory=lambda: {k: list(v) for k, v in DEFAULT_NO_WORDS.items()})
+    yes: dict[str, list[str]] = _doc("Per locale, replies to a re-consent SMS that confirm it (docs/sms.md)",
+                                     factory=lambda: {k: list(v) for k, v in DEFAULT_YES_WORDS.items()})
+    no: dict[str, list[str]] = _doc("Per locale, replies to a re-consent SMS that decline it (number suppressed)",
+                                    factory=lambda: {k: list(v) for k, v in DEFAULT_NO_WORDS.items()})
 
 
 @dataclass
@@ -494,3 +495,5 @@ def _validate(cfg: Config) -> None:
     if cfg.sms.transport == "twilio" and not (cfg.sms.account_sid and cfg.sms.auth_token):
         raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" "
                           "(RECONSENT_SMS__AUTH_TOKEN)")
+    if any(not 1 <= len(v) <= 2 or not all(x.strip() for x in v) for v in cfg.sender.sms_countries.values()):
+        raise ConfigError('sender.sms_countries: each country takes ["sender"] or ["sender", "STOP number"]')

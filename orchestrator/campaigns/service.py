@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text, update
 from sqlmodel import Session, col
 
+from orchestrator.config import SenderConfig
 from orchestrator.consent.prior import recently_given
 from orchestrator.domain.audience import months_before
 from orchestrator.domain.campaign import CampaignPlan
@@ -50,8 +51,10 @@ def sample_context(rt: Runtime, locale: str) -> dict[str, Any]:
 
 
 def message_context(rt: Runtime, *, first_name: str | None, page_url: str, unsubscribe_url: str,
-                    short_url: str, deadline: Any, locale: str) -> dict[str, Any]:
-    return render_context(rt.config.sender, first_name=first_name, page_url=page_url,
+                    short_url: str, deadline: Any, locale: str, sender: SenderConfig | None = None) -> dict[str, Any]:
+    """The template variables; ``sender``: the sender as this recipient sees it (an SMS abroad names
+    its country's number), else the configured one."""
+    return render_context(sender or rt.config.sender, first_name=first_name, page_url=page_url,
                           unsubscribe_url=unsubscribe_url, short_url=short_url, deadline=deadline, locale=locale,
                           brand=read_brand(rt), base_url=rt.config.public.base_url)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 
 from orchestrator.config import Config
+from orchestrator.domain.places import phone_country, same_numbering
 
 HELP_TEXT = {
     "fr": "{name} : messages sur vos choix de contact. STOP au {stop} pour ne plus en recevoir. Infos : {privacy}",
@@ -65,3 +66,30 @@ def help_text(config: Config, locale: str, stop_number: str | None = None, *,
     s = config.sender
     template = texts.get(locale) or texts["fr"]
     return template.format(name=s.name, stop=stop_number or s.stop_number, privacy=s.privacy_url)
+
+
+def sms_sender_for(config: Config, phone: str | None) -> tuple[str, str]:
+    """(sender, STOP number) for a recipient's number: the ``sender.sms_countries`` entry of the
+    number's country when there is one; else ``sender.sms_from`` and ``sender.stop_number`` at home
+    (``sms.default_region``, and France's overseas regions for FR); abroad, the STOP number is the
+    sender itself — a national short code does not work from another country's networks.
+
+    >>> from orchestrator.config import Config
+    >>> cfg = Config()
+    >>> sms_sender_for(cfg, "+33612345678"), sms_sender_for(cfg, "+590690001122")
+    (('+33700000000', '36111'), ('+33700000000', '36111'))
+    >>> sms_sender_for(cfg, "+447400123456")
+    ('+33700000000', '+33700000000')
+    >>> cfg.sender.sms_countries = {"gb": ["+447700900123"], "BE": ["+32460000000", "8811"]}
+    >>> sms_sender_for(cfg, "+447400123456"), sms_sender_for(cfg, "+32470123456")
+    (('+447700900123', '+447700900123'), ('+32460000000', '8811'))
+    """
+    s = config.sender
+    country = phone_country(phone)
+    entries = {k.strip().upper(): v for k, v in s.sms_countries.items()}
+    entry = entries.get(country or "")
+    if entry:
+        return entry[0].strip(), (entry[1] if len(entry) > 1 else entry[0]).strip()
+    if same_numbering(country, config.sms.default_region.upper()):
+        return s.sms_from, s.stop_number
+    return s.sms_from, s.sms_from

@@ -13,6 +13,7 @@ live here.
   other contacts sharing the number, and the number suppressed (always honoured, like STOP).
 - HELP words get the help text; any other reply gets one short "reply YES or NO" text, at most one
   per number per day (:func:`first_notice_today`), and changes nothing.
+- An inbound MessageSid already applied (a webhook delivered twice) changes nothing and gets no answer.
 
 *Which request a reply answers* (also when several contacts share the number): the pending requests
 of the contacts holding that number to which a re-consent SMS was sent (an outbox row of the SMS
@@ -22,7 +23,8 @@ only, or who has no pending request, is not answered for by a "yes" sent from th
 Every event carries its proof: source ``sms_keyword``, ``wording_name`` ``sms_keyword:<WORD>``, the
 campaign and step answered, and as wording a stored document (name ``sms_reply``) with the reply as
 received, the inbound MessageSid, the time, and the SMS it answered (its provider id, template,
-locale and wording version). The document holds no phone number.
+locale, wording version and the SMS template's text of that version). The document holds no phone
+number.
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from orchestrator.consent import enrolments, ledger
-from orchestrator.consent.keywords import HELP_TEXT, NOT_UNDERSTOOD_TEXT, help_text, keyword, match_keyword
+from orchestrator.consent.keywords import (
+    HELP_TEXT,
+    NOT_UNDERSTOOD_TEXT,
+    help_text,
+    keyword,
+    match_keyword,
+    sms_sender_for,
+)
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import withdraw
 from orchestrator.consent.suppression import lift
@@ -55,11 +64,12 @@ from orchestrator.domain.model import (
 )
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Contact, Enrolment, OutboxMessage, SmsReplyNotice
+from orchestrator.store.models import Contact, Enrolment, OutboxMessage, SmsInboundSeen, SmsReplyNotice
 
 log = logging.getLogger("reconsent.twilio")
 
 _NOTICE: Table = SmsReplyNotice.metadata.tables["sms_reply_notice"]
+_SEEN: Table = SmsInboundSeen.metadata.tables["sms_inbound_seen"]
 _CONTACT: Table = Contact.metadata.tables["contact"]
 #: an SMS the provider reported as not delivered was not received: a reply does not answer it
 _NOT_RECEIVED = (DeliveryState.BOUNCED.value, DeliveryState.FAILED.value)
@@ -77,6 +87,8 @@ def sms_reply(rt: Runtime, from_number: str, body: str, message_sid: str = "") -
     key = rt.key_for(normalise_sender(from_number, rt.config.contacts.default_region))
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
+        if message_sid and not _first_delivery(session.connection(), message_sid, now):
+            return None  # the same inbound SMS again (a webhook retry): already applied and answered
         contacts = list(session.execute(
             select(Contact).where(col(Contact.phone_key) == key, col(Contact.erased_at).is_(None))
             .order_by(col(Contact.id))).scalars())
@@ -89,7 +101,7 @@ def sms_reply(rt: Runtime, from_number: str, body: str, message_sid: str = "") -
         asked = asked_requests(session.connection(), [c.id for c in contacts if c.id is not None])
         if kind == "yes" and not asked:
             return _helpful(rt, session.connection(), key, locales, None, now, from_number)
-        _apply(session, kind, word, keyword_locales, key, contacts, asked, body, message_sid, now)
+        _apply(rt, session, kind, word, keyword_locales, key, contacts, asked, body, message_sid, now)
     log.info("SMS reply %s (%s) applied to %d contact(s), %d request(s)", word, kind, len(contacts), len(asked))
     return None
 
@@ -107,8 +119,19 @@ def _helpful(rt: Runtime, conn: Connection, key: str, locales: list[str], matche
 
 
 def stop_number_for(rt: Runtime, phone: str) -> str:
-    """The number a recipient replies STOP to (``sender.stop_number``)."""
-    return rt.config.sender.stop_number
+    """The number a recipient replies STOP to: their country's (:func:`sms_sender_for`)."""
+    return sms_sender_for(rt.config, normalise_sender(phone, rt.config.contacts.default_region))[1]
+
+
+def _first_delivery(conn: Connection, message_sid: str, now: datetime) -> bool:
+    """Record an inbound MessageSid; False when it was already recorded (by a committed request, or
+    by a concurrent one, which the primary key makes wait and then refuses)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(_SEEN).values(message_sid=message_sid[:64], received_at=now))
+    except IntegrityError:
+        return False
+    return True
 
 
 def first_notice_today(conn: Connection, key: str, now: datetime) -> bool:
@@ -170,8 +193,8 @@ def _last_sms(conn: Connection, contact_id: int) -> Row[Any] | None:
     return row
 
 
-def _apply(session: Session, kind: str, word: str, keyword_locales: list[str], key: str, contacts: list[Contact],
-           asked: list[Row[Any]], body: str, message_sid: str, now: datetime) -> None:
+def _apply(rt: Runtime, session: Session, kind: str, word: str, keyword_locales: list[str], key: str,
+           contacts: list[Contact], asked: list[Row[Any]], body: str, message_sid: str, now: datetime) -> None:
     conn = session.connection()
     sms = Channel.SMS.value
     if kind == "stop":
@@ -197,7 +220,9 @@ def _apply(session: Session, kind: str, word: str, keyword_locales: list[str], k
         locale = contact.locale if contact.locale in keyword_locales else keyword_locales[0]
         messages: list[Row[Any] | None] = list(answered) or [_last_sms(conn, contact.id)]
         for message in messages:
-            document = _proof_document(body, word, message_sid, now, message)
+            text = None if message is None else rt.renderer.source_of(
+                message.template, Channel.SMS, message.locale or "", message.template_version, "sms.txt")
+            document = _proof_document(body, word, message_sid, now, message, text)
             wording = ledger.remember_wording(session, name="sms_reply", locale=locale, text_shown=document, at=now)
             proof = Proof(source=ConsentSource.SMS_KEYWORD, campaign_id=message.campaign_id if message else None,
                           step=message.step if message else None, wording_name=f"sms_keyword:{word}",
@@ -214,18 +239,19 @@ def _apply(session: Session, kind: str, word: str, keyword_locales: list[str], k
         enrolments.close(session, RequestState.DECLINED, now, ids=ids)
 
 
-def _proof_document(body: str, word: str, message_sid: str, now: datetime, message: Row[Any] | None) -> str:
+def _proof_document(body: str, word: str, message_sid: str, now: datetime, message: Row[Any] | None,
+                    text: str | None = None) -> str:
     """The reply's proof as canonical JSON (stored as a wording, so the event's hash covers it).
 
     >>> from datetime import UTC
     >>> doc = _proof_document(" Oui ", "OUI", "SM1", datetime(2026, 1, 1, tzinfo=UTC), None)
-    >>> doc[:60]
+    >>> doc[:61]
     '{"answered": null, "message_sid": "SM1", "received_at": "2026'
     """
     answered = None if message is None else {
         "campaign_id": message.campaign_id, "step": message.step, "provider_id": message.provider_id,
         "template": message.template, "locale": message.locale, "template_version": message.template_version,
-        "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+        "sent_at": message.sent_at.isoformat() if message.sent_at else None, "wording": text,
     }
     return json.dumps({"reply": body.strip()[:160], "word": word, "message_sid": message_sid[:64],
                        "received_at": now.isoformat(), "answered": answered}, sort_keys=True, ensure_ascii=False)

@@ -12,11 +12,13 @@ default, else ``contacts.default_locale`` (``message_locale``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from orchestrator.campaigns.service import message_context
+from orchestrator.config import SenderConfig
+from orchestrator.consent.keywords import sms_sender_for
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.message import (
     OutboundMessage,
@@ -127,8 +129,9 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
     links = _links(rt, LinkClaims(contact_id=row.contact_id, campaign_id=row.campaign_id, channel=channel.value))
     assert row.id is not None
     code = code or rt.links.short_code(row.id)
+    sender = _sender_for(rt, channel, address)
     ctx = message_context(rt, first_name=contact.first_name, page_url=links.page, unsubscribe_url=links.unsubscribe,
-                          short_url=rt.url("/s/" + code), deadline=deadline, locale=locale)
+                          short_url=rt.url("/s/" + code), deadline=deadline, locale=locale, sender=sender)
     rendered = rt.renderer.render(row.template, channel, locale, ctx, plan.wording(row.template, locale, channel))
     meta = {"template_version": rendered.version, "locale": locale}
     key = f"c{row.campaign_id}-k{row.contact_id}-s{row.step}-{channel.value}"
@@ -138,7 +141,7 @@ def campaign_message(rt: Runtime, row: OutboxRowLike, contact: PersonLike, plan:
     validity = int((window.closes_at(now, tz) - now).total_seconds()) - 60
     return OutboundMessage(
         channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-        sender=rt.config.sender.sms_from, status_callback=rt.url("/twilio/status"),
+        sender=sender.sms_from, status_callback=rt.url("/twilio/status"),
         validity_period=max(60, min(validity, TWILIO_MAX_VALIDITY)), meta=meta,
     )
 
@@ -153,8 +156,9 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
     links = _links(rt, LinkClaims(contact_id=contact_id, campaign_id=campaign_id, channel=channel.value))
     now = rt.clock.now()
     deadline = now + timedelta(days=rt.config.security.page_link_max_age_days)
+    sender = _sender_for(rt, channel, address)
     ctx = message_context(rt, first_name=person.first_name, page_url=links.page, unsubscribe_url=links.unsubscribe,
-                          short_url=links.page, deadline=deadline, locale=locale)
+                          short_url=links.page, deadline=deadline, locale=locale, sender=sender)
     rendered = rt.renderer.render(FRESH_LINK_TEMPLATE, channel, locale, ctx, version)
     key = f"newlink-k{contact_id}-{channel.value}-{int(now.timestamp())}"
     if request_id is not None:
@@ -163,7 +167,7 @@ def fresh_link_message(rt: Runtime, *, contact_id: int, person: PersonLike, addr
     if channel is Channel.EMAIL:
         return _email(rt, rendered, address, key, message_id(rt, key), links.unsubscribe, meta)
     return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=rendered.text,
-                           sender=rt.config.sender.sms_from, meta=meta)
+                           sender=sender.sms_from, meta=meta)
 
 
 TEST_PREFIX = "[TEST] "
@@ -181,9 +185,10 @@ def trial_message(rt: Runtime, plan: CampaignPlan, *, campaign_id: int, step: in
     links = _Links(page=f"{preview.page}?lang={locale}", unsubscribe=f"{preview.unsubscribe}?lang={locale}")
     now = rt.clock.now()
     sample = sample_contexts(rt.config, locale, now)[0]  # the invented person of previews
+    sender = _sender_for(rt, channel, address)
     ctx = message_context(rt, first_name=sample["first_name"], page_url=links.page,
                           unsubscribe_url=links.unsubscribe, short_url=links.page,
-                          deadline=now + timedelta(days=plan.deadline_days), locale=locale)
+                          deadline=now + timedelta(days=plan.deadline_days), locale=locale, sender=sender)
     rendered = rt.renderer.render(plan_step.template, channel, locale, ctx,
                                   plan.wording(plan_step.template, locale, channel))
     key = f"test-c{campaign_id}-s{step}-{int(now.timestamp())}"
@@ -192,7 +197,7 @@ def trial_message(rt: Runtime, plan: CampaignPlan, *, campaign_id: int, step: in
         return _email(rt, rendered, address, key, message_id(rt, key), links.unsubscribe, meta,
                       subject_prefix=TEST_PREFIX)
     return OutboundMessage(channel=channel, recipient=address, idempotency_key=key, text=TEST_PREFIX + rendered.text,
-                           sender=rt.config.sender.sms_from, meta=meta)
+                           sender=sender.sms_from, meta=meta)
 
 
 def _email(rt: Runtime, rendered: RenderedMessage, address: str, key: str, msg_id: str, unsubscribe_url: str,
@@ -204,3 +209,12 @@ def _email(rt: Runtime, rendered: RenderedMessage, address: str, key: str, msg_i
         return_path=envelope_sender(rt.config.email.return_path, msg_id),
         headers=list_unsubscribe_headers(rt, unsubscribe_url), meta=meta,
     )
+
+
+def _sender_for(rt: Runtime, channel: Channel, address: str) -> SenderConfig:
+    """The sender as this recipient sees it: for an SMS, the number and STOP number of the
+    recipient's country (``sender.sms_countries``; never a national short code abroad)."""
+    if channel is not Channel.SMS:
+        return rt.config.sender
+    sms_from, stop_number = sms_sender_for(rt.config, address)
+    return replace(rt.config.sender, sms_from=sms_from, stop_number=stop_number)

@@ -146,6 +146,7 @@ SEND_FACTS = (
         col(OutboxMessage.first_attempt_at), col(OutboxMessage.message_id),
         col(Contact.email), col(Contact.phone), col(Contact.first_name), col(Contact.locale),
         col(Contact.timezone), col(Contact.erased_at),
+        col(Contact.attributes)["region"].as_string().label("region"),  # holiday region (docs/sms.md)
         col(Enrolment.state).label("request_state"),
         col(Enrolment.deadline_at).label("enrolment_deadline_at"),
         col(Campaign.state).label("campaign_state"),

@@ -1,10 +1,10 @@
 """The re-check before a send [R3, R7, O3], one *group* of claimed rows at a time, in the
 transaction of the group's mark: row still ours, campaign running (a campaign paused since the claim
 gives its rows back untouched), request still pending, address present and not suppressed for the
-channel, deadline not passed, inside the send window (else deferred to its opening). The rows that
-pass are marked (``send_started_at``, the deterministic Message-ID) and returned with what their
-message is built from. The decisions are the domain's (``skip_reason``, ``SendWindow``); the
-statements are ``outbox``'s.
+channel, deadline not passed, inside the send window of the recipient's zone and holiday region
+(else deferred to its opening). The rows that pass are marked (``send_started_at``, the
+deterministic Message-ID) and returned with what their message is built from. The decisions are
+the domain's (``skip_reason``, ``SendWindow``, ``place_of``); the statements are ``outbox``'s.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, as_utc
 from orchestrator.domain.eligibility import SendFacts, skip_reason
 from orchestrator.domain.model import CampaignState, Channel, DeliveryState
+from orchestrator.domain.places import place_of
 from orchestrator.domain.windows import SendWindow
 from orchestrator.rendering.checks import BUILD_FAILURE, describe_error
 from orchestrator.rendering.template_store import load_pinned
@@ -154,9 +155,13 @@ class GroupChecker:
                 out.skipped[reason.value] += 1
                 out.done.append(row_id)
                 continue
-            tz = facts_row.timezone or rt.config.windows.default_timezone
             window = self.windows[channel]
-            opening = window.next_opening(now, tz)
+            # the recipient's zone and holiday region: the timezone column, else the phone number's
+            # (+590 → America/Guadeloupe), else the default; the region from the number or `region`
+            place = place_of(facts_row.phone, facts_row.timezone, facts_row.region,
+                             rt.config.windows.default_timezone, window.holiday_country)
+            tz = place.zone
+            opening = window.next_opening(now, tz, place.holiday_region)
             if opening > now:
                 writes.defers.append({"row_id": row_id, "due_at": opening})
                 out.deferred += 1

@@ -1,7 +1,10 @@
 """Send windows in the recipient's time zone [R9].
 
-SMS default: 08:00–21:30, Monday–Saturday, never on French public holidays. A stricter preset
-(weekdays 08:00–20:00) ships too. A message due outside the window waits for the next opening.
+SMS default: 08:00–21:30, Monday–Saturday, never on French public holidays — with the recipient's
+regional ones (``region``: a subdivision of the ``holidays`` package, see
+:mod:`orchestrator.domain.places`: Alsace-Moselle's Good Friday and 26 December, each overseas
+department's abolition-of-slavery day). A stricter preset (weekdays 08:00–20:00) ships too. A message
+due outside the window waits for the next opening.
 
 >>> from datetime import datetime, timezone
 >>> w = SendWindow.preset("default")
@@ -47,21 +50,31 @@ class SendWindow:
             raise ValueError(f"days must be names like mon, tue, …, sun; got {days!r}") from None
         return cls(time.fromisoformat(start), time.fromisoformat(end), weekdays, holiday_country or None)
 
-    def is_open(self, moment: datetime, tz: str) -> bool:
+    def is_open(self, moment: datetime, tz: str, region: str | None = None) -> bool:
         local = moment.astimezone(zone(tz))
-        return self._open_day(local.date()) and self.start <= local.time() < self.end
+        return self._open_day(local.date(), region) and self.start <= local.time() < self.end
 
-    def next_opening(self, moment: datetime, tz: str) -> datetime:
-        """``moment`` itself if open, else the next time the window opens (UTC)."""
-        if self.is_open(moment, tz):
+    def next_opening(self, moment: datetime, tz: str, region: str | None = None) -> datetime:
+        """``moment`` itself if open, else the next time the window opens (UTC). ``region``: the
+        holiday subdivision of the recipient (None: national holidays only).
+
+        >>> from datetime import timezone
+        >>> w = SendWindow.preset("default")
+        >>> good_friday = datetime(2027, 3, 26, 9, 0, tzinfo=timezone.utc)
+        >>> w.next_opening(good_friday, "Europe/Paris") == good_friday
+        True
+        >>> w.next_opening(good_friday, "Europe/Paris", "57").isoformat()
+        '2027-03-27T07:00:00+00:00'
+        """
+        if self.is_open(moment, tz, region):
             return moment
         local = moment.astimezone(zone(tz))
         day = local.date()
-        if local.time() < self.start and self._open_day(day):
+        if local.time() < self.start and self._open_day(day, region):
             return _at(day, self.start, tz)
         for _ in range(400):
             day += timedelta(days=1)
-            if self._open_day(day):
+            if self._open_day(day, region):
                 return _at(day, self.start, tz)
         raise ValueError("send window never opens")
 
@@ -70,15 +83,15 @@ class SendWindow:
         local = moment.astimezone(zone(tz))
         return _at(local.date(), self.end, tz)
 
-    def _open_day(self, day: date) -> bool:
+    def _open_day(self, day: date, region: str | None = None) -> bool:
         if day.weekday() not in self.weekdays:
             return False
-        return not (self.holiday_country and day in _holidays(self.holiday_country, day.year))
+        return not (self.holiday_country and day in _holidays(self.holiday_country, day.year, region))
 
 
-@lru_cache(maxsize=64)
-def _holidays(country: str, year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays(country, years=year)
+@lru_cache(maxsize=256)
+def _holidays(country: str, year: int, region: str | None = None) -> holidays.HolidayBase:
+    return holidays.country_holidays(country, subdiv=region, years=year)
 
 
 @lru_cache(maxsize=512)

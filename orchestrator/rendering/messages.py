@@ -144,6 +144,19 @@ class MessageRenderer:
         """The wording version a render records: a stored version is its own."""
         return version if version is not None else _version(self.root, template, locale, self.parts(channel))
 
+    def source_of(self, template: str, channel: Channel, locale: str, version: str | None, part: str) -> str | None:
+        """The source of one part of a wording version (the shipped file when the version is the
+        shipped one, else the stored version), or None when this version is nowhere any more (a
+        shipped wording of an earlier release). For proof: what a person was sent."""
+        try:
+            if version is None or version == self.version(template, channel, locale):
+                path = self.root / template / locale / part
+                return path.read_text(encoding="utf-8") if path.is_file() else None
+        except (OSError, InputError):
+            return None
+        sources = self.fetch(template, locale, version) if self.fetch is not None else None
+        return sources.get(part) if sources else None
+
     def load(self, template: str, locale: str, version: str, channel: Channel,
              sources: Mapping[str, str] | None = None) -> None:
         """Make a stored version renderable: its ``sources`` ({part: text}), or what ``fetch`` gives.

@@ -401,3 +401,12 @@ class WebhookDelivery(SQLModel, table=True):
     delivered_at: datetime | None = None
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class SmsInboundSeen(SQLModel, table=True):
+    """Inbound SMS already applied, by Twilio MessageSid: a webhook delivered twice changes nothing
+    the second time (no second event, no second reply)."""
+
+    __tablename__ = "sms_inbound_seen"
+    message_sid: str = Field(primary_key=True)
+    received_at: datetime

@@ -4,6 +4,7 @@ the requests it was asked; the sweep keeps a channel granted after the request."
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -54,8 +55,13 @@ def proof_of(rt: Runtime, event: ConsentEvent) -> dict[str, object]:
     return document
 
 
-def inbound(client: TestClient, body: str, sid: str = "SMin1", sender: str = PHONE) -> str:
-    resp = post(client, "/twilio/inbound", {"From": sender, "To": "+33700000000", "Body": body, "MessageSid": sid})
+_SIDS = itertools.count(1)
+
+
+def inbound(client: TestClient, body: str, sid: str = "", sender: str = PHONE) -> str:
+    """Post one signed inbound SMS (each with a MessageSid of its own unless ``sid`` is given)."""
+    params = {"From": sender, "To": "+33700000000", "Body": body, "MessageSid": sid or f"SMin{next(_SIDS)}"}
+    resp = post(client, "/twilio/inbound", params)
     assert resp.status_code == 200  # type: ignore[attr-defined]
     return str(resp.text)  # type: ignore[attr-defined]
 
@@ -76,7 +82,8 @@ def test_a_yes_confirms_the_sms_request_with_its_proof_and_the_sweep_leaves_it(
     answered = document["answered"]
     assert isinstance(answered, dict)
     assert (answered["provider_id"], answered["template"], answered["locale"]) == (out_sid, "reconsent", "fr")
-    assert answered["template_version"]  # the wording of the SMS they answered
+    assert answered["template_version"]  # the wording version of the SMS they answered, and its text
+    assert str(answered["wording"]).startswith("{{ sender.name }} : voulez-vous encore recevoir nos offres ?")
     assert states(sms_rt) == {1: "confirmed"}
 
     clock.advance(timedelta(days=31))
@@ -223,3 +230,32 @@ def test_the_shipped_sms_invite_the_answer_and_fit_one_segment(make_rt: Callable
     for invite in ("Répondez OUI ou NON, ou sur https://", "Répondez OUI, ou https://", "Reply YES or NO, or",
                    "Reply YES to stay, or"):
         assert invite in shown
+
+
+def test_the_proof_holds_the_text_of_an_imported_wording(
+    sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path], tmp_path: Path
+) -> None:
+    from orchestrator.rendering.template_store import import_templates
+    from tests.orchestrator.test_template_store import PROMO, write_templates
+
+    import_templates(sms_rt, write_templates(tmp_path / "wordings", "promo", PROMO))
+    launch(sms_rt, write_csv([person(1)]), steps=[{"day": 0, "channel": "sms", "template": "promo"}])
+    assert run(dispatch_once(sms_rt)).sent == 1
+    inbound(TestClient(create_app(sms_rt)), "OUI")
+    (event,) = events(sms_rt)
+    answered = proof_of(sms_rt, event)["answered"]
+    assert isinstance(answered, dict) and answered["template"] == "promo"
+    assert answered["wording"] == PROMO["fr"]["sms.txt"]
+
+
+def test_the_same_inbound_sms_twice_changes_nothing_the_second_time(
+    sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path]
+) -> None:
+    sent_sms(sms_rt, write_csv, twilio)
+    client = TestClient(create_app(sms_rt))
+    inbound(client, "STOP", sid="SMdup")
+    assert "<Message>" not in inbound(client, "STOP", sid="SMdup")  # Twilio delivered it again
+    assert [e.action for e in events(sms_rt)] == ["withdrawn"]
+    assert "<Message>" in inbound(client, "HELP", sid="SMhelp1")
+    assert "<Message>" not in inbound(client, "HELP", sid="SMhelp1")
+    assert "<Message>" in inbound(client, "HELP", sid="SMhelp2")  # another message: answered

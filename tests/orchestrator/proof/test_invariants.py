@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from email import message_from_bytes
@@ -193,7 +194,7 @@ def build_machine(rt: Runtime, tmp: Path) -> type[RuleBasedStateMachine]:
 
         @rule(n=st.sampled_from(list(PEOPLE)), word=st.sampled_from(["STOP", "arrêt", "START", "Unstop", "HELP", "Oui", "non", "hein ?"]))
         def sms_keyword(self, n: int, word: str) -> None:
-            params = {"From": person(n)["phone"], "To": "+33700000000", "Body": word, "MessageSid": f"SM{n}"}
+            params = {"From": person(n)["phone"], "To": "+33700000000", "Body": word, "MessageSid": f"SM{n}-{uuid.uuid4().hex}"}
             url = rt.url("/twilio/inbound")
             response = client.post("/twilio/inbound", data=params,
                                    headers={"X-Twilio-Signature": validator.compute_signature(url, params)})
