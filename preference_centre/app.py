@@ -75,6 +75,7 @@ def public_routes() -> list[Any]:
         Route("/r/{token}/export", rights_pages.export, methods=["POST"]),
         Route("/r/{token}/erase", rights_pages.erase, methods=["GET", "POST"]),
         Route("/r/{token}/renew", pages.renew, methods=["POST"]),
+        Route("/favicon.ico", pages.favicon, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, exists, literal_column, select, update
+from sqlalchemy import Table, bindparam, exists, func, literal_column, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
@@ -35,7 +35,7 @@ from orchestrator.domain.model import (
 from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 _sms_log = logging.getLogger("reconsent.twilio")
 
@@ -94,6 +94,8 @@ class PageFacts:
     enrolment_state: str | None
     given: dict[str, bool]
     suppressed: dict[str, bool]
+    #: when the link's request expires: the person's own deadline, else the campaign's (None: no request)
+    deadline: datetime | None = None
 
     def current(self) -> dict[str, bool]:
         """Per channel the person has: ticked only for their own, still-current consent [R1]."""
@@ -131,6 +133,7 @@ _CONTACT: Table = Contact.metadata.tables["contact"]
 _ENROLMENT: Table = Enrolment.metadata.tables["enrolment"]
 _EVENT: Table = ConsentEvent.metadata.tables["consent_event"]
 _SUPPRESSION: Table = SuppressionEntry.metadata.tables["suppression"]
+_CAMPAIGN: Table = Campaign.metadata.tables["campaign"]
 
 
 def _newest_marketing_action(channel: Channel) -> Any:
@@ -165,6 +168,10 @@ _PAGE_FACTS = select(
                                      _ENROLMENT.c.campaign_id == bindparam("campaign_id")).scalar_subquery(),
     _newest_marketing_action(Channel.EMAIL), _newest_marketing_action(Channel.SMS),
     _on_suppression_list(Channel.EMAIL, _CONTACT.c.email_key), _on_suppression_list(Channel.SMS, _CONTACT.c.phone_key),
+    select(func.coalesce(_ENROLMENT.c.deadline_at, _CAMPAIGN.c.deadline_at))
+    .select_from(_ENROLMENT.join(_CAMPAIGN, _CAMPAIGN.c.id == _ENROLMENT.c.campaign_id))
+    .where(_ENROLMENT.c.contact_id == _CONTACT.c.id, _ENROLMENT.c.campaign_id == bindparam("campaign_id"))
+    .scalar_subquery(),
 ).where(_CONTACT.c.id == bindparam("contact_id"))
 
 _LIVE_PERSON = select(
@@ -183,6 +190,7 @@ def page_facts(conn: Connection, contact_id: int, campaign_id: int | None) -> Pa
         contact=person, enrolment_state=row[8],
         given={"email": row[9] in ledger.GIVEN, "sms": row[10] in ledger.GIVEN},
         suppressed={"email": bool(row[11]) and bool(person.email_key), "sms": bool(row[12]) and bool(person.phone_key)},
+        deadline=as_utc(row[13]) if row[13] is not None else None,
     )
 
 
