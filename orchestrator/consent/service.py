@@ -164,14 +164,15 @@ def _constant(word: str) -> Any:
 _PAGE_FACTS = select(
     _CONTACT.c.id, _CONTACT.c.email, _CONTACT.c.phone, _CONTACT.c.email_key, _CONTACT.c.phone_key,
     _CONTACT.c.first_name, _CONTACT.c.locale, _CONTACT.c.erased_at,
-    select(_ENROLMENT.c.state).where(_ENROLMENT.c.contact_id == _CONTACT.c.id,
-                                     _ENROLMENT.c.campaign_id == bindparam("campaign_id")).scalar_subquery(),
+    _ENROLMENT.c.state,
     _newest_marketing_action(Channel.EMAIL), _newest_marketing_action(Channel.SMS),
     _on_suppression_list(Channel.EMAIL, _CONTACT.c.email_key), _on_suppression_list(Channel.SMS, _CONTACT.c.phone_key),
-    select(func.coalesce(_ENROLMENT.c.deadline_at, _CAMPAIGN.c.deadline_at))
-    .select_from(_ENROLMENT.join(_CAMPAIGN, _CAMPAIGN.c.id == _ENROLMENT.c.campaign_id))
-    .where(_ENROLMENT.c.contact_id == _CONTACT.c.id, _ENROLMENT.c.campaign_id == bindparam("campaign_id"))
-    .scalar_subquery(),
+    func.coalesce(_ENROLMENT.c.deadline_at, _CAMPAIGN.c.deadline_at),
+).select_from(
+    # the link's request (one per contact and campaign) and its campaign, when there is one
+    _CONTACT.outerjoin(_ENROLMENT, (_ENROLMENT.c.contact_id == _CONTACT.c.id)
+                       & (_ENROLMENT.c.campaign_id == bindparam("campaign_id")))
+    .outerjoin(_CAMPAIGN, _CAMPAIGN.c.id == _ENROLMENT.c.campaign_id)
 ).where(_CONTACT.c.id == bindparam("contact_id"))
 
 _LIVE_PERSON = select(
