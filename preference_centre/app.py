@@ -78,6 +78,7 @@ def public_routes() -> list[Any]:
         Route("/r/{token}/renew", pages.renew, methods=["POST"]),
         Route("/brand.css", brand.brand_css, methods=["GET"]),
         Route("/brand/logo/{digest}", brand.brand_logo, methods=["GET"]),
+        Route("/favicon.ico", pages.favicon, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Table, bindparam, exists, literal_column, select, update
+from sqlalchemy import Table, bindparam, exists, func, literal_column, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -32,7 +32,7 @@ from orchestrator.domain.model import (
 from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 __all__ = ["LIFTABLE", "Answer", "PageFacts", "Person", "apply_answer", "contact_channels", "is_suppressed", "key_of",
            "lift", "live_person", "page_facts", "record_answer", "record_unsubscribe", "suppress", "withdraw"]
@@ -89,6 +89,8 @@ class PageFacts:
     enrolment_state: str | None
     given: dict[str, bool]
     suppressed: dict[str, bool]
+    #: when the link's request expires: the person's own deadline, else the campaign's (None: no request)
+    deadline: datetime | None = None
 
     def current(self) -> dict[str, bool]:
         """Per channel the person has: ticked only for their own, still-current consent [R1]."""
@@ -126,6 +128,7 @@ _CONTACT: Table = Contact.metadata.tables["contact"]
 _ENROLMENT: Table = Enrolment.metadata.tables["enrolment"]
 _EVENT: Table = ConsentEvent.metadata.tables["consent_event"]
 _SUPPRESSION: Table = SuppressionEntry.metadata.tables["suppression"]
+_CAMPAIGN: Table = Campaign.metadata.tables["campaign"]
 
 
 def _newest_marketing_action(channel: Channel) -> Any:
@@ -156,10 +159,15 @@ def _constant(word: str) -> Any:
 _PAGE_FACTS = select(
     _CONTACT.c.id, _CONTACT.c.email, _CONTACT.c.phone, _CONTACT.c.email_key, _CONTACT.c.phone_key,
     _CONTACT.c.first_name, _CONTACT.c.locale, _CONTACT.c.erased_at,
-    select(_ENROLMENT.c.state).where(_ENROLMENT.c.contact_id == _CONTACT.c.id,
-                                     _ENROLMENT.c.campaign_id == bindparam("campaign_id")).scalar_subquery(),
+    _ENROLMENT.c.state,
     _newest_marketing_action(Channel.EMAIL), _newest_marketing_action(Channel.SMS),
     _on_suppression_list(Channel.EMAIL, _CONTACT.c.email_key), _on_suppression_list(Channel.SMS, _CONTACT.c.phone_key),
+    func.coalesce(_ENROLMENT.c.deadline_at, _CAMPAIGN.c.deadline_at),
+).select_from(
+    # the link's request (one per contact and campaign) and its campaign, when there is one
+    _CONTACT.outerjoin(_ENROLMENT, (_ENROLMENT.c.contact_id == _CONTACT.c.id)
+                       & (_ENROLMENT.c.campaign_id == bindparam("campaign_id")))
+    .outerjoin(_CAMPAIGN, _CAMPAIGN.c.id == _ENROLMENT.c.campaign_id)
 ).where(_CONTACT.c.id == bindparam("contact_id"))
 
 _LIVE_PERSON = select(
@@ -178,6 +186,7 @@ def page_facts(conn: Connection, contact_id: int, campaign_id: int | None) -> Pa
         contact=person, enrolment_state=row[8],
         given={"email": row[9] in ledger.GIVEN, "sms": row[10] in ledger.GIVEN},
         suppressed={"email": bool(row[11]) and bool(person.email_key), "sms": bool(row[12]) and bool(person.phone_key)},
+        deadline=as_utc(row[13]) if row[13] is not None else None,
     )
 
 

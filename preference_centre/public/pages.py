@@ -12,7 +12,7 @@ from babel.dates import format_date
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.types import Scope
 
 from orchestrator.consent.ledger import Proof
@@ -204,9 +204,12 @@ def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFa
                      accept=request.headers.get("accept-language"))
     # Nothing is pre-ticked [R1]: a box is ticked only when the ledger shows this person's own
     # explicit, still-current consent on that channel (e.g. coming back to change an answer).
+    # Before an answer the page says by when (as the email does); after one, or once the campaign is
+    # over, it no longer warns about a deadline.
+    deadline = long_date(facts.deadline.date(), lang) if facts.deadline is not None else None
     return render_page(
         request, "preference.html", lang=lang, channels=[c.value for c in contact_channels(contact)],
-        current=facts.current(), enrolment_state=facts.enrolment_state,
+        current=facts.current(), enrolment_state=facts.enrolment_state, deadline=deadline,
         personal={"action": "/p/" + token,  # also from /s/{code}: answers always go to /p/{token}
                   "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                   "first_name": contact.first_name, "rights_url": "/r/" + rt.links.dumps("rights", claims)},
@@ -401,6 +404,13 @@ async def short_link(request: Request) -> Response:
     except NotFoundError:
         return render_page(request, "error.html", status_code=404, lang=None, message_key="not_found")
     return _preference(request, rt, claims, facts, token)
+
+
+async def favicon(request: Request) -> Response:
+    """GET /favicon.ico: the icon browsers ask for on every site (a 404 in every log before); shipped
+    in the package's static files, cacheable for a day like them."""
+    return FileResponse(STATIC_DIR / "favicon.ico", media_type="image/x-icon",
+                        headers={"cache-control": "public, max-age=86400"})
 
 
 async def not_found(request: Request, exc: Exception) -> Response:

@@ -66,9 +66,12 @@ def reference_record_answer(rt: Runtime, contact_id: int, campaign_id: int | Non
                     SuppressionEntry.key == key, SuppressionEntry.channel == channel.value,  # type: ignore[arg-type]
                     SuppressionEntry.reason.in_(LIFTABLE)))  # type: ignore[attr-defined]
             else:
+                # issue 14 §7: a channel left unticked next to one confirmed is "not granted"
                 ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.MARKETING,
-                              action=ConsentAction.DECLINED, at=now, proof=proof)
-                suppress(session, key, channel, SuppressionReason.UNSUBSCRIBED, proof.source, now)
+                              action=ConsentAction.NOT_GRANTED if confirms else ConsentAction.DECLINED,
+                              at=now, proof=proof)
+                suppress(session, key, channel,
+                         SuppressionReason.NOT_GRANTED if confirms else SuppressionReason.UNSUBSCRIBED, proof.source, now)
             if answer.partners:
                 ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.PARTNERS,
                               action=ConsentAction.GRANTED, at=now, proof=proof)

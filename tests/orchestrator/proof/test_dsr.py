@@ -51,7 +51,7 @@ def test_export_has_profile_events_with_proof_messages_and_enrolments(rt: Runtim
     assert p["enrolments"] == [{"campaign_id": campaign_id, "state": "confirmed",
                                 "enrolled_at": "2026-11-25T09:00:00+00:00", "answered_at": "2026-11-25T09:00:00+00:00"}]
     assert {"channel": "email", "purpose": "marketing", "state": "given"} in p["current_consent"]
-    assert p["suppression"] == [{"channel": "sms", "reason": "unsubscribed", "source": "preference_centre",
+    assert p["suppression"] == [{"channel": "sms", "reason": "not_granted", "source": "preference_centre",
                                  "created_at": "2026-11-25T09:00:00+00:00"}]
     [request] = data["requests"]
     assert (request["kind"], request["state"], request["handled_by"]) == ("access", "done", "dpo@example.org")
