@@ -32,8 +32,10 @@ died between steps 2 and 3. A channel that can ask its provider (``SentLookup``:
 list) is asked first, and a message found is recorded, not sent (``reconsent_unknown_outcome_found``);
 otherwise it is sent again (no message is ever lost) and counted
 (``reconsent_unknown_outcome_resends``) — a duplicate only if the provider accepted it before the
-crash (email: the same Message-ID, which receiving systems de-duplicate on). **The duplicate window**: a message holds a slot of the recorder's window from just
-before it is handed to the channel until its "sent" is committed, and the window has
+crash (email: the same Message-ID, which receiving systems de-duplicate on).
+
+**The duplicate window**: a message holds a slot of the recorder's window from just before it is
+handed to the channel until its "sent" is committed, and the window has
 ``dispatch.concurrency + dispatch.group_size`` slots; so a crash duplicates at most that many
 messages (8 + 32 by default). In practice it is the results waiting for the flush in progress (a
 result lingers at most ``RECORD_LINGER_SECONDS`` for others to share its commit): the SIGKILL test
