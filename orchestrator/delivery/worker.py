@@ -28,10 +28,14 @@ Exactly-once as far as a protocol without idempotency keys allows:
    forgotten because the database was busy).
 
 A row found ``sending`` with an expired lease *and* the mark set has an unknown outcome: its worker
-died between steps 2 and 3. It is sent again (no message is ever lost) and counted
-(``reconsent_unknown_outcome_resends``); it is a duplicate only if the provider accepted it before
-the crash. **The duplicate window**: a message holds a slot of the recorder's window from just
-before it is handed to the channel until its "sent" is committed, and the window has
+died between steps 2 and 3. A channel that can ask its provider (``SentLookup``: Twilio's message
+list) is asked first, and a message found is recorded, not sent (``reconsent_unknown_outcome_found``);
+otherwise it is sent again (no message is ever lost) and counted
+(``reconsent_unknown_outcome_resends``) — a duplicate only if the provider accepted it before the
+crash (email: the same Message-ID, which receiving systems de-duplicate on).
+
+**The duplicate window**: a message holds a slot of the recorder's window from just before it is
+handed to the channel until its "sent" is committed, and the window has
 ``dispatch.concurrency + dispatch.group_size`` slots; so a crash duplicates at most that many
 messages (8 + 32 by default). In practice it is the results waiting for the flush in progress (a
 result lingers at most ``RECORD_LINGER_SECONDS`` for others to share its commit): the SIGKILL test
@@ -67,7 +71,7 @@ from prometheus_client import Histogram
 from sqlalchemy.engine import Engine
 
 from orchestrator.delivery import outbox
-from orchestrator.delivery.channels import MessageChannel, build_channels
+from orchestrator.delivery.channels import MessageChannel, SentLookup, build_channels
 from orchestrator.delivery.claimants import BEAT_SECONDS, CHECK_SECONDS, Registration, take_over_dead
 from orchestrator.delivery.claims import Claim, DispatchReport, Sent
 from orchestrator.delivery.messages import (
@@ -81,8 +85,8 @@ from orchestrator.delivery.recorder import Recorder, ResultWriter
 from orchestrator.delivery.retry import RetryPolicy
 from orchestrator.delivery.webhooks import WebhookSender
 from orchestrator.domain.campaign import CampaignPlan
-from orchestrator.domain.clock import Clock, SystemClock
-from orchestrator.domain.message import OutboundMessage
+from orchestrator.domain.clock import Clock, SystemClock, as_utc
+from orchestrator.domain.message import OutboundMessage, SendResult
 from orchestrator.domain.model import Channel, DeliveryState
 from orchestrator.domain.windows import SendWindow
 from orchestrator.errors import PermanentSendError, TransientSendError
@@ -316,16 +320,13 @@ class Dispatcher:
                 in_flight.release()  # marked, never handed over: the claim's release undoes the mark
                 raise
             claim.started.add(row_id)
-            if ready.unknown:
-                metrics.UNKNOWN_OUTCOME_RESENDS.inc()
-                log.warning("outbox row %s was handed to the provider by a worker that died before recording "
-                            "the result; sending it again (Message-ID unchanged)", row_id)
             channel = message.channel
             started = time.perf_counter()
             loop = asyncio.get_running_loop()
             try:
                 try:
-                    result = await self.channels[channel].send(message)
+                    found = await self._already_sent(ready, message) if ready.unknown else None
+                    result = found or await self.channels[channel].send(message)
                 finally:
                     in_flight.release()
             except TransientSendError as exc:
@@ -338,9 +339,10 @@ class Dispatcher:
                 await loop.run_in_executor(self._record_pool, self._record_permanent, row_id, claim.claim_id,
                                            exc, report)
                 return
-            latency, sends = _sent_metrics(channel)
-            latency.observe(time.perf_counter() - started)
-            sends.inc()
+            if found is None:
+                latency, sends = _sent_metrics(channel)
+                latency.observe(time.perf_counter() - started)
+                sends.inc()
             values: dict[str, Any] = {
                 "row_id": row_id, "template_version": message.meta.get("template_version"),
                 "locale": message.meta.get("locale"), "provider_status": result.status,
@@ -353,6 +355,25 @@ class Dispatcher:
                 recorder.end(claim)
             if progress:
                 progress(1)
+
+    async def _already_sent(self, ready: Ready, message: OutboundMessage) -> SendResult | None:
+        """A row handed to the provider by a worker that died before recording the result: what the
+        provider says it accepted (a channel that can look it up: SMS), else None — then it is sent
+        again (email: with the same Message-ID, which the receiving side de-duplicates)."""
+        adapter = self.channels[message.channel]
+        marked_at = ready.before[0]
+        found = None
+        if isinstance(adapter, SentLookup) and marked_at is not None:
+            found = await adapter.find_sent(message, as_utc(marked_at))
+        if found is not None:
+            metrics.UNKNOWN_OUTCOME_FOUND.inc()
+            log.warning("outbox row %s was handed to the provider by a worker that died before recording the "
+                        "result; the provider has it (%s): recorded, not sent again", ready.row_id, found.provider_id)
+        else:
+            metrics.UNKNOWN_OUTCOME_RESENDS.inc()
+            log.warning("outbox row %s was handed to the provider by a worker that died before recording the "
+                        "result; sending it again (Message-ID unchanged)", ready.row_id)
+        return found
 
     async def process(self, claim_id: str, row_id: int, report: DispatchReport, *, claim: Claim | None = None) -> None:
         """One row of a claim through the same pipeline (a group of one), its result committed on return."""

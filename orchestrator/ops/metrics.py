@@ -42,6 +42,10 @@ UNKNOWN_OUTCOME_RESENDS = Counter(
     "reconsent_unknown_outcome_resends",
     "Rows found handed to the provider by a worker that died before recording the result; sent again",
     registry=REGISTRY)
+UNKNOWN_OUTCOME_FOUND = Counter(
+    "reconsent_unknown_outcome_found",
+    "Rows of unknown outcome the provider said it had accepted (SMS looked up at Twilio): recorded, not re-sent",
+    registry=REGISTRY)
 TAKEOVERS = Counter("reconsent_claims_taken_over", "Rows whose lease had expired, claimed from another worker",
                     registry=REGISTRY)
 DB_RETRIES = Counter("reconsent_db_retries", "Database transactions retried after a transient error",

@@ -28,6 +28,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.models import OutboxMessage
 from tests.service.procs import Proc, SmtpLogServer, reconsent, wait_until, write_config
 from tests.support.factories import plan
+from tests.support.twilio_standin import TwilioStandIn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 EMAIL_ONLY = [{"day": 0, "channel": "email", "template": "reconsent"}]
@@ -221,6 +222,77 @@ def test_a_killed_dispatchers_claims_are_taken_over_in_seconds_not_after_the_lea
     report(capsys, f"takeover, {rt.engine.dialect.name}: dispatcher killed holding {held} rows (lease 300 s); "
                    f"taken over {seen_dead:.1f}s after the successor started, all sent {took:.1f}s after the kill "
                    f"(start-up included), duplicates {duplicates}")
+
+
+def test_sigkill_during_sms_sends_looks_up_unknown_outcomes_at_twilio_instead_of_resending(
+    make_rt: Callable[..., Runtime], twilio: TwilioStandIn, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SMS through the real twilio client to the stand-in, dispatchers killed at random moments: a row
+    whose worker died between handing it to Twilio and recording it is looked up in Twilio's message
+    list (To, body, date) and recorded with the SID found — not sent twice [issue 14 §6]."""
+    total, kills, n_workers = 600, 10, 2
+    rt = make_rt()
+    now = rt.clock.now()
+    from sqlalchemy import insert
+
+    from orchestrator.store.models import Contact
+
+    phones = [f"+3361{i:07d}" for i in range(1, total + 1)]
+    with Session(rt.engine) as s:
+        s.execute(insert(Contact), [
+            {"external_id": f"S-{i}", "kind": "customer", "phone": phone, "phone_key": str(rt.key_for(phone)),
+             "first_name": f"P{i}", "locale": "fr", "timezone": "Europe/Paris",
+             "last_activity_at": now.date() - timedelta(days=800), "b2b": False, "attributes": {},
+             "created_at": now, "updated_at": now} for i, phone in enumerate(phones, 1)])
+        s.commit()
+    campaign_id = create_campaign(rt, plan(steps=[{"day": 0, "channel": "sms", "template": "reconsent"}]))
+    assert launch_campaign(rt, campaign_id) == total
+    config = write_config(tmp_path / "reconsent.toml", {
+        "database": {"url": rt.config.database_url},
+        "public": {"base_url": rt.config.public.base_url},
+        "sms": {"transport": "twilio", "account_sid": twilio.account_sid, "auth_token": twilio.auth_token,
+                "api_base_url": twilio.base_url, "segments_per_second": 1000.0},
+        "windows": {"sms": "always"},
+        "dispatch": {"batch_size": 25, "concurrency": 8, "lease_seconds": 300, "poll_seconds": 0.2},
+        "logging": {"format": "json"},
+    })
+    rng = random.Random()
+    logs = iter(tmp_path / f"dispatch-{n}.log" for n in range(1000))
+    workers = [reconsent(config, "dispatch", log=next(logs)) for _ in range(n_workers)]
+    every = list(workers)
+    killed = 0
+    try:
+        for k in range(kills):
+            threshold = (k + 1) * total // (kills + 3)
+            wait_until(lambda: len(twilio.created) >= threshold, 600, f"{threshold} messages at Twilio")
+            time.sleep(rng.uniform(0, 0.1))
+            victim = rng.randrange(n_workers)
+            workers[victim].kill()
+            killed += 1
+            workers[victim] = reconsent(config, "dispatch", log=next(logs))
+            every.append(workers[victim])
+        wait_until(lambda: unsent(rt) == 0, 600, "every SMS to be recorded as sent", interval=0.5)
+        for w in workers:
+            w.wait_for("polling", timeout=120)
+        codes = [w.terminate(60) for w in workers]
+    finally:
+        for w in every:
+            w.close()
+    assert codes == [0] * n_workers
+    received = Counter(m["To"] for m in twilio.created)
+    lost = set(phones) - set(received)
+    duplicates = sum(c - 1 for c in received.values())
+    text = "".join(w.text() for w in every)
+    found, resent = text.count("the provider has it"), text.count("sending it again")
+    report(capsys, f"SMS crash test, {rt.engine.dialect.name}: {total} SMS, {killed} SIGKILLs, lost {len(lost)}, "
+                   f"duplicates {duplicates}; unknown-outcome rows found at Twilio and recorded {found}, "
+                   f"sent again (not at Twilio) {resent}")
+    assert not lost
+    with Session(rt.engine) as s:
+        sids = set(s.execute(select(OutboxMessage.provider_id)).scalars())
+    assert len(sids) == total and sids <= {m["sid"] for m in twilio.created}  # each row: a SID Twilio gave
+    assert duplicates == 0, f"{duplicates} SMS sent twice"
+    assert any(method == "GET" for method, _ in twilio.requests) == bool(found + resent)
 
 
 def test_sigterm_finishes_sends_in_flight_releases_claims_and_exits_0(

@@ -5,7 +5,8 @@ The file sinks of the embedded default are ordinary adapters, not an ``if demo:`
 
 from __future__ import annotations
 
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from orchestrator.config import Config
 from orchestrator.domain.message import OutboundMessage, SendResult
@@ -20,6 +21,19 @@ class MessageChannel(Protocol):
         ...
 
     async def close(self) -> None:
+        ...
+
+
+@runtime_checkable
+class SentLookup(Protocol):
+    """A channel whose provider can say whether a message was already accepted (Twilio's message
+    list). Asked before re-sending a row whose outcome is unknown (its worker died between handing it
+    over and recording the result): a message found is recorded, not sent twice. Email has no such
+    look-up: it is re-sent with the same Message-ID (docs/deliverability.md, de-duplication)."""
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """The provider's record of ``message`` accepted since ``since``, or None (not found, or the
+        provider could not be asked: the caller then sends — a possible duplicate, never a loss)."""
         ...
 
 

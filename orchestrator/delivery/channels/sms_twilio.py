@@ -12,6 +12,9 @@ it again while the contact's email stays usable; 429/20429 and 5xx are transient
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -24,7 +27,12 @@ from orchestrator.domain.model import Channel, SuppressionReason
 from orchestrator.domain.segments import count_segments
 from orchestrator.errors import PermanentSendError, TransientSendError
 
+log = logging.getLogger("reconsent.dispatch")
 OPTED_OUT = 21610
+#: messages to one number read when looking up an unknown outcome (newest first)
+LOOKUP_LIMIT = 20
+#: how much earlier than the row's mark Twilio's clock may date the message
+LOOKUP_MARGIN = timedelta(minutes=10)
 INVALID_NUMBERS = {21211, 21614, 21408, 21612}
 RATE_LIMITED = {20429, 14107}
 
@@ -105,6 +113,34 @@ class TwilioChannel:
         except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
             raise TransientSendError(f"Twilio unreachable: {type(exc).__name__}") from None
         return SendResult(provider_id=str(created.sid), status=str(created.status or "queued"))
+
+    async def find_sent(self, message: OutboundMessage, since: datetime) -> SendResult | None:
+        """The message Twilio already accepted for this row, if any: the last :data:`LOOKUP_LIMIT`
+        messages to the same number (``To``, and ``From`` without a messaging service; newest first),
+        matched on the exact body (it holds the row's own short link) and a creation date after
+        ``since`` less :data:`LOOKUP_MARGIN` (clock skew). The date is compared here rather than with
+        Twilio's ``DateSent`` filter: a message still queued when its worker died has no sent date yet,
+        and is exactly the one to find. None when nothing matches or Twilio cannot be asked (logged;
+        the caller sends)."""
+        client = self._get_client()
+        kwargs: dict[str, object] = {"to": message.recipient, "limit": LOOKUP_LIMIT}
+        if not self.config.messaging_service_sid:
+            kwargs["from_"] = message.sender or self.sms_from
+        try:
+            listed = await client.messages.list_async(**kwargs)
+        except (TimeoutError, TwilioException, aiohttp.ClientError, OSError) as exc:
+            log.warning("could not look a message up at Twilio (%s); sending it", type(exc).__name__)
+            return None
+        body = message.text.strip()
+        for found in listed:
+            created = found.date_created
+            if (found.body or "").strip() != body or (created is not None and created < since - LOOKUP_MARGIN):
+                continue
+            if self.config.messaging_service_sid and found.messaging_service_sid not in (
+                    None, self.config.messaging_service_sid):
+                continue
+            return SendResult(provider_id=str(found.sid), status=str(found.status or "queued"))
+        return None
 
     async def close(self) -> None:
         if self._client is not None:
