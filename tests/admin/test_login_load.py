@@ -67,12 +67,15 @@ def test_wrong_sign_ins_do_not_stall_healthz_or_one_click(make_rt: Callable[...,
         headers = {**form, "cookie": f"reconsent_admin_pre={cookie.group(1)}"}
         assert _request(base + "/healthz")[0] == 200  # warm (templates compiled, connections open)
         assert _request(f"{base}/u/{token}", data=one_click, headers=form)[0] == 200
+        # this machine's own latency without the burst (a busy CI runner adds its own): the budget is on top
+        quiet = max(max(_request(base + "/healthz")[2], _request(f"{base}/u/{token}", data=one_click,
+                                                                  headers=form)[2]) for _ in range(5))
         done = threading.Event()
         with ThreadPoolExecutor(BURST) as pool:
             attempts = [pool.submit(_request, base + "/admin/login", data=sign_in, headers=headers)
                         for _ in range(BURST)]
             pool.submit(lambda: ([a.result() for a in attempts], done.set()))
-            time.sleep(0.3)  # the burst is queued and being checked
+            time.sleep(1.0)  # the 20 requests are read and queued for their checks
             probes: list[tuple[str, int, float]] = []
             while not done.is_set():
                 status, _, took = _request(base + "/healthz")
@@ -83,8 +86,8 @@ def test_wrong_sign_ins_do_not_stall_healthz_or_one_click(make_rt: Callable[...,
     assert [r[0] for r in results] == [401] * BURST  # every attempt was checked and refused
     assert len(probes) >= 4, "the burst ended before it could be measured"
     assert {(name, status) for name, status, _ in probes} == {("healthz", 200), ("one-click", 200)}
-    slow = [(name, round(took, 3)) for name, _, took in probes if took > BUDGET]
-    assert not slow, f"answers slower than {BUDGET}s during {BURST} sign-ins: {slow}"
+    slow = [(name, round(took, 3)) for name, _, took in probes if took > BUDGET + quiet]
+    assert not slow, f"answers slower than {BUDGET}s (+{quiet:.3f}s without the burst) during {BURST} sign-ins: {slow}"
 
 
 def test_head_of_the_sign_in_page_is_not_an_attempt(make_rt: Callable[..., Runtime]) -> None:
