@@ -103,3 +103,31 @@ def test_head_of_the_sign_in_page_is_not_an_attempt(make_rt: Callable[..., Runti
     assert resp.status_code == 303  # the HEADs used none of the two attempts a minute
     with Session(rt.engine) as s:
         assert [a.outcome for a in s.exec(select(AdminAudit).where(AdminAudit.action == "login"))] == ["ok"]
+
+
+def test_the_password_pool_is_bounded(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond its workers and its queue, a sign-in is refused at once (429 in the console), not queued."""
+    import asyncio
+
+    from orchestrator.accounts import service as auth
+
+    release = threading.Event()
+
+    def slow_sign_in(*_: object, **__: object) -> int:
+        release.wait(10)
+        return 1
+
+    monkeypatch.setattr(auth, "sign_in", slow_sign_in)
+    checks = auth.PasswordChecks(workers=1, queue=1)
+
+    async def burst() -> list[object]:
+        tasks = [asyncio.ensure_future(checks.sign_in(rt, "a@shop.example", "x", ip="1.2.3.4")) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        release.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        results = asyncio.run(burst())
+    finally:
+        checks.close()
+    assert results[:2] == [1, 1] and isinstance(results[2], auth.SignInBusy)
