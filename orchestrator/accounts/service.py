@@ -15,7 +15,7 @@ import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -122,7 +122,7 @@ def block_minutes(lockout_minutes: int, blocks: int) -> int:
     return lockout_minutes << min(blocks - 1, 6)
 
 
-def authenticate(rt: Runtime, email: str, password: str, *, ip: str = "?") -> int:
+def authenticate(rt: Runtime, email: str, password: str, *, ip: str = "?", code: str = "") -> int:
     """The user id for a correct email/password of an enabled account, tried from an address that is
     not blocked for it; else SignInRefused. Blocking the operator's database (and the argon2 check)
     for tens of milliseconds, it runs off the event loop in the web server (:class:`PasswordChecks`).
@@ -145,26 +145,56 @@ def authenticate(rt: Runtime, email: str, password: str, *, ip: str = "?") -> in
     if not _verify(user.password_hash, password):
         _count_failure(rt, user.id, ip)
         raise SignInRefused("wrong password")
-    with session_scope(rt.engine) as session:
+    wrong_code = False
+    with session_scope(rt.engine) as session:  # the code and the success: one transaction
         row = session.get(AdminUser, user.id)
         if row is None:
             raise SignInRefused("unknown user")
-        if _hasher.check_needs_rehash(row.password_hash):
-            row.password_hash = _hasher.hash(password)
-        row.failed_logins = 0
-        row.locked_until = None
-        row.last_login_at = now
-        session.add(row)
-        session.execute(delete(AdminLoginBlock).where(col(AdminLoginBlock.user_id) == user.id,
-                                                      col(AdminLoginBlock.ip) == ip))
+        step = totp_step(row.totp_secret, code, now, after=row.totp_last_step) if row.totp_secret else None
+        if row.totp_secret and step is None:
+            wrong_code = True
+        else:
+            if _hasher.check_needs_rehash(row.password_hash):
+                row.password_hash = _hasher.hash(password)
+            row.totp_last_step = step if step is not None else row.totp_last_step
+            row.failed_logins = 0
+            row.locked_until = None
+            row.last_login_at = now
+            session.add(row)
+            session.execute(delete(AdminLoginBlock).where(col(AdminLoginBlock.user_id) == user.id,
+                                                          col(AdminLoginBlock.ip) == ip))
+    if wrong_code:
+        _count_failure(rt, user.id, ip)
+        raise SignInRefused("wrong code")
     return int(user.id)
 
 
-def sign_in(rt: Runtime, email: str, password: str, *, ip: str) -> int:
+def totp_step(secret: str, code: str, now: datetime, *, after: int | None = None) -> int | None:
+    """The 30-second step ``code`` belongs to (now, or one step either side for clock drift), if it is
+    later than ``after`` (a code is good once); else None.
+
+    >>> import pyotp; from datetime import UTC; t = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> key = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    >>> code = pyotp.TOTP(key).at(t); step = totp_step(key, code, t); step == int(t.timestamp()) // 30
+    True
+    >>> totp_step(key, code, t, after=step), totp_step(key, "000000", t)
+    (None, None)
+    """
+    import pyotp
+
+    totp, code = pyotp.TOTP(secret), code.strip().replace(" ", "")
+    base = int(now.timestamp()) // 30
+    for step in (base, base - 1, base + 1):
+        if (after is None or step > after) and totp.verify(code, for_time=step * 30):
+            return step
+    return None
+
+
+def sign_in(rt: Runtime, email: str, password: str, *, ip: str, code: str = "") -> int:
     """:func:`authenticate`, with its audit entry (``login``: ok, or ``refused:<reason>``)."""
     login = normalise_login(email)[:200]
     try:
-        user_id = authenticate(rt, email, password, ip=ip)
+        user_id = authenticate(rt, email, password, ip=ip, code=code)
     except SignInRefused as exc:
         record_action(rt, None, "login", outcome=f"refused:{exc}", ip=ip, login=login)
         raise
@@ -211,13 +241,13 @@ class PasswordChecks:
         self._limit = workers + queue
         self._pending = 0
 
-    async def sign_in(self, rt: Runtime, email: str, password: str, *, ip: str) -> int:
+    async def sign_in(self, rt: Runtime, email: str, password: str, *, ip: str, code: str = "") -> int:
         """:func:`sign_in` in the pool (its database work with it: short, but not the loop's either)."""
         if self._pending >= self._limit:
             raise SignInBusy()
         self._pending += 1
         try:
-            job = functools.partial(sign_in, rt, email, password, ip=ip)
+            job = functools.partial(sign_in, rt, email, password, ip=ip, code=code)
             return await asyncio.get_running_loop().run_in_executor(self._pool, job)
         finally:
             self._pending -= 1

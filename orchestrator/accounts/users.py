@@ -186,3 +186,23 @@ def logout_all(rt: Runtime, ref: AccountRef, *, by: Operator | None = None, ip: 
         ended = _end_sessions(session, user.id)
         _audit(session, rt, by, "users.logout-all", user, ip, sessions_ended=ended)
         return ended
+
+
+def set_second_factor(rt: Runtime, ref: AccountRef, on: bool, *, by: Operator | None = None,
+                      ip: str | None = None) -> str | None:
+    """Give the account a new TOTP secret (returns the ``otpauth://`` URI to scan, shown once) or remove it
+    (a lost phone). Either way its sessions end: the next sign-in is under the new rule."""
+    import pyotp
+
+    secret = pyotp.random_base32() if on else None
+    with session_scope(rt.engine) as session:
+        user = _find(session, ref)
+        assert user.id is not None
+        user.totp_secret, user.totp_last_step = secret, None
+        session.add(user)
+        ended = _end_sessions(session, user.id)
+        _audit(session, rt, by, "users.totp", user, ip, second_factor="on" if on else "off", sessions_ended=ended)
+        email = user.email
+    if secret is None:
+        return None
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=f"Reconsent {rt.config.sender.name}")

@@ -1,4 +1,5 @@
-"""``reconsent users …``: accounts of the marketer console (issues 8 and 15).
+"""``reconsent users …``: accounts of the marketer console (issues 8 and 15), with an optional second
+factor (``users totp``).
 
 Every change is written to the console's audit log (who: ``cli``); disable, remove, reset-password and
 logout-all end the account's open sessions at once.
@@ -138,3 +139,20 @@ def users_logout_all(ctx: click.Context, email: str) -> None:
     from orchestrator.accounts.users import logout_all
 
     click.echo(f"{logout_all(get_rt(ctx), email)} session(s) of {email} ended")
+
+
+@users.command("totp")
+@click.argument("email")
+@click.option("--off", is_flag=True, help="Remove the second factor (a lost phone).")
+@click.pass_context
+@fail_cleanly
+def users_totp(ctx: click.Context, email: str, off: bool) -> None:
+    """Require a code from an authenticator app at EMAIL's sign-in (a new secret, printed once), or not."""
+    from orchestrator.accounts.users import set_second_factor
+
+    uri = set_second_factor(get_rt(ctx), email, not off)
+    if uri is None:
+        click.echo(f"{email}: second factor removed; password only")
+        return
+    click.echo(f"{email}: scan this in an authenticator app (shown once), then sign in with its code:")
+    click.echo(uri)

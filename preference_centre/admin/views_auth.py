@@ -30,7 +30,7 @@ from preference_centre.admin.web import (
 )
 from preference_centre.security import RateLimit
 
-REFUSED = ("Sign-in refused: wrong email or password, or too many failed attempts "
+REFUSED = ("Sign-in refused: wrong email, password or code, or too many failed attempts "
            "(the account is then locked for a while).")
 
 
@@ -53,7 +53,8 @@ async def login(request: Request) -> Response:
     email = str(form.get("email") or "")
     checks: PasswordChecks = request.app.state.password_checks
     try:
-        user_id = await checks.sign_in(rt, email, str(form.get("password") or ""), ip=ip)
+        user_id = await checks.sign_in(rt, email, str(form.get("password") or ""), ip=ip,
+                                       code=str(form.get("code") or ""))
     except SignInBusy:
         accounts.record_action(rt, None, "login", outcome="busy", ip=ip, login=email.strip().lower()[:200])
         return render(request, "login.html", status_code=429, headers={"retry-after": "5"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
@@ -28,9 +29,9 @@ def _client(rt: Runtime, client: tuple[str, int] = OWNER) -> TestClient:
                       client=client)
 
 
-def _attempt(client: TestClient, email: str, password: str) -> int:
+def _attempt(client: TestClient, email: str, password: str, code: str = "") -> int:
     csrf = csrf_of(client.get("/admin/login").text)
-    return client.post("/admin/login", data={"csrf": csrf, "email": email, "password": password},
+    return client.post("/admin/login", data={"csrf": csrf, "email": email, "password": password, "code": code},
                        follow_redirects=False).status_code
 
 
@@ -198,3 +199,33 @@ def test_logout_all_from_the_console_ends_every_browser(users: Runtime, console_
     for browser in (first, second):
         assert browser.client.get("/admin/", follow_redirects=False).headers["location"] == "/admin/login"
     assert admin.client.get("/admin/").status_code == 200
+
+
+def test_an_optional_second_factor(users: Runtime, clock: FixedClock) -> None:
+    import pyotp
+
+    admin = _client(users)
+    sign_in(admin, *ADMIN)
+    setup = _users(users, "totp", ADMIN[0])
+    assert setup.exit_code == 0, setup.output
+    uri = setup.stdout.strip().splitlines()[-1]
+    assert uri.startswith("otpauth://totp/") and "issuer=Reconsent" in uri
+    secret = parse_qs(urlsplit(uri).query)["secret"][0]
+    assert admin.get("/admin/", follow_redirects=False).status_code == 303  # its sessions ended
+    totp = pyotp.TOTP(secret)
+    code = totp.at(clock.now())
+    assert _attempt(_client(users), *ADMIN) == 401  # the password alone is no longer enough
+    assert _attempt(_client(users), *ADMIN, code=f"{(int(code) + 1) % 10**6:06d}") == 401
+    assert _attempt(_client(users), *ADMIN, code=code) == 303
+    assert _attempt(_client(users), *ADMIN, code=code) == 401  # a code is good once
+    clock.advance(timedelta(seconds=30))
+    assert _attempt(_client(users), *ADMIN, code=totp.at(clock.now())) == 303
+    assert "2fa on" in _users(users, "list").stdout
+    off = _users(users, "totp", ADMIN[0], "--off")
+    assert off.exit_code == 0 and "password only" in off.stdout
+    assert _attempt(_client(users), *ADMIN) == 303
+    with Session(users.engine) as s:
+        outcomes = [a.outcome for a in s.exec(select(AdminAudit).where(AdminAudit.action == "login")
+                                              .order_by(col(AdminAudit.id)))]
+    assert outcomes == ["ok", "refused:wrong code", "refused:wrong code", "ok", "refused:wrong code", "ok", "ok"]
+    assert secret not in str([a.detail for a in _audit(users, "users.totp")])

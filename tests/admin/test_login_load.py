@@ -67,12 +67,15 @@ def test_wrong_sign_ins_do_not_stall_healthz_or_one_click(make_rt: Callable[...,
         headers = {**form, "cookie": f"reconsent_admin_pre={cookie.group(1)}"}
         assert _request(base + "/healthz")[0] == 200  # warm (templates compiled, connections open)
         assert _request(f"{base}/u/{token}", data=one_click, headers=form)[0] == 200
+        # this machine's own latency without the burst (a busy CI runner adds its own): the budget is on top
+        quiet = max(max(_request(base + "/healthz")[2], _request(f"{base}/u/{token}", data=one_click,
+                                                                  headers=form)[2]) for _ in range(5))
         done = threading.Event()
         with ThreadPoolExecutor(BURST) as pool:
             attempts = [pool.submit(_request, base + "/admin/login", data=sign_in, headers=headers)
                         for _ in range(BURST)]
             pool.submit(lambda: ([a.result() for a in attempts], done.set()))
-            time.sleep(0.3)  # the burst is queued and being checked
+            time.sleep(1.0)  # the 20 requests are read and queued for their checks
             probes: list[tuple[str, int, float]] = []
             while not done.is_set():
                 status, _, took = _request(base + "/healthz")
@@ -81,10 +84,11 @@ def test_wrong_sign_ins_do_not_stall_healthz_or_one_click(make_rt: Callable[...,
                 probes.append(("one-click", status, took))
             results = [a.result() for a in attempts]
     assert [r[0] for r in results] == [401] * BURST  # every attempt was checked and refused
-    assert len(probes) >= 4, "the burst ended before it could be measured"
     assert {(name, status) for name, status, _ in probes} == {("healthz", 200), ("one-click", 200)}
-    slow = [(name, round(took, 3)) for name, _, took in probes if took > BUDGET]
-    assert not slow, f"answers slower than {BUDGET}s during {BURST} sign-ins: {slow}"
+    slow = [(name, round(took, 3)) for name, _, took in probes if took > BUDGET + quiet]
+    assert not slow, f"answers slower than {BUDGET}s (+{quiet:.3f}s without the burst) during {BURST} sign-ins: {slow}"
+    assert len(probes) >= 4, "the burst ended before it could be measured"
+
 
 
 def test_head_of_the_sign_in_page_is_not_an_attempt(make_rt: Callable[..., Runtime]) -> None:
@@ -99,3 +103,31 @@ def test_head_of_the_sign_in_page_is_not_an_attempt(make_rt: Callable[..., Runti
     assert resp.status_code == 303  # the HEADs used none of the two attempts a minute
     with Session(rt.engine) as s:
         assert [a.outcome for a in s.exec(select(AdminAudit).where(AdminAudit.action == "login"))] == ["ok"]
+
+
+def test_the_password_pool_is_bounded(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond its workers and its queue, a sign-in is refused at once (429 in the console), not queued."""
+    import asyncio
+
+    from orchestrator.accounts import service as auth
+
+    release = threading.Event()
+
+    def slow_sign_in(*_: object, **__: object) -> int:
+        release.wait(10)
+        return 1
+
+    monkeypatch.setattr(auth, "sign_in", slow_sign_in)
+    checks = auth.PasswordChecks(workers=1, queue=1)
+
+    async def burst() -> list[object]:
+        tasks = [asyncio.ensure_future(checks.sign_in(rt, "a@shop.example", "x", ip="1.2.3.4")) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        release.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        results = asyncio.run(burst())
+    finally:
+        checks.close()
+    assert results[:2] == [1, 1] and isinstance(results[2], auth.SignInBusy)
