@@ -116,7 +116,7 @@ def check_draft(rt: Runtime, draft: Draft) -> list[Problem]:
     problems = _shape_problems(draft)
     if problems:
         return problems
-    template = _as_template(draft)
+    template = _as_template(draft, current_sources(rt, draft.name, draft.locale))
     lines = problems_in_template(template, rt.renderer, rt.config, rt.clock.now())
     return [_place(line, template) for line in lines]
 
@@ -126,7 +126,7 @@ def save_draft(rt: Runtime, draft: Draft) -> ImportReport:
     problems = check_draft(rt, draft)
     if problems:
         raise InputError("; ".join(f"{p.field}: {p.text}" for p in problems))
-    templates = [_as_template(draft)]
+    templates = [_as_template(draft, current_sources(rt, draft.name, draft.locale))]
     if draft.name in shipped_names(rt.renderer) and not any(
             w.source == "imported" for w in list_templates(rt) if w.name == draft.name):
         for locale in rt.renderer.available_locales(draft.name):
@@ -179,8 +179,15 @@ def _shape_problems(draft: Draft) -> list[Problem]:
     return problems
 
 
-def _as_template(draft: Draft) -> FolderTemplate:
-    return FolderTemplate(draft.name, draft.locale, Path(draft.name) / draft.locale, draft.parts())
+def _as_template(draft: Draft, current: dict[str, str] | None = None) -> FolderTemplate:
+    """The draft as a template to check and store. A part that differs from the ``current``
+    wording only by its final line breaks (a browser's text field drops the subject's) keeps
+    the current text, so an unchanged wording stays the same version."""
+    parts = draft.parts()
+    for part, text in (current or {}).items():
+        if part in parts and parts[part].rstrip("\n") == text.rstrip("\n"):
+            parts[part] = text
+    return FolderTemplate(draft.name, draft.locale, Path(draft.name) / draft.locale, parts)
 
 
 def _place(line: str, template: FolderTemplate) -> Problem:
