@@ -25,7 +25,7 @@ from orchestrator.errors import InputError, ReconsentError
 from orchestrator.rendering.brand import read_brand
 from orchestrator.rendering.checks import describe_error, documented_variables, sample_contexts
 from orchestrator.rendering.markdown import markdown_body, markdown_of
-from orchestrator.rendering.messages import EMAIL_PARTS, PARTS, SMS_PARTS, wording_version
+from orchestrator.rendering.messages import EMAIL_PARTS, PARTS, SMS_PARTS, MessageRenderer, wording_version
 from orchestrator.rendering.template_store import (
     LOCALE,
     NAME,
@@ -116,8 +116,8 @@ def check_draft(rt: Runtime, draft: Draft) -> list[Problem]:
     problems = _shape_problems(draft)
     if problems:
         return problems
-    template = _as_template(draft)
-    lines = problems_in_template(template, rt.renderer, rt.config, rt.clock.now())
+    template = _as_template(draft, current_sources(rt, draft.name, draft.locale))
+    lines = problems_in_template(template, scratch_renderer(rt), rt.config, rt.clock.now())
     return [_place(line, template) for line in lines]
 
 
@@ -126,7 +126,7 @@ def save_draft(rt: Runtime, draft: Draft) -> ImportReport:
     problems = check_draft(rt, draft)
     if problems:
         raise InputError("; ".join(f"{p.field}: {p.text}" for p in problems))
-    templates = [_as_template(draft)]
+    templates = [_as_template(draft, current_sources(rt, draft.name, draft.locale))]
     if draft.name in shipped_names(rt.renderer) and not any(
             w.source == "imported" for w in list_templates(rt) if w.name == draft.name):
         for locale in rt.renderer.available_locales(draft.name):
@@ -140,14 +140,15 @@ def preview_draft(rt: Runtime, draft: Draft) -> Preview:
     """The draft rendered for an invented contact (nothing stored)."""
     preview = Preview()
     parts = draft.parts()
+    renderer = scratch_renderer(rt)
     sample = sample_contexts(rt.config, draft.locale, rt.clock.now(), read_brand(rt))[0]
     for channel in Channel:
         if not all(part in parts for part in PARTS[channel]):
             continue
         version = wording_version((part, parts[part].encode("utf-8")) for part in PARTS[channel])
         try:
-            rt.renderer.load(draft.name, draft.locale, version, channel, sources=parts)
-            message = rt.renderer.render_full(draft.name, channel, draft.locale, sample, version)
+            renderer.load(draft.name, draft.locale, version, channel, sources=parts)
+            message = renderer.render_full(draft.name, channel, draft.locale, sample, version)
         except Exception as exc:
             key = "email" if channel is Channel.EMAIL else "sms"
             preview.errors[key] = describe_error(exc, draft.name, channel.value, draft.locale)
@@ -157,6 +158,12 @@ def preview_draft(rt: Runtime, draft: Draft) -> Preview:
         else:
             preview.sms, preview.segments = message.text, count_segments(message.text)
     return preview
+
+
+def scratch_renderer(rt: Runtime) -> MessageRenderer:
+    """A renderer for drafts, dropped after use: the runtime's renderer keeps every version it
+    loads for the life of the process, and a draft (one per preview while typing) is not one."""
+    return MessageRenderer(rt.renderer.root.parent, fetch=rt.renderer.fetch)
 
 
 def versions(rt: Runtime, name: str, locale: str) -> list[TemplateListing]:
@@ -179,8 +186,15 @@ def _shape_problems(draft: Draft) -> list[Problem]:
     return problems
 
 
-def _as_template(draft: Draft) -> FolderTemplate:
-    return FolderTemplate(draft.name, draft.locale, Path(draft.name) / draft.locale, draft.parts())
+def _as_template(draft: Draft, current: dict[str, str] | None = None) -> FolderTemplate:
+    """The draft as a template to check and store. A part that differs from the ``current``
+    wording only by its final line breaks (a browser's text field drops the subject's) keeps
+    the current text, so an unchanged wording stays the same version."""
+    parts = draft.parts()
+    for part, text in (current or {}).items():
+        if part in parts and parts[part].rstrip("\n") == text.rstrip("\n"):
+            parts[part] = text
+    return FolderTemplate(draft.name, draft.locale, Path(draft.name) / draft.locale, parts)
 
 
 def _place(line: str, template: FolderTemplate) -> Problem:

@@ -94,25 +94,28 @@ def curve(title: str, hours: list[int], enrolled: int, *, ident: str, empty: str
     >>> svg = curve("Time", [1, 30, 30], 4, ident="c", empty="none", days_label="days")
     >>> "day 0: 25%" in svg and "day 1: 75%" in svg and 'class="cumul"' in svg
     True
+    >>> curve("Time", [1, 2], 4, ident="c", empty="none", days_label="days").count("<circle")  # all on day 0
+    2
     """
     if not hours or not enrolled:
         return Markup(f'<p class="small">{escape(empty)}</p>')
-    last = max(h // 24 for h in hours)
+    last = max(1, max(h // 24 for h in hours))  # a line needs two points: answers all on day 0 too
     days = list(range(0, last + 1))
     height, base, left = 220, 190, 44
     step = (WIDTH - left - 10) / max(len(days) - 1, 1)
-    points, desc = [], []
+    points, desc, marks = [], [], []
     for d in days:
         share = sum(1 for h in hours if h < (d + 1) * 24) / enrolled
         desc.append(point(d, round(share * 100)))
         points.append(f"{left + d * step:.1f},{base - (base - 20) * share:.1f}")
+        marks.append(f'<circle class="dot" cx="{left + d * step:.1f}" cy="{base - (base - 20) * share:.1f}" r="3"/>')
     return Markup(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
         f'aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{ident}-t">{escape(title)}</title><desc id="{ident}-d">{escape("; ".join(desc))}</desc>'
         f'<line class="axis" x1="{left}" y1="{base}" x2="{WIDTH - 10}" y2="{base}"/>'
         f'<line class="axis" x1="{left}" y1="20" x2="{left}" y2="{base}"/>'
-        f'<polyline class="cumul" fill="none" points="{" ".join(points)}"/>'
+        f'<polyline class="cumul" fill="none" points="{" ".join(points)}"/>' + "".join(marks) +
         f'<text class="val" x="{left - 6}" y="26" text-anchor="end">100%</text>'
         f'<text class="val" x="{left - 6}" y="{base}" text-anchor="end">0%</text>'
         f'<text class="val" x="{left}" y="{base + 20}">0</text>'
