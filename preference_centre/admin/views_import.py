@@ -26,7 +26,18 @@ from orchestrator.contacts.reader import ContactsFile
 from orchestrator.contacts.service import COLUMNS, FileProblem, ImportReport, import_contacts
 from orchestrator.errors import ReconsentError
 from preference_centre.admin.i18n import gettext_for
-from preference_centre.admin.web import client_ip, form_of, guard, lang_of, operator_of, render, rt_of, upload_bytes
+from preference_centre.admin.web import (
+    UNUSABLE_NAME,
+    client_ip,
+    form_of,
+    guard,
+    lang_of,
+    operator_of,
+    render,
+    rt_of,
+    upload_bytes,
+    usable_name,
+)
 
 UPLOADS = Path(tempfile.gettempdir()) / "reconsent-console-uploads"
 KEEP_SECONDS = 3600
@@ -112,6 +123,9 @@ async def contacts_import(request: Request) -> Response:
     if upload is None:
         _ = gettext_for(lang_of(request))
         return page(request, status_code=400, problem=_("Choose a CSV file to import."))
+    if usable_name(upload[0]) is None:
+        _ = gettext_for(lang_of(request))
+        return page(request, status_code=400, problem=_(UNUSABLE_NAME))
     token = _stash(upload[1])
     path = _stashed(token)
     assert path is not None

@@ -22,6 +22,7 @@ from orchestrator.runtime import Runtime
 from preference_centre.admin.requests import list_requests
 from preference_centre.admin.views_import import page as contacts_html
 from preference_centre.admin.web import (
+    UNUSABLE_NAME,
     client_ip,
     error,
     form_of,
@@ -31,17 +32,15 @@ from preference_centre.admin.web import (
     rt_of,
     see_other,
     upload_bytes,
+    usable_name,
 )
-
-UNUSABLE_NAME = ("This file name cannot be used. Rename the file (at most 255 characters, not “.” or “..”) "
-                 "and upload it again.")
 
 
 def _saved(name: str, content: bytes, folder: str) -> Path:
     """The upload, saved under its own name (import messages name the file) in a private folder; a
     name that is no file name (``..``, ``.``, over 255 bytes) is refused (a 400, not a 500)."""
-    base = Path(name.replace("\\", "/")).name
-    if base in ("", ".", "..") or "\x00" in base or len(base.encode("utf-8")) > 255:
+    base = usable_name(name)
+    if base is None:
         raise InputError(UNUSABLE_NAME)
     path = Path(folder) / base
     path.write_bytes(content)

@@ -13,6 +13,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -201,6 +202,23 @@ def check_pre_csrf(request: Request, form: FormData) -> bool:
     token = form.get("csrf")
     expected = expected_csrf(request)
     return isinstance(token, str) and bool(expected) and hmac.compare_digest(token, expected or "")
+
+
+UNUSABLE_NAME = ("This file name cannot be used. Rename the file (at most 255 characters, not “.” or “..”) "
+                 "and upload it again.")
+
+
+def usable_name(name: str) -> str | None:
+    """The upload's own file name (import messages name the file), or None when it is no file name
+    (``..``, ``.``, a NUL, over 255 bytes): the console answers 400 with :data:`UNUSABLE_NAME`.
+
+    >>> usable_name("exports/clients.csv"), usable_name(".."), usable_name("a/.."), usable_name("x" * 256)
+    ('clients.csv', None, None, None)
+    """
+    base = PurePosixPath(name.replace("\\", "/")).name
+    if base in ("", ".", "..") or "\x00" in base or len(base.encode("utf-8")) > 255:
+        return None
+    return base
 
 
 async def upload_bytes(form: FormData, name: str) -> tuple[str, bytes] | None:

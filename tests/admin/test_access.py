@@ -42,6 +42,11 @@ POSTS = {
     "/admin/templates/{name}/{locale}": {"intent": "save", "sms": "x {{ short_url }} STOP au {{ sender.stop_number }}"},
     "/admin/templates/{name}/{locale}/preview": {"sms": "x"},
     "/admin/brand": {"sender_name": "Other"},
+    "/admin/campaigns/{campaign_id:int}/test-send": {"to": "me@example.org"},
+    "/admin/campaigns/{campaign_id:int}/edit": {"name": "renamed", "deadline_days": "30", "step0_day": "0",
+                                                "step0_channel": "email", "step0_template": "reconsent",
+                                                "kinds": "customer"},
+    "/admin/contacts/import/mapped": {"upload": "0" * 32, "map_external_id": "id"},
 }
 
 
@@ -178,7 +183,8 @@ def _state(rt: Runtime) -> tuple[object, ...]:
 ADMIN_ONLY = ["/admin/contacts/import", "/admin/contacts/export", "/admin/contacts/erase",
               "/admin/suppression/import", "/admin/requests", "/admin/campaigns",
               "/admin/campaigns/{campaign_id:int}/{action}", "/admin/users", "/admin/users/{user_id:int}/{action}",
-              "/admin/brand", "/admin/templates/{name}/{locale}"]
+              "/admin/brand", "/admin/templates/{name}/{locale}", "/admin/campaigns/{campaign_id:int}/test-send",
+              "/admin/campaigns/{campaign_id:int}/edit", "/admin/contacts/import/mapped"]
 
 
 @pytest.mark.parametrize("path", ADMIN_ONLY)

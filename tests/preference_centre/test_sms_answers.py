@@ -227,7 +227,7 @@ def test_the_shipped_sms_invite_the_answer_and_fit_one_segment(make_rt: Callable
     previews = preview_campaign(rt, campaign_id)
     assert {(p.locale, p.encoding, p.segments) for p in previews} == {("fr", "GSM-7", 1), ("en", "GSM-7", 1)}
     shown = " | ".join(p.text for p in previews)
-    for invite in ("Répondez OUI ou NON, ou sur https://", "Répondez OUI, ou https://", "Reply YES or NO, or",
+    for invite in ("Répondez OUI ou NON, ou https://", "Répondez OUI, ou https://", "Reply YES or NO, or",
                    "Reply YES to stay, or"):
         assert invite in shown
 
