@@ -14,7 +14,7 @@ from orchestrator.errors import ConfigError
 
 #: the events a webhook endpoint may subscribe to (issue 17; SPEC §11)
 WEBHOOK_EVENTS = ("consent.confirmed", "consent.declined", "consent.withdrawn", "consent.expired", "consent.granted",
-                  "contact.suppressed", "contact.erased", "campaign.completed")
+                  "consent.not_granted", "contact.suppressed", "contact.erased", "campaign.completed")
 ENDPOINTS_DOC = (
     "Signed webhooks on consent changes, one `[[webhooks.endpoints]]` table each: `url` (http or https; loopback "
     "and private addresses allowed), `secret` (`whsec_` + base64, Standard Webhooks) and optional `events` (a list; "

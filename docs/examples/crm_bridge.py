@@ -41,7 +41,7 @@ TOLERANCE_SECONDS = 5 * 60
 GIVEN = {"granted", "confirmed"}
 #: webhook events that say something about a channel's own-marketing consent
 CONSENT = {"consent.confirmed", "consent.granted", "consent.declined", "consent.withdrawn", "consent.expired",
-           "contact.suppressed"}
+           "consent.not_granted", "contact.suppressed"}
 
 
 # -- Standard Webhooks -------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from orchestrator.webhook_settings import WebhookEndpoint, registered
 
 #: ledger action → event type
 CONSENT_EVENTS = {"confirmed": "consent.confirmed", "declined": "consent.declined", "withdrawn": "consent.withdrawn",
-                  "expired": "consent.expired", "granted": "consent.granted"}
+                  "expired": "consent.expired", "granted": "consent.granted", "not_granted": "consent.not_granted"}
 SUPPRESSED, ERASED, COMPLETED = "contact.suppressed", "contact.erased", "campaign.completed"
 
 _TABLE: Table = WebhookDelivery.metadata.tables["webhook_delivery"]

@@ -46,7 +46,7 @@ def test_export_has_consent_suppression_and_attributes(rt: Runtime, write_csv: C
     assert sorted(got) == ["C-1", "C-2", "C-3"]
     one, two, three = got["C-1"], got["C-2"], got["C-3"]
     assert [one[c] for c in table.header[len(COLUMNS):]] == [
-        "granted", "withdrawn", "granted", "granted", "", "unsubscribed", "gold", "Lyon"]
+        "granted", "withdrawn", "granted", "granted", "", "not_granted", "gold", "Lyon"]
     assert [two[c] for c in table.header[len(COLUMNS):]] == [
         "withdrawn", "none", "none", "none", "unsubscribed", "", "silver", ""]
     assert (three["email_consent"], three["phone"], three["sms_suppression"]) == ("none", "", "")

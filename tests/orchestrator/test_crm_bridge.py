@@ -71,7 +71,8 @@ def test_bridge_turns_webhooks_into_brevo_updates(make_rt: Callable[..., Runtime
     secret = new_secret()
     bridge = bridge_factory("--target", "brevo", "serve", "--port", "0", "--secret", secret)
     rt = make_rt(webhooks={"endpoints": [WebhookEndpoint(bridge.url, secret, events=(
-        "consent.confirmed", "consent.declined", "consent.withdrawn", "consent.expired", "consent.granted"))]})
+        "consent.confirmed", "consent.declined", "consent.withdrawn", "consent.expired", "consent.granted",
+        "consent.not_granted"))]})
     campaign_id = launch(rt, write_csv([person(1), person(2)]), steps=EMAIL_ONLY)
     record_answer(rt, 1, campaign_id, Answer(channels={"email": True, "sms": False}, partners=True),
                   Proof(source=ConsentSource.PREFERENCE_CENTRE, campaign_id=campaign_id))

@@ -125,7 +125,7 @@ def test_consent_changes_reach_the_endpoint_signed_with_the_proof(
     got = sorted((e["type"], e["data"]["external_id"], e["data"].get("channel"), e["data"].get("purpose"))
                  for e in receiver.events())
     assert got == sorted([
-        ("consent.confirmed", "C-1", "email", "marketing"), ("consent.declined", "C-1", "sms", "marketing"),
+        ("consent.confirmed", "C-1", "email", "marketing"), ("consent.not_granted", "C-1", "sms", "marketing"),
         ("consent.granted", "C-1", "email", "partners"), ("consent.granted", "C-1", "sms", "partners"),
         ("contact.suppressed", "C-1", "sms", None),
         ("consent.withdrawn", "C-2", "email", "marketing"), ("contact.suppressed", "C-2", "email", None)])
