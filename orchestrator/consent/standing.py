@@ -3,7 +3,8 @@
 The words a company's systems understand: ``granted`` (the newest event granted or confirmed),
 ``withdrawn`` (declined, withdrawn or left unticked: unsubscribe, STOP, bounce, erasure,
 not_granted…), ``expired`` (asked and never answered), ``none`` (never recorded). Like
-:func:`orchestrator.consent.ledger.current_consent` the newest event (highest id) of each (contact, channel, purpose) decides; nothing stores the result.
+:func:`orchestrator.consent.ledger.current_consent` the newest event (highest id) of each (contact,
+channel, purpose) decides; nothing stores the result.
 
 Reads are per page of contacts (``contact_id IN (…)`` on the indexed column), so a caller that walks
 a million people page by page keeps its memory flat (``campaigns.results``, ``contacts export``).
