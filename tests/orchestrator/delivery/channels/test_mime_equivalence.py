@@ -105,7 +105,10 @@ def _parsed(data: bytes) -> list[tuple[str, list[tuple[str, str]], object]]:
             elif name.lower() == "content-transfer-encoding" and str(value) in ("quoted-printable", "base64"):
                 headers.append((name, "quoted-printable or base64"))  # same 7bit/8bit choice, any encoding
             else:
-                headers.append((name, str(value)))
+                # leading white space is folding, not value: the email package folds a long first
+                # token onto its own line ("List-Unsubscribe:\r\n <https://…>"), which reads back as
+                # " <https://…>"; message_bytes keeps it on the header's line (both are valid RFC 5322)
+                headers.append((name, str(value).strip()))
         body = None if part.is_multipart() else part.get_content()
         parts.append((part.get_content_type(), headers, body))
     return parts
