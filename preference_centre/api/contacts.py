@@ -7,10 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from orchestrator.accounts.api_tokens import ApiClient
+from orchestrator.accounts.api_tokens import ApiClient, audit_write
 from orchestrator.contacts.profile import contact_events, contact_profile
-from preference_centre.api.auth import api_endpoint, next_cursor, paging
-from preference_centre.api.problems import json_answer
+from orchestrator.contacts.upsert import MAX_BATCH, as_row, upsert
+from orchestrator.errors import InputError
+from preference_centre.api.auth import api_endpoint, json_body, next_cursor, paging
+from preference_centre.api.problems import json_answer, problem
 
 
 @api_endpoint()
@@ -28,8 +30,48 @@ async def list_events(request: Request, client: ApiClient) -> Response:
     return json_answer({"data": rows, "next": next_cursor(more)})
 
 
+
+def _ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+@api_endpoint(write=True)
+async def put_contact(request: Request, client: ApiClient) -> Response:
+    rt = request.app.state.rt
+    external_id = request.path_params["external_id"]
+    row = as_row(await json_body(request), "body", external_id)
+    report = await run_in_threadpool(upsert, rt, [row])
+    outcome = "refused" if report["rejected"] else "ok"
+    await run_in_threadpool(lambda: audit_write(rt, client, "contact.upsert", target=f"external_id:{external_id}",
+                                                outcome=outcome, ip=_ip(request)))
+    if report["rejected"]:
+        first = report["rejected"][0]
+        return problem(422, f"{first['field']}: {first['reason']}", errors=report["rejected"])
+    return json_answer({"external_id": external_id, "result": "created" if report["created"] else "updated",
+                        "warnings": report["warnings"]}, status=201 if report["created"] else 200)
+
+
+@api_endpoint(write=True)
+async def batch(request: Request, client: ApiClient) -> Response:
+    rt = request.app.state.rt
+    body = await json_body(request)
+    items = body.get("contacts") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InputError("contacts: expected a non-empty list of contact objects")
+    if len(items) > MAX_BATCH:
+        raise InputError(f"contacts: at most {MAX_BATCH} per request, got {len(items)}; send several batches")
+    rows = [as_row(item, f"contacts[{i}]") for i, item in enumerate(items)]
+    report = await run_in_threadpool(upsert, rt, rows)
+    await run_in_threadpool(lambda: audit_write(rt, client, "contact.batch", ip=_ip(request), sent=len(rows),
+                                                created=report["created"], updated=report["updated"],
+                                                rejected=len(report["rejected"])))
+    return json_answer(report)
+
+
 def routes() -> list[Route]:
     return [
+        Route("/contacts:batch", batch, methods=["POST"]),
         Route("/contacts/{external_id}", get_contact, methods=["GET"]),
+        Route("/contacts/{external_id}", put_contact, methods=["PUT"]),
         Route("/contacts/{external_id}/events", list_events, methods=["GET"]),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from click.testing import CliRunner
@@ -17,10 +18,10 @@ from tests.api.conftest import Api, cli, new_token
 from tests.support.factories import launch, person
 
 
-def problem_of(response: httpx2.Response, status: int) -> dict[str, object]:
+def problem_of(response: httpx2.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
+    body: dict[str, Any] = response.json()
     assert body["status"] == status and body["title"] and body["detail"] and str(body["type"]).startswith("urn:")
     return body
 
