@@ -10,6 +10,7 @@ from starlette.routing import Route
 from orchestrator.accounts.api_tokens import ApiClient, audit_write
 from orchestrator.contacts.profile import contact_events, contact_profile
 from orchestrator.contacts.upsert import MAX_BATCH, as_row, upsert
+from orchestrator.delivery.fresh_links import links_for
 from orchestrator.errors import InputError
 from preference_centre.api.auth import api_endpoint, json_body, next_cursor, paging
 from preference_centre.api.problems import json_answer, problem
@@ -68,10 +69,30 @@ async def batch(request: Request, client: ApiClient) -> Response:
     return json_answer(report)
 
 
+@api_endpoint(write=True)
+async def new_link(request: Request, client: ApiClient) -> Response:
+    rt = request.app.state.rt
+    external_id = request.path_params["external_id"]
+    raw = await request.body()
+    body = await json_body(request) if raw.strip() else {}
+    if not isinstance(body, dict):
+        raise InputError("body: expected a JSON object (or nothing)")
+    campaign_id, channel = body.get("campaign_id"), body.get("channel")
+    if campaign_id is not None and (not isinstance(campaign_id, int) or isinstance(campaign_id, bool)):
+        raise InputError("campaign_id: expected a campaign id (a whole number)")
+    if channel is not None and not isinstance(channel, str):
+        raise InputError("channel: expected email or sms")
+    links = await run_in_threadpool(lambda: links_for(rt, external_id, campaign_id=campaign_id, channel=channel))
+    await run_in_threadpool(lambda: audit_write(rt, client, "contact.link", target=f"external_id:{external_id}",
+                                                ip=_ip(request), campaign_id=campaign_id))
+    return json_answer(links, status=201)
+
+
 def routes() -> list[Route]:
     return [
         Route("/contacts:batch", batch, methods=["POST"]),
         Route("/contacts/{external_id}", get_contact, methods=["GET"]),
         Route("/contacts/{external_id}", put_contact, methods=["PUT"]),
         Route("/contacts/{external_id}/events", list_events, methods=["GET"]),
+        Route("/contacts/{external_id}/links", new_link, methods=["POST"]),
     ]
