@@ -26,8 +26,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.consent.standing import iso
+from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.delivery.messages import FRESH_LINK_TEMPLATE, fresh_link_message, language_of, page_links
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.message import OutboundMessage
