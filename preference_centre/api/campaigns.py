@@ -14,10 +14,13 @@ from orchestrator.errors import NotFoundError
 from preference_centre.api.auth import api_endpoint, next_cursor, paging
 from preference_centre.api.problems import json_answer
 
+#: ids are 32-bit integers in the database: a larger one names nothing
+MAX_ID = 2**31 - 1
+
 
 def campaign_id(request: Request) -> int:
     text = request.path_params["campaign_id"]
-    if not text.isdigit() or len(text) > 18:
+    if not text.isdigit() or int(text) > MAX_ID:
         raise NotFoundError(f"campaign {text}: no such campaign")
     return int(text)
 

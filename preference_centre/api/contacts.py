@@ -13,6 +13,7 @@ from orchestrator.contacts.upsert import MAX_BATCH, as_row, upsert
 from orchestrator.delivery.fresh_links import links_for
 from orchestrator.errors import InputError
 from preference_centre.api.auth import api_endpoint, json_body, next_cursor, paging
+from preference_centre.api.campaigns import MAX_ID
 from preference_centre.api.problems import json_answer, problem
 
 
@@ -78,7 +79,8 @@ async def new_link(request: Request, client: ApiClient) -> Response:
     if not isinstance(body, dict):
         raise InputError("body: expected a JSON object (or nothing)")
     campaign_id, channel = body.get("campaign_id"), body.get("channel")
-    if campaign_id is not None and (not isinstance(campaign_id, int) or isinstance(campaign_id, bool)):
+    if campaign_id is not None and (not isinstance(campaign_id, int) or isinstance(campaign_id, bool)
+                                    or not 1 <= campaign_id <= MAX_ID):
         raise InputError("campaign_id: expected a campaign id (a whole number)")
     if channel is not None and not isinstance(channel, str):
         raise InputError("channel: expected email or sms")

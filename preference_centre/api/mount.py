@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, Router
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.runtime import Runtime
@@ -62,11 +62,15 @@ class ApiMount:
         guarded = Guard(create_api_app(rt), headers=headers_for(rt.config.public.base_url, SECURITY_HEADERS),
                         max_body=rt.config.server.max_body_bytes * 16, too_large=p.too_large,
                         body_timeout=rt.config.server.body_timeout_seconds)
-        self.api = Router(routes=[Mount(API_PREFIX, app=guarded)], redirect_slashes=False)
+        self.api = guarded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path.startswith(API_PREFIX + "/"):
-            await self.api(scope, receive, send)
+            # mounted by hand, as Starlette's Mount would, but for every path under the prefix: its
+            # pattern misses a path holding a line break (%0A), which then escaped as a 500
+            root = scope.get("root_path", "")
+            await self.api({**scope, "app_root_path": scope.get("app_root_path", root), "root_path": root + API_PREFIX},
+                           receive, send)
         else:
             await self.app(scope, receive, send)

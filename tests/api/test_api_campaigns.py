@@ -58,6 +58,8 @@ def test_without_a_valid_token_401_and_a_read_token_cannot_write(api: Api) -> No
         problem_of(http.delete("/campaigns"), 405)
         problem_of(http.get("/campaigns/99"), 404)
         problem_of(http.get("/campaigns?limit=0"), 422)
+        problem_of(http.get("/contacts/%0A0"), 404)  # a line break in the path once escaped the mount: 500
+        problem_of(http.get("/campaigns/99999999999999999999"), 404)
 
 
 def test_the_rate_is_limited_per_token(api: Api) -> None:
