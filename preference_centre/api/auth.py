@@ -24,6 +24,8 @@ from orchestrator.runtime import Runtime
 from preference_centre.api.problems import PROBLEM, problem
 from preference_centre.security import RateLimit
 
+#: ids and cursors are 32-bit integers in the database: a larger one names nothing
+MAX_ID = 2**31 - 1
 Handler = Callable[[Request, ApiClient], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 log = logging.getLogger("reconsent.api")
@@ -119,7 +121,7 @@ def paging(request: Request, *, default: int = 100, most: int = 1000) -> tuple[i
     """``?after=<cursor>&limit=<n>``: InputError (→ 422) naming the parameter when either is invalid."""
     after_text = request.query_params.get("after", "0") or "0"
     limit_text = request.query_params.get("limit", str(default)) or str(default)
-    if not after_text.isdigit() or len(after_text) > 18:
+    if not after_text.isdigit() or len(after_text) > 10 or int(after_text) > MAX_ID:
         raise InputError("after: expected the `next` cursor of the previous page")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= most:
         raise InputError(f"limit: expected a whole number from 1 to {most}")

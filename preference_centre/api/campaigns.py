@@ -11,11 +11,8 @@ from orchestrator.accounts.api_tokens import ApiClient
 from orchestrator.campaigns.results import campaigns_page, results_page
 from orchestrator.campaigns.service import campaign_status
 from orchestrator.errors import NotFoundError
-from preference_centre.api.auth import api_endpoint, next_cursor, paging
+from preference_centre.api.auth import MAX_ID, api_endpoint, next_cursor, paging
 from preference_centre.api.problems import json_answer
-
-#: ids are 32-bit integers in the database: a larger one names nothing
-MAX_ID = 2**31 - 1
 
 
 def campaign_id(request: Request) -> int:

@@ -12,8 +12,7 @@ from orchestrator.contacts.profile import contact_events, contact_profile
 from orchestrator.contacts.upsert import MAX_BATCH, as_row, upsert
 from orchestrator.delivery.fresh_links import links_for
 from orchestrator.errors import InputError
-from preference_centre.api.auth import api_endpoint, json_body, next_cursor, paging
-from preference_centre.api.campaigns import MAX_ID
+from preference_centre.api.auth import MAX_ID, api_endpoint, json_body, next_cursor, paging
 from preference_centre.api.problems import json_answer, problem
 
 

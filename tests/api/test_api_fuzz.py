@@ -30,7 +30,6 @@ def fuzzed(rt: Runtime, write_csv: Callable[..., Path], monkeypatch: pytest.Monk
             "token": new_token(rt, "write", "fuzzer")}
 
 
-@pytest.mark.slow
 def test_the_api_answers_every_generated_request_as_documented(fuzzed: dict[str, Any]) -> None:
     headers = {"authorization": f"Bearer {fuzzed['token']}"}
     operations = [result.ok() for result in fuzzed["schema"].get_all_operations()]
