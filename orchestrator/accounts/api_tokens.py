@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from orchestrator.accounts.service import record_action
+from orchestrator.accounts.service import Operator, record_action
 from orchestrator.domain.clock import as_utc
 from orchestrator.errors import InputError, NotFoundError
 from orchestrator.runtime import Runtime
@@ -78,8 +78,10 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(rt: Runtime, name: str, scope: str) -> tuple[int, str]:
-    """A new token: (id, the token itself — shown once, never stored)."""
+def create_token(rt: Runtime, name: str, scope: str, *, by: Operator | None = None,
+                 ip: str | None = None) -> tuple[int, str]:
+    """A new token: (id, the token itself — shown once, never stored). ``by``: the console user (None:
+    the CLI)."""
     name = name.strip()
     if not name:
         raise InputError("--name: give the token a name (what uses it, e.g. crm-sync)")
@@ -93,7 +95,8 @@ def create_token(rt: Runtime, name: str, scope: str) -> tuple[int, str]:
         session.flush()
         assert row.id is not None
         token_id = row.id
-    record_action(rt, None, "api_token.create", target=f"api_token:{token_id}", login="cli", name=name, scope=scope)
+    record_action(rt, by, "api_token.create", target=f"api_token:{token_id}", login="cli", ip=ip, name=name,
+                  scope=scope)
     return token_id, token
 
 
@@ -104,7 +107,7 @@ def list_tokens(rt: Runtime) -> list[TokenInfo]:
                 for r in rows]
 
 
-def revoke_token(rt: Runtime, token_id: int) -> bool:
+def revoke_token(rt: Runtime, token_id: int, *, by: Operator | None = None, ip: str | None = None) -> bool:
     """Revoke a token at once; False when it was already revoked. NotFoundError when there is none."""
     with session_scope(rt.engine) as session:
         row = session.get(ApiToken, token_id)
@@ -113,7 +116,7 @@ def revoke_token(rt: Runtime, token_id: int) -> bool:
         if row.revoked_at is not None:
             return False
         row.revoked_at = rt.clock.now()
-    record_action(rt, None, "api_token.revoke", target=f"api_token:{token_id}", login="cli")
+    record_action(rt, by, "api_token.revoke", target=f"api_token:{token_id}", login="cli", ip=ip)
     return True
 
 

@@ -38,6 +38,8 @@ POSTS = {
     "/admin/campaigns/{campaign_id:int}/{action}": {"confirm": "yes"},
     "/admin/users": {"email": "new@shop.example", "password": "a long enough passphrase", "role": "admin"},
     "/admin/users/{user_id:int}/{action}": {"confirm": "yes"},
+    "/admin/api-tokens": {"name": "crm-sync", "scope": "write"},
+    "/admin/api-tokens/{token_id:int}/revoke": {"confirm": "yes"},
     "/admin/campaigns/{campaign_id:int}/results.csv": {},
     "/admin/templates/{name}/{locale}": {"intent": "save", "sms": "x {{ short_url }} STOP au {{ sender.stop_number }}"},
     "/admin/templates/{name}/{locale}/preview": {"sms": "x"},
@@ -48,7 +50,7 @@ POSTS = {
 def _url(path: str, campaign_id: int) -> str:
     """A POST route with real ids: the campaign's launch, or disabling the viewer (user 2)."""
     action = "disable" if path.startswith("/admin/users/") else "launch"
-    return (path.replace("{campaign_id:int}", str(campaign_id)).replace("{user_id:int}", "2").replace("{action}", action)
+    return (path.replace("{campaign_id:int}", str(campaign_id)).replace("{user_id:int}", "2").replace("{token_id:int}", "1").replace("{action}", action)
             .replace("{name}", "reconsent").replace("{locale}", "fr"))
 
 
@@ -178,7 +180,7 @@ def _state(rt: Runtime) -> tuple[object, ...]:
 ADMIN_ONLY = ["/admin/contacts/import", "/admin/contacts/export", "/admin/contacts/erase",
               "/admin/suppression/import", "/admin/requests", "/admin/campaigns",
               "/admin/campaigns/{campaign_id:int}/{action}", "/admin/users", "/admin/users/{user_id:int}/{action}",
-              "/admin/brand", "/admin/templates/{name}/{locale}"]
+              "/admin/brand", "/admin/templates/{name}/{locale}", "/admin/api-tokens"]
 
 
 @pytest.mark.parametrize("path", ADMIN_ONLY)
