@@ -3,7 +3,8 @@
 
 Adding goes through :func:`orchestrator.consent.service.withdraw`, the one writer of "stop messaging
 this address": the entry is added (the first reason stays) and the open requests of the contacts
-holding that address are declined, so no further step goes out. The answer names channels and
+holding that address are declined, so no further step goes out, and each of them gets a
+``withdrawn`` ledger event (source ``api``) as an unsubscribe leaves one. The answer names channels and
 reasons, never the address; the key (a keyed hash) is what the list holds.
 """
 
@@ -14,10 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import col
 
+from orchestrator.consent import ledger
+from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import withdraw
 from orchestrator.consent.standing import iso
 from orchestrator.consent.suppression import adopt_previous, check_detailed, normalise
-from orchestrator.domain.model import Channel, SuppressionReason
+from orchestrator.domain.model import Channel, ConsentAction, ConsentSource, Purpose, SuppressionReason
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
@@ -55,6 +58,9 @@ def add_value(rt: Runtime, value: str, reason: str, *, source: str,
             holders = list(session.execute(select(col(Contact.id)).where(column == key)).scalars())
             if withdraw(session, key, ch, reason, source, now, decline=holders):
                 added.append(ch)
+                for contact_id in holders:  # the proof, as an unsubscribe leaves one (and its webhook)
+                    ledger.append(session, contact_id=contact_id, channel=ch, purpose=Purpose.MARKETING,
+                                  action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=ConsentSource.API))
             else:
                 already.append(ch)
     return {"added": added, "already": already}

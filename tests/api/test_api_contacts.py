@@ -56,7 +56,12 @@ def test_suppression_is_checked_and_added_through_the_one_writer(api: Api, write
         problem_of(http.post("/suppression", json={"value": address, "reason": "because"}), 422)
         checked = http.post("/suppression:check", json={"value": address.upper()}).json()
         assert checked["suppressed"] and checked["entries"][0]["reason"] == "unsubscribed"
-        assert http.get("/contacts/C-2").json()["suppression"]["email"] == "unsubscribed"
+        profile = http.get("/contacts/C-2").json()
+        assert profile["suppression"]["email"] == "unsubscribed"
+        # the proof: a withdrawal in the ledger (source api), so consent reads withdrawn, as after an unsubscribe
+        assert profile["consent"]["email"]["marketing"] == "withdrawn"
+        events = http.get("/contacts/C-2/events").json()["data"]
+        assert [(e["channel"], e["action"], e["source"]) for e in events] == [("email", "withdrawn", "api")]
     with Session(api.rt.engine) as s:
         entry = s.exec(select(SuppressionEntry)).one()
         assert entry.source == "api:crm-writer" and address not in entry.key
