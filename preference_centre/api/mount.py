@@ -66,7 +66,7 @@ class ApiMount:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path.startswith(API_PREFIX + "/"):
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
             # mounted by hand, as Starlette's Mount would, but for every path under the prefix: its
             # pattern misses a path holding a line break (%0A), which then escaped as a 500
             root = scope.get("root_path", "")

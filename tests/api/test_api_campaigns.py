@@ -55,6 +55,7 @@ def test_without_a_valid_token_401_and_a_read_token_cannot_write(api: Api) -> No
     with api.client(read) as http:
         problem_of(http.post("/suppression", json={"value": "a@example.org", "reason": "crm"}), 403)
         problem_of(http.get("/nowhere"), 404)
+        problem_of(httpx2.get(api.url + "/api/v1"), 404)  # JSON, not the public HTML 404
         problem_of(http.delete("/campaigns"), 405)
         problem_of(http.get("/campaigns/99"), 404)
         problem_of(http.get("/campaigns?limit=0"), 422)
