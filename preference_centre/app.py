@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orchestrator.ops.health import database_reachable, wal_checkpointer
 from orchestrator.runtime import Runtime
 from preference_centre.admin.app import create_admin_app
+from preference_centre.api.mount import ApiMount
 from preference_centre.public import brand, pages
 from preference_centre.public import rights as rights_pages
 from preference_centre.security import SECURITY_HEADERS, Guard, RateLimit, add_headers, headers_for
@@ -136,7 +137,7 @@ class AdminMount:
 def create_app(rt: Runtime, extra_routes: list[Any] | None = None) -> Starlette:
     """The whole web server for ``rt``: console first, then webhooks and public pages."""
     routes = [*(extra_routes or []), *webhook_routes(), *public_routes()]
-    middleware = [Middleware(AdminMount, rt=rt), public_guard(rt)]
+    middleware = [Middleware(ApiMount, rt=rt), Middleware(AdminMount, rt=rt), public_guard(rt)]
     checkpointer = wal_checkpointer(rt)
 
     @contextlib.asynccontextmanager

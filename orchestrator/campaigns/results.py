@@ -166,3 +166,18 @@ def write_results(out: TextIO, rows: Iterable[ResultRow], fmt: str = "csv") -> i
         n += 1
     out.write("\n]\n" if n else "]\n")
     return n
+
+
+# -- the campaigns themselves, a page at a time (the HTTP API's GET /campaigns) ---------------------
+def campaigns_page(rt: Runtime, *, after: int = 0, limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
+    """Campaigns whose id is above ``after``, oldest first, as JSON values; and the cursor of the next
+    page (None on the last)."""
+    c = _CAMPAIGN.c
+    query = (select(c.id, c.name, c.state, c.created_at, c.launch_at, c.launched_at, c.deadline_at, c.completed_at)
+             .where(c.id > after).order_by(c.id).limit(max(1, limit) + 1))
+    with rt.engine.connect() as conn:
+        found = conn.execute(query).all()
+    more = len(found) > limit
+    rows = [{"id": r[0], "name": r[1], "state": r[2], "created_at": iso(r[3]), "launch_at": iso(r[4]),
+             "launched_at": iso(r[5]), "deadline_at": iso(r[6]), "completed_at": iso(r[7])} for r in found[:limit]]
+    return rows, rows[-1]["id"] if more and rows else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from orchestrator.cli import (
+    api_tokens,
     campaigns,
     contacts,
     delivery,
@@ -43,6 +44,7 @@ for command in (
     suppression.suppression,
     *proof.COMMANDS,
     users.users,
+    api_tokens.api_tokens,
 ):
     main.add_command(command)
 

@@ -106,3 +106,10 @@ def channel_columns(events: Sequence[EventFacts]) -> dict[str, str]:
     columns = {f"{c.value}_consent": state.get((c.value, Purpose.MARKETING.value), NONE) for c in Channel}
     columns["partners_consent"] = partners_standing(events)
     return columns
+
+
+def events_page(conn: Connection, contact_id: int, after: int, limit: int) -> list[EventFacts]:
+    """One contact's ledger events whose id is above ``after``, oldest first, at most ``limit``."""
+    query = _EVENTS_OF.where(_EVENT.c.id > after).limit(limit)
+    return [EventFacts(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]), r[6], r[7], r[8], r[9])
+            for r in conn.execute(query, {"ids": [contact_id]})]

@@ -51,7 +51,7 @@ from orchestrator.store.db import session_scope, table_of
 from orchestrator.store.models import Contact
 
 __all__ = ["COLUMNS", "FileFormat", "FileProblem", "ImportReport", "Reject", "RowError", "checked_email",
-           "import_contacts", "parse_mapping", "parse_row", "read_rows", "write_rejects"]
+           "import_contacts", "import_rows", "parse_mapping", "parse_row", "read_rows", "write_rejects"]
 
 #: contacts written (suppression check + insert/update) per statement batch
 BATCH = 2000
@@ -148,16 +148,33 @@ def import_contacts(
     for a field its header does not name (``--map FIELD=COLUMN``).
     """
     source = ContactsFile(path, mapping)
-    report = ImportReport(format=source.format)
+    return import_rows(rt, source.rows(), strict=strict, progress=progress,
+                       workers=_default_workers(path) if workers is None else workers, chunk_rows=chunk_rows,
+                       label=str(path), file_format=source.format)
+
+
+def import_rows(
+    rt: Runtime,
+    rows: Iterator[tuple[int, dict[str, str]]],
+    *,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+    chunk_rows: int = CHUNK_ROWS,
+    label: str = "contacts",
+    file_format: FileFormat | None = None,
+) -> ImportReport:
+    """The import itself, for any source of (line, row of CSV-named text fields): the file reader of
+    :func:`import_contacts` and the HTTP API's upserts share it, so both validate and merge alike.
+    ``label`` names the source in the ``strict`` refusal."""
+    report = ImportReport(format=file_format)
     cfg = rt.config.contacts
     validation = (cfg.default_region, cfg.default_locale, rt.config.suppression_secret())
-    if workers is None:
-        workers = _default_workers(path)
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
         stage = _Stage(session.connection())
         valid = 0
-        with closing(_validated_chunks(source.rows(), chunk_rows, workers, validation)) as chunks:
+        with closing(_validated_chunks(rows, chunk_rows, workers, validation)) as chunks:
             for chunk in chunks:
                 report.rejects.extend(Reject.of(r) for r in chunk.rejects)
                 report.warnings.extend(Reject.of(w, "warning") for w in chunk.warnings)
@@ -169,7 +186,7 @@ def import_contacts(
         if strict and report.rejects:
             first = report.rejects[0]
             raise InputError(
-                f"{path}: line {first.line}: {first.field}: {first.reason} "
+                f"{label}: line {first.line}: {first.field}: {first.reason} "
                 f"({len(report.rejects)} rejected rows; nothing imported because of --strict)"
             )
         report.merged_duplicates = valid - stage.count()

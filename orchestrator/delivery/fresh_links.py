@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from orchestrator.consent.standing import iso
 from orchestrator.delivery.channels import MessageChannel, build_channels
-from orchestrator.delivery.messages import FRESH_LINK_TEMPLATE, fresh_link_message, language_of
+from orchestrator.delivery.messages import FRESH_LINK_TEMPLATE, fresh_link_message, language_of, page_links
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.message import OutboundMessage
 from orchestrator.domain.model import Channel, SuppressionReason
-from orchestrator.errors import InputError, SendError
+from orchestrator.errors import InputError, NotFoundError, SendError, StateError
 from orchestrator.rendering.links import LinkClaims
 from orchestrator.rendering.template_store import wording_now
 from orchestrator.runtime import Runtime
@@ -179,3 +181,25 @@ def build_fresh_link(rt: Runtime, contact: Contact, claims: LinkClaims, channel:
     address = (contact.email if channel is Channel.EMAIL else contact.phone) or ""
     return fresh_link_message(rt, contact_id=contact.id, person=contact, address=address, channel=channel,
                               campaign_id=claims.campaign_id, locale=locale, version=version, request_id=request_id)
+
+
+def links_for(rt: Runtime, external_id: str, *, campaign_id: int | None = None,
+              channel: str | None = None) -> dict[str, Any]:
+    """A fresh preference-page link (and its unsubscribe link) for the contact with this CRM id,
+    signed as the messages sign theirs (``orchestrator.delivery.messages.page_links``), for the
+    company's own site or emails (the HTTP API's ``POST /contacts/{external_id}/links``).
+    NotFoundError for an unknown contact or campaign; StateError for an anonymised one."""
+    if channel is not None and channel not in (Channel.EMAIL.value, Channel.SMS.value):
+        raise InputError(f"channel: expected email or sms, got {channel!r}")
+    with session_scope(rt.engine) as session:
+        contact = session.execute(select(Contact).where(col(Contact.external_id) == external_id)).scalars().first()
+        if contact is None or contact.id is None:
+            raise NotFoundError("external_id: no contact has this id (import it first)")
+        if contact.erased_at is not None:
+            raise StateError("external_id: this contact was anonymised; it has no preference page any more")
+        if campaign_id is not None and session.get(Campaign, campaign_id) is None:
+            raise NotFoundError(f"campaign_id: no campaign {campaign_id}")
+        contact_id = contact.id
+    links = page_links(rt, LinkClaims(contact_id=contact_id, campaign_id=campaign_id, channel=channel))
+    expires = rt.clock.now() + timedelta(days=rt.config.security.page_link_max_age_days)
+    return {"page_url": links.page, "unsubscribe_url": links.unsubscribe, "expires_at": iso(expires)}

@@ -80,6 +80,11 @@ def _links(rt: Runtime, claims: LinkClaims, *, preview: bool = False) -> _Links:
                   unsubscribe=rt.url("/u/" + rt.links.dumps("unsubscribe", claims)))
 
 
+def page_links(rt: Runtime, claims: LinkClaims) -> _Links:
+    """The page and unsubscribe links of ``claims``, signed as in a message (the API's fresh links)."""
+    return _links(rt, claims)
+
+
 def message_id(rt: Runtime, local_part: str) -> str:
     """``<local_part@domain>``: ``email.message_id_domain``, else the sender's domain — in its one
     canonical form (``canonical_message_id``): what the header carries is what is stored, shown by

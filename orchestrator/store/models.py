@@ -410,3 +410,33 @@ class SmsInboundSeen(SQLModel, table=True):
     __tablename__ = "sms_inbound_seen"
     message_sid: str = Field(primary_key=True)
     received_at: datetime
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the HTTP API (issue 17 §2). Only the SHA-256 of the token is kept; ``prefix``
+    (its first characters, not enough to use it) lets an operator recognise it in a list."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    scope: str
+    token_hash: str = Field(index=True, unique=True)
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ApiIdempotency(SQLModel, table=True):
+    """The stored answer of a write sent with an ``Idempotency-Key``: the same key and body get the
+    same answer again; the same key with another body is refused."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    token_id: int = Field(index=True)
+    key: str
+    request_hash: str
+    status: int
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime

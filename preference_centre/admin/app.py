@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 from orchestrator.accounts.service import PasswordChecks
 from orchestrator.errors import NotFoundError
 from orchestrator.runtime import Runtime
+from preference_centre.admin import views_api_tokens as api_tokens
 from preference_centre.admin import views_auth as auth_views
 from preference_centre.admin import views_brand as brand
 from preference_centre.admin import views_campaigns as campaigns
@@ -64,6 +65,9 @@ def routes() -> list[Route | Mount]:
         Route("/users", accounts.users_page, methods=["GET"]),
         Route("/users", accounts.users_add, methods=["POST"]),
         Route("/users/{user_id:int}/{action}", accounts.users_action, methods=["POST"]),
+        Route("/api-tokens", api_tokens.tokens_page, methods=["GET"]),
+        Route("/api-tokens", api_tokens.tokens_add, methods=["POST"]),
+        Route("/api-tokens/{token_id:int}/revoke", api_tokens.tokens_revoke, methods=["POST"]),
         Route("/brand", brand.brand_page, methods=["GET"]),
         Route("/brand", brand.brand_save, methods=["POST"]),
         Route("/templates", templates.templates_page, methods=["GET"]),

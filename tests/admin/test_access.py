@@ -38,6 +38,8 @@ POSTS = {
     "/admin/campaigns/{campaign_id:int}/{action}": {"confirm": "yes"},
     "/admin/users": {"email": "new@shop.example", "password": "a long enough passphrase", "role": "admin"},
     "/admin/users/{user_id:int}/{action}": {"confirm": "yes"},
+    "/admin/api-tokens": {"name": "crm-sync", "scope": "write"},
+    "/admin/api-tokens/{token_id:int}/revoke": {"confirm": "yes"},
     "/admin/campaigns/{campaign_id:int}/results.csv": {},
     "/admin/templates/{name}/{locale}": {"intent": "save", "sms": "x {{ short_url }} STOP au {{ sender.stop_number }}"},
     "/admin/templates/{name}/{locale}/preview": {"sms": "x"},
@@ -53,7 +55,7 @@ POSTS = {
 def _url(path: str, campaign_id: int) -> str:
     """A POST route with real ids: the campaign's launch, or disabling the viewer (user 2)."""
     action = "disable" if path.startswith("/admin/users/") else "launch"
-    return (path.replace("{campaign_id:int}", str(campaign_id)).replace("{user_id:int}", "2").replace("{action}", action)
+    return (path.replace("{campaign_id:int}", str(campaign_id)).replace("{user_id:int}", "2").replace("{token_id:int}", "1").replace("{action}", action)
             .replace("{name}", "reconsent").replace("{locale}", "fr"))
 
 
@@ -184,7 +186,8 @@ ADMIN_ONLY = ["/admin/contacts/import", "/admin/contacts/export", "/admin/contac
               "/admin/suppression/import", "/admin/requests", "/admin/campaigns",
               "/admin/campaigns/{campaign_id:int}/{action}", "/admin/users", "/admin/users/{user_id:int}/{action}",
               "/admin/brand", "/admin/templates/{name}/{locale}", "/admin/campaigns/{campaign_id:int}/test-send",
-              "/admin/campaigns/{campaign_id:int}/edit", "/admin/contacts/import/mapped"]
+              "/admin/campaigns/{campaign_id:int}/edit", "/admin/contacts/import/mapped",
+              "/admin/api-tokens"]
 
 
 @pytest.mark.parametrize("path", ADMIN_ONLY)
