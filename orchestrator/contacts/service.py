@@ -365,15 +365,7 @@ class _Stage:
             given = [reason for key, reason in ((email_key, email_reason), (phone_key, phone_reason)) if key]
             if SuppressionReason.ERASED in given or all(given):
                 refused.append(first_line)
-        if not refused:
-            return []
-        lines = {"lines": refused}
-        rows = self.conn.execute(text(f"SELECT {self.columns} FROM import_stage WHERE first_line IN :lines "
-                                      "ORDER BY first_line").bindparams(bindparam("lines", expanding=True)), lines)
-        contacts = [self._contact(row) for row in rows]
-        self.conn.execute(text("DELETE FROM import_stage WHERE first_line IN :lines")
-                          .bindparams(bindparam("lines", expanding=True)), lines)
-        return contacts
+        return self._unstage(refused)
 
     def refuse_anonymised(self, page: tuple[int, int]) -> list[ParsedContact]:
         """Unstage and return the page's contacts whose external_id names a contact anonymised after
@@ -390,9 +382,13 @@ class _Stage:
         if released:
             self.conn.execute(text("UPDATE contact SET external_id = 'erased-' || CAST(id AS VARCHAR) WHERE id IN :ids")
                               .bindparams(bindparam("ids", expanding=True)), {"ids": released})
-        lines = {"lines": [first_line for first_line, _, refused in found if refused]}
-        if not lines["lines"]:
+        return self._unstage([first_line for first_line, _, refused in found if refused])
+
+    def _unstage(self, first_lines: list[int]) -> list[ParsedContact]:
+        """Take these rows out of the stage and return them (refused: never written)."""
+        if not first_lines:
             return []
+        lines = {"lines": first_lines}
         rows = self.conn.execute(text(f"SELECT {self.columns} FROM import_stage WHERE first_line IN :lines "
                                       "ORDER BY first_line").bindparams(bindparam("lines", expanding=True)), lines)
         contacts = [self._contact(row) for row in rows]
