@@ -197,6 +197,16 @@ def _apply(rt: Runtime, session: Session, kind: str, word: str, keyword_locales:
            contacts: list[Contact], asked: list[Row[Any]], body: str, message_sid: str, now: datetime) -> None:
     conn = session.connection()
     sms = Channel.SMS.value
+    # The requests' transition comes first, as for a page answer: it is where an answer and the
+    # deadline sweep meet. Only the requests this reply moved out of pending are answered by it; when
+    # the sweep expired them first, a "yes" records nothing (the campaign is over).
+    ids = [row.enrolment_id for row in asked]
+    if ids and kind in ("yes", "start", "no"):
+        target = RequestState.DECLINED if kind == "no" else RequestState.CONFIRMED
+        moved = enrolments.close(session, target, now, ids=ids)
+        asked = [row for row in asked if row.enrolment_id in moved]
+    if kind == "yes" and not asked:
+        return
     if kind == "stop":
         withdraw(session, key, sms, SuppressionReason.SMS_STOP, ConsentSource.SMS_KEYWORD.value, now,
                  decline=[c.id for c in contacts if c.id is not None])
@@ -230,13 +240,9 @@ def _apply(rt: Runtime, session: Session, kind: str, word: str, keyword_locales:
             events.append({"contact_id": contact.id, "channel": sms, "purpose": Purpose.MARKETING.value,
                            "action": action.value, "at": now, "proof": proof})
     ledger.append_many(session, events)
-    ids = [row.enrolment_id for row in asked]
-    if kind in ("yes", "start") and ids:
-        enrolments.close(session, RequestState.CONFIRMED, now, ids=ids)
+    if kind in ("yes", "start") and asked:
         session.execute(update(_CONTACT).where(_CONTACT.c.id.in_(bindparam("ids", expanding=True)))
                         .values(consented_at=now), {"ids": sorted(by_contact)})
-    elif kind == "no" and ids:
-        enrolments.close(session, RequestState.DECLINED, now, ids=ids)
 
 
 def _proof_document(body: str, word: str, message_sid: str, now: datetime, message: Row[Any] | None,

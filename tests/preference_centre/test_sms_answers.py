@@ -259,3 +259,26 @@ def test_the_same_inbound_sms_twice_changes_nothing_the_second_time(
     assert "<Message>" in inbound(client, "HELP", sid="SMhelp1")
     assert "<Message>" not in inbound(client, "HELP", sid="SMhelp1")
     assert "<Message>" in inbound(client, "HELP", sid="SMhelp2")  # another message: answered
+
+
+def test_a_yes_that_the_sweep_beat_records_nothing(
+    sms_rt: Runtime, twilio: TwilioStandIn, write_csv: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 §3 for SMS answers: the sweep expires the request between the reply's read of the
+    pending requests and its write; the reply must then record nothing (the sweep won)."""
+    from sqlalchemy import text
+
+    from orchestrator.consent import sms_replies
+
+    sent_sms(sms_rt, write_csv, twilio)
+    found = sms_replies.asked_requests
+
+    def read_then_swept(conn, contact_ids):  # type: ignore[no-untyped-def]
+        rows = found(conn, contact_ids)
+        conn.execute(text("UPDATE enrolment SET state = 'expired'"))  # the sweep's transition, in between
+        return rows
+
+    monkeypatch.setattr(sms_replies, "asked_requests", read_then_swept)
+    inbound(TestClient(create_app(sms_rt)), "Oui")
+    assert [e.action for e in events(sms_rt)] == []
+    assert states(sms_rt) == {1: "expired"}
