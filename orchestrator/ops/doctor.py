@@ -39,6 +39,7 @@ async def run_checks(config: Config) -> list[Finding]:
         *check_sender(config),
         *check_sender_identity(config),
         *check_dkim(config),
+        *check_return_path(config),
         *await check_smtp(config),
         *check_twilio(config),
     ]
@@ -164,6 +165,33 @@ def check_dkim(config: Config) -> list[Finding]:
     return [Finding("ok", "email.dkim_key_path", f"key readable, signs as d={signer.domain.decode()} "
                     f"s={signer.selector.decode()}; publish its public key at "
                     f"{signer.selector.decode()}._domainkey.{signer.domain.decode()}")]
+
+
+def check_return_path(config: Config) -> list[Finding]:
+    """The bounce address (``email.return_path``): set when sending through a relay, an address, not
+    the From address, and in the From's domain (or a parent or child of it) so that SPF aligns for DMARC."""
+    from orchestrator.domain.message import address_of, envelope_sender
+
+    e = config.email
+    topic = "email.return_path"
+    if not e.return_path.strip():
+        return [Finding("warn" if e.transport == "smtp" else "ok", topic,
+                        "bounces go back to the From address: set a bounce mailbox of its own (e.g. "
+                        "bounces+{token}@mail.<your domain>) and feed it to `reconsent bounces ingest`")]
+    sample = envelope_sender(e.return_path, "<rc.doctor@doctor.invalid>") or ""
+    local, _, domain = sample.rpartition("@")
+    if not local or "." not in domain or any(c in sample for c in " <>,;"):
+        return [Finding("fix", topic, f"not an email address: {e.return_path!r}")]
+    sender = address_of(config.sender.email_from).lower()
+    if sample.lower() == sender:
+        return [Finding("warn", topic, "the bounce address is the From address: bounces and replies mix; use a "
+                        "mailbox of its own")]
+    from_domain = sender.rpartition("@")[2]
+    domain = domain.lower()
+    if not (domain == from_domain or domain.endswith("." + from_domain) or from_domain.endswith("." + domain)):
+        return [Finding("warn", topic, f"its domain {domain} is not aligned with the From domain {from_domain}: "
+                        "SPF then passes for another domain than the one DMARC checks")]
+    return [Finding("ok", topic, f"bounces go to {e.return_path.strip()}")]
 
 
 async def check_smtp(config: Config) -> list[Finding]:

@@ -129,3 +129,19 @@ def test_placeholder_sender_identity_is_to_fix(tmp_path: Path) -> None:
                          privacy_url="https://example.fr/p")
     cfg.email = replace(cfg.email, message_id_domain="", dkim_domain="")
     assert not [f for f in asyncio.run(run_checks(cfg)) if f.level == "fix" and f.topic.startswith("sender")]
+
+
+def test_the_return_path_is_checked(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    """Issue 15: doctor checks the bounce address (email.return_path)."""
+    cfg = production(tmp_path, smtp_server.port)
+
+    def found(return_path: str) -> tuple[str, str]:
+        cfg.email = replace(cfg.email, return_path=return_path)
+        (finding,) = [f for f in asyncio.run(run_checks(cfg)) if f.topic == "email.return_path"]
+        return finding.level, finding.message
+
+    assert found("")[0] == "warn" and "bounces go back to the From address" in found("")[1]
+    assert found("bounces+{token}@mail.boutique-durand.fr") == ("ok", "bounces go to bounces+{token}@mail.boutique-durand.fr")
+    assert found("not an address")[0] == "fix"
+    assert found("bonjour@boutique-durand.fr")[0] == "warn"  # the From address itself
+    assert "not aligned" in found("bounces@elsewhere.fr")[1]
