@@ -394,6 +394,18 @@ def build_failure_reasons(session: Session, campaign_id: int, limit: int = 20) -
             for step, channel, reason, count in rows]
 
 
+def messages_due(rt: Runtime, campaign_id: int) -> int:
+    """The campaign's messages waiting to be sent whose time has come (a later step's are not due
+    yet): what a dispatcher would be sending now. The console's "queued but no dispatcher" warning."""
+    with session_scope(rt.engine) as session:
+        return int(session.execute(
+            select(func.count()).where(col(OutboxMessage.campaign_id) == campaign_id,
+                                       col(OutboxMessage.status).in_([DeliveryState.PENDING.value,
+                                                                      DeliveryState.SENDING.value]),
+                                       col(OutboxMessage.due_at) <= rt.clock.now())
+        ).scalar_one())
+
+
 def _utc_text(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z: ``2026-11-25T09:00:00Z``."""
     return as_utc(value).isoformat().replace("+00:00", "Z") if value is not None else None

@@ -27,6 +27,7 @@ from orchestrator.campaigns.service import (
     confirmations_by_day,
     create_campaign,
     launch_campaign,
+    messages_due,
     plan_problems,
     preview_campaign,
     read_campaign,
@@ -306,7 +307,8 @@ async def campaign_funnel(request: Request) -> Response:
     days = confirmations_by_day(rt, campaign_id)
     over_time = charts.timeline(_("Confirmations per day"), days, ident="timeline", empty=_("No confirmation yet."))
     return render(request, "funnel.html", status=status, funnel_svg=funnel_svg, per_step=per_step,
-                  over_time=over_time, days=days, services=service_status(rt))
+                  over_time=over_time, days=days, services=service_status(rt),
+                  due_now=messages_due(rt, campaign_id))
 
 
 @guard()

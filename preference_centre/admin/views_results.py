@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from orchestrator.accounts import service as accounts
 from orchestrator.campaigns.outcomes import CSV_COLUMNS, OUTCOMES, campaign_outcomes, export_outcomes, response_rates
-from orchestrator.campaigns.service import campaign_status, read_campaign
+from orchestrator.campaigns.service import campaign_status, messages_due, read_campaign
 from orchestrator.errors import NotFoundError
 from orchestrator.ops.heartbeat import service_status
 from preference_centre.admin import charts
@@ -56,7 +56,8 @@ async def campaign_results(request: Request) -> Response:
 
     return render(request, "results.html", campaign=campaign, plan=plan, page=page, rates=rates, curve=svg,
                   outcomes=OUTCOMES, chosen=outcomes, search=search, enrolled=enrolled, page_link=page_link,
-                  status=campaign_status(rt, campaign_id), services=service_status(rt))
+                  status=campaign_status(rt, campaign_id), services=service_status(rt),
+                  due_now=messages_due(rt, campaign_id))
 
 
 @guard()

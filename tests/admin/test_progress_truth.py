@@ -33,6 +33,16 @@ def test_queued_messages_without_a_dispatcher_are_flagged(admin: Console, write_
         dispatcher.stop()
 
 
+def test_only_the_messages_due_now_are_counted(admin: Console, write_csv: Callable[..., Path]) -> None:
+    """A later step's messages are queued too, but not due: the warning counts what a dispatcher
+    would be sending now (it said 4 for 2 due here)."""
+    steps = [{"day": 0, "channel": "email", "template": "reconsent"},
+             {"day": 7, "channel": "email", "template": "reminder"}]
+    campaign_id = launch(admin.rt, write_csv([person(1), person(2)]), steps=steps)
+    page = admin.client.get(f"/admin/campaigns/{campaign_id}/results").text
+    assert "2 message(s) queued, but no dispatcher is running" in page
+
+
 def test_a_base_url_other_than_the_serving_address_is_warned_about_in_dev(
         make_rt: Callable[..., Runtime]) -> None:
     rt = make_rt(public={"base_url": "http://127.0.0.1:8000"})
