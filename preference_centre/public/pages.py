@@ -153,6 +153,9 @@ def consent_wording(lang: str, sender_name: str, title: str = "", intro: str = "
         _("News and offers by email"),
         _("News and offers by SMS"),
         _("Share my details with selected partners (separate, optional)"),
+        # a brand's own button text is the one the hint names (the page says exactly this)
+        _("Nothing is ticked for you: if you tick nothing, “%(button)s” applies to the channel this link came by.",
+          button=button) if button else
         _("Nothing is ticked for you: if you tick nothing, “Yes, keep me informed” applies to the channel this link came by."),  # noqa: E501 - one message of the catalogs
         button or _("Yes, keep me informed"),
         _("No thanks, unsubscribe me from everything"),

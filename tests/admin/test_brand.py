@@ -65,6 +65,8 @@ def test_the_brand_reaches_messages_and_pages(admin: Console, write_csv: Callabl
     page = web.get(f"/p/{token}")
     assert "<script" not in page.text
     assert "<h1>On reste en contact ?</h1>" in html.unescape(page.text)
+    hint = "si vous ne cochez rien, « Oui, je reste » vaut pour le canal"  # the hint names the brand's button
+    assert hint in html.unescape(page.text)
     assert '<link rel="stylesheet" href="/brand.css?c=8a1538">' in page.text
     assert web.get("/brand.css?c=8a1538").text.startswith(":root{--accent:#8a1538}")
     assert f'src="/brand/logo/{brand.logo_hash}"' in page.text
@@ -82,6 +84,7 @@ def test_the_brand_reaches_messages_and_pages(admin: Console, write_csv: Callabl
         assert event is not None
         wording = s.get(Wording, event.wording_hash)
     assert wording is not None and "On reste en contact ?" in wording.text and "Oui, je reste" in wording.text
+    assert hint in wording.text and "Oui, je reste informé" not in wording.text
 
 
 def test_emptied_fields_return_to_the_defaults(admin: Console) -> None:
