@@ -26,6 +26,10 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "%(n)s SMS segments (%(enc)s), more than the %(budget)s allowed: shorten the text%(chars)s."),
     (re.compile(r"empty: an email needs a subject, a text body and an HTML body"),
      "Empty: an email needs a subject, a text body and an HTML body."),
+    (re.compile(r"missing (?P<parts>\S+(?:, \S+)*) \(available locales: (?P<available>[^;]*); add the part, or "
+                r"leave '(?P<locale>[^']+)' out of the campaign's locales: its contacts then get default_locale\)"),
+     "Missing: %(parts)s (languages available: %(available)s). Add it, or take “%(locale)s” out of the "
+     "campaign’s languages: its contacts then get the default language."),
     (re.compile(r"empty: write an email \(subject, text, HTML\) or an SMS"),
      "Empty: write an email (subject, text, HTML) or an SMS."),
     (re.compile(r"a template name is lowercase letters.*"),
@@ -52,3 +56,23 @@ def translate(text: str, _: Callable[..., str]) -> tuple[str, bool]:
                 if values["chars"] else ""
         return _(message, **values), True
     return text, False
+
+
+def translate_line(text: str, _: Callable[..., str]) -> tuple[str, str, bool]:
+    """(where, message, translated?) for one line ``where: problem`` of a campaign's template checks
+    (``steps[0] (sms): template 'x': …``): the longest ending a pattern knows is translated, the rest
+    is where it is; a line no pattern knows comes back whole, as it is.
+
+    >>> from preference_centre.admin.i18n import gettext_for
+    >>> translate_line("steps[0] (sms): template 't', fr/sms.txt line 1: renders empty", gettext_for("en"))
+    ("steps[0] (sms): template 't', fr/sms.txt line 1", 'Empty once rendered: write something here.', True)
+    >>> translate_line("something else", gettext_for("fr"))
+    ('', 'something else', False)
+    """
+    start = 0
+    while (i := text.find(": ", start)) != -1:
+        message, done = translate(text[i + 2:], _)
+        if done:
+            return text[:i], message, True
+        start = i + 2
+    return "", text, False

@@ -55,7 +55,10 @@ def test_a_campaign_whose_template_broke_since_is_shown_not_a_500(admin: Console
     text = words(page.text)
     assert "Cannot be rendered: template 'nosuch': missing fr/sms.txt" in text
     assert "This campaign cannot be launched until its templates are fixed" in text
-    assert "steps[0] (sms): template 'nosuch': missing fr/sms.txt (available locales: none" in text
+    assert "steps[0] (sms): template 'nosuch' — Missing: fr/sms.txt (languages available: none)." in text
+    admin.post("/admin/lang", {"lang": "fr"})  # the same problem in the console's other language
+    french = words(admin.client.get(f"/admin/campaigns/{campaign_id}").text)
+    assert "steps[0] (sms): template 'nosuch' — Manquant : fr/sms.txt (langues disponibles : none)." in french
     assert admin.post(f"/admin/campaigns/{campaign_id}/launch", {"confirm": "yes"}).status_code == 409
 
 
