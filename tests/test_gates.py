@@ -7,6 +7,7 @@ small enough to read (STYLE.md: aim for ≲500 lines a module; split by concept,
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,3 +47,12 @@ def test_oversized_lists_offenders_biggest_first(tmp_path):
         (tmp_path / name).write_text("x = 1\n" * n)
     paths = sorted(tmp_path.iterdir())
     assert oversized(paths, limit=4, root=tmp_path) == [("bigger.py", 7), ("big.py", 5)]
+
+
+def test_every_csv_goes_through_the_one_writer():
+    """Issue 15: spreadsheet-safe CSV is one writer (orchestrator/domain/csv_safe.py); a module that
+    builds its own csv.writer writes formulas raw (the console's results export once did)."""
+    own = ROOT / "orchestrator" / "domain" / "csv_safe.py"
+    offenders = [str(p.relative_to(ROOT)) for p in product_modules()
+                 if p != own and re.search(r"\bcsv\.(writer|DictWriter)\(", p.read_text(encoding="utf-8"))]
+    assert offenders == []

@@ -5,7 +5,6 @@ time-to-answer curve; the CSV export of the current filter (read through
 
 from __future__ import annotations
 
-import csv
 import io
 from urllib.parse import urlencode
 
@@ -16,6 +15,7 @@ from starlette.responses import Response
 from orchestrator.accounts import service as accounts
 from orchestrator.campaigns.outcomes import CSV_COLUMNS, OUTCOMES, campaign_outcomes, export_outcomes, response_rates
 from orchestrator.campaigns.service import campaign_status, messages_due, read_campaign
+from orchestrator.domain.csv_safe import write_csv
 from orchestrator.errors import NotFoundError
 from orchestrator.ops.heartbeat import service_status
 from preference_centre.admin import charts
@@ -72,9 +72,7 @@ async def campaign_results_csv(request: Request) -> Response:
     outcomes, search = _filters(await form_of(request))
     rows = export_outcomes(rt, campaign_id, outcomes=outcomes, search=search)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(row.csv_row() for row in rows)
+    write_csv(out, CSV_COLUMNS, (row.csv_row() for row in rows))  # the one CSV writer: formulas neutralised
     accounts.record_action(rt, operator_of(request), "campaign.results.export", target=f"campaign:{campaign_id}",
                            ip=client_ip(request), rows=len(rows), outcomes=",".join(outcomes) or "all",
                            searched=bool(search))

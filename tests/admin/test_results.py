@@ -121,3 +121,13 @@ def test_french_results_page(admin: Console, write_csv: Callable[..., Path]) -> 
     page = words(raw)
     assert "Résultats de Test campaign" in page and "désinscrit" in page
     assert "6\u00a0personne(s) correspondent." in raw and "jour\u00a01\u00a0: 50\u00a0%" in raw
+
+
+def test_the_csv_export_neutralises_formulas(admin: Console, write_csv: Callable[..., Path]) -> None:
+    """Issue 15: every CSV the product writes goes through the one writer; the console's results export
+    wrote a CRM id starting with "=" raw."""
+    campaign_id = launch(admin.rt, write_csv([person(1, external_id="=HYPERLINK(\"http://x.example\")")]))
+    resp = admin.post(f"/admin/campaigns/{campaign_id}/results.csv", {"q": ""})
+    assert resp.status_code == 200
+    (row,) = list(csv.DictReader(io.StringIO(resp.content.decode("utf-8-sig"))))
+    assert row["external_id"] == "'=HYPERLINK(\"http://x.example\")"
