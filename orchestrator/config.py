@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from orchestrator.config_values import check, coerce, described, hide_credentials
+from orchestrator.config_values import check, coerce, described, hide_credentials, validate
 from orchestrator.errors import ConfigError
 from orchestrator.resources import DEFAULT_CONFIG
 from orchestrator.webhook_settings import ENDPOINTS_DOC, WebhookEndpoint, webhook_endpoints
@@ -447,7 +447,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         target = _section(cfg, section_name, f"environment variable {name}")
         # environment values are strings; coerce parses numbers, booleans and lists
         _set(target, section_name, key, raw, f"environment variable {name}")
-    _validate(cfg)
+    validate(cfg)
     return cfg
 
 
@@ -481,19 +481,3 @@ def allowed(section: str, key: str) -> str:
     """
     f = next(f for f in dataclasses.fields(getattr(Config(), section)) if f.name == key)
     return described(f, _ALLOWED.get((section, key)))
-
-
-def _validate(cfg: Config) -> None:
-    if not cfg.security.signing_keys or not all(k.strip() for k in cfg.security.signing_keys):
-        raise ConfigError("security.signing_keys: at least one non-empty key is required "
-                          "(RECONSENT_SECURITY__SIGNING_KEYS)")
-    if not cfg.security.suppression_key.strip():
-        raise ConfigError("security.suppression_key: a non-empty secret is required "
-                          "(RECONSENT_SECURITY__SUPPRESSION_KEY)")
-    if not cfg.public.base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"public.base_url: expected an http(s) URL, got {cfg.public.base_url!r}")
-    if cfg.sms.transport == "twilio" and not (cfg.sms.account_sid and cfg.sms.auth_token):
-        raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" "
-                          "(RECONSENT_SMS__AUTH_TOKEN)")
-    if any(not 1 <= len(v) <= 2 or not all(x.strip() for x in v) for v in cfg.sender.sms_countries.values()):
-        raise ConfigError('sender.sms_countries: each country takes ["sender"] or ["sender", "STOP number"]')

@@ -119,3 +119,20 @@ def coerce(value: Any, expected: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
         return value
     raise ConfigError(f"{where}: unsupported setting type")  # pragma: no cover
+
+
+def validate(cfg: Any) -> None:
+    """The checks that span several settings of a loaded ``orchestrator.config.Config`` (one line each)."""
+    if not cfg.security.signing_keys or not all(k.strip() for k in cfg.security.signing_keys):
+        raise ConfigError("security.signing_keys: at least one non-empty key is required "
+                          "(RECONSENT_SECURITY__SIGNING_KEYS)")
+    if not cfg.security.suppression_key.strip():
+        raise ConfigError("security.suppression_key: a non-empty secret is required "
+                          "(RECONSENT_SECURITY__SUPPRESSION_KEY)")
+    if not cfg.public.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"public.base_url: expected an http(s) URL, got {cfg.public.base_url!r}")
+    if cfg.sms.transport == "twilio" and not (cfg.sms.account_sid and cfg.sms.auth_token):
+        raise ConfigError("sms.account_sid / sms.auth_token: required when sms.transport = \"twilio\" "
+                          "(RECONSENT_SMS__AUTH_TOKEN)")
+    if any(not 1 <= len(v) <= 2 or not all(x.strip() for x in v) for v in cfg.sender.sms_countries.values()):
+        raise ConfigError('sender.sms_countries: each country takes ["sender"] or ["sender", "STOP number"]')
