@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 import phonenumbers
+from babel.core import get_global
 from phonenumbers import timezone as phone_zones
 
 #: French overseas regions (the phone number's region code) → their zone and the subdivision of the
@@ -83,7 +84,7 @@ def _number_place(phone: str) -> tuple[str | None, str | None]:
     >>> _number_place("+262692001122"), _number_place("+262639001122")[1]
     (('RE', 'Indian/Reunion'), 'Indian/Mayotte')
     >>> _number_place("+447400123456"), _number_place("not a number")
-    (('GB', 'Europe/Guernsey'), (None, None))
+    (('GB', 'Europe/London'), (None, None))
     """
     try:
         number = phonenumbers.parse(phone, None)
@@ -93,7 +94,17 @@ def _number_place(phone: str) -> tuple[str | None, str | None]:
     if country in FRENCH_OVERSEAS:
         return country, FRENCH_OVERSEAS[country][0]
     zones = [z for z in phone_zones.time_zones_for_number(number) if z != phone_zones.UNKNOWN_TIMEZONE]
-    return country, zones[0] if zones and _same_clock(zones) else None
+    if not zones or not _same_clock(zones):
+        return country, None
+    # one clock, several names (a UK mobile: Guernsey, Isle of Man, Jersey, London): the country's own zone
+    own = territory_zones().get(country or "", ())
+    return country, next((z for z in zones if z in own), zones[0])
+
+
+@lru_cache(maxsize=1)
+def territory_zones() -> dict[str, tuple[str, ...]]:
+    """Each country's time zones (CLDR, through Babel): ``GB`` → ``('Europe/London',)``."""
+    return {country: tuple(zones) for country, zones in get_global("territory_zones").items()}
 
 
 def _same_clock(zones: list[str]) -> bool:
