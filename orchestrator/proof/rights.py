@@ -131,8 +131,11 @@ def export_contact(rt: Runtime, contact_id: int) -> dict[str, Any]:
         people = _people(session, [contact])
         keys = [k for k in (contact.email_key, contact.phone_key) if k]
     requests = dsr.list_requests(rt, subject_keys=keys)
+    # the register is per address: at a shared one, another person's request shows too; its dates and
+    # state concern the address, the staff's name and free-text note do not leave through a link
+    staff_only = ("handled_by", "note")
     return {"generated_at": rt.clock.now().isoformat(), "people": people,
-            "requests": [dsr.as_dict(r) for r in requests]}
+            "requests": [{k: v for k, v in dsr.as_dict(r).items() if k not in staff_only} for r in requests]}
 
 
 def _live(session: Any, contact_id: int) -> Contact:

@@ -96,3 +96,20 @@ def test_dsr_keeps_working_by_address_and_names_each_contact_erased(
     assert erase.output.splitlines() == [
         "2 contact(s) erased; suppression entries kept so a re-import is refused", "  erased: C-3", "  erased: C-4"]
     assert _contact(rt, 3).erased_at is not None and _contact(rt, 4).erased_at is not None
+
+
+def test_download_my_data_leaves_out_what_the_staff_wrote_about_a_shared_address(
+        rt: Runtime, write_csv: Callable[..., Path]) -> None:
+    """The register is kept per address: a request another person at a shared address made shows in
+    both people's downloads. Its dates, kind and state concern the address; the operator's name and
+    free-text note do not go out through a link (they may name the other person)."""
+    from orchestrator.proof import requests as dsr
+    from orchestrator.proof.rights import export_person, subject_of
+
+    campaign_id, client = _people(rt, write_csv)
+    dsr.register(rt, "access", subject_of(rt, email=SHARED_EMAIL), note="asked by Mme Martin (contact C-2)")
+    export_person(rt, email=SHARED_EMAIL, handled_by="dpo@company.example")
+    data = json.loads(client.post(_rights(rt, 1, campaign_id) + "/export").text)
+    assert [(r["kind"], r["state"]) for r in data["requests"]] == [("access", "done")]
+    assert "Martin" not in json.dumps(data) and "dpo@company.example" not in json.dumps(data)
+    assert all("note" not in r and "handled_by" not in r for r in data["requests"])
