@@ -13,6 +13,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from orchestrator.config import DEV_SIGNING_KEY, DEV_SUPPRESSION_KEY, Config
 from orchestrator.errors import ConfigError
 from orchestrator.ops.logs import Scrub, configure_logging, install_log_scrubber
+from orchestrator.proof.receipt_keys import keys as receipt_keys
 from orchestrator.proof.receipt_keys import uses_development_key
 from orchestrator.runtime import Runtime
 
@@ -96,6 +97,7 @@ def refuse_development_keys(cfg: Config) -> None:
     real = [why for why, on in ((f"public.base_url is {cfg.public.base_url}", cfg.public.base_url.startswith("https:")),
                                 (f"email.transport = {cfg.email.transport}", cfg.email.transport != "file"),
                                 (f"sms.transport = {cfg.sms.transport}", cfg.sms.transport != "file")) if on]
+    receipt_keys(cfg)  # an unreadable receipt key stops the start, in one line naming the setting
     if dev and real:
         raise ConfigError(f"{', '.join(dev)}: the development key is public and cannot serve real people "
                           f"({'; '.join(real)}); set a random secret in RECONSENT_SECURITY__SIGNING_KEYS / "

@@ -206,3 +206,33 @@ def test_rotation_old_receipts_verify_with_previous_keys(setup: tuple[Runtime, T
     alone = TestClient(create_app(rotated)).get("/.well-known/jwks.json").json()
     with pytest.raises(ReceiptInvalid, match="does not hold"):
         verify_receipt(json.dumps(old_doc).encode(), alone)
+
+
+def test_a_p256_key_signs_es256(setup: tuple[Runtime, TestClient, str]) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    rt, _client, token = setup
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    rt.config.receipts = replace(rt.config.receipts, signing_key=pem)
+    client = TestClient(create_app(rt))
+    _answer(client, token, email="yes", action="confirm")
+    doc = client.get(f"/p/{token}/receipt").json()
+    (key,) = client.get("/.well-known/jwks.json").json()["keys"]
+    assert (key["kty"], key["crv"], key["alg"]) == ("EC", "P-256", "ES256")
+    assert jwt.get_unverified_header(doc["jws"])["alg"] == "ES256"
+    verified = jwt.decode(doc["jws"], jwt.PyJWKSet.from_dict({"keys": [key]})[key["kid"]].key, algorithms=["ES256"])
+    assert verified == doc["receipt"]
+
+
+def test_an_unreadable_key_is_named_when_the_config_is_used(rt: Runtime) -> None:
+    from orchestrator.errors import ConfigError
+    from orchestrator.proof.receipt_keys import jwks
+
+    rt.config.receipts = replace(rt.config.receipts, signing_key="-----BEGIN PRIVATE KEY-----\nnot a key\n")
+    with pytest.raises(ConfigError, match="receipts.signing_key: not an unencrypted PEM private key"):
+        jwks(rt.config)
+    rt.config.receipts = replace(rt.config.receipts, signing_key="", previous_keys=["nowhere.pem"])
+    with pytest.raises(ConfigError, match=r"receipts.previous_keys\[0\]: not a PEM key and no readable file"):
+        jwks(rt.config)

@@ -102,3 +102,11 @@ def test_the_jwks_is_public_and_cacheable(rt: Runtime) -> None:
     assert resp.status_code == 200 and "max-age=3600" in resp.headers["cache-control"]
     (key,) = resp.json()["keys"]
     assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("OKP", "Ed25519", "EdDSA", "sig") and "d" not in key
+
+
+def test_an_unreadable_receipt_key_stops_serve_in_one_line(rt: Runtime) -> None:
+    env = {"RECONSENT_CONFIG": "", "RECONSENT_DATABASE__URL": rt.config.database_url,
+           "RECONSENT_RECEIPTS__SIGNING_KEY": "missing-receipts.pem"}
+    result = CliRunner().invoke(main, ["serve", "--port", "1"], env=env)
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("Error: receipts.signing_key: not a PEM key and no readable file")
