@@ -81,6 +81,8 @@ def latest_answer(session: Session, contact_id: int) -> list[ConsentEvent]:
         ConsentEvent.contact_id == contact_id, ConsentEvent.occurred_at == newest.occurred_at,
         col(ConsentEvent.id) <= newest.id)) if (e.source, e.campaign_id, e.wording_hash) == same}
     answer = [newest]
+    # Answers are told apart by their time: two by one person within the same microsecond (possible only
+    # with a frozen clock, RECONSENT_NOW) would read as one.
     while (before := by_hash.get(answer[-1].prev_hash)) is not None:
         answer.append(before)
     return answer[::-1]
