@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from orchestrator.consent.ledger import GIVEN
 from orchestrator.domain.clock import as_utc
-from orchestrator.domain.model import ConsentSource
+from orchestrator.domain.model import ConsentSource, Purpose
 from orchestrator.proof import receipt_keys
 from orchestrator.proof.evidence import pseudonym
 from orchestrator.rendering.brand import read_brand
@@ -110,7 +110,7 @@ def receipt_claims(rt: Runtime, contact_id: int, events: list[ConsentEvent], wor
     for e in events:
         services.setdefault(e.channel, []).append({
             "purpose": e.purpose, "purposeCategory": [e.purpose], "consentType": "EXPLICIT",
-            "piiCategory": [PII_CATEGORY.get(e.channel, e.channel)], "primaryPurpose": e.purpose == "marketing",
+            "piiCategory": [PII_CATEGORY.get(e.channel, e.channel)], "primaryPurpose": e.purpose == Purpose.MARKETING,
             "termination": TERMINATION, "thirdPartyDisclosure": e.purpose.startswith("partner"),
             "action": e.action, "consentGiven": e.action in GIVEN, "eventHash": e.hash,
         })
