@@ -21,6 +21,7 @@ from typing import Any, get_type_hints
 
 from orchestrator.config_values import check, coerce, described, hide_credentials, validate
 from orchestrator.errors import ConfigError
+from orchestrator.receipt_settings import ReceiptsConfig
 from orchestrator.resources import DEFAULT_CONFIG
 from orchestrator.webhook_settings import ENDPOINTS_DOC, WebhookEndpoint, webhook_endpoints
 
@@ -335,6 +336,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    receipts: ReceiptsConfig = field(default_factory=ReceiptsConfig)
     #: where relative paths (database file, outboxes) are resolved: the config file's folder, else the
     #: current directory (see load_config)
     base_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})

@@ -27,6 +27,7 @@ from orchestrator.runtime import Runtime
 from preference_centre.admin.app import create_admin_app
 from preference_centre.api.mount import ApiMount
 from preference_centre.public import brand, pages
+from preference_centre.public import receipt as receipt_pages
 from preference_centre.public import rights as rights_pages
 from preference_centre.security import SECURITY_HEADERS, Guard, RateLimit, add_headers, headers_for
 from preference_centre.webhooks import twilio
@@ -69,6 +70,8 @@ def public_routes() -> list[Any]:
     return [
         Route("/p/{token}", pages.preference_page, methods=["GET", "POST"]),
         Route("/p/{token}/renew", pages.renew, methods=["POST"]),
+        Route("/p/{token}/receipt", receipt_pages.receipt, methods=["GET"]),
+        Route("/.well-known/jwks.json", receipt_pages.jwks, methods=["GET"]),
         Route("/u/{token}", pages.unsubscribe, methods=["GET", "POST"]),
         Route("/u/{token}/renew", pages.renew, methods=["POST"]),
         Route("/s/{code}", pages.short_link, methods=["GET"]),

@@ -17,6 +17,7 @@ from orchestrator.cli import (
     delivery,
     ops,
     proof,
+    receipts,
     suppression,
     templates,
     users,
@@ -45,6 +46,7 @@ for command in (
     *proof.COMMANDS,
     users.users,
     api_tokens.api_tokens,
+    receipts.receipts,
 ):
     main.add_command(command)
 

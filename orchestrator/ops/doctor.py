@@ -134,7 +134,24 @@ def check_secrets(config: Config) -> list[Finding]:
         out.append(Finding("fix", "security.suppression_key", f"shorter than {MIN_SECRET_LENGTH} characters"))
     else:
         out.append(Finding("ok", "security.suppression_key", "set"))
+    out.append(receipt_key_finding(config))
     return out
+
+
+def receipt_key_finding(config: Config) -> Finding:
+    """The key of consent receipts: set, readable, not the public development key."""
+    from orchestrator.proof.receipt_keys import keys, uses_development_key
+
+    if uses_development_key(config):
+        return Finding("fix", "receipts.signing_key",
+                       "the public development key signs consent receipts: anyone could forge one; make a key with "
+                       "`reconsent receipts keygen --out receipts.pem` and give it as RECONSENT_RECEIPTS__SIGNING_KEY")
+    try:
+        found = keys(config)
+    except ConfigError as exc:
+        return Finding("fix", "receipts.signing_key", str(exc))
+    return Finding("ok", "receipts.signing_key", f"{found[0].alg} key {found[0].kid}; {len(found) - 1} former key(s) "
+                   "published")
 
 
 def check_sender(config: Config) -> list[Finding]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from orchestrator.config import INSTANCE_CONFIG, Config, load_config
 from orchestrator.errors import ConfigError
+from orchestrator.proof.receipt_keys import new_key
 from orchestrator.resources import PRODUCTION_EXAMPLE, shipped
 
 INSTANCE_TEMPLATE = shipped("config", "instance.toml")
@@ -41,7 +42,8 @@ def instance_config_text(*, production: bool = False) -> str:
         return PRODUCTION_EXAMPLE.read_text(encoding="utf-8")
     text = INSTANCE_TEMPLATE.read_text(encoding="utf-8")
     return (text.replace("@SIGNING_KEY@", secrets.token_urlsafe(32))
-                .replace("@SUPPRESSION_KEY@", secrets.token_urlsafe(32)))
+                .replace("@SUPPRESSION_KEY@", secrets.token_urlsafe(32))
+                .replace("@RECEIPT_KEY@", new_key()[0].strip()))
 
 
 def write_new(path: Path, text: str, *, private: bool = False) -> bool:

@@ -312,6 +312,7 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                        personal={"action": "/p/" + token,
                                  "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                                  "rights_url": "/r/" + rt.links.dumps("rights", claims),
+                                 "receipt_url": "/p/" + token + "/receipt",  # preference_centre.public.receipt
                                  "recorded_on": long_date(rt.clock.now().date(), lang)})
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from orchestrator.config import Config
 from orchestrator.ops.doctor import run_checks
+from orchestrator.proof.receipt_keys import new_key
 from tests.orchestrator.delivery.channels.test_email_smtp import dkim_key
 from tests.support.smtp import SmtpServer, free_port
 
@@ -43,6 +44,7 @@ def production(tmp_path: Path, smtp_port: int) -> Config:
                          privacy_url="https://boutique-durand.fr/confidentialite")
     cfg.public = replace(cfg.public, base_url="https://preferences.boutique.example")
     cfg.security = replace(cfg.security, signing_keys=[STRONG], suppression_key="s" * 40)
+    cfg.receipts = replace(cfg.receipts, signing_key=new_key()[0])
     cfg.email = replace(cfg.email, transport="smtp", host="127.0.0.1", port=smtp_port, dkim_key_path=str(key_path))
     cfg.sms = replace(cfg.sms, transport="twilio", account_sid="AC" + "1" * 32, auth_token="t" * 32)
     return cfg
@@ -66,10 +68,12 @@ def test_each_problem_is_named(tmp_path: Path) -> None:
                            suppression_key="dev-only-suppression-key-change-me")
     cfg.email = replace(cfg.email, dkim_key_path=str(tmp_path / "missing.pem"), timeout=2)
     cfg.sms = replace(cfg.sms, auth_token="")
+    cfg.receipts = replace(cfg.receipts, signing_key="")
     found = asyncio.run(run_checks(cfg))
     fix = {f.topic: f.message for f in found if f.level == "fix"}
     assert set(fix) == {"public.base_url", "security.signing_keys", "security.suppression_key",
-                        "email.dkim_key_path", "email.host", "sms.auth_token"}
+                        "email.dkim_key_path", "email.host", "sms.auth_token", "receipts.signing_key"}
+    assert "RECONSENT_RECEIPTS__SIGNING_KEY" in fix["receipts.signing_key"]
     assert "not https" in fix["public.base_url"]
     assert "RECONSENT_SECURITY__SIGNING_KEYS" in fix["security.signing_keys"]
     assert "cannot reach the relay" in fix["email.host"]
@@ -89,6 +93,7 @@ def test_cli_exit_codes(tmp_path: Path, smtp_server: SmtpServer) -> None:
     good = doctor(**SENDER, RECONSENT_DATABASE__URL=migrated(tmp_path),
                   RECONSENT_PUBLIC__BASE_URL="https://preferences.boutique.example",
                   RECONSENT_SECURITY__SIGNING_KEYS=STRONG, RECONSENT_SECURITY__SUPPRESSION_KEY="s" * 40,
+                  RECONSENT_RECEIPTS__SIGNING_KEY=new_key()[0],
                   RECONSENT_EMAIL__TRANSPORT="smtp", RECONSENT_EMAIL__HOST="127.0.0.1",
                   RECONSENT_EMAIL__PORT=str(smtp_server.port), RECONSENT_EMAIL__DKIM_KEY_PATH=str(key_path))
     assert good.returncode == 0, good.stdout + good.stderr
@@ -145,3 +150,13 @@ def test_the_return_path_is_checked(tmp_path: Path, smtp_server: SmtpServer) -> 
     assert found("not an address")[0] == "fix"
     assert found("bonjour@boutique-durand.fr")[0] == "warn"  # the From address itself
     assert "not aligned" in found("bounces@elsewhere.fr")[1]
+
+
+def test_an_unreadable_receipt_key_is_named(tmp_path: Path) -> None:
+    """Issue 18: the receipt key is checked like the other secrets."""
+    cfg = production(tmp_path, free_port())
+    found = {f.topic: f for f in asyncio.run(run_checks(cfg))}
+    assert found["receipts.signing_key"].level == "ok" and "EdDSA key" in found["receipts.signing_key"].message
+    cfg.receipts = replace(cfg.receipts, signing_key="missing.pem")
+    found = {f.topic: f for f in asyncio.run(run_checks(cfg))}
+    assert found["receipts.signing_key"].level == "fix" and "missing.pem" in found["receipts.signing_key"].message

@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 
 from orchestrator.accounts.service import add_user
 from orchestrator.cli.main import main
+from orchestrator.proof.receipt_keys import new_key
 from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from preference_centre.app import create_app
@@ -122,9 +123,10 @@ def test_no_serving_with_a_development_key(setting: dict[str, str], command: str
     env = {"RECONSENT_DATABASE__URL": rt.config.database_url, **setting}
     code, err = _serve(command, "--port", "1", **env)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
-    assert "security.signing_keys, security.suppression_key: the development key is public" in err
+    assert "security.signing_keys, security.suppression_key, receipts.signing_key: the development key is public" \
+        in err
     # one development key is enough to refuse; the message names only that one
     code, err = _serve(command, "--port", "1", RECONSENT_SECURITY__SIGNING_KEYS="a-real-random-secret-0123456789",
-                       **env)
+                       RECONSENT_RECEIPTS__SIGNING_KEY=new_key()[0], **env)
     assert code == 1 and err.startswith("Error: security.suppression_key: the development key") and "," not in \
         err.split(":")[1]

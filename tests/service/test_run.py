@@ -44,10 +44,21 @@ def run_config(tmp_path: Path, rt: Runtime, smtp_port: int) -> Path:
         "database": {"url": rt.config.database_url},
         "public": {"base_url": rt.config.public.base_url},
         "security": {"signing_keys": ["test-run-signing-key-0123456789"], "suppression_key": "test-run-suppression"},
+        "receipts": {"signing_key": receipt_key(tmp_path)},
         "email": {"transport": "smtp", "host": "127.0.0.1", "port": smtp_port, "timeout": 30.0},
         "dispatch": {"poll_seconds": 0.2, "lease_seconds": 30},
         "logging": {"format": "json"},
     })
+
+
+def receipt_key(folder: Path) -> str:
+    """A receipt signing key of this instance's own (the development key is refused with smtp)."""
+    from orchestrator.proof.receipt_keys import new_key
+
+    path = folder / "receipts.pem"
+    if not path.exists():
+        path.write_text(new_key()[0])
+    return str(path)
 
 
 def sweep_overdue(rt: Runtime) -> None:
