@@ -136,3 +136,12 @@ def validate(cfg: Any) -> None:
                           "(RECONSENT_SMS__AUTH_TOKEN)")
     if any(not 1 <= len(v) <= 2 or not all(x.strip() for x in v) for v in cfg.sender.sms_countries.values()):
         raise ConfigError('sender.sms_countries: each country takes ["sender"] or ["sender", "STOP number"]')
+
+
+def reaching_people(cfg: Any) -> list[str]:
+    """Why this configuration reaches real people (an https ``public.base_url``, a transport other than
+    ``file``); empty for the demo and a laptop instance. Development keys are refused, and receipts
+    without a key of their own are off, once it is not empty."""
+    return [why for why, on in ((f"public.base_url is {cfg.public.base_url}", cfg.public.base_url.startswith("https:")),
+                                (f"email.transport = {cfg.email.transport}", cfg.email.transport != "file"),
+                                (f"sms.transport = {cfg.sms.transport}", cfg.sms.transport != "file")) if on]

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from orchestrator.config import DEFAULT_CONFIG, load_config
 from orchestrator.domain.clock import FixedClock
+from orchestrator.proof.receipt_keys import new_key
 from orchestrator.runtime import Runtime, runtime_in
 from orchestrator.store.db import migrate
 from tests.support.smtp import SmtpServer
@@ -60,6 +61,10 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     yield from _database_url(tmp_path)
 
 
+#: the receipt key of the tests' instances (Ed25519, made once per run)
+TEST_RECEIPT_KEY = new_key()[0]
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(T0)
@@ -72,6 +77,8 @@ def make_rt(tmp_path: Path, database_url: str, clock: FixedClock) -> Iterator[Ca
 
     def factory(**sections: dict[str, Any]) -> Runtime:
         sections.setdefault("public", {"base_url": "https://prefs.example.com"})
+        # an https instance: it has a receipt key of its own (without one, receipts are off)
+        sections.setdefault("receipts", {"signing_key": TEST_RECEIPT_KEY})
         rt = runtime_in(tmp_path, load_config(DEFAULT_CONFIG, env={}), clock, database_url=database_url, **sections)
         if not made:
             migrate(rt.engine)

@@ -140,12 +140,17 @@ def check_secrets(config: Config) -> list[Finding]:
 
 def receipt_key_finding(config: Config) -> Finding:
     """The key of consent receipts: set, readable, not the public development key."""
-    from orchestrator.proof.receipt_keys import keys, uses_development_key
+    from orchestrator.proof.receipt_keys import enabled, keys, uses_development_key
 
+    make = ("make a key with `reconsent receipts keygen --out receipts.pem` and give it as "
+            "RECONSENT_RECEIPTS__SIGNING_KEY")
+    if not enabled(config):
+        return Finding("fix", "receipts.signing_key", "no key of this instance's own: the done page offers no consent "
+                       "receipt (the public development key is never used for real people); " + make)
     if uses_development_key(config):
-        return Finding("fix", "receipts.signing_key",
-                       "the public development key signs consent receipts: anyone could forge one; make a key with "
-                       "`reconsent receipts keygen --out receipts.pem` and give it as RECONSENT_RECEIPTS__SIGNING_KEY")
+        return Finding("warn", "receipts.signing_key",
+                       "the public development key signs consent receipts (fine for the demo: anyone could forge one); "
+                       + make)
     try:
         found = keys(config)
     except ConfigError as exc:

@@ -11,10 +11,10 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from orchestrator.config import DEV_SIGNING_KEY, DEV_SUPPRESSION_KEY, Config
+from orchestrator.config_values import reaching_people
 from orchestrator.errors import ConfigError
 from orchestrator.ops.logs import Scrub, configure_logging, install_log_scrubber
 from orchestrator.proof.receipt_keys import keys as receipt_keys
-from orchestrator.proof.receipt_keys import uses_development_key
 from orchestrator.runtime import Runtime
 
 __all__ = ["ScrubTokens", "install_log_scrubber", "prepare_logging", "refuse_development_keys", "serve_forever",
@@ -88,21 +88,18 @@ def refuse_development_keys(cfg: Config) -> None:
     >>> cfg.email.transport = "smtp"; refuse_development_keys(cfg)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    orchestrator.errors.ConfigError: security.signing_keys, security.suppression_key, receipts.signing_key: ...
+    orchestrator.errors.ConfigError: security.signing_keys, security.suppression_key: ...
     """
     dev = [name for name, used in (("security.signing_keys", DEV_SIGNING_KEY in cfg.security.signing_keys),
-                                   ("security.suppression_key", cfg.security.suppression_key == DEV_SUPPRESSION_KEY),
-                                   ("receipts.signing_key", uses_development_key(cfg)))
+                                   ("security.suppression_key", cfg.security.suppression_key == DEV_SUPPRESSION_KEY))
            if used]
-    real = [why for why, on in ((f"public.base_url is {cfg.public.base_url}", cfg.public.base_url.startswith("https:")),
-                                (f"email.transport = {cfg.email.transport}", cfg.email.transport != "file"),
-                                (f"sms.transport = {cfg.sms.transport}", cfg.sms.transport != "file")) if on]
+    real = reaching_people(cfg)
     receipt_keys(cfg)  # an unreadable receipt key stops the start, in one line naming the setting
     if dev and real:
         raise ConfigError(f"{', '.join(dev)}: the development key is public and cannot serve real people "
                           f"({'; '.join(real)}); set a random secret in RECONSENT_SECURITY__SIGNING_KEYS / "
-                          "RECONSENT_SECURITY__SUPPRESSION_KEY and a key in RECONSENT_RECEIPTS__SIGNING_KEY "
-                          "(`reconsent init` writes fresh ones; `reconsent receipts keygen` makes a receipt key)")
+                          "RECONSENT_SECURITY__SUPPRESSION_KEY "
+                          "(`reconsent init` writes fresh ones)")
 
 
 def serve_forever(rt: Runtime, host: str, port: int) -> None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from orchestrator.config import Config
+from orchestrator.config_values import reaching_people
 from orchestrator.errors import ConfigError, ReconsentError
 
 #: the seed of the development key: public on purpose (anyone can sign with it), so never for real people
@@ -121,6 +122,13 @@ def uses_development_key(cfg: Config) -> bool:
     return not cfg.receipts.signing_key.strip()
 
 
+def enabled(cfg: Config) -> bool:
+    """Whether receipts are offered: with a key of the instance's own, or on the development key while no
+    real person is reached (the demo, a laptop). An instance reaching people without a key (one upgraded
+    from before receipts) keeps running with receipts off until it is given one: ``doctor`` says so."""
+    return not uses_development_key(cfg) or not reaching_people(cfg)
+
+
 @lru_cache(maxsize=8)
 def _keys(signing: str, previous: tuple[str, ...], base_dir: Path) -> tuple[ReceiptKey, ...]:
     current = development_key() if not signing.strip() else \
@@ -137,8 +145,10 @@ def keys(cfg: Config) -> tuple[ReceiptKey, ...]:
 
 
 def jwks(cfg: Config) -> dict[str, list[dict[str, str]]]:
-    """The JWK Set published at ``/.well-known/jwks.json``: public keys only."""
-    return {"keys": [k.jwk for k in keys(cfg)]}
+    """The JWK Set published at ``/.well-known/jwks.json``: public keys only (receipts off: the former
+    keys only, never the public development key)."""
+    published = keys(cfg) if enabled(cfg) else keys(cfg)[1:]
+    return {"keys": [k.jwk for k in published]}
 
 
 def sign(cfg: Config, claims: dict[str, Any]) -> str:

@@ -32,6 +32,7 @@ from orchestrator.consent.service import (
 from orchestrator.delivery.fresh_links import send_fresh_link
 from orchestrator.domain.model import Channel, ConsentSource
 from orchestrator.errors import NotFoundError, RequestExpired
+from orchestrator.proof.receipt_keys import enabled as receipts_on
 from orchestrator.rendering.brand import read_brand
 from orchestrator.rendering.checks import sample_contexts
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
@@ -312,7 +313,7 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                        personal={"action": "/p/" + token,
                                  "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                                  "rights_url": "/r/" + rt.links.dumps("rights", claims),
-                                 "receipt_url": "/p/" + token + "/receipt",  # preference_centre.public.receipt
+                                 "receipt_url": "/p/" + token + "/receipt" if receipts_on(rt.config) else None,
                                  "recorded_on": long_date(rt.clock.now().date(), lang)})
 
 

@@ -25,6 +25,8 @@ def _receipt(request: Request) -> Response:
         return opened
     claims, _facts = opened
     rt = rt_of(request)
+    if not receipt_keys.enabled(rt.config):  # reaching people without a key of its own: receipts are off
+        return error_page(request, 404, "not_found")
     found = receipts.receipt_for(rt, claims.contact_id)
     if found is None:  # no answer yet: nothing to give a receipt for
         return error_page(request, 404, "not_found")

@@ -236,3 +236,23 @@ def test_an_unreadable_key_is_named_when_the_config_is_used(rt: Runtime) -> None
     rt.config.receipts = replace(rt.config.receipts, signing_key="", previous_keys=["nowhere.pem"])
     with pytest.raises(ConfigError, match=r"receipts.previous_keys\[0\]: not a PEM key and no readable file"):
         jwks(rt.config)
+
+
+def test_an_instance_reaching_people_without_a_key_of_its_own_runs_with_receipts_off(
+        setup: tuple[Runtime, TestClient, str], tmp_path: Path) -> None:
+    """An instance upgraded from before receipts (https, no receipts.signing_key) keeps serving: the public
+    development key never signs for real people, so no receipt is offered, the route is 404 and the JWK
+    Set holds only former keys; on http with files (the demo) the development key signs."""
+    rt, _client, token = setup
+    old_pem, old_jwk = new_key()
+    rt.config.receipts = replace(rt.config.receipts, signing_key="", previous_keys=[old_pem])
+    client = TestClient(create_app(rt))
+    done = _answer(client, token, email="yes", action="confirm")
+    assert "/receipt" not in done and "Télécharger mon reçu" not in done
+    assert client.get(f"/p/{token}/receipt").status_code == 404
+    assert [k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]] == [old_jwk["kid"]]
+
+    rt.config.public = replace(rt.config.public, base_url="http://localhost:8000")  # the demo
+    client = TestClient(create_app(rt))
+    assert client.get(f"/p/{token}/receipt").status_code == 200
+    assert len(client.get("/.well-known/jwks.json").json()["keys"]) == 2

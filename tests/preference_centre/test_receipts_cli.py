@@ -76,14 +76,24 @@ def test_keygen_then_verify_a_downloaded_receipt_offline(rt: Runtime, write_csv:
     assert edited.stdout == ""
 
 
-def test_the_development_receipt_key_is_refused_for_real_people(rt: Runtime) -> None:
-    env = {"RECONSENT_CONFIG": "", "RECONSENT_DATABASE__URL": rt.config.database_url,
-           "RECONSENT_EMAIL__TRANSPORT": "smtp", "RECONSENT_SECURITY__SIGNING_KEYS": "a-real-random-secret-0123456789",
-           "RECONSENT_SECURITY__SUPPRESSION_KEY": "another-real-random-secret-0123456789"}
-    result = CliRunner().invoke(main, ["serve", "--port", "1"], env=env)
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: receipts.signing_key: the development key is public")
-    assert "reconsent receipts keygen" in result.stderr
+def test_an_upgraded_instance_without_a_receipt_key_still_starts_and_doctor_says_receipts_are_off(
+        rt: Runtime) -> None:
+    """An instance from before receipts (smtp, real keys, no receipts.signing_key) must not stop at the
+    upgrade: it starts, receipts are off, and ``doctor`` tells how to turn them on."""
+    from dataclasses import replace
+
+    from orchestrator.ops.doctor import receipt_key_finding
+    from orchestrator.ops.server import refuse_development_keys
+
+    cfg = rt.config
+    cfg.email = replace(cfg.email, transport="smtp")
+    cfg.security = replace(cfg.security, signing_keys=["a-real-random-secret-0123456789"],
+                           suppression_key="another-real-random-secret-0123456789")
+    cfg.receipts = replace(cfg.receipts, signing_key="")
+    refuse_development_keys(cfg)  # no refusal
+    finding = receipt_key_finding(cfg)
+    assert finding.level == "fix" and "offers no consent receipt" in finding.message
+    assert "reconsent receipts keygen" in finding.message
 
 
 def test_an_instance_made_by_init_signs_with_its_own_key(tmp_path: Path) -> None:
