@@ -51,11 +51,11 @@ def test_get_never_changes_state(setup: tuple[Runtime, TestClient, str, str]) ->
     assert snapshot(rt) == before
 
 
-def test_page_shows_sender_masked_address_and_nothing_pre_ticked_for_partners(setup: tuple[Runtime, TestClient, str, str]) -> None:
+def test_page_shows_sender_masked_address_and_no_unnamed_partners(setup: tuple[Runtime, TestClient, str, str]) -> None:
     _rt, client, page, _ = setup
     html = client.get(f"/p/{page}").text
     assert "Boutique Lumière" in html and "p•••@example.org" in html and "person1@example.org" not in html
-    assert 'name="partners" value="yes">' in html  # not checked
+    assert 'name="partners"' not in html  # no partner configured: no box for unnamed partners (issue 18)
     assert html.count('<button type="submit"') == 2
     assert '<html lang="fr">' in html
 
