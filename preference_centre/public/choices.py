@@ -10,6 +10,7 @@ configured nothing is recorded for partners: consent to unnamed partners is not 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.datastructures import FormData
 
@@ -31,7 +32,7 @@ class Offered:
     privacy_url: str = ""
 
 
-def offered(config: Config, lang: str, granted: frozenset[str]) -> dict[str, object]:
+def offered(config: Config, lang: str, granted: frozenset[str]) -> dict[str, Any]:
     """The template's ``topics``, ``partners`` and ``partners_version``: ticked only what the person
     grants now [R1]."""
     return {

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.types import Scope
 
+from orchestrator.consent.choices import read_granted
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import (
     Answer,
@@ -36,10 +37,9 @@ from orchestrator.rendering.brand import read_brand
 from orchestrator.rendering.checks import sample_contexts
 from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
-from orchestrator.consent.choices import read_granted
 from preference_centre import templating
-from preference_centre.public import choices
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
+from preference_centre.public import choices
 from preference_centre.public.brand import page_brand, page_sender
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
@@ -315,7 +315,8 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
     channels = [c.value for c in contact_channels(contact)]
     return render_page(request, "done.html", lang=lang, answer=decided.answer, channels=channels, state=state,
-                       chosen=choices.recorded(rt.config, lang, dict(decided.answer.choices)), personal={"action": "/p/" + token,
+                       chosen=choices.recorded(rt.config, lang, dict(decided.answer.choices)),
+                       personal={"action": "/p/" + token,
                                  "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                                  "rights_url": "/r/" + rt.links.dumps("rights", claims),
                                  "recorded_on": long_date(rt.clock.now().date(), lang)})

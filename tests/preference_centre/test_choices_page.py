@@ -60,7 +60,7 @@ def choice_events(rt: Runtime) -> list[tuple[str, str, str]]:
 
 
 def test_the_page_lists_topics_and_named_partners_nothing_ticked(page: tuple[Runtime, TestClient, str, int]) -> None:
-    rt, client, url, _ = page
+    _rt, client, url, _ = page
     html = client.get(url).text
     assert "Les sujets qui vous intéressent" in html and "Nouveautés" in html and "Soldes et promotions" in html
     assert 'name="topic" value="news">' in html and 'name="topic" value="sales">' in html  # not checked
