@@ -23,7 +23,10 @@ from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from orchestrator.store.models import ConsentEvent, Wording
 from preference_centre.app import create_app
-from tests.support.factories import launch, person
+from orchestrator.delivery.worker import dispatch_once
+from orchestrator.webhook_settings import WebhookEndpoint
+from tests.orchestrator.delivery.test_webhooks import EMAIL_ONLY, Receiver, receiver, with_endpoints  # noqa: F401
+from tests.support.factories import launch, person, run
 
 TOPICS = [Topic("news", (("fr", "Nouveautés"), ("en", "News"))),
           Topic("sales", (("fr", "Soldes et promotions"), ("en", "Sales")))]
@@ -169,3 +172,22 @@ def test_choices_go_out_in_results_export_api_evidence(page: tuple[Runtime, Test
     write_csv(evidence, csv_out)
     assert f"partner:transport-express,granted,preference_centre,preference_page;partners={partners_version(PARTNERS)}" \
         in csv_out.getvalue()
+
+
+def test_webhooks_carry_the_topic_and_partner_purpose(make_rt: Callable[..., Runtime], write_csv: Callable[..., Path],
+                                                      receiver: Receiver) -> None:  # noqa: F811
+    rt = configure(with_endpoints(make_rt, WebhookEndpoint(receiver.url, receiver.secret)))
+    campaign_id = launch(rt, write_csv([person(1)]), steps=EMAIL_ONLY)
+    client = TestClient(create_app(rt))
+    url = "/p/" + rt.links.dumps("page", LinkClaims(contact_id=1, campaign_id=campaign_id, channel="email"))
+    client.post(url, data={"email": "yes", "topic": ["news"], "partner": ["banque-verte"], "action": "confirm"})
+    client.post(url, data={"email": "yes", "partner": ["banque-verte"], "action": "confirm"})
+    run(dispatch_once(rt))
+    assert all(r["valid"] for r in receiver.received)
+    got = [(e["type"], e["data"]["channel"], e["data"]["purpose"]) for e in receiver.events()
+           if e["data"].get("purpose", "").startswith(("topic:", "partner:"))]
+    assert sorted(got) == sorted([
+        ("consent.granted", "email", "topic:news"), ("consent.granted", "sms", "topic:news"),
+        ("consent.granted", "email", "partner:banque-verte"), ("consent.granted", "sms", "partner:banque-verte"),
+        ("consent.withdrawn", "email", "topic:news"), ("consent.withdrawn", "sms", "topic:news"),
+        ("consent.granted", "email", "partner:banque-verte"), ("consent.granted", "sms", "partner:banque-verte")])
