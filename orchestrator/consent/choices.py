@@ -55,7 +55,7 @@ def choice_events(contact_id: int, channels: Sequence[Channel], choices: Mapping
                   granted: Iterable[str], proof: Proof, now: datetime) -> list[dict[str, Any]]:
     """The ledger events of an answer's topic and partner choices (``choices``: purpose → ticked)."""
     before = set(granted)
-    events = []
+    events: list[dict[str, Any]] = []
     for purpose, ticked in choices.items():
         if not is_choice(purpose):
             raise ValueError(f"not a topic or partner purpose: {purpose!r}")
