@@ -3,7 +3,9 @@
 Consent to partners is per partner id, so a partner added to ``[[partners]]`` is covered by nobody.
 Such a campaign's audience is the people who grant some partner now — a named ``partner:<id>`` or the
 old unnamed ``partners`` purpose, the newest event of that purpose deciding — and have no event at
-all for the new one (never asked about it); the inactivity rule does not apply. The rest of the
+all for the new one and were not enrolled in an earlier campaign asking about it (someone who left
+it unticked then has no event for it: nothing is recorded for a choice never granted); the inactivity
+rule does not apply. The rest of the
 audience rule stays (kinds, reachable and not suppressed on the first step's channel, not erased,
 not pending elsewhere). The preference page they reach lists the partners, the new one unticked.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -20,7 +22,7 @@ from orchestrator.domain.audience import AudienceRule
 from orchestrator.domain.model import ConsentAction, Purpose
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
-from orchestrator.store.models import ConsentEvent, Contact
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment
 
 _GIVEN = (ConsentAction.GRANTED.value, ConsentAction.CONFIRMED.value)
 
@@ -35,9 +37,14 @@ def check_partner(rt: Runtime, rule: AudienceRule, where: str = "[audience] ask_
         raise InputError(f"{where}: no partner {rule.ask_partner!r} in the config (partners listed: {listed})")
 
 
-def partner_audience(rule: AudienceRule) -> Any:
+def partner_audience(rt: Runtime, rule: AudienceRule) -> Any:
     """The condition on ``Contact`` that replaces the inactivity rule when ``rule.ask_partner`` is set."""
     assert rule.ask_partner is not None
+    with rt.engine.connect() as conn:  # the campaigns that asked about it before (few rows: plans are small)
+        earlier = [cid for cid, plan in conn.execute(select(col(Campaign.id), col(Campaign.plan)))
+                   if ((plan or {}).get("audience") or {}).get("ask_partner") == rule.ask_partner]
+    asked_before = exists().where(and_(col(Enrolment.contact_id) == col(Contact.id),
+                                       col(Enrolment.campaign_id).in_(earlier)))
     granted, later = aliased(ConsentEvent), aliased(ConsentEvent)
     is_partner = or_(col(granted.purpose) == Purpose.PARTNERS.value, col(granted.purpose).like("partner:%"))
     grants_some = exists().where(and_(
@@ -48,4 +55,4 @@ def partner_audience(rule: AudienceRule) -> Any:
     asked = aliased(ConsentEvent)
     never_asked = ~exists().where(and_(col(asked.contact_id) == col(Contact.id),
                                        col(asked.purpose) == f"partner:{rule.ask_partner}"))
-    return and_(col(Contact.kind).in_([k.value for k in rule.kinds]), grants_some, never_asked)
+    return and_(col(Contact.kind).in_([k.value for k in rule.kinds]), grants_some, never_asked, ~asked_before)

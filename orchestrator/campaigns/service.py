@@ -199,7 +199,7 @@ def audience_query(rt: Runtime, plan: CampaignPlan, *, skip_recent: bool = True)
         col(Enrolment.state) == RequestState.PENDING.value,
     ))
     if rule.ask_partner:  # a campaign about a new partner (orchestrator.campaigns.ask_partner)
-        per_kind = [partner_audience(rule)]
+        per_kind = [partner_audience(rt, rule)]
     query = select(col(Contact.id)).where(
         or_(*per_kind),
         col(Contact.erased_at).is_(None),

@@ -54,9 +54,11 @@ def test_ask_the_people_who_share_with_partners_about_the_new_one(rt: Runtime, w
     assert enrolled(rt, ask) == [1, 2]
     answer(rt, 1, ask, choices={"partner:transport-express": True, "partner:newco": False})  # asked, said no
     answer(rt, 2, ask, choices={"partner:newco": True})
+    answer(rt, 4, None, choices={"partner:transport-express": True})  # shares with a partner since
     again = create_campaign(rt, plan(name="NewCo again", audience={"ask_partner": "newco"}))
     launch_campaign(rt, again)
-    assert enrolled(rt, again) == [1]  # 1 had no event for newco: unticked and never granted records nothing
+    # 1 left NewCo unticked (no event: nothing is recorded for a choice never granted) but was asked
+    assert enrolled(rt, again) == [4]
 
 
 def test_the_campaign_file_key(rt: Runtime) -> None:
