@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from orchestrator.choices_settings import PARTNERS_DOC, TOPICS_DOC
 from orchestrator.config import allowed, settings
 
 HEAD = """# Configuration reference
@@ -39,12 +40,43 @@ allows (numbers: the inclusive range; time zones: a name of the IANA database su
 """
 
 
+CHOICES = f"""
+
+## What people can choose: `[[topics]]` and `[[partners]]`
+
+Two top-level arrays of tables (not sections): none by default. Each entry's `id` names its ledger
+purpose; the labels and purposes are given for every language the pages ship in (French and
+English). An invalid entry stops the command with one line naming it and the field, e.g.
+`reconsent.toml: partners[2] "newco".privacy_url: expected the https URL of the partner's privacy policy`.
+See docs/preference-centre.md.
+
+| array | default | what it does |
+|---|---|---|
+| `[[topics]]` | `[]` | {TOPICS_DOC} |
+| `[[partners]]` | `[]` | {PARTNERS_DOC} |
+
+```toml
+[[topics]]
+id = "news"
+fr = "Nouveautés"
+en = "News"
+
+[[partners]]
+id = "transport-express"
+name = "Transport Express SA"
+purpose_fr = "vous proposer ses offres de livraison"
+purpose_en = "offer you its delivery services"
+privacy_url = "https://transport-express.example/confidentialite"
+```
+"""
+
+
 def main() -> None:
     rows = []
     for section, key, default, doc in settings():
         shown = repr(default) if not isinstance(default, str) else f'"{default}"'
         rows.append(f"| `{section}.{key}` | `{shown}` | {doc} | {allowed(section, key)} |")
-    print(HEAD + "\n".join(rows))
+    print(HEAD + "\n".join(rows) + CHOICES)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from orchestrator.choices_settings import Partner, Topic, read_choices
 from orchestrator.config_values import check, coerce, described, hide_credentials, validate
 from orchestrator.errors import ConfigError
 from orchestrator.receipt_settings import ReceiptsConfig
@@ -337,6 +338,9 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     receipts: ReceiptsConfig = field(default_factory=ReceiptsConfig)
+    #: ``[[topics]]`` and ``[[partners]]``: top-level arrays of tables (orchestrator.choices_settings)
+    topics: list[Topic] = field(default_factory=list, metadata={"internal": True})
+    partners: list[Partner] = field(default_factory=list, metadata={"internal": True})
     #: where relative paths (database file, outboxes) are resolved: the config file's folder, else the
     #: current directory (see load_config)
     base_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
@@ -435,6 +439,7 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     if env.get("RECONSENT_HOME"):
         base_dir = Path(env["RECONSENT_HOME"]).resolve()
     cfg = Config(base_dir=base_dir)
+    cfg.topics, cfg.partners = read_choices(data, env, str(path))
     for section_name, section in data.items():
         target = _section(cfg, section_name, f"{path}: [{section_name}]")
         if not isinstance(section, Mapping):

@@ -17,8 +17,8 @@ def _meta(text: str) -> dict[str, Any]:
 class ReceiptsConfig:
     signing_key: str = field(default="", metadata=_meta(
         "Private key that signs consent receipts (JWS, Ed25519 or P-256): the PEM text or the path of a PEM file; "
-        "give it as RECONSENT_RECEIPTS__SIGNING_KEY. Empty: the public development key (refused once real people "
-        "are reached); `reconsent receipts keygen` makes one"))
+        "give it as RECONSENT_RECEIPTS__SIGNING_KEY. Empty: the public development key while no real person is "
+        "reached, else receipts are off; `reconsent receipts keygen` makes one"))
     previous_keys: list[str] = field(default_factory=list, metadata=_meta(
         "Former receipt keys (PEM text or paths, private or public), still published at /.well-known/jwks.json "
         "so the receipts they signed keep verifying (env: comma-separated)"))

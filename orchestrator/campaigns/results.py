@@ -4,7 +4,8 @@ What a company's systems need to act on: who (``external_id``, ``kind``), how th
 (``state``), where the person stands now per channel (``email_consent``, ``sms_consent``,
 ``partners_consent``: granted | withdrawn | expired | none, read from the ledger by
 :mod:`orchestrator.consent.standing`), and the proof of the answer (its time, source, wording
-version and ledger event hash). Complete after the sweep: anonymisation keeps the CRM id and the
+version and ledger event hash); then ``topics`` and ``partners``: the topic and named partner ids the
+person grants now, joined by ``;``. Complete after the sweep: anonymisation keeps the CRM id and the
 outcome (docs/proof.md).
 
 Rows stream in pages of enrolments (keyset on the enrolment id, one query for the page's contacts
@@ -23,6 +24,7 @@ from typing import Any, TextIO
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.choices import choice_columns
 from orchestrator.consent.standing import EventFacts, channel_columns, events_of, iso
 from orchestrator.domain import csv_safe
 from orchestrator.domain.clock import as_utc
@@ -32,7 +34,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Contact, Enrolment
 
 RESULT_COLUMNS = ("external_id", "kind", "state", "email_consent", "sms_consent", "partners_consent",
-                  "answered_at", "source", "wording_version", "event_hash")
+                  "answered_at", "source", "wording_version", "event_hash", "topics", "partners")
 #: enrolments read per page
 PAGE = 2000
 
@@ -63,6 +65,9 @@ class ResultRow:
     source: str | None
     wording_version: str | None
     event_hash: str | None
+    #: the topic ids and named partner ids granted now, joined by ";" (issue 18; after SPEC §11's columns)
+    topics: str = ""
+    partners: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON values (times ISO 8601 UTC), keys in :data:`RESULT_COLUMNS` order."""
@@ -109,6 +114,7 @@ def _page(conn: Connection, campaign_id: int, after: int, limit: int) -> list[Re
             cursor=enrolment_id, external_id=external_id, kind=kind, state=state, **channel_columns(mine),
             answered_at=when, source=event.source if event else None,
             wording_version=event.wording_version if event else None, event_hash=event.hash if event else None,
+            **choice_columns(mine),
         ))
     return rows
 

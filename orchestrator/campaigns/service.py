@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text, update
 from sqlmodel import Session, col
 
+from orchestrator.campaigns.ask_partner import check_partner, partner_audience
 from orchestrator.config import SenderConfig
 from orchestrator.consent.prior import recently_given
 from orchestrator.domain.audience import months_before
@@ -77,6 +78,7 @@ def plan_problems(rt: Runtime, plan: CampaignPlan) -> list[str]:
 def check_plan(rt: Runtime, plan: CampaignPlan) -> None:
     """Refuse (one line) a plan whose templates have a problem: a broken template never reaches the
     queue. Called at creation (file and console) and again at launch."""
+    check_partner(rt, plan.audience)
     problems = plan_problems(rt, plan)
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
@@ -196,6 +198,8 @@ def audience_query(rt: Runtime, plan: CampaignPlan, *, skip_recent: bool = True)
         col(Enrolment.contact_id) == col(Contact.id),
         col(Enrolment.state) == RequestState.PENDING.value,
     ))
+    if rule.ask_partner:  # a campaign about a new partner (orchestrator.campaigns.ask_partner)
+        per_kind = [partner_audience(rt, rule)]
     query = select(col(Contact.id)).where(
         or_(*per_kind),
         col(Contact.erased_at).is_(None),
@@ -203,7 +207,7 @@ def audience_query(rt: Runtime, plan: CampaignPlan, *, skip_recent: bool = True)
         _not_suppressed(first),
         ~busy,
     )
-    since = recent_consent_since(rt) if skip_recent else None
+    since = recent_consent_since(rt) if skip_recent and not rule.ask_partner else None
     if since is not None:
         others = [c for c in dict.fromkeys(s.channel for s in plan.steps) if c is not first]
         query = query.where(or_(~recently_given(first, since), *(

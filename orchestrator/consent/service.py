@@ -7,8 +7,8 @@ proof [R2] and, when it stops messages, a suppression entry that takes effect be
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 from weakref import WeakKeyDictionary
@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from orchestrator.consent import enrolments, ledger
+from orchestrator.consent.choices import choice_events, granted_choices
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.suppression import LIFTABLE, is_suppressed, lift, suppress
 from orchestrator.domain.clock import as_utc
@@ -40,10 +41,13 @@ __all__ = ["LIFTABLE", "Answer", "PageFacts", "Person", "apply_answer", "contact
 
 @dataclass(frozen=True)
 class Answer:
-    """What the person ticked: marketing per channel, and partner sharing (separate purpose)."""
+    """What the person ticked: marketing per channel; ``choices``: each topic and named partner offered
+    (purpose ``topic:<id>`` / ``partner:<id>`` → ticked, see :mod:`orchestrator.consent.choices`);
+    ``partners``: the old unnamed partner sharing (kept for old callers; the page no longer offers it)."""
 
     channels: dict[str, bool]
     partners: bool = False
+    choices: Mapping[str, bool] = field(default_factory=dict)
 
     @property
     def confirms(self) -> bool:
@@ -210,7 +214,7 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
                  now: datetime) -> str:
     """:func:`record_answer` inside the caller's transaction, for a contact it read there (the page
     also stores the wording shown in it). The events of one answer are appended under one lock of the
-    chain head, channel by channel: marketing, then partners."""
+    chain head, channel by channel: marketing, then partners; then topics and named partners."""
     conn = session.connection()
     contact_id = contact.id
     reachable = contact_channels(contact)
@@ -236,6 +240,8 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
         if answer.partners:
             events.append({"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.PARTNERS.value,
                            "action": ConsentAction.GRANTED.value, "at": now, "proof": proof})
+    if answer.choices:
+        events += choice_events(contact_id, reachable, answer.choices, granted_choices(conn, contact_id), proof, now)
     ledger.append_many(session, events)
     for channel in reachable:
         key = key_of(contact, channel)

@@ -91,9 +91,15 @@ def standing(events: Iterable[EventFacts]) -> dict[tuple[str, str], str]:
 
 
 def partners_standing(events: Sequence[EventFacts]) -> str:
-    """Partner sharing, one word for the person: the newest partners event on any channel decides."""
-    newest = [e for e in events if e.purpose == Purpose.PARTNERS.value]
-    return STANDING.get(newest[-1].action, WITHDRAWN) if newest else NONE
+    """Partner sharing, one word for the person: granted while some partner purpose — the old unnamed
+    ``partners`` or a named ``partner:<id>`` (issue 18) — is granted (its newest event on any channel
+    decides); else the newest partner event's standing."""
+    last: dict[str, str] = {}
+    newest = NONE
+    for e in events:
+        if e.purpose == Purpose.PARTNERS.value or e.purpose.startswith("partner:"):
+            last[e.purpose] = newest = STANDING.get(e.action, WITHDRAWN)
+    return GRANTED if GRANTED in last.values() else newest
 
 
 def channel_columns(events: Sequence[EventFacts]) -> dict[str, str]:

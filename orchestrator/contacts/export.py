@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.choices import choice_columns
 from orchestrator.consent.standing import NONE, events_of, standing
 from orchestrator.contacts.columns import COLUMNS
 from orchestrator.contacts.rows import EXPORT_ONLY
@@ -87,7 +88,8 @@ def _standing(c: Any, events: list[Any], entries: dict[tuple[str, str], str]) ->
     return [state.get((email, marketing), NONE), state.get((sms, marketing), NONE),
             state.get((email, partners), NONE), state.get((sms, partners), NONE),
             entries.get((c["email_key"], email), "") if c["email_key"] else "",
-            entries.get((c["phone_key"], sms), "") if c["phone_key"] else ""]
+            entries.get((c["phone_key"], sms), "") if c["phone_key"] else "",
+            *choice_columns(events).values()]  # topics, partners: the ids granted now (issue 18)
 
 
 def _cell(value: object) -> str:

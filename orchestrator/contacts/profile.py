@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.choices import PARTNER, TOPIC, granted_of
 from orchestrator.consent.standing import NONE, events_of, events_page, iso, standing
 from orchestrator.domain.model import Channel, Purpose
 from orchestrator.errors import NotFoundError
@@ -38,7 +39,8 @@ def contact_profile(rt: Runtime, external_id: str) -> dict[str, Any]:
     ``suppression`` ({channel: reason or None}) of one contact, as JSON values."""
     with rt.engine.connect() as conn:
         c = _find(conn, external_id)
-        state = standing(events_of(conn, [c["id"]]).get(c["id"], []))
+        events = events_of(conn, [c["id"]]).get(c["id"], [])
+        state = standing(events)
         suppression: dict[str, str | None] = {}
         for channel, key in ((Channel.EMAIL.value, c["email_key"]), (Channel.SMS.value, c["phone_key"])):
             reason = None
@@ -54,6 +56,8 @@ def contact_profile(rt: Runtime, external_id: str) -> dict[str, Any]:
         "b2b": bool(c["b2b"]), "attributes": dict(c["attributes"] or {}),
         "created_at": iso(c["created_at"]), "updated_at": iso(c["updated_at"]), "erased_at": iso(c["erased_at"]),
         "consent": consent, "suppression": suppression,
+        # issue 18: the topic and named partner ids the person grants now
+        "topics": granted_of(events, TOPIC), "partners": granted_of(events, PARTNER),
     }
 
 

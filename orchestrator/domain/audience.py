@@ -41,6 +41,9 @@ class AudienceRule:
     )
     customer_inactive_months: int = 12
     prospect_inactive_months: int = 36
+    #: issue 18: ask about this newly listed partner the people who grant some partner and were never
+    #: asked about this one (instead of the inactivity rule); None: an ordinary re-consent audience
+    ask_partner: str | None = None
 
     def months_for(self, kind: str) -> int:
         if kind == ContactKind.CUSTOMER:

@@ -10,6 +10,7 @@ Steps after the first go only to people who have not answered [O3].
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from orchestrator.domain.model import Channel, ContactKind
 from orchestrator.errors import InputError
 
 _TOP_KEYS = {"name", "deadline_days", "audience", "steps", "default_locale", "locales", "sms_segment_budget"}
-_AUDIENCE_KEYS = {"kinds", "customer_inactive_months", "prospect_inactive_months"}
+_AUDIENCE_KEYS = {"kinds", "customer_inactive_months", "prospect_inactive_months", "ask_partner"}
 _STEP_KEYS = {"day", "channel", "template"}
 #: the largest value each number of a campaign file may take (issue 15: ``deadline_days = 99999999999``
 #: was accepted, then ``campaign launch`` crashed computing the deadline)
@@ -88,6 +89,7 @@ class CampaignPlan:
                 aud.get("prospect_inactive_months", 36), f"{where}: [audience] prospect_inactive_months",
                 MAX_INACTIVE_MONTHS,
             ),
+            ask_partner=_partner_id(aud.get("ask_partner"), f"{where}: [audience] ask_partner"),
         )
         raw_steps = data.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
@@ -148,6 +150,7 @@ class CampaignPlan:
                 "kinds": [str(k) for k in self.audience.kinds],
                 "customer_inactive_months": self.audience.customer_inactive_months,
                 "prospect_inactive_months": self.audience.prospect_inactive_months,
+                **({"ask_partner": self.audience.ask_partner} if self.audience.ask_partner else {}),
             },
             "steps": [
                 {"day": s.day, "channel": str(s.channel), "template": s.template} for s in self.steps
@@ -191,6 +194,19 @@ def wording_key(template: str, locale: str, channel: Channel) -> str:
 def _positive_int(value: Any, label: str, most: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= most:
         raise InputError(f"{label} must be a whole number > 0 and ≤ {most}, got {value!r}")
+    return value
+
+
+def _partner_id(value: Any, where: str) -> str | None:
+    """``[audience] ask_partner``: the id of a ``[[partners]]`` entry of the config (issue 18).
+
+    >>> _partner_id(None, "x"), _partner_id("newco", "x")
+    (None, 'newco')
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_-]{1,40}", value):
+        raise InputError(f"{where}: expected the id of a [[partners]] entry of the config, got {value!r}")
     return value
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.types import Scope
 
+from orchestrator.consent.choices import read_granted
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import (
     Answer,
@@ -39,6 +40,7 @@ from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
+from preference_centre.public import choices
 from preference_centre.public.brand import page_brand, page_sender
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
@@ -143,7 +145,8 @@ def _load(rt: Runtime, claims: LinkClaims) -> PageFacts:
 
 
 @lru_cache(maxsize=32)
-def consent_wording(lang: str, sender_name: str, title: str = "", intro: str = "", button: str = "") -> str:
+def consent_wording(lang: str, sender_name: str, title: str = "", intro: str = "", button: str = "",
+                    more: str = "") -> str:
     """The exact question and options shown on the page, as proof of what was agreed to [R2]
     (``title``, ``intro``, ``button``: the brand's texts when set, else the shipped ones)."""
     _ = gettext_for(lang)
@@ -153,7 +156,7 @@ def consent_wording(lang: str, sender_name: str, title: str = "", intro: str = "
                    "We only keep writing to people who tell us they want it."),
         _("News and offers by email"),
         _("News and offers by SMS"),
-        _("Share my details with selected partners (separate, optional)"),
+        *([more] if more else []),  # topics and named partners (preference_centre.public.choices.wording)
         # a brand's own button text is the one the hint names (the page says exactly this)
         _("Nothing is ticked for you: if you tick nothing, “%(button)s” applies to the channel this link came by.",
           button=button) if button else
@@ -214,6 +217,7 @@ def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFa
     return render_page(
         request, "preference.html", lang=lang, channels=[c.value for c in contact_channels(contact)],
         current=facts.current(), enrolment_state=facts.enrolment_state, deadline=deadline,
+        **choices.offered(rt.config, lang, read_granted(rt, contact.id)),
         personal={"action": "/p/" + token,  # also from /s/{code}: answers always go to /p/{token}
                   "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                   "first_name": contact.first_name, "rights_url": "/r/" + rt.links.dumps("rights", claims)},
@@ -256,28 +260,29 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
                            done=form is not None, preview=True)
     if form is None:
         return render_page(request, "preference.html", lang=lang, channels=channels, current={},
-                           enrolment_state=None, personal=personal, preview=True)
-    answer = _answer_of(form, channels, claims.channel)
+                           enrolment_state=None, personal=personal, preview=True,
+                           **choices.offered(rt.config, lang, frozenset()))
+    answer = _answer_of(form, channels, claims.channel, rt)
     if answer is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
     personal["recorded_on"] = long_date(rt.clock.now().date(), lang)
     return render_page(request, "done.html", lang=lang, answer=answer, channels=channels, state=None,
-                       personal=personal, preview=True)
+                       personal=personal, preview=True, chosen=choices.recorded(rt.config, lang, dict(answer.choices)))
 
 
-def _answer_of(form: FormData, channels: list[str], link_channel: str | None) -> Answer | None:
-    """The answer a page's form gives (None: no valid button)."""
+def _answer_of(form: FormData, channels: list[str], link_channel: str | None, rt: Runtime) -> Answer | None:
+    """The answer a page's form gives (None: no valid button). Partners are the named ones only."""
     choice = str(form.get("action", ""))
     if choice not in ("confirm", "decline"):
         return None
-    if choice == "decline":
-        return Answer(channels={c: False for c in channels}, partners=False)
+    if choice == "decline":  # "unsubscribe me from everything": topics and partners too
+        return Answer(channels={c: False for c in channels}, choices=choices.chosen(rt.config, None))
     ticked = {c: form.get(c) == "yes" for c in channels}
     if not any(ticked.values()):
         # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
         # as the page says next to the boxes.
         ticked[link_channel if link_channel in channels else channels[0]] = True
-    return Answer(channels=ticked, partners=form.get("partners") == "yes")
+    return Answer(channels=ticked, choices=choices.chosen(rt.config, form))
 
 
 def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
@@ -288,15 +293,16 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                          accept=request.headers.get("accept-language"))
         langs.append(lang)
         channels = [c.value for c in contact_channels(contact)]
-        answer = _answer_of(form, channels, claims.channel)
+        answer = _answer_of(form, channels, claims.channel, rt)
         if answer is None:
             return None
         proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims, wording=None,
                            locale=lang)
         brand = read_brand(rt)
         shown = consent_wording(lang, brand.sender_name, brand.text(lang, "page_title") or "",
-                                brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "")
-        return PageAnswer(answer, proof, Shown("preference_page", lang, shown))
+                                brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "",
+                                choices.wording(rt.config, lang))
+        return PageAnswer(answer, proof, Shown(choices.wording_name(rt.config), lang, shown))
 
     try:
         contact, decided, state = answer_from_page(rt, claims.contact_id, claims.campaign_id, decide)
@@ -310,6 +316,7 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
     channels = [c.value for c in contact_channels(contact)]
     return render_page(request, "done.html", lang=lang, answer=decided.answer, channels=channels, state=state,
+                       chosen=choices.recorded(rt.config, lang, dict(decided.answer.choices)),
                        personal={"action": "/p/" + token,
                                  "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                                  "rights_url": "/r/" + rt.links.dumps("rights", claims),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -51,11 +52,11 @@ def test_get_never_changes_state(setup: tuple[Runtime, TestClient, str, str]) ->
     assert snapshot(rt) == before
 
 
-def test_page_shows_sender_masked_address_and_nothing_pre_ticked_for_partners(setup: tuple[Runtime, TestClient, str, str]) -> None:
+def test_page_shows_sender_masked_address_and_no_unnamed_partners(setup: tuple[Runtime, TestClient, str, str]) -> None:
     _rt, client, page, _ = setup
     html = client.get(f"/p/{page}").text
     assert "Boutique Lumière" in html and "p•••@example.org" in html and "person1@example.org" not in html
-    assert 'name="partners" value="yes">' in html  # not checked
+    assert 'name="partners"' not in html  # no partner configured: no box for unnamed partners (issue 18)
     assert html.count('<button type="submit"') == 2
     assert '<html lang="fr">' in html
 
@@ -65,6 +66,8 @@ def test_confirm_records_events_with_proof_and_closes_the_request(setup: tuple[R
     resp = client.post(f"/p/{page}", data={"email": "yes", "action": "confirm"},
                        headers={"User-Agent": "Mozilla/5.0 (iPhone)"})
     assert resp.status_code == 200 and "Merci" in resp.text
+    # what was recorded, in French typography: a no-break space before the colon
+    assert re.search(r"Nouveautés et offres par e-mail \([^)]+\)\u00a0: <strong>oui</strong>", resp.text), resp.text
     with Session(rt.engine) as s:
         (enrolment,) = s.exec(select(Enrolment))
         events = list(s.exec(select(ConsentEvent).order_by(ConsentEvent.id)))
