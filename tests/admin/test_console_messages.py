@@ -18,7 +18,6 @@ from sqlmodel import Session
 
 from orchestrator.campaigns.schedule import launch_due, schedule_launch
 from orchestrator.campaigns.service import create_campaign
-from orchestrator.contacts.service import import_contacts
 from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.errors import InputError
@@ -116,4 +115,4 @@ def test_a_refused_action_and_an_unknown_campaign_in_french(admin: Console, writ
     missing = admin.post("/admin/campaigns/999/crm-results", {"format": "csv"})
     assert missing.status_code == 404 and "Il n’y a pas de campagne 999." in words(missing.text)
     late = admin.post(f"/admin/campaigns/{campaign_id}/delete", {"confirm": "yes"})
-    assert f"seul un brouillon peut être supprimé (ses messages et ses réponses sont des preuves)." in words(late.text)
+    assert "seul un brouillon peut être supprimé (ses messages et ses réponses sont des preuves)." in words(late.text)
