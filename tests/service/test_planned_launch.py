@@ -57,8 +57,8 @@ def test_reconsent_run_launches_a_planned_campaign_at_its_time(
         "email": {"transport": "file", "outbox_dir": str(outbox)},
         "dispatch": {"poll_seconds": 0.2, "lease_seconds": 30},
     })
-    # the launch time: a few seconds ahead, given in ISO 8601 with its offset
-    at = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    # the launch time: some seconds ahead (the command starts slowly on a busy machine), ISO 8601 with its offset
+    at = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
     cli = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "--config", str(config), "campaign",
                           "launch", str(campaign_id), "--at", at.isoformat()], capture_output=True, text=True,
                          timeout=120, cwd=ROOT, env={**ENV, "RECONSENT_HOME": str(tmp_path)})
@@ -73,7 +73,7 @@ def test_reconsent_run_launches_a_planned_campaign_at_its_time(
     service = reconsent(config, "run", "--host", "127.0.0.1", "--port", str(port), log=tmp_path / "run.log")
     try:
         # the launch job runs every minute (scheduler.launch_cron): at most a minute after `at`
-        wait_until(lambda: _campaign(rt, campaign_id).state == "running", 90, "the planned launch")
+        wait_until(lambda: _campaign(rt, campaign_id).state == "running", 120, "the planned launch")
         launched = _campaign(rt, campaign_id)
         assert launched.launched_at is not None and launched.launched_at.replace(tzinfo=UTC) >= at
         wait_until(lambda: len(list(outbox.glob("*.eml"))) >= 3, 60, "three emails in the file outbox")
