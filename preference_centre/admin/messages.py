@@ -70,6 +70,7 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"not a valid email: (?P<detail>.+)"), "This email address is not valid: %(detail)s"),
     (re.compile(r"(?P<path>.+): not UTF-8 text \(save the file as UTF-8\)"),
      "The file is not UTF-8 text: save it as CSV UTF-8 and upload it again."),
+    (re.compile(r"failed: (?P<detail>.+)"), "not sent: %(detail)s"),
     (re.compile(r"the launch time (?P<at>\S+) is not in the future; to launch now: reconsent campaign launch \d+"),
      "The launch time %(at)s is not in the future: to launch now, use “Launch”."),
     (re.compile(r"--at '(?P<text>.*)': expected an ISO 8601 time such as .*"),

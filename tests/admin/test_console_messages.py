@@ -116,3 +116,23 @@ def test_a_refused_action_and_an_unknown_campaign_in_french(admin: Console, writ
     assert missing.status_code == 404 and "Il n’y a pas de campagne 999." in words(missing.text)
     late = admin.post(f"/admin/campaigns/{campaign_id}/delete", {"confirm": "yes"})
     assert "seul un brouillon peut être supprimé (ses messages et ses réponses sont des preuves)." in words(late.text)
+
+
+def test_the_failures_table_and_a_step_that_cannot_be_rendered_in_french(
+        admin: Console, write_csv: Callable[..., Path]) -> None:
+    """The campaign page's other service lines: the reason of the messages that could not be built,
+    and a step whose template broke since (English stays the service's line, marked English)."""
+    rt = admin.rt
+    campaign_id = launch(rt, write_csv([person(1)]), steps=[{"day": 0, "channel": "sms", "template": "reconsent"}])
+    with rt.engine.begin() as conn:
+        conn.execute(update(OutboxMessage).values(template="nosuch"))
+        broken = plan(steps=[{"day": 0, "channel": "sms", "template": "nosuch"}]).to_mapping()
+        conn.execute(update(Campaign).where(Campaign.id == campaign_id).values(plan=broken))  # type: ignore[arg-type]
+    asyncio.run(asyncio.wait_for(dispatch_once(rt), 10))
+    english = admin.client.get(f"/admin/campaigns/{campaign_id}").text
+    assert '<code lang="en">cannot build message: template &#39;nosuch&#39;: missing fr/sms.txt</code>' in english
+    french(admin)
+    page = html.unescape(admin.client.get(f"/admin/campaigns/{campaign_id}").text).replace(NBSP, " ")
+    assert ("<code>le message ne peut pas être construit : modèle « nosuch » : fr/sms.txt manque (ajoutez-le dans "
+            "l’éditeur de modèles).</code>") in page
+    assert "Impossible à afficher : <code>template 'nosuch' — Manquant : fr/sms.txt (langues disponibles" in page
