@@ -136,3 +136,13 @@ def test_the_failures_table_and_a_step_that_cannot_be_rendered_in_french(
     assert ("<code>le message ne peut pas être construit : modèle « nosuch » : fr/sms.txt manque (ajoutez-le dans "
             "l’éditeur de modèles).</code>") in page
     assert "Impossible à afficher : <code>template 'nosuch' — Manquant : fr/sms.txt (langues disponibles" in page
+
+
+def test_the_editor_preview_says_what_cannot_be_rendered_in_french(admin: Console) -> None:
+    french(admin)
+    resp = admin.post("/admin/templates/reconsent/fr/preview", {"sms": "Bonjour {{ frist_name }} {{ short_url }}"})
+    assert resp.status_code == 200
+    page = html.unescape(resp.text)
+    problem = re.search(r"\(sms\)</strong> <code([^>]*)>([^<]*)</code>", page)
+    assert problem, page
+    assert problem.group(1) == "" and "Variable inconnue" in problem.group(2), problem.group(0)
