@@ -117,6 +117,8 @@ def test_a_logo_address_shows_on_the_pages_and_their_csp_allows_its_origin_only(
     assert refused.status_code == 400
     assert re.search(r'id="logo_url-problem">[^<]*https://', refused.text), refused.text
     assert read_brand(rt, fresh=True).logo_url is None
+    wildcard = admin.post("/admin/brand", {**FORM, "logo_url": "https://*.dupont.example/logo.png"})
+    assert wildcard.status_code == 400 and 'id="logo_url-problem"' in wildcard.text  # no CSP could name it
 
     assert admin.post("/admin/brand", {**FORM, "logo_url": "https://cdn.dupont.example:8443/img/logo.png"}
                       ).status_code == 303
