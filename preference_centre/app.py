@@ -106,8 +106,8 @@ def public_guard(rt: Runtime) -> Middleware:
     server = rt.config.server
     return Middleware(
         Guard,
-        headers=headers_for(rt.config.public.base_url, SECURITY_HEADERS), max_body=server.max_body_bytes,
-        body_timeout=server.body_timeout_seconds, static_prefix="/static/",
+        headers=lambda: headers_for(rt.config.public.base_url, SECURITY_HEADERS, img_origins=brand.image_origins(rt)),
+        max_body=server.max_body_bytes, body_timeout=server.body_timeout_seconds, static_prefix="/static/",
         too_large=lambda request: pages.error_page(request, 413, "too_large"),
         rate_limit=RateLimit(server.post_rate_per_minute), rate_limited=_public_post,
         rate_key=pages.unsubscribe_rate_key(rt),

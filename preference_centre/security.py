@@ -4,6 +4,8 @@ public pages, the /twilio webhooks and the /admin console each configure one.
 
 - Headers: added to every response that does not set its own (a view may, e.g. the console's
   sandboxed email preview); ``cache-control: public, max-age=86400`` on a 200 under ``static_prefix``.
+  ``headers`` may be a function, read per response (the public pages' CSP names the origin of the
+  brand's logo when it is an https address, and the brand can change while the server runs).
 - Body limit: a ``content-length`` above ``max_body`` is refused before the app runs, and a body that
   grows past it while read (chunked) is refused as soon as it does.
 - Body timeout: the whole body must arrive within ``body_timeout`` seconds, with no pause longer than
@@ -20,10 +22,12 @@ public pages, the /twilio webhooks and the /admin console each configure one.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -53,14 +57,48 @@ STATIC_CACHE = (b"cache-control", b"public, max-age=86400")
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 
-def headers_for(base_url: str, base: Headers) -> Headers:
+def headers_for(base_url: str, base: Headers, *, img_origins: Sequence[str] = ()) -> Headers:
     """``base``, plus ``Strict-Transport-Security`` when the public URL is https (a browser that saw
-    it never tries plain http again; on an http instance it would mean nothing, so it is left out).
+    it never tries plain http again; on an http instance it would mean nothing, so it is left out);
+    the CSP's ``img-src`` also allows ``img_origins`` (each an :func:`image_origin`: the brand's logo
+    given as an address).
 
     >>> [n for n, _ in headers_for("https://prefs.example.com", [])], headers_for("http://127.0.0.1:8000", [])
     ([b'strict-transport-security'], [])
+    >>> headers_for("http://x", SECURITY_HEADERS, img_origins=["https://cdn.example.com"])[0][1].split(b"; ")[2]
+    b"img-src 'self' https://cdn.example.com"
     """
-    return [*base, HSTS] if base_url.lower().startswith("https://") else list(base)
+    headers = [*base, HSTS] if base_url.lower().startswith("https://") else list(base)
+    origins = [o for o in img_origins if image_origin(o) == o]
+    if not origins:
+        return headers
+    extra = (" " + " ".join(origins)).encode("ascii")
+    return [(name, value.replace(b"img-src 'self'", b"img-src 'self'" + extra, 1)
+             if name == b"content-security-policy" else value) for name, value in headers]
+
+
+def image_origin(url: str | None) -> str | None:
+    """The origin (``https://host[:port]``) of an https address, for the CSP's ``img-src``; None for
+    anything else (plain http, a wildcard, a host no CSP source can name).
+
+    >>> image_origin("https://CDN.example.com/a/logo.png?v=2"), image_origin("https://127.0.0.1:8443/l.png")
+    ('https://cdn.example.com', 'https://127.0.0.1:8443')
+    >>> image_origin("http://cdn.example.com/l.png"), image_origin("https://*.example.com/l.png")
+    (None, None)
+    """
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "https" or not host or not _HOST.fullmatch(host):
+        return None
+    return f"https://{host}" + (f":{port}" if port else "")
+
+
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 #: builds the answer for a refused request (413, 429, or a gate's own refusal)
 Refusal = Callable[[Request], Response]
@@ -131,7 +169,7 @@ class Guard:
     the refusals.
     """
 
-    def __init__(self, app: ASGIApp, *, headers: Headers, max_body: int, too_large: Refusal,
+    def __init__(self, app: ASGIApp, *, headers: Headers | Callable[[], Headers], max_body: int, too_large: Refusal,
                  rate_limit: RateLimit | None = None, too_many: Refusal | None = None,
                  rate_limited: Callable[[Scope], bool] = lambda scope: False,
                  rate_key: Callable[[Scope], str | None] | None = None,
@@ -167,7 +205,8 @@ class Guard:
                 if static_ok and message.get("status") == 200:
                     names.add(STATIC_CACHE[0])
                     present.append(STATIC_CACHE)
-                message["headers"] = present + [(k, v) for k, v in self.headers if k not in names]
+                ours = self.headers() if callable(self.headers) else self.headers
+                message["headers"] = present + [(k, v) for k, v in ours if k not in names]
             await send(message)
 
         async def answer(refusal: Refusal) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone on a fresh machine:
 #   1. installs what the tests need from Debian when missing (chromium, postgresql; needs root),
-#   2. creates .venv and installs the project with its test extra, fetches axe-core from npm,
+#   2. creates .venv and installs the project with its test extra, fetches axe-core and doiuse-email
+#      from npm,
 #   3. runs the static gates: ruff (pinned rule set), mypy --strict, import-linter contracts
 #      (configured in pyproject.toml; a finding fails the script),
 #   4. runs pytest on SQLite, then again on PostgreSQL (a local cluster started on loopback).
@@ -42,6 +43,15 @@ if [ ! -s "$AXE" ]; then
   rm -rf "$tmp"
 fi
 export RECONSENT_TEST_AXE="$AXE"
+
+# doiuse-email (caniemail data) for the email-client check of the shipped layout, from the npm
+# registry with its dependencies (cached in .cache/; tests/orchestrator/test_email_clients.py).
+DOIUSE="$ROOT/.cache/doiuse-email/node_modules/doiuse-email"
+if [ ! -s "$DOIUSE/bin/cli.js" ]; then
+  mkdir -p "$ROOT/.cache/doiuse-email"
+  npm install --silent --no-audit --no-fund --prefix "$ROOT/.cache/doiuse-email" doiuse-email@0.4.1 >/dev/null
+fi
+export RECONSENT_TEST_DOIUSE_EMAIL="$DOIUSE"
 export RECONSENT_TEST_CHROMIUM="$(command -v chromium)"
 
 # Static gates, before any test: versions pinned in the test extra, rules in pyproject.toml.

@@ -15,10 +15,12 @@ same rows a page at a time with a cursor (for the HTTP API).
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any, TextIO
 
 from sqlalchemy import Table, bindparam, select
@@ -161,17 +163,44 @@ def write_csv(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[str]])
     return csv_safe.write_csv(out, header, rows)
 
 
+def stream_results(rows: Iterable[ResultRow], fmt: str = "csv", *, batch: int = PAGE,
+                   counted: list[int] | None = None) -> Iterator[str]:
+    """The text of a results file (CSV with the header :data:`RESULT_COLUMNS`, or one JSON array) in
+    parts of ``batch`` rows, for a download that streams a big campaign in flat memory; the parts
+    joined are exactly what :func:`write_results` writes. ``counted`` (a one-item list) receives the
+    number of rows so far."""
+    seen = counted if counted is not None else [0]
+    seen[:] = [0]
+    rows = iter(rows)
+    buf = io.StringIO()
+    first = True
+    while True:
+        part = list(islice(rows, batch))
+        if fmt == "csv":
+            csv_safe.write_csv(buf, RESULT_COLUMNS, (r.cells() for r in part), with_header=first)
+        else:
+            for row in part:
+                buf.write(("," if seen[0] else "[") + "\n" + json.dumps(row.as_dict(), ensure_ascii=False))
+                seen[0] += 1
+        if fmt == "csv":
+            seen[0] += len(part)
+        first = False
+        if len(part) < batch:
+            if fmt != "csv":
+                buf.write("\n]\n" if seen[0] else "[]\n")
+            yield buf.getvalue()
+            return
+        yield buf.getvalue()
+        buf.seek(0)
+        buf.truncate()
+
+
 def write_results(out: TextIO, rows: Iterable[ResultRow], fmt: str = "csv") -> int:
     """Stream results as CSV (header :data:`RESULT_COLUMNS`) or as one JSON array; returns the rows."""
-    if fmt == "csv":
-        return write_csv(out, RESULT_COLUMNS, (r.cells() for r in rows))
-    n = 0
-    out.write("[")
-    for row in rows:
-        out.write(("," if n else "") + "\n" + json.dumps(row.as_dict(), ensure_ascii=False))
-        n += 1
-    out.write("\n]\n" if n else "]\n")
-    return n
+    counted = [0]
+    for part in stream_results(rows, fmt, counted=counted):
+        out.write(part)
+    return counted[0]
 
 
 # -- the campaigns themselves, a page at a time (the HTTP API's GET /campaigns) ---------------------

@@ -56,9 +56,11 @@ def restore_cell(text: str) -> str:
 
 
 def write_csv(fh: TextSink, header: Sequence[str],
-              rows: Iterable[Sequence[object] | Mapping[str, object]], *, lineterminator: str = "\r\n") -> int:
+              rows: Iterable[Sequence[object] | Mapping[str, object]], *, lineterminator: str = "\r\n",
+              with_header: bool = True) -> int:
     """Write ``header`` then ``rows`` (sequences in header order, or mappings by header name, missing
     names empty) to ``fh``, every cell through :func:`safe_cell`; returns the number of rows.
+    ``with_header=False`` writes the rows only (the next part of a file written in parts).
 
     >>> import io; out = io.StringIO()
     >>> write_csv(out, ["name", "ua"], [["Ann", "=cmd|' /C calc'!A0"], {"name": "-1"}], lineterminator="\\n")
@@ -69,7 +71,8 @@ def write_csv(fh: TextSink, header: Sequence[str],
     -1,
     """
     writer = csv.writer(fh, lineterminator=lineterminator)
-    writer.writerow([safe_cell(h) for h in header])
+    if with_header:
+        writer.writerow([safe_cell(h) for h in header])
     n = 0
     for row in rows:
         if isinstance(row, Mapping):

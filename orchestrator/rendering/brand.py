@@ -104,7 +104,8 @@ def brand_problems(values: Mapping[str, str], logo: tuple[str, bytes] | None) ->
                               f"{MIN_CONTRAST}:1 of WCAG AA: choose a darker colour")
     for key in ("logo_url", "privacy_url"):
         url = values.get(key, "").strip()
-        if url and (urlsplit(url).scheme != "https" or not urlsplit(url).netloc):
+        if url and (urlsplit(url).scheme != "https" or not urlsplit(url).netloc
+                    or (key == "logo_url" and not _HOST.fullmatch(_hostname(url)))):
             problems[key] = "an address starting with https://"
     if logo is not None:
         kind, data = logo
@@ -115,6 +116,18 @@ def brand_problems(values: Mapping[str, str], logo: tuple[str, bytes] | None) ->
     if len(values.get("sender_name", "")) > 120:
         problems["sender_name"] = "at most 120 characters"
     return problems
+
+
+def _hostname(url: str) -> str:
+    """The host of an address ("" when it has none or cannot be read): a logo's host is named in the
+    public pages' CSP, so it must be a plain host name or address (no wildcard)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
 
 
 def read_brand(rt: Runtime, *, fresh: bool = False) -> Brand:

@@ -61,6 +61,7 @@ def routes() -> list[Route | Mount]:
         Route(c + "/edit", campaigns.campaign_edit, methods=["GET", "POST"]),
         Route(c + "/results", results.campaign_results, methods=["GET"]),
         Route(c + "/results.csv", results.campaign_results_csv, methods=["POST"]),
+        Route(c + "/crm-results", results.campaign_crm_results, methods=["POST"]),
         Route(c + "/{action}", campaigns.campaign_action, methods=["POST"]),
         Route("/users", accounts.users_page, methods=["GET"]),
         Route("/users", accounts.users_add, methods=["POST"]),

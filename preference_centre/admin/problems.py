@@ -14,6 +14,7 @@ from collections.abc import Callable
 PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"undefined variable '(?P<var>[^']+)' \(see docs/templates\.md\)"),
      "Unknown variable “%(var)s”: use one of the variables listed."),
+    (re.compile(r"'(?P<var>[^']+)' is undefined"), "Unknown variable “%(var)s”: use one of the variables listed."),
     (re.compile(r"renders empty"), "Empty once rendered: write something here."),
     (re.compile(r"no preference link \(.*\)"), "The link to the preference page is missing: insert {{ page_url }}."),
     (re.compile(r"no unsubscribe link \(.*\)"), "The unsubscribe link is missing: insert {{ unsubscribe_url }}."),

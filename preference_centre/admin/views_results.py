@@ -1,7 +1,8 @@
 """A campaign's results: who confirmed, declined, unsubscribed, bounced, expired or has not answered
 yet, filtered, searched by email, phone or id, paged; per-step and per-locale response rates; the
 time-to-answer curve; the CSV export of the current filter (read through
-:mod:`orchestrator.campaigns.outcomes`)."""
+:mod:`orchestrator.campaigns.outcomes`); and the CRM's file, the rows of ``reconsent campaign results``
+(:mod:`orchestrator.campaigns.results`), as CSV or JSON, streamed."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import FormData, QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from orchestrator.accounts import service as accounts
 from orchestrator.campaigns.outcomes import CSV_COLUMNS, OUTCOMES, campaign_outcomes, export_outcomes, response_rates
+from orchestrator.campaigns.results import iter_results, stream_results
 from orchestrator.campaigns.service import campaign_status, messages_due, read_campaign
 from orchestrator.domain.csv_safe import write_csv
 from orchestrator.errors import NotFoundError
@@ -78,3 +80,27 @@ async def campaign_results_csv(request: Request) -> Response:
                            searched=bool(search))
     return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8", headers={
         "content-disposition": f'attachment; filename="campaign-{campaign_id}-results.csv"'})
+
+
+CRM_FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+@guard()
+async def campaign_crm_results(request: Request) -> Response:
+    """The CRM's file: the same bytes as ``reconsent campaign results ID --format csv|json`` (one row per
+    enrolled contact, by external_id), streamed so a big campaign goes out in flat memory; a POST
+    (personal data) and audited like every export."""
+    rt = rt_of(request)
+    campaign_id = int(request.path_params["campaign_id"])
+    fmt = str((await form_of(request)).get("format") or "csv")
+    if fmt not in CRM_FORMATS:
+        fmt = "csv"
+    try:
+        enrolled = campaign_status(rt, campaign_id)["enrolled"]
+        rows = iter_results(rt, campaign_id)  # refuses an unknown campaign before the download starts
+    except NotFoundError as exc:
+        return error(request, 404, str(exc))
+    accounts.record_action(rt, operator_of(request), "campaign.crm_results.export", target=f"campaign:{campaign_id}",
+                           ip=client_ip(request), rows=enrolled, format=fmt)
+    return StreamingResponse(stream_results(rows, fmt), media_type=CRM_FORMATS[fmt], headers={
+        "content-disposition": f'attachment; filename="campaign-{campaign_id}-crm.{fmt}"'})

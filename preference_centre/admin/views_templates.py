@@ -24,6 +24,7 @@ from orchestrator.rendering import editor
 from orchestrator.rendering.template_store import LOCALE, NAME, list_templates
 from orchestrator.runtime import Runtime
 from preference_centre.admin.i18n import gettext_for
+from preference_centre.admin.messages import say
 from preference_centre.admin.problems import translate
 from preference_centre.admin.web import client_ip, error, form_of, guard, lang_of, operator_of, render, rt_of, see_other
 
@@ -161,8 +162,10 @@ def preview_document(preview: editor.Preview, _: Any, locale: str) -> str:
                 f'<span lang="{locale}">{escape(preview.subject)}</span></div>')
     tail = ""
     for key, message in preview.errors.items():
+        said, done = say(message, _)
+        mark = "" if done else ' lang="en"'
         tail += (f'<div style="{_BOX};background:#fdecec;color:#5c0b0e"><strong>{escape(_("Cannot be rendered:"))}'
-                 f' ({key})</strong> <code lang="en">{escape(message)}</code></div>')
+                 f' ({key})</strong> <code{mark}>{escape(said)}</code></div>')
     if preview.sms is not None and preview.segments is not None:
         seg = preview.segments
         tail += (f'<div style="{_BOX};background:#f6f6f9;color:#1b1b1f"><strong>SMS</strong> · {seg.encoding} · '

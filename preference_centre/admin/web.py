@@ -27,7 +27,7 @@ from orchestrator.accounts import service as accounts
 from orchestrator.accounts.service import Operator, Role, console_enabled, load_session
 from orchestrator.resources import TEMPLATES
 from orchestrator.runtime import Runtime
-from preference_centre.admin import i18n
+from preference_centre.admin import i18n, messages
 from preference_centre.security import CONSOLE_HEADERS, Guard, Refusal, headers_for
 
 TEMPLATES_DIR = TEMPLATES / "admin"
@@ -95,7 +95,7 @@ def render(request: Request, name: str, *, status_code: int = 200, headers: dict
     if op is None:
         pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(24)
     html = _env.get_template(name).render(
-        _=i18n.gettext_for(lang), lang=lang, operator=op, csrf=op.csrf_token if op else pre,
+        _=messages.gettext_for(lang), lang=lang, operator=op, csrf=op.csrf_token if op else pre,
         sender=rt.config.sender, path=request.url.path, base_mismatch=base_mismatch(rt, request), **context,
     )
     response = HTMLResponse(html, status_code=status_code, headers=headers)

@@ -41,6 +41,7 @@ POSTS = {
     "/admin/api-tokens": {"name": "crm-sync", "scope": "write"},
     "/admin/api-tokens/{token_id:int}/revoke": {"confirm": "yes"},
     "/admin/campaigns/{campaign_id:int}/results.csv": {},
+    "/admin/campaigns/{campaign_id:int}/crm-results": {"format": "csv"},
     "/admin/templates/{name}/{locale}": {"intent": "save", "sms": "x {{ short_url }} STOP au {{ sender.stop_number }}"},
     "/admin/templates/{name}/{locale}/preview": {"sms": "x"},
     "/admin/brand": {"sender_name": "Other"},

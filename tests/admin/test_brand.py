@@ -93,3 +93,51 @@ def test_emptied_fields_return_to_the_defaults(admin: Console) -> None:
     brand = read_brand(admin.rt, fresh=True)
     assert brand.sender_name == admin.rt.config.sender.name and brand.colour == "#0b5cad"
     assert brand.text("fr", "page_title") is None
+
+
+def _csp(headers: object) -> dict[str, str]:
+    value = headers["content-security-policy"]  # type: ignore[index]
+    return {d.split(" ", 1)[0]: d.split(" ", 1)[1] if " " in d else "" for d in value.split("; ")}
+
+
+def test_a_logo_address_shows_on_the_pages_and_their_csp_allows_its_origin_only(
+        admin: Console, write_csv: Callable[..., Path]) -> None:
+    """Issue 16 §1: a logo given as an https address showed in emails only (the pages' CSP allowed
+    images from 'self' alone). Now the pages show it and their img-src names exactly its origin;
+    plain http is refused at save, with the reason next to the field, in the console's language."""
+    rt = admin.rt
+    web = TestClient(create_app(rt))
+    campaign_id = launch(rt, write_csv([person(1)]), steps=[{"day": 0, "channel": "email", "template": "reconsent"}])
+    token = rt.links.dumps("page", LinkClaims(1, campaign_id, "email"))
+    before = _csp(web.get(f"/p/{token}").headers)
+    assert before["img-src"] == "'self'"
+
+    admin.client.cookies.set("reconsent_admin_lang", "fr")
+    refused = admin.post("/admin/brand", {**FORM, "logo_url": "http://cdn.dupont.example/logo.png"})
+    assert refused.status_code == 400
+    assert re.search(r'id="logo_url-problem">[^<]*https://', refused.text), refused.text
+    assert read_brand(rt, fresh=True).logo_url is None
+    wildcard = admin.post("/admin/brand", {**FORM, "logo_url": "https://*.dupont.example/logo.png"})
+    assert wildcard.status_code == 400 and 'id="logo_url-problem"' in wildcard.text  # no CSP could name it
+
+    assert admin.post("/admin/brand", {**FORM, "logo_url": "https://cdn.dupont.example:8443/img/logo.png"}
+                      ).status_code == 303
+    assert read_brand(rt, fresh=True).logo_url == "https://cdn.dupont.example:8443/img/logo.png"
+    page = web.get(f"/p/{token}")
+    assert '<img class="logo" src="https://cdn.dupont.example:8443/img/logo.png"' in page.text
+    after = _csp(page.headers)
+    assert after["img-src"] == "'self' https://cdn.dupont.example:8443"
+    assert {k: v for k, v in after.items() if k != "img-src"} == {k: v for k, v in before.items() if k != "img-src"}
+    assert "*" not in page.headers["content-security-policy"] and "http:" not in page.headers["content-security-policy"]
+    # every public answer carries it (an error page too); the console's own CSP is unchanged
+    assert _csp(web.get("/p/not-a-token").headers)["img-src"] == "'self' https://cdn.dupont.example:8443"
+    assert _csp(admin.client.get("/admin/brand").headers)["img-src"] == "'self'"
+    mail = {p.locale: p for p in preview_campaign(rt, campaign_id)}["fr"].html or ""
+    assert 'src="https://cdn.dupont.example:8443/img/logo.png"' in mail
+
+    # an uploaded logo wins: served from here, and the other origin leaves the CSP
+    assert admin.client.post("/admin/brand", data={"csrf": admin.csrf, **FORM, "logo_url": "https://cdn.dupont.example/l.png"},
+                             files={"logo": ("logo.png", PNG, "image/png")}, follow_redirects=False).status_code == 303
+    brand = read_brand(rt, fresh=True)
+    page = web.get(f"/p/{token}")
+    assert f'src="/brand/logo/{brand.logo_hash}"' in page.text and _csp(page.headers)["img-src"] == "'self'"

@@ -4,8 +4,8 @@ new version), the brand settings (a colour refused for contrast, then saved), a 
 picking templates by name with their preview, and its results page (filter, search, export);
 axe-core finds no serious violation on any of them; nothing is wider than the screen.
 
-With RECONSENT_UPDATE_SCREENSHOTS=1 the 1280 px run writes docs/screenshots/{template-editor,brand,
-results}.png (the pictures of docs/console.md)."""
+With RECONSENT_UPDATE_SCREENSHOTS=1 the 1280 px run writes docs/screenshots/{brand,results}.png (the
+pictures of docs/console.md; template-editor.png is written by tests/admin/test_browser_editor_mode.py)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,6 @@ def test_wording_brand_campaign_and_results_in_the_browser(served: tuple[Runtime
     check("editor-saved")
     if shots:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "template-editor.png"), full_page=True)
 
     # -- brand settings --------------------------------------------------------------------------
     page.click("nav >> text=Brand")

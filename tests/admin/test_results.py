@@ -7,7 +7,10 @@ from __future__ import annotations
 import csv
 import html
 import io
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +22,7 @@ from orchestrator.campaigns.outcomes import campaign_outcomes, response_rates
 from orchestrator.delivery.worker import dispatch_once
 from orchestrator.domain.clock import FixedClock
 from orchestrator.rendering.links import LinkClaims
-from orchestrator.store.models import Enrolment, OutboxMessage
+from orchestrator.store.models import Contact, Enrolment, OutboxMessage
 from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN, Console, sign_in
 from tests.support.factories import launch, person, run
@@ -131,3 +134,33 @@ def test_the_csv_export_neutralises_formulas(admin: Console, write_csv: Callable
     assert resp.status_code == 200
     (row,) = list(csv.DictReader(io.StringIO(resp.content.decode("utf-8-sig"))))
     assert row["external_id"] == "'=HYPERLINK(\"http://x.example\")"
+
+
+def test_the_crm_file_is_the_clis_campaign_results(admin: Console, write_csv: Callable[..., Path],
+                                                  database_url: str, tmp_path: Path) -> None:
+    """Issue 16 §4 "the export of the CRM issue": the console downloads the rows of issue 17's
+    `reconsent campaign results ID` — the same bytes as the real CLI's output on the same database,
+    CSV (through the one CSV writer: a formula-like CRM id is neutralised) and JSON; audited."""
+    campaign_id = six_outcomes(admin, write_csv)
+    with admin.rt.engine.begin() as conn:  # a CRM id a spreadsheet would read as a formula
+        conn.execute(update(Contact).where(Contact.id == 6).values(external_id="=1+1"))  # type: ignore[arg-type]
+    page = admin.client.get(f"/admin/campaigns/{campaign_id}/results").text
+    assert f'action="/admin/campaigns/{campaign_id}/crm-results"' in page
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONSENT_")}
+    env["RECONSENT_DATABASE__URL"] = database_url
+    for fmt in ("csv", "json"):
+        resp = admin.post(f"/admin/campaigns/{campaign_id}/crm-results", {"format": fmt})
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["content-disposition"] == f'attachment; filename="campaign-{campaign_id}-crm.{fmt}"'
+        cli = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "campaign", "results", str(campaign_id),
+                              "--format", fmt], env=env, cwd=tmp_path, capture_output=True, timeout=120, check=True)
+        assert resp.content == cli.stdout and len(cli.stdout) > 200
+    rows = list(csv.DictReader(io.StringIO(admin.post(f"/admin/campaigns/{campaign_id}/crm-results",
+                                                      {"format": "csv"}).text)))
+    assert [(r["external_id"], r["state"]) for r in rows] == [
+        ("C-1", "confirmed"), ("C-2", "declined"), ("C-3", "declined"), ("C-4", "pending"), ("C-5", "expired"),
+        ("'=1+1", "pending")]
+    audit = admin.client.get("/admin/audit").text
+    assert audit.count("campaign.crm_results.export") == 3
+    assert admin.client.get(f"/admin/campaigns/{campaign_id}/crm-results").status_code == 405
+    assert admin.post("/admin/campaigns/999/crm-results", {"format": "csv"}).status_code == 404

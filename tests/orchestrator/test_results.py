@@ -98,3 +98,21 @@ def test_an_anonymised_external_id_is_not_filled_in_again_by_an_import(
         ("external_id", "this external_id belongs to a contact anonymised after refusing or not answering a campaign "
                         "(kept as proof of that outcome): not imported")]
     assert [r.external_id for r in iter_results(rt, campaign_id)] == ["C-1"]
+
+
+def test_results_stream_in_parts_that_join_into_the_file(rt: Runtime, write_csv: Callable[..., Path]) -> None:
+    """The console's CRM download streams: parts of `batch` rows, joined exactly what write_results writes."""
+    from orchestrator.campaigns.results import stream_results
+
+    campaign_id = launch(rt, write_csv([person(i) for i in range(1, 6)]))
+    for fmt in ("csv", "json"):
+        whole = io.StringIO()
+        assert write_results(whole, iter_results(rt, campaign_id), fmt) == 5
+        counted = [0]
+        parts = list(stream_results(iter_results(rt, campaign_id, page=2), fmt, batch=2, counted=counted))
+        assert len(parts) == 3 and "".join(parts) == whole.getvalue() and counted == [5]
+        exact = list(stream_results(iter_results(rt, campaign_id), fmt, batch=5))  # a multiple of the batch
+        assert "".join(exact) == whole.getvalue()
+        empty = io.StringIO()
+        write_results(empty, iter(()), fmt)
+        assert "".join(stream_results(iter(()), fmt)) == empty.getvalue() in ("[]\n", ",".join(RESULT_COLUMNS) + "\r\n")

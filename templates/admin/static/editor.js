@@ -1,6 +1,8 @@
 // The template editor's small helpers; the form works without them.
 // - the preview frame refreshes (the "Preview" button's submit) a moment after typing stops;
-// - "Insert" puts a variable at the cursor of the field last focused.
+// - "Insert" puts a variable at the cursor of the field last focused;
+// - of the two HTML bodies (Markdown, raw HTML) only the one the radio picks is shown (without this
+//   script both are, and the radio still decides which one is used).
 (function () {
   "use strict";
   var form = document.getElementById("editor-form");
@@ -15,6 +17,14 @@
     clearTimeout(timer);
     timer = setTimeout(function () { form.requestSubmit(button); }, 600);
   });
+  var parts = form.querySelectorAll(".mode-part");
+  function showMode() {
+    var chosen = form.querySelector("input[name=mode]:checked");
+    if (!chosen) { return; }
+    parts.forEach(function (part) { part.hidden = part.getAttribute("data-mode") !== chosen.value; });
+  }
+  form.querySelectorAll("input[name=mode]").forEach(function (r) { r.addEventListener("change", showMode); });
+  showMode();
   document.querySelectorAll("button.insert").forEach(function (b) {
     b.hidden = false;
     b.addEventListener("click", function () {

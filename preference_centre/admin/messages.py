@@ -1,0 +1,123 @@
+"""The services' messages in the console's language.
+
+The services (CLI, API, console alike) explain a refusal or a pause in English, one line; the
+console shows that line through its ``_()``. A line that is no message id of the catalog is
+translated here by pattern: a pattern's ``rest`` group is itself a message (translated the same way,
+recursively: a planned launch that failed because of a template problem), its ``why`` group an
+operating system's reason (a message id of its own), other groups are kept as written. A template
+problem (``where: problem``) is translated by :mod:`preference_centre.admin.problems`. A line no
+pattern knows is shown as it is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from preference_centre.admin.i18n import catalog
+from preference_centre.admin.problems import translate_line
+from preference_centre.i18n import translator
+
+#: (pattern of the English line, message id with the pattern's named groups)
+PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"the planned launch failed: (?P<rest>.+)"),
+     "The planned launch failed: %(rest)s Fix it, then plan the launch again."),
+    (re.compile(r"paused by dispatch: (?P<n>\d+) message\(s\) could not be built since launch or the last resume "
+                r"\(dispatch\.failure_pause_threshold = (?P<limit>\d+)\); last: (?P<rest>.+)"),
+     "%(n)s message(s) could not be built since the launch or the last resume (the limit, "
+     "dispatch.failure_pause_threshold, is %(limit)s). The last one: %(rest)s"),
+    (re.compile(r"cannot build message: (?P<rest>.+)"), "the message cannot be built: %(rest)s"),
+    (re.compile(r"template '(?P<name>[^']+)': missing (?P<part>[\w./-]+)"),
+     "template “%(name)s”: %(part)s is missing (add it in the template editor)."),
+    (re.compile(r"(?P<rest>.+) \(and (?P<n>\d+) more problem\(s\)\)"), "%(rest)s (and %(n)s more problem(s))"),
+    (re.compile(r"(?P<path>.+): cannot read: (?P<why>.+)"),
+     "The file cannot be read (%(why)s): upload it again."),
+    (re.compile(r"(?P<path>.+): not valid TOML: (?P<detail>.+)"),
+     "This campaign file is not valid TOML: %(detail)s"),
+    (re.compile(r"campaign (?P<id>\d+): no such campaign \(see `reconsent campaign list`\)"),
+     "There is no campaign %(id)s."),
+    (re.compile(r"campaign (?P<id>\d+) is (?P<state>\w+); only a draft can be launched"),
+     "Campaign %(id)s is %(state)s: only a draft can be launched."),
+    (re.compile(r"campaign (?P<id>\d+) is (?P<state>\w+); only a draft can be scheduled"),
+     "Campaign %(id)s is %(state)s: only a draft can be scheduled."),
+    (re.compile(r"campaign (?P<id>\d+) is (?P<state>\w+), not scheduled"),
+     "Campaign %(id)s is %(state)s, not scheduled."),
+    (re.compile(r"campaign (?P<id>\d+) was launched or changed meanwhile"),
+     "Campaign %(id)s was launched or changed meanwhile: reload the page."),
+    (re.compile(r"campaign (?P<id>\d+) is (?P<state>\w+); cannot move to (?P<target>\w+)"),
+     "Campaign %(id)s is %(state)s: it cannot become %(target)s."),
+    (re.compile(r"campaign (?P<id>\d+) is (?P<state>\w+): a launched campaign's audience and steps cannot change "
+                r"\(create a new campaign\)"),
+     "Campaign %(id)s is %(state)s: a launched campaign’s audience and steps cannot change (create a new "
+     "campaign)."),
+    (re.compile(r"campaign (?P<id>\d+) is (?P<state>\w+): only a draft can be deleted \(its messages and answers "
+                r"are proof\)"),
+     "Campaign %(id)s is %(state)s: only a draft can be deleted (its messages and answers are proof)."),
+    (re.compile(r"campaign (?P<id>\d+) does not exist"), "There is no campaign %(id)s."),
+    (re.compile(r"contact (?P<id>\d+) holds no address any more \(erased\)"),
+     "Contact %(id)s holds no address any more (erased)."),
+    (re.compile(r"request (?P<id>\d+) does not exist \(see `reconsent dsr list`\)"), "There is no request %(id)s."),
+    (re.compile(r"request (?P<id>\d+) is already (?P<state>\w+)"), "Request %(id)s is already %(state)s."),
+    (re.compile(r"api token (?P<id>\d+): no such token \(see `reconsent api-tokens list`\)"),
+     "There is no API token %(id)s."),
+    (re.compile(r"EMAIL: not a valid address: (?P<detail>.+)"), "This email address is not valid: %(detail)s"),
+    (re.compile(r"EMAIL: a console user (?P<email>\S+) already exists"), "A console user %(email)s already exists."),
+    (re.compile(r"password: at least (?P<n>\d+) characters are required"),
+     "The password needs at least %(n)s characters."),
+    (re.compile(r"(?P<email>\S+) is the last enabled admin: (?P<what>.+) would close the console; add or enable "
+                r"another admin first"),
+     "%(email)s is the last enabled admin: this would close the console. Add or enable another admin first."),
+    (re.compile(r"not a valid email: (?P<detail>.+)"), "This email address is not valid: %(detail)s"),
+    (re.compile(r"(?P<path>.+): not UTF-8 text \(save the file as UTF-8\)"),
+     "The file is not UTF-8 text: save it as CSV UTF-8 and upload it again."),
+    (re.compile(r"failed: (?P<detail>.+)"), "not sent: %(detail)s"),
+    (re.compile(r"the launch time (?P<at>\S+) is not in the future; to launch now: reconsent campaign launch \d+"),
+     "The launch time %(at)s is not in the future: to launch now, use “Launch”."),
+    (re.compile(r"--at '(?P<text>.*)': expected an ISO 8601 time such as .*"),
+     "“%(text)s” is not a date and time: write it as 2026-12-01T09:00."),
+]
+#: words a pattern's groups carry that have a French name (campaign states)
+_WORDS = ("draft", "scheduled", "running", "paused", "completed")
+
+
+def say(text: str, _: Callable[..., str]) -> tuple[str, bool]:
+    """(the line in the language of ``_``, translated?).
+
+    >>> from preference_centre.admin.i18n import gettext_for
+    >>> say("x.csv: cannot read: Permission denied", gettext_for("fr"))[0]
+    'Impossible de lire le fichier (accès refusé)\\xa0: téléversez-le à nouveau.'
+    >>> say("something new", gettext_for("fr"))
+    ('something new', False)
+    """
+    for pattern, message in PATTERNS:
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        values = {}
+        for key, value in match.groupdict().items():
+            if key == "rest":
+                value = say(value, _)[0]
+            elif key == "why" or value in _WORDS:
+                value = _(value)
+            values[key] = value
+        return _(message, **values), True
+    where, message, done = translate_line(text, _)
+    if done:
+        return (f"{where} — {message}" if where else message), True
+    return text, False
+
+
+def gettext_for(lang: str) -> Callable[..., str]:
+    """The console's ``_()``: the catalog's translation; in French, a line that is no message id
+    (a service's message handed to a page) is translated by :func:`say`."""
+    table = catalog(lang)
+    plain = translator(table)
+    if lang == "en":
+        return plain
+
+    def _(text: str, **values: object) -> str:
+        if values or text in table:
+            return plain(text, **values)
+        return say(text, plain)[0]
+
+    return _
