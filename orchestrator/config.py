@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from orchestrator.choices_settings import FEWER_DOC, FREQUENCIES, PAUSE_DOC, pause_months
 from orchestrator.config_values import check, coerce, described, hide_credentials, validate
 from orchestrator.errors import ConfigError
 from orchestrator.resources import DEFAULT_CONFIG
@@ -318,6 +319,12 @@ class WebhooksConfig:
 
 
 @dataclass
+class ChoicesConfig:
+    fewer: str = _doc(FEWER_DOC, "monthly")
+    pause_months: list[int] = _doc(PAUSE_DOC, factory=lambda: [3])
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     public: PublicConfig = field(default_factory=PublicConfig)
@@ -335,6 +342,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    choices: ChoicesConfig = field(default_factory=ChoicesConfig)
     #: where relative paths (database file, outboxes) are resolved: the config file's folder, else the
     #: current directory (see load_config)
     base_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
@@ -395,6 +403,7 @@ _ALLOWED = {
     ("logging", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
     ("logging", "ip_addresses"): {"full", "truncated", "none"},
     ("admin", "cookie_secure"): {"auto", "always", "never"},
+    ("choices", "fewer"): set(FREQUENCIES),
 }
 
 
@@ -467,6 +476,8 @@ def _set(target: Any, section: str, key: str, value: Any, where: str) -> None:
     expected = hints[key]
     if getattr(expected, "__origin__", None) is list and getattr(expected, "__args__", ()) == (WebhookEndpoint,):
         setattr(target, key, webhook_endpoints(value, where))
+    elif (section, key) == ("choices", "pause_months"):
+        setattr(target, key, pause_months(value, where))
     else:
         setattr(target, key, coerce(value, expected, where))
     check(next(f for f in dataclasses.fields(target) if f.name == key), _ALLOWED.get((section, key)),

@@ -23,6 +23,7 @@ from typing import Any, TextIO
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.choices import CHOICE_COLUMNS, person_choices
 from orchestrator.consent.standing import EventFacts, channel_columns, events_of, iso
 from orchestrator.domain import csv_safe
 from orchestrator.domain.clock import as_utc
@@ -32,7 +33,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Contact, Enrolment
 
 RESULT_COLUMNS = ("external_id", "kind", "state", "email_consent", "sms_consent", "partners_consent",
-                  "answered_at", "source", "wording_version", "event_hash")
+                  "answered_at", "source", "wording_version", "event_hash", *CHOICE_COLUMNS)
 #: enrolments read per page
 PAGE = 2000
 
@@ -63,6 +64,9 @@ class ResultRow:
     source: str | None
     wording_version: str | None
     event_hash: str | None
+    #: the alternative to leaving chosen (issue 18): the frequency, the day a running pause ends
+    frequency: str | None = None
+    paused_until: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON values (times ISO 8601 UTC), keys in :data:`RESULT_COLUMNS` order."""
@@ -100,6 +104,7 @@ def _answer_event(events: Sequence[EventFacts], campaign_id: int, enrolled_at: d
 def _page(conn: Connection, campaign_id: int, after: int, limit: int) -> list[ResultRow]:
     enrolled = conn.execute(_PAGE, {"campaign_id": campaign_id, "after": after, "limit": limit}).all()
     events = events_of(conn, [r[4] for r in enrolled])
+    chosen = person_choices(conn, [r[4] for r in enrolled])
     rows = []
     for enrolment_id, state, enrolled_at, answered_at, contact_id, external_id, kind in enrolled:
         mine = events.get(contact_id, [])
@@ -109,6 +114,7 @@ def _page(conn: Connection, campaign_id: int, after: int, limit: int) -> list[Re
             cursor=enrolment_id, external_id=external_id, kind=kind, state=state, **channel_columns(mine),
             answered_at=when, source=event.source if event else None,
             wording_version=event.wording_version if event else None, event_hash=event.hash if event else None,
+            **chosen.get(contact_id, {}),
         ))
     return rows
 

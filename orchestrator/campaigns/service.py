@@ -14,6 +14,7 @@ from sqlalchemy import and_, exists, func, insert, literal, or_, select, text, u
 from sqlmodel import Session, col
 
 from orchestrator.config import SenderConfig
+from orchestrator.consent.choices import paused_clause
 from orchestrator.consent.prior import recently_given
 from orchestrator.domain.audience import months_before
 from orchestrator.domain.campaign import CampaignPlan
@@ -202,6 +203,7 @@ def audience_query(rt: Runtime, plan: CampaignPlan, *, skip_recent: bool = True)
         _address_column(first).is_not(None),
         _not_suppressed(first),
         ~busy,
+        ~paused_clause(first, today),  # a pause the person chose (issue 18)
     )
     since = recent_consent_since(rt) if skip_recent else None
     if since is not None:

@@ -38,6 +38,7 @@ from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
+from preference_centre.public import choices
 from preference_centre.public.brand import page_brand, page_sender
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
@@ -213,6 +214,7 @@ def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFa
     return render_page(
         request, "preference.html", lang=lang, channels=[c.value for c in contact_channels(contact)],
         current=facts.current(), enrolment_state=facts.enrolment_state, deadline=deadline,
+        alternatives=choices.buttons(rt, lang),
         personal={"action": "/p/" + token,  # also from /s/{code}: answers always go to /p/{token}
                   "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                   "first_name": contact.first_name, "rights_url": "/r/" + rt.links.dumps("rights", claims)},
@@ -287,7 +289,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                          accept=request.headers.get("accept-language"))
         langs.append(lang)
         channels = [c.value for c in contact_channels(contact)]
-        answer = _answer_of(form, channels, claims.channel)
+        answer, apply = _answer_of(form, channels, claims.channel), None
+        if answer is None:
+            answer, apply = choices.page_answer(rt, form, channels) or (None, None)
         if answer is None:
             return None
         proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims, wording=None,
@@ -295,7 +299,7 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         brand = read_brand(rt)
         shown = consent_wording(lang, brand.sender_name, brand.text(lang, "page_title") or "",
                                 brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "")
-        return PageAnswer(answer, proof, Shown("preference_page", lang, shown))
+        return PageAnswer(answer, proof, Shown("preference_page", lang, shown + choices.wording(rt, lang)), apply)
 
     try:
         contact, decided, state = answer_from_page(rt, claims.contact_id, claims.campaign_id, decide)
@@ -307,6 +311,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
     lang = langs[-1]
     if decided is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+    if decided.apply is not None:  # an alternative to leaving: what it was and until when
+        return render_page(request, "chosen.html", lang=lang, personal={"action": "/p/" + token},
+                           **choices.outcome(rt, contact.id, lang, long_date))
     channels = [c.value for c in contact_channels(contact)]
     return render_page(request, "done.html", lang=lang, answer=decided.answer, channels=channels, state=state,
                        personal={"action": "/p/" + token,
@@ -349,8 +356,13 @@ async def unsubscribe(request: Request) -> Response:
     action = "/u/" + token
     if request.method != "POST":  # GET and HEAD only ever read
         return render_page(request, "unsubscribe.html", lang=lang, action=action, channel=channel,
-                           masked=masked, done=False)
+                           masked=masked, done=False, alternatives=choices.buttons(rt, lang))
     form = await request.form()
+    chose = choices.landing_choice(request, rt, claims, form, lang, render_page, long_date,
+                                   proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
+                                              wording=None, locale=lang))
+    if chose is not None:
+        return chose
     one_click = form.get("List-Unsubscribe") == "One-Click"
     source = ConsentSource.ONE_CLICK if one_click else ConsentSource.PREFERENCE_CENTRE
     proof = proof_from(request, source=source, claims=claims,
