@@ -24,10 +24,11 @@ def pause_months(value: Any, where: str) -> list[int]:
 
     >>> pause_months("3, 6", "x"), pause_months([], "x")
     ([3, 6], [])
-    >>> pause_months([0], "choices.pause_months")
-    Traceback (most recent call last):
-    ...
-    orchestrator.errors.ConfigError: choices.pause_months: expected a list of whole numbers of months, each 1 to 24, got [0]
+    >>> try:
+    ...     pause_months([0], "choices.pause_months")
+    ... except ConfigError as exc:
+    ...     print(exc)
+    choices.pause_months: expected a list of whole numbers of months, each 1 to 24, got [0]
     """
     if isinstance(value, str):
         text = value.strip()

@@ -312,8 +312,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
     if decided is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
     if decided.apply is not None:  # an alternative to leaving: what it was and until when
+        said = choices.outcome(rt, contact.id, lang, long_date)
         return render_page(request, "chosen.html", lang=lang, personal={"action": "/p/" + token},
-                           **choices.outcome(rt, contact.id, lang, long_date))
+                           frequency=said.get("frequency"), paused_until=said.get("paused_until"))
     channels = [c.value for c in contact_channels(contact)]
     return render_page(request, "done.html", lang=lang, answer=decided.answer, channels=channels, state=state,
                        personal={"action": "/p/" + token,
