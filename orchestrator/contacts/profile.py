@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.choices import person_choices
 from orchestrator.consent.standing import NONE, events_of, events_page, iso, standing
 from orchestrator.domain.model import Channel, Purpose
 from orchestrator.errors import NotFoundError
@@ -39,6 +40,7 @@ def contact_profile(rt: Runtime, external_id: str) -> dict[str, Any]:
     with rt.engine.connect() as conn:
         c = _find(conn, external_id)
         state = standing(events_of(conn, [c["id"]]).get(c["id"], []))
+        chosen = person_choices(conn, [c["id"]]).get(c["id"], {})
         suppression: dict[str, str | None] = {}
         for channel, key in ((Channel.EMAIL.value, c["email_key"]), (Channel.SMS.value, c["phone_key"])):
             reason = None
@@ -54,6 +56,7 @@ def contact_profile(rt: Runtime, external_id: str) -> dict[str, Any]:
         "b2b": bool(c["b2b"]), "attributes": dict(c["attributes"] or {}),
         "created_at": iso(c["created_at"]), "updated_at": iso(c["updated_at"]), "erased_at": iso(c["erased_at"]),
         "consent": consent, "suppression": suppression,
+        "frequency": chosen.get("frequency"), "paused_until": chosen.get("paused_until"),  # issue 18
     }
 
 

@@ -33,7 +33,7 @@ PRIOR_COLUMNS = ("email_consent_at", "sms_consent_at", "consent_source", "consen
 PRIOR_ATTRIBUTE = "__prior_consent__"
 #: columns ``contacts export`` adds after COLUMNS (where the person stands): read back, never kept as attributes
 EXPORT_ONLY = ("email_consent", "sms_consent", "email_partners_consent", "sms_partners_consent",
-               "email_suppression", "sms_suppression")
+               "email_suppression", "sms_suppression", "frequency", "paused_until")  # the last two: issue 18
 
 
 class RowError(Exception):

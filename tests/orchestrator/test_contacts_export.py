@@ -41,14 +41,14 @@ def test_export_has_consent_suppression_and_attributes(rt: Runtime, write_csv: C
     assert tuple(table.header[:len(COLUMNS)]) == COLUMNS
     assert table.header[len(COLUMNS):] == ["email_consent", "sms_consent", "email_partners_consent",
                                            "sms_partners_consent", "email_suppression", "sms_suppression",
-                                           "segment", "store"]
+                                           "frequency", "paused_until", "segment", "store"]
     got = {r["external_id"]: r for r in exported(rt)}
     assert sorted(got) == ["C-1", "C-2", "C-3"]
     one, two, three = got["C-1"], got["C-2"], got["C-3"]
     assert [one[c] for c in table.header[len(COLUMNS):]] == [
-        "granted", "withdrawn", "granted", "granted", "", "not_granted", "gold", "Lyon"]
+        "granted", "withdrawn", "granted", "granted", "", "not_granted", "", "", "gold", "Lyon"]
     assert [two[c] for c in table.header[len(COLUMNS):]] == [
-        "withdrawn", "none", "none", "none", "unsubscribed", "", "silver", ""]
+        "withdrawn", "none", "none", "none", "unsubscribed", "", "", "", "silver", ""]
     assert (three["email_consent"], three["phone"], three["sms_suppression"]) == ("none", "", "")
 
     # a re-import of the export changes nothing: the consent columns are not taken for attributes
