@@ -178,7 +178,7 @@ def _append_detailed(session: Session, events: Sequence[Mapping[str, Any]]) -> i
         head = digest
     insert_rows(session.connection(), _TABLE, (*_COLUMNS, "detail"), rows)
     session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": head})
-    webhooks.consent_changed(session, announced)
+    webhooks.consent_changed(session, announced, [e.get("detail") for e in events])
     return len(rows)
 
 

@@ -4,6 +4,9 @@ and the launch, the pause's end written once, and what the results show."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import threading
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -18,13 +21,18 @@ from orchestrator.campaigns.service import audience_query
 from orchestrator.config import load_config
 from orchestrator.consent.choices import end_pauses, pause_end
 from orchestrator.consent.ledger import verify
+from orchestrator.contacts.export import export_table
+from orchestrator.contacts.profile import contact_events, contact_profile
 from orchestrator.domain.clock import FixedClock
 from orchestrator.domain.model import Channel
 from orchestrator.errors import ConfigError
+from orchestrator.proof.evidence import campaign_evidence
+from orchestrator.proof.evidence import write_csv as write_evidence_csv
 from orchestrator.rendering.links import LinkClaims
 from orchestrator.resources import DEFAULT_CONFIG
 from orchestrator.runtime import Runtime
-from orchestrator.store.models import ConsentEvent, Enrolment, SuppressionEntry
+from orchestrator.store.models import ConsentEvent, Enrolment, SuppressionEntry, WebhookDelivery
+from orchestrator.webhook_settings import WebhookEndpoint
 from preference_centre.app import create_app
 from preference_centre.i18n import catalog
 from preference_centre.public.choices import STRINGS
@@ -220,3 +228,41 @@ def test_shipped_defaults_and_env_lists() -> None:
 def test_every_choice_string_is_translated(lang: str) -> None:
     missing = [s for s in STRINGS if not catalog(lang).get(s)]
     assert missing == []
+
+
+def test_webhooks_tell_the_choice_and_the_end_of_the_pause_with_its_value(
+        make_rt: Callable[..., Runtime], clock: FixedClock, write_csv: Callable[..., Path]) -> None:
+    rt = make_rt(webhooks={"endpoints": [WebhookEndpoint("http://127.0.0.1:9/hook", "whsec_" + "A" * 40)]})
+    campaign_id = launch(rt, write_csv([person(1, phone="")]))
+    TestClient(create_app(rt)).post(f"/p/{rt.links.dumps('page', LinkClaims(1, campaign_id, 'email'))}",
+                                    data={"action": "pause-3"})
+    clock.advance(timedelta(days=92))
+    assert end_pauses(rt) == 1
+    with Session(rt.engine) as s:
+        bodies = [json.loads(d.body) for d in s.exec(select(WebhookDelivery).order_by(WebhookDelivery.id))]
+    told = [(b["type"], b["data"]["purpose"], b["data"].get("detail")) for b in bodies]
+    assert told == [("consent.confirmed", "marketing", None), ("consent.granted", "pause", "2027-02-25"),
+                    ("consent.expired", "pause", "2027-02-25")]
+
+
+def test_the_sending_tools_see_it_in_the_api_the_contacts_export_and_the_evidence(
+        rt: Runtime, write_csv: Callable[..., Path]) -> None:
+    campaign_id = launch(rt, write_csv([person(1), person(2)]))
+    client = TestClient(create_app(rt))
+    client.post(f"/p/{rt.links.dumps('page', LinkClaims(1, campaign_id, 'email'))}", data={"action": "fewer"})
+    client.post(f"/u/{rt.links.dumps('unsubscribe', LinkClaims(2, campaign_id, 'email'))}", data={"action": "pause-3"})
+    profile = contact_profile(rt, "C-2")
+    assert (profile["frequency"], profile["paused_until"]) == (None, "2027-02-25")
+    assert contact_profile(rt, "C-1")["frequency"] == "monthly"
+    events, _ = contact_events(rt, "C-2")
+    assert [(e["purpose"], e["detail"]) for e in events] == [("marketing", None), ("pause", "2027-02-25")]
+    table = export_table(rt)
+    rows = {r[0]: dict(zip(table.header, r, strict=True)) for r in table.rows}
+    assert (rows["C-1"]["frequency"], rows["C-1"]["paused_until"]) == ("monthly", "")
+    assert (rows["C-2"]["frequency"], rows["C-2"]["paused_until"]) == ("", "2027-02-25")
+    evidence = campaign_evidence(rt, campaign_id)
+    out = io.StringIO()
+    write_evidence_csv(evidence, out)
+    recorded = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["record"] == "consent_event"]
+    assert sorted((r["purpose"], r["detail"]) for r in recorded if r["detail"]) == [
+        ("frequency", "monthly"), ("frequency", "monthly"), ("pause", "2027-02-25")]
