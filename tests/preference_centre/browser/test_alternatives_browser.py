@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
 from orchestrator.store.models import ConsentEvent
-from tests.preference_centre.browser.test_browser import (  # noqa: F401 (fixtures)
-    ARTIFACTS,
-    PHONE,
-    ROOT,
-    Checker,
-    Site,
-    _state,
-    axe_source,
-    browser,
-    site,
-)
+from tests.preference_centre.browser import test_browser as shared
+from tests.preference_centre.browser.test_browser import ARTIFACTS, PHONE, ROOT, Checker, Site, _state
+
+# the shared fixtures of the preference centre's browser tests
+browser, axe_source, site = shared.browser, shared.axe_source, shared.site
 
 pytestmark = pytest.mark.browser
 NBSP = "\u00a0"
