@@ -116,13 +116,14 @@ def _newest(purpose: str) -> Any:
             .group_by(_EVENT.c.contact_id, _EVENT.c.channel))
 
 
-def chosen_values(conn: Connection | Session, contact_ids: Iterable[int] | None = None
-                  ) -> dict[tuple[int, str], dict[str, str]]:
+def chosen_values(conn: Connection | Session, contact_ids: Iterable[int] | None = None, *,
+                  purposes: tuple[str, ...] = (FREQUENCY, PAUSE)) -> dict[tuple[int, str], dict[str, str]]:
     """Per (contact, channel): ``frequency`` and ``paused_until`` (the day messages resume, while the
     pause runs) from the newest events of each purpose; absent when not chosen or over."""
     ids = None if contact_ids is None else sorted(set(contact_ids))
     out: dict[tuple[int, str], dict[str, str]] = {}
-    for purpose, name in ((FREQUENCY, "frequency"), (PAUSE, "paused_until")):
+    names = {FREQUENCY: "frequency", PAUSE: "paused_until"}
+    for purpose, name in ((p, names[p]) for p in purposes):
         newest = _newest(purpose)
         if ids is not None:
             newest = newest.where(_EVENT.c.contact_id.in_(ids))
@@ -175,7 +176,7 @@ def paused(conn: Connection, pairs: Iterable[tuple[int, str]], today: date) -> s
     wanted = set(pairs)
     if not wanted:
         return set()
-    values = chosen_values(conn, [c for c, _ in wanted])
+    values = chosen_values(conn, [c for c, _ in wanted], purposes=(PAUSE,))
     return {p for p in wanted if values.get(p, {}).get("paused_until", "") > today.isoformat()}
 
 
