@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orchestrator.consent.choices import Alternative, applier, chosen, chosen_values_of, offered
+from orchestrator.consent.choices import Alternative, applier, chosen, chosen_values_of, offered, pause_end
 from orchestrator.consent.service import Answer, PageAnswer, Person, Shown, answer_from_page
 from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.rendering.links import LinkClaims
@@ -75,6 +75,18 @@ def outcome(rt: Runtime, contact_id: int, lang: str, long_date: Callable[[date, 
     return out
 
 
+def preview_outcome(rt: Runtime, form: FormData | None, lang: str,
+                    long_date: Callable[[date, str], str]) -> dict[str, str] | None:
+    """Preview mode (a test send's links): what choosing this alternative would record, recording
+    nothing; None when the form is not an alternative's button."""
+    alternative = chosen(rt.config, str(form.get("action", ""))) if form is not None else None
+    if alternative is None or form is None or form.get("List-Unsubscribe") == "One-Click":
+        return None
+    if alternative.kind == "fewer":
+        return {"frequency": gettext_for(lang)(FREQUENCY_WORDS[alternative.frequency])}
+    return {"paused_until": long_date(pause_end(rt.clock.now().date(), alternative.months), lang)}
+
+
 def landing_choice(request: Request, rt: Runtime, claims: LinkClaims, form: FormData, lang: str,
                    render: Callable[..., Response], long_date: Callable[[date, str], str],
                    proof: Any) -> Response | None:
@@ -99,4 +111,4 @@ def landing_choice(request: Request, rt: Runtime, claims: LinkClaims, form: Form
     return render(request, "chosen.html", lang=lang, **outcome(rt, claims.contact_id, lang, long_date))
 
 
-__all__ = ["STRINGS", "buttons", "landing_choice", "outcome", "page_answer", "wording"]
+__all__ = ["STRINGS", "buttons", "landing_choice", "outcome", "page_answer", "preview_outcome", "wording"]

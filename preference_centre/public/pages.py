@@ -251,13 +251,17 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
     sample = sample_contexts(rt.config, lang, rt.clock.now())[0]  # the invented person of previews
     masked = {"email": mask("camille@exemple.fr"), "sms": mask("+33612345678")}
     personal: dict[str, Any] = {"action": request.url.path, "masked": masked, "first_name": sample["first_name"]}
+    said = choices.preview_outcome(rt, form, lang, long_date)  # an alternative chosen: what it would record
+    if said is not None:
+        return render_page(request, "chosen.html", lang=lang, preview=True, **said)
     if request.url.path.startswith("/u/"):
         return render_page(request, "unsubscribe.html", lang=lang, action=request.url.path,
                            channel=claims.channel or "email", masked=masked[claims.channel or "email"],
-                           done=form is not None, preview=True)
+                           done=form is not None, preview=True, alternatives=choices.buttons(rt, lang))
     if form is None:
         return render_page(request, "preference.html", lang=lang, channels=channels, current={},
-                           enrolment_state=None, personal=personal, preview=True)
+                           enrolment_state=None, personal=personal, preview=True,
+                           alternatives=choices.buttons(rt, lang))
     answer = _answer_of(form, channels, claims.channel)
     if answer is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")

@@ -266,3 +266,15 @@ def test_the_sending_tools_see_it_in_the_api_the_contacts_export_and_the_evidenc
     recorded = [r for r in csv.DictReader(io.StringIO(out.getvalue())) if r["record"] == "consent_event"]
     assert sorted((r["purpose"], r["detail"]) for r in recorded if r["detail"]) == [
         ("frequency", "monthly"), ("frequency", "monthly"), ("pause", "2027-02-25")]
+
+
+def test_a_test_send_preview_shows_the_alternatives_and_records_nothing(rt: Runtime) -> None:
+    token = rt.links.dumps("preview", LinkClaims(0, 0, "email"))
+    client = TestClient(create_app(rt))
+    assert 'value="pause-3"' in client.get(f"/p/{token}").text
+    assert 'value="fewer"' in client.get(f"/u/{token}").text
+    shown = client.post(f"/u/{token}", data={"action": "pause-3"})
+    assert shown.status_code == 200 and "25 février 2027" in shown.text
+    assert "une fois par mois" in client.post(f"/p/{token}", data={"action": "fewer"}).text
+    with Session(rt.engine) as s:
+        assert s.exec(select(ConsentEvent)).first() is None
