@@ -253,7 +253,8 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
     personal: dict[str, Any] = {"action": request.url.path, "masked": masked, "first_name": sample["first_name"]}
     said = choices.preview_outcome(rt, form, lang, long_date)  # an alternative chosen: what it would record
     if said is not None:
-        return render_page(request, "chosen.html", lang=lang, preview=True, **said)
+        return render_page(request, "chosen.html", lang=lang, preview=True, frequency=said.get("frequency"),
+                           paused_until=said.get("paused_until"))
     if request.url.path.startswith("/u/"):
         return render_page(request, "unsubscribe.html", lang=lang, action=request.url.path,
                            channel=claims.channel or "email", masked=masked[claims.channel or "email"],
