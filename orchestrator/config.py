@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from orchestrator.alternatives_settings import FEWER_DOC, FREQUENCIES, PAUSE_DOC, pause_months
 from orchestrator.choices_settings import Partner, Topic, read_choices
 from orchestrator.config_values import check, coerce, described, hide_credentials, validate
 from orchestrator.errors import ConfigError
@@ -320,6 +321,12 @@ class WebhooksConfig:
 
 
 @dataclass
+class ChoicesConfig:
+    fewer: str = _doc(FEWER_DOC, "monthly")
+    pause_months: list[int] = _doc(PAUSE_DOC, factory=lambda: [3])
+
+
+@dataclass
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     public: PublicConfig = field(default_factory=PublicConfig)
@@ -341,6 +348,7 @@ class Config:
     #: ``[[topics]]`` and ``[[partners]]``: top-level arrays of tables (orchestrator.choices_settings)
     topics: list[Topic] = field(default_factory=list, metadata={"internal": True})
     partners: list[Partner] = field(default_factory=list, metadata={"internal": True})
+    choices: ChoicesConfig = field(default_factory=ChoicesConfig)
     #: where relative paths (database file, outboxes) are resolved: the config file's folder, else the
     #: current directory (see load_config)
     base_dir: Path = field(default_factory=Path.cwd, metadata={"internal": True})
@@ -401,6 +409,7 @@ _ALLOWED = {
     ("logging", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
     ("logging", "ip_addresses"): {"full", "truncated", "none"},
     ("admin", "cookie_secure"): {"auto", "always", "never"},
+    ("choices", "fewer"): set(FREQUENCIES),
 }
 
 
@@ -468,12 +477,12 @@ def _section(cfg: Config, name: str, where: str) -> Any:
 def _set(target: Any, section: str, key: str, value: Any, where: str) -> None:
     hints = get_type_hints(type(target))
     if key not in hints:
-        raise ConfigError(
-            f"{where}: unknown setting (expected one of {', '.join(hints)}); see docs/configuration.md"
-        )
+        raise ConfigError(f"{where}: unknown setting (expected one of {', '.join(hints)}); see docs/configuration.md")
     expected = hints[key]
     if getattr(expected, "__origin__", None) is list and getattr(expected, "__args__", ()) == (WebhookEndpoint,):
         setattr(target, key, webhook_endpoints(value, where))
+    elif (section, key) == ("choices", "pause_months"):
+        setattr(target, key, pause_months(value, where))
     else:
         setattr(target, key, coerce(value, expected, where))
     check(next(f for f in dataclasses.fields(target) if f.name == key), _ALLOWED.get((section, key)),

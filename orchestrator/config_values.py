@@ -45,7 +45,7 @@ def described(f: dataclasses.Field[Any], choices: Collection[str] | None) -> str
     """What setting ``f`` allows, in words ("" when any value of its type does)."""
     lo, hi = f.metadata.get("range", (None, None))
     if choices:
-        return f"one of {', '.join(sorted(choices))}"
+        return "one of " + ", ".join(c or '""' for c in sorted(choices))  # "": the setting's "none"
     if f.metadata.get("zone"):
         return "an IANA time zone, e.g. Europe/Paris"
     if lo is not None and hi is not None:

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.alternatives import CHOICE_COLUMNS, person_choices
 from orchestrator.consent.choices import choice_columns
 from orchestrator.consent.standing import EventFacts, channel_columns, events_of, iso
 from orchestrator.domain import csv_safe
@@ -36,7 +37,8 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.models import Campaign, Contact, Enrolment
 
 RESULT_COLUMNS = ("external_id", "kind", "state", "email_consent", "sms_consent", "partners_consent",
-                  "answered_at", "source", "wording_version", "event_hash", "topics", "partners")
+                  "answered_at", "source", "wording_version", "event_hash", "topics", "partners",
+                  *CHOICE_COLUMNS)
 #: enrolments read per page
 PAGE = 2000
 
@@ -70,6 +72,9 @@ class ResultRow:
     #: the topic ids and named partner ids granted now, joined by ";" (issue 18; after SPEC §11's columns)
     topics: str = ""
     partners: str = ""
+    #: the alternative to leaving chosen (issue 18): the frequency, the day a running pause ends
+    frequency: str | None = None
+    paused_until: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON values (times ISO 8601 UTC), keys in :data:`RESULT_COLUMNS` order."""
@@ -107,6 +112,7 @@ def _answer_event(events: Sequence[EventFacts], campaign_id: int, enrolled_at: d
 def _page(conn: Connection, campaign_id: int, after: int, limit: int) -> list[ResultRow]:
     enrolled = conn.execute(_PAGE, {"campaign_id": campaign_id, "after": after, "limit": limit}).all()
     events = events_of(conn, [r[4] for r in enrolled])
+    chosen = person_choices(conn, [r[4] for r in enrolled])
     rows = []
     for enrolment_id, state, enrolled_at, answered_at, contact_id, external_id, kind in enrolled:
         mine = events.get(contact_id, [])
@@ -117,6 +123,7 @@ def _page(conn: Connection, campaign_id: int, after: int, limit: int) -> list[Re
             answered_at=when, source=event.source if event else None,
             wording_version=event.wording_version if event else None, event_hash=event.hash if event else None,
             **choice_columns(mine),
+            **chosen.get(contact_id, {}),
         ))
     return rows
 

@@ -15,6 +15,7 @@ from sqlmodel import Session, col
 
 from orchestrator.campaigns.ask_partner import check_partner, partner_audience
 from orchestrator.config import SenderConfig
+from orchestrator.consent.alternatives import paused_clause
 from orchestrator.consent.prior import recently_given
 from orchestrator.domain.audience import months_before
 from orchestrator.domain.campaign import CampaignPlan
@@ -206,6 +207,7 @@ def audience_query(rt: Runtime, plan: CampaignPlan, *, skip_recent: bool = True)
         _address_column(first).is_not(None),
         _not_suppressed(first),
         ~busy,
+        ~paused_clause(first, today),  # a pause the person chose (issue 18)
     )
     since = recent_consent_since(rt) if skip_recent and not rule.ask_partner else None
     if since is not None:

@@ -86,7 +86,7 @@ def canonical(event: ConsentEvent) -> bytes:
     >>> canonical(e)[:60]
     b'{"action":"confirmed","campaign_id":null,"channel":"email","'
     """
-    return canonical_values({name: getattr(event, name) for name in _CHAINED})
+    return canonical_values({name: getattr(event, name) for name in (*_CHAINED, "detail")})
 
 
 def canonical_values(values: Mapping[Any, Any]) -> bytes:
@@ -99,6 +99,8 @@ def canonical_values(values: Mapping[Any, Any]) -> bytes:
         if name in _COMMITTED:
             value = commitment(value)
         data[name] = value
+    if values.get("detail") is not None:  # only events carrying a value (a frequency, a pause's end) chain it
+        data["detail"] = values["detail"]
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -117,10 +119,13 @@ def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
     :func:`append` once per event (tests/orchestrator/test_ledger_batch.py pins both).
 
     Each mapping holds ``contact_id, channel, purpose, action, at`` and ``proof`` (a :class:`Proof`).
-    Returns the number appended. The sweep uses this for millions of expiry events.
+    Returns the number appended. The sweep uses this for millions of expiry events. An event may
+    also hold ``detail`` (the value it records: a frequency, a pause's end date).
     """
     if not events:
         return 0
+    if any(e.get("detail") is not None for e in events):
+        return _append_detailed(session, events)
     head = _lock_head(session)
     rows = []
     # Events of a batch differ mostly by contact: the canonical JSON of everything else is built
@@ -152,6 +157,28 @@ def append_many(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
     insert_rows(session.connection(), _TABLE, _COLUMNS, rows)
     session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": head})
     webhooks.consent_changed(session, rows)  # committed with the events, or not at all
+    return len(rows)
+
+
+def _append_detailed(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
+    """:func:`append_many` for events among which some carry a ``detail`` (a few at a time: no splicing)."""
+    head = _lock_head(session)
+    rows, announced = [], []
+    for e in events:
+        proof: Proof = e["proof"]
+        row = (
+            e["contact_id"], str(e["channel"]), str(e["purpose"]), str(e["action"]), as_utc(e["at"]),
+            str(proof.source), proof.campaign_id, proof.step, proof.wording_hash, proof.wording_name,
+            proof.locale, proof.ip, (proof.user_agent or None) and proof.user_agent[:400],
+        )
+        values = {**dict(zip(_CHAINED, row, strict=True)), "detail": e.get("detail")}
+        digest = hashlib.sha256(head.encode() + b"\n" + canonical_values(values)).hexdigest()
+        rows.append((*row, head, digest, e.get("detail")))
+        announced.append((*row, head, digest))
+        head = digest
+    insert_rows(session.connection(), _TABLE, (*_COLUMNS, "detail"), rows)
+    session.execute(text("UPDATE ledger_head SET hash = :h WHERE id = 1"), {"h": head})
+    webhooks.consent_changed(session, announced, [e.get("detail") for e in events])
     return len(rows)
 
 
@@ -304,3 +331,4 @@ def fold_consent(events: list[ConsentEvent]) -> dict[tuple[int, str, str], str]:
     for e in sorted(events, key=lambda e: e.id or 0):
         state[(e.contact_id, e.channel, e.purpose)] = "given" if e.action in GIVEN else "refused"
     return state
+lock_head = _lock_head  # for writers that must read under the chain lock (consent.alternatives.end_pauses)

@@ -309,6 +309,8 @@ class PageAnswer:
     answer: Answer
     proof: Proof
     shown: Shown
+    #: how to record it instead of :func:`apply_answer` (an alternative to leaving: ``consent.alternatives``)
+    apply: Callable[[Session, Person, int | None, Answer, Proof, datetime], str] | None = None
 
 
 #: per database, the wordings already stored ((name, locale, text) → content hash). A wording row is
@@ -346,7 +348,7 @@ def _answer_from_page(rt: Runtime, contact_id: int, campaign_id: int | None,
         wording_hash = known if known is not None else ledger.remember_wording(
             session, name=shown.name, locale=shown.locale, text_shown=shown.text, at=now)
         proof = replace(decided.proof, wording_name=shown.name, wording_hash=wording_hash)
-        state = apply_answer(session, person, campaign_id, decided.answer, proof, now)
+        state = (decided.apply or apply_answer)(session, person, campaign_id, decided.answer, proof, now)
     _stored_wordings.setdefault(rt.engine, {})[(shown.name, shown.locale, shown.text)] = wording_hash
     return person, decided, state
 

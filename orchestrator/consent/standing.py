@@ -32,7 +32,8 @@ STANDING = {"granted": GRANTED, "confirmed": GRANTED, "declined": WITHDRAWN, "wi
 _EVENT: Table = ConsentEvent.metadata.tables["consent_event"]
 _EVENTS_OF = (
     select(_EVENT.c.id, _EVENT.c.contact_id, _EVENT.c.channel, _EVENT.c.purpose, _EVENT.c.action,
-           _EVENT.c.occurred_at, _EVENT.c.source, _EVENT.c.campaign_id, _EVENT.c.wording_hash, _EVENT.c.hash)
+           _EVENT.c.occurred_at, _EVENT.c.source, _EVENT.c.campaign_id, _EVENT.c.wording_hash, _EVENT.c.hash,
+           _EVENT.c.detail)
     .where(_EVENT.c.contact_id.in_(bindparam("ids", expanding=True)))
     .order_by(_EVENT.c.id)
 )
@@ -52,11 +53,13 @@ class EventFacts:
     campaign_id: int | None
     wording_version: str | None
     hash: str
+    #: the value the event records: a frequency, a pause's end (issue 18; ``consent.alternatives``)
+    detail: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "channel": self.channel, "purpose": self.purpose, "action": self.action,
                 "occurred_at": iso(self.occurred_at), "source": self.source, "campaign_id": self.campaign_id,
-                "wording_version": self.wording_version, "event_hash": self.hash}
+                "wording_version": self.wording_version, "event_hash": self.hash, "detail": self.detail}
 
 
 def iso(value: datetime | None) -> str | None:
@@ -77,7 +80,8 @@ def events_of(conn: Connection, contact_ids: Sequence[int]) -> dict[int, list[Ev
     if not contact_ids:
         return found
     for row in conn.execute(_EVENTS_OF, {"ids": list(contact_ids)}):
-        event = EventFacts(row[0], row[1], row[2], row[3], row[4], as_utc(row[5]), row[6], row[7], row[8], row[9])
+        event = EventFacts(row[0], row[1], row[2], row[3], row[4], as_utc(row[5]), row[6], row[7], row[8], row[9],
+                           row[10])
         found.setdefault(event.contact_id, []).append(event)
     return found
 
@@ -117,5 +121,5 @@ def channel_columns(events: Sequence[EventFacts]) -> dict[str, str]:
 def events_page(conn: Connection, contact_id: int, after: int, limit: int) -> list[EventFacts]:
     """One contact's ledger events whose id is above ``after``, oldest first, at most ``limit``."""
     query = _EVENTS_OF.where(_EVENT.c.id > after).limit(limit)
-    return [EventFacts(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]), r[6], r[7], r[8], r[9])
+    return [EventFacts(r[0], r[1], r[2], r[3], r[4], as_utc(r[5]), r[6], r[7], r[8], r[9], r[10])
             for r in conn.execute(query, {"ids": [contact_id]})]

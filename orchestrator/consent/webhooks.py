@@ -92,22 +92,27 @@ def _external_ids(conn: Session | Connection, contact_ids: Iterable[int]) -> dic
     return found
 
 
-def consent_changed(conn: Session | Connection, events: Sequence[Sequence[Any]]) -> int:
+def consent_changed(conn: Session | Connection, events: Sequence[Sequence[Any]],
+                    details: Sequence[str | None] = ()) -> int:
     """Called by the ledger for the events it just appended: each a tuple in the ledger's column order
-    (contact_id, channel, purpose, action, occurred_at, source, campaign_id, step, wording_hash, …, hash)."""
+    (contact_id, channel, purpose, action, occurred_at, source, campaign_id, step, wording_hash, …, hash);
+    ``details``, when given, the value each event records (a frequency, a pause's end: issue 18), sent
+    as ``detail`` for the events that have one."""
     endpoints = _subscribers(conn, (CONSENT_EVENTS.get(str(e[3]), "") for e in events))
     if not endpoints or not events:
         return 0
     external = _external_ids(conn, (e[0] for e in events))
     out = []
-    for e in events:
+    for n, e in enumerate(events):
         event_type = CONSENT_EVENTS.get(str(e[3]))
         if event_type is None:
             continue
-        out.append((event_type, str(e[-1]), {
-            "external_id": external.get(e[0]), "channel": e[1], "purpose": e[2], "action": e[3],
-            "occurred_at": iso(e[4]), "source": e[5], "campaign_id": e[6], "wording_version": e[8],
-            "event_hash": e[-1]}))
+        data = {"external_id": external.get(e[0]), "channel": e[1], "purpose": e[2], "action": e[3],
+                "occurred_at": iso(e[4]), "source": e[5], "campaign_id": e[6], "wording_version": e[8],
+                "event_hash": e[-1]}
+        if n < len(details) and details[n] is not None:
+            data["detail"] = details[n]
+        out.append((event_type, str(e[-1]), data))
     return _enqueue(conn, out, max(e[4] for e in events), endpoints)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.alternatives import person_choices
 from orchestrator.consent.choices import PARTNER, TOPIC, granted_of
 from orchestrator.consent.standing import NONE, events_of, events_page, iso, standing
 from orchestrator.domain.model import Channel, Purpose
@@ -41,6 +42,7 @@ def contact_profile(rt: Runtime, external_id: str) -> dict[str, Any]:
         c = _find(conn, external_id)
         events = events_of(conn, [c["id"]]).get(c["id"], [])
         state = standing(events)
+        chosen = person_choices(conn, [c["id"]]).get(c["id"], {})
         suppression: dict[str, str | None] = {}
         for channel, key in ((Channel.EMAIL.value, c["email_key"]), (Channel.SMS.value, c["phone_key"])):
             reason = None
@@ -58,6 +60,7 @@ def contact_profile(rt: Runtime, external_id: str) -> dict[str, Any]:
         "consent": consent, "suppression": suppression,
         # issue 18: the topic and named partner ids the person grants now
         "topics": granted_of(events, TOPIC), "partners": granted_of(events, PARTNER),
+        "frequency": chosen.get("frequency"), "paused_until": chosen.get("paused_until"),  # issue 18
     }
 
 

@@ -33,7 +33,8 @@ PRIOR_COLUMNS = ("email_consent_at", "sms_consent_at", "consent_source", "consen
 PRIOR_ATTRIBUTE = "__prior_consent__"
 #: columns ``contacts export`` adds after COLUMNS (where the person stands): read back, never kept as attributes
 EXPORT_ONLY = ("email_consent", "sms_consent", "email_partners_consent", "sms_partners_consent",
-               "email_suppression", "sms_suppression", "topics", "partners")
+               "email_suppression", "sms_suppression", "topics", "partners", "frequency",
+               "paused_until")  # the last four: issue 18
 
 
 class RowError(Exception):

@@ -18,13 +18,14 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.engine import Connection
 
+from orchestrator.consent.alternatives import paused
 from orchestrator.delivery import outbox
 from orchestrator.delivery.claims import Before, Claim, DispatchReport
 from orchestrator.delivery.messages import outbox_message_id
 from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import Clock, as_utc
 from orchestrator.domain.eligibility import SendFacts, skip_reason
-from orchestrator.domain.model import CampaignState, Channel, DeliveryState
+from orchestrator.domain.model import CampaignState, Channel, DeliveryState, SkipReason
 from orchestrator.domain.places import place_of
 from orchestrator.domain.windows import SendWindow
 from orchestrator.rendering.checks import BUILD_FAILURE, describe_error
@@ -125,6 +126,7 @@ class GroupChecker:
         out = GroupCheck()
         now = rt.clock.now()
         facts_rows = outbox.send_facts(conn, ids)
+        on_pause = paused(conn, ((f.contact_id, f.channel) for f in facts_rows.values()), now.date())
         writes = outbox.GroupWrites([], [], [], [])
         stamp = self.lease_clock.now()
         for row_id in ids:
@@ -148,7 +150,8 @@ class GroupChecker:
                 deadline=as_utc(deadline_at) if deadline_at else now + timedelta(days=1),
                 now=now,
             )
-            reason = skip_reason(facts)
+            reason = skip_reason(facts) or (
+                SkipReason.PAUSED if (facts_row.contact_id, facts_row.channel) in on_pause else None)
             if reason is not None:
                 if DeliveryState.can_move(DeliveryState(facts_row.status), DeliveryState.SKIPPED):
                     writes.skips.append({"row_id": row_id, "updated_at": now, "skip_reason": reason.value})

@@ -159,3 +159,5 @@ class SkipReason(StrEnum):
     NO_ADDRESS = "no_address"
     OUTSIDE_WINDOW = "outside_window"
     CAMPAIGN_NOT_RUNNING = "campaign_not_running"
+    #: the person chose a pause on this channel that has not ended (issue 18; consent.alternatives)
+    PAUSED = "paused"

@@ -95,6 +95,7 @@ register_job_type("sweep", "orchestrator.ops.scheduler:job_sweep", "sweep_cron")
 register_job_type("evergreen", "orchestrator.ops.scheduler:job_evergreen", "evergreen_cron")
 register_job_type("retention", "orchestrator.ops.scheduler:job_retention", "retention_cron")
 register_job_type("launch", "orchestrator.ops.scheduler:job_launch", "launch_cron")
+register_job_type("pauses", "orchestrator.consent.alternatives:job_pauses", "sweep_cron")  # issue 18: ended pauses
 
 
 def _resolve(ref: str) -> Callable[[Runtime], Any]:

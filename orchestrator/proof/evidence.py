@@ -39,6 +39,7 @@ CSV_COLUMNS = (
     "contact", "kind", "final_state", "record", "at", "campaign_id", "channel", "step", "template",
     "template_version", "provider_id", "status", "purpose", "action", "source", "wording_name",
     "wording_hash", "ip", "user_agent", "event_id", "event_hash", "reason",
+    "detail",  # issue 18: the value an event records (a frequency, a pause's end), after the earlier columns
 )
 
 
@@ -65,7 +66,8 @@ def _event(e: ConsentEvent) -> dict[str, Any]:
     return {"id": e.id, "at": _iso(e.occurred_at), "channel": e.channel, "purpose": e.purpose,
             "action": e.action, "source": e.source, "campaign_id": e.campaign_id, "step": e.step,
             "wording_name": e.wording_name, "wording_hash": e.wording_hash, "locale": e.locale,
-            "ip": e.ip, "user_agent": e.user_agent, "prev_hash": e.prev_hash, "hash": e.hash}
+            "ip": e.ip, "user_agent": e.user_agent, "prev_hash": e.prev_hash, "hash": e.hash,
+            "detail": e.detail}
 
 
 def _people(rt: Runtime, records: Records) -> list[dict[str, Any]]:
@@ -167,7 +169,7 @@ def _csv_rows(evidence: dict[str, Any]) -> Iterator[dict[str, Any]]:
                          "channel": e["channel"], "step": e["step"], "purpose": e["purpose"],
                          "action": e["action"], "source": e["source"], "wording_name": e["wording_name"],
                          "wording_hash": e["wording_hash"], "ip": e["ip"], "user_agent": e["user_agent"],
-                         "event_id": e["id"], "event_hash": e["hash"]})
+                         "event_id": e["id"], "event_hash": e["hash"], "detail": e["detail"]})
         for s in p["suppression"]:
             rows.append({"record": "suppression", "at": s["created_at"], "channel": s["channel"],
                          "source": s["source"], "reason": s["reason"]})

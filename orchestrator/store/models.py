@@ -122,6 +122,9 @@ class ConsentEvent(SQLModel, table=True):
     user_agent: str | None = None
     prev_hash: str
     hash: str = Field(index=True)
+    #: what was chosen, for events that carry a value: a frequency ("monthly"), a pause's end date
+    #: ("2027-03-01"); in the chain only when set, so events without one keep their hashes
+    detail: str | None = None
 
 
 class Wording(SQLModel, table=True):

@@ -40,7 +40,7 @@ from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
-from preference_centre.public import choices
+from preference_centre.public import alternatives, choices
 from preference_centre.public.brand import page_brand, page_sender
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
@@ -218,6 +218,7 @@ def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFa
         request, "preference.html", lang=lang, channels=[c.value for c in contact_channels(contact)],
         current=facts.current(), enrolment_state=facts.enrolment_state, deadline=deadline,
         **choices.offered(rt.config, lang, read_granted(rt, contact.id)),
+        alternatives=alternatives.buttons(rt, lang),
         personal={"action": "/p/" + token,  # also from /s/{code}: answers always go to /p/{token}
                   "masked": {"email": mask(contact.email), "sms": mask(contact.phone)},
                   "first_name": contact.first_name, "rights_url": "/r/" + rt.links.dumps("rights", claims)},
@@ -254,14 +255,18 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
     sample = sample_contexts(rt.config, lang, rt.clock.now())[0]  # the invented person of previews
     masked = {"email": mask("camille@exemple.fr"), "sms": mask("+33612345678")}
     personal: dict[str, Any] = {"action": request.url.path, "masked": masked, "first_name": sample["first_name"]}
+    said = alternatives.preview_outcome(rt, form, lang, long_date)  # an alternative chosen: what it would record
+    if said is not None:
+        return render_page(request, "chosen.html", lang=lang, preview=True, frequency=said.get("frequency"),
+                           paused_until=said.get("paused_until"))
     if request.url.path.startswith("/u/"):
         return render_page(request, "unsubscribe.html", lang=lang, action=request.url.path,
                            channel=claims.channel or "email", masked=masked[claims.channel or "email"],
-                           done=form is not None, preview=True)
+                           done=form is not None, preview=True, alternatives=alternatives.buttons(rt, lang))
     if form is None:
         return render_page(request, "preference.html", lang=lang, channels=channels, current={},
                            enrolment_state=None, personal=personal, preview=True,
-                           **choices.offered(rt.config, lang, frozenset()))
+                           **choices.offered(rt.config, lang, frozenset()), alternatives=alternatives.buttons(rt, lang))
     answer = _answer_of(form, channels, claims.channel, rt)
     if answer is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
@@ -293,7 +298,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                          accept=request.headers.get("accept-language"))
         langs.append(lang)
         channels = [c.value for c in contact_channels(contact)]
-        answer = _answer_of(form, channels, claims.channel, rt)
+        answer, apply = _answer_of(form, channels, claims.channel, rt), None
+        if answer is None:
+            answer, apply = alternatives.page_answer(rt, form, channels) or (None, None)
         if answer is None:
             return None
         proof = proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims, wording=None,
@@ -302,7 +309,8 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         shown = consent_wording(lang, brand.sender_name, brand.text(lang, "page_title") or "",
                                 brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "",
                                 choices.wording(rt.config, lang))
-        return PageAnswer(answer, proof, Shown(choices.wording_name(rt.config), lang, shown))
+        return PageAnswer(answer, proof, Shown(choices.wording_name(rt.config), lang,
+                                               shown + alternatives.wording(rt, lang)), apply)
 
     try:
         contact, decided, state = answer_from_page(rt, claims.contact_id, claims.campaign_id, decide)
@@ -314,6 +322,10 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
     lang = langs[-1]
     if decided is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+    if decided.apply is not None:  # an alternative to leaving: what it was and until when
+        said = alternatives.outcome(rt, contact.id, lang, long_date)
+        return render_page(request, "chosen.html", lang=lang, personal={"action": "/p/" + token},
+                           frequency=said.get("frequency"), paused_until=said.get("paused_until"))
     channels = [c.value for c in contact_channels(contact)]
     return render_page(request, "done.html", lang=lang, answer=decided.answer, channels=channels, state=state,
                        chosen=choices.recorded(rt.config, lang, dict(decided.answer.choices)),
@@ -358,8 +370,13 @@ async def unsubscribe(request: Request) -> Response:
     action = "/u/" + token
     if request.method != "POST":  # GET and HEAD only ever read
         return render_page(request, "unsubscribe.html", lang=lang, action=action, channel=channel,
-                           masked=masked, done=False)
+                           masked=masked, done=False, alternatives=alternatives.buttons(rt, lang))
     form = await request.form()
+    chose = alternatives.landing_choice(request, rt, claims, form, lang, render_page, long_date,
+                                   proof_from(request, source=ConsentSource.PREFERENCE_CENTRE, claims=claims,
+                                              wording=None, locale=lang))
+    if chose is not None:
+        return chose
     one_click = form.get("List-Unsubscribe") == "One-Click"
     source = ConsentSource.ONE_CLICK if one_click else ConsentSource.PREFERENCE_CENTRE
     proof = proof_from(request, source=source, claims=claims,

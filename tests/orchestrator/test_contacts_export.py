@@ -41,7 +41,7 @@ def test_export_has_consent_suppression_and_attributes(rt: Runtime, write_csv: C
     assert tuple(table.header[:len(COLUMNS)]) == COLUMNS
     assert table.header[len(COLUMNS):] == ["email_consent", "sms_consent", "email_partners_consent",
                                            "sms_partners_consent", "email_suppression", "sms_suppression",
-                                           "topics", "partners", "segment", "store"]
+                                           "topics", "partners", "frequency", "paused_until", "segment", "store"]
     got = {r["external_id"]: r for r in exported(rt)}
     assert sorted(got) == ["C-1", "C-2", "C-3"]
     one, two, three = got["C-1"], got["C-2"], got["C-3"]

@@ -76,7 +76,8 @@ def test_results_as_csv_and_json(rt: Runtime, write_csv: Callable[..., Path]) ->
     assert write_results(out, iter_results(rt, campaign_id), "csv") == 2
     table = list(csv.reader(io.StringIO(out.getvalue())))
     assert table[0] == list(RESULT_COLUMNS)
-    assert table[1] == ["C-1", "customer", "pending", "none", "none", "none", "", "", "", "", "", ""]
+    # topics, partners, frequency, paused_until (issue 18) after SPEC §11's columns
+    assert table[1] == ["C-1", "customer", "pending", "none", "none", "none", "", "", "", "", "", "", "", ""]
     out = io.StringIO()
     write_results(out, iter_results(rt, campaign_id), "json")
     data = json.loads(out.getvalue())

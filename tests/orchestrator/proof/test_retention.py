@@ -133,7 +133,7 @@ def test_retention_run_command_and_scheduled_job(rt: Runtime, write_csv: Callabl
     gone = contact(rt, "C-1")  # anonymised; the CRM id stays (issue 17)
     assert gone is not None and gone.erased_at is not None and gone.email is None
     scheduled = {name: (func, trigger) for name, func, trigger in jobs(rt)}
-    assert list(scheduled) == ["dispatch", "sweep", "evergreen", "retention", "launch"]
+    assert list(scheduled) == ["dispatch", "sweep", "evergreen", "retention", "launch", "pauses"]  # pauses: issue 18
     func, trigger = scheduled["retention"]
     assert str(trigger.fields[6]) == "45" and str(trigger.fields[5]) == "3"  # minute, hour of "45 3 * * *"
     assert func(rt) == "retention: 0 contact(s) anonymised, 0 deleted; suppression entries kept"

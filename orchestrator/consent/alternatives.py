@@ -1,0 +1,225 @@
+"""Alternatives to leaving (issue 18 §1): "fewer messages" at the frequency the company offers, and a
+pause of a few months. Choosing one is staying: an explicit act that confirms the channels concerned,
+like a "yes" (request confirmed, an opt-out the person may lift is lifted), plus a ledger event that
+records the value chosen in its ``detail``:
+
+* purpose ``frequency``, action ``granted``, detail the frequency (``monthly``);
+* purpose ``pause``, action ``granted``, detail the first day messages may resume (``2027-03-01``);
+  when that day comes, :func:`end_pauses` appends purpose ``pause``, action ``expired`` with the same
+  detail, once.
+
+While a channel's newest ``pause`` event is ``granted`` with a later day, Reconsent does not enrol
+the person (``campaigns.service.audience_query``) nor send them anything on that channel (the
+dispatcher's re-check skips the message as ``paused``). Everything is read from the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, exists, func, literal, select, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from orchestrator.config import Config
+from orchestrator.consent import enrolments, ledger
+from orchestrator.consent.ledger import Proof
+from orchestrator.consent.suppression import lift
+from orchestrator.domain.audience import months_before
+from orchestrator.domain.model import Channel, ConsentAction, ConsentSource, Purpose, RequestState
+from orchestrator.errors import RequestExpired
+from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
+from orchestrator.store.models import ConsentEvent, Contact
+
+FREQUENCY, PAUSE = "frequency", "pause"
+_EVENT: Table = ConsentEvent.metadata.tables["consent_event"]
+_CONTACT: Table = Contact.metadata.tables["contact"]
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One alternative offered: ``fewer`` (with its frequency) or ``pause`` (with its months)."""
+
+    kind: str
+    frequency: str = ""
+    months: int = 0
+
+    @property
+    def value(self) -> str:
+        """The form button's value: ``fewer`` or ``pause-3``."""
+        return "fewer" if self.kind == "fewer" else f"pause-{self.months}"
+
+
+def offered(config: Config) -> list[Alternative]:
+    """The alternatives the config offers, "fewer messages" first."""
+    choices = config.choices
+    out = [Alternative("fewer", frequency=choices.fewer)] if choices.fewer else []
+    return out + [Alternative("pause", months=m) for m in choices.pause_months]
+
+
+def chosen(config: Config, value: str) -> Alternative | None:
+    """The offered alternative a form's ``action`` names (None: not one of them).
+
+    >>> cfg = Config()
+    >>> chosen(cfg, "fewer"), chosen(cfg, "pause-3").months, chosen(cfg, "pause-4")
+    (Alternative(kind='fewer', frequency='monthly', months=0), 3, None)
+    """
+    return next((a for a in offered(config) if a.value == value), None)
+
+
+def pause_end(today: date, months: int) -> date:
+    """The first day messages may resume after a pause of ``months`` from ``today``.
+
+    >>> pause_end(date(2026, 11, 30), 3)
+    datetime.date(2027, 2, 28)
+    """
+    return months_before(today, -months)
+
+
+def apply_alternative(session: Session, contact: Any, campaign_id: int | None, channels: Sequence[Channel],
+                      alternative: Alternative, proof: Proof, now: datetime, *, partners: bool = False) -> str:
+    """Record the alternative chosen for ``channels`` (of ``contact``, a ``consent.service.Person``)
+    inside the caller's transaction: the request confirmed, per channel a ``confirmed`` marketing
+    event and the alternative's event, the liftable opt-out lifted. Other channels stay as they are.
+    Returns the request's state afterwards ("" when none); RequestExpired when the sweep won."""
+    conn = session.connection()
+    state = enrolments.answer(conn, contact.id, campaign_id, RequestState.CONFIRMED, now)
+    if state == RequestState.EXPIRED:
+        raise RequestExpired("the campaign is over: this request expired before the answer")
+    if alternative.kind == "fewer":
+        purpose, detail = FREQUENCY, alternative.frequency
+    else:
+        purpose, detail = PAUSE, pause_end(now.date(), alternative.months).isoformat()
+    events: list[dict[str, Any]] = []
+    for channel in channels:
+        base = {"contact_id": contact.id, "channel": channel.value, "at": now, "proof": proof}
+        events.append({**base, "purpose": Purpose.MARKETING.value, "action": ConsentAction.CONFIRMED.value})
+        if partners:
+            events.append({**base, "purpose": Purpose.PARTNERS.value, "action": ConsentAction.GRANTED.value})
+        events.append({**base, "purpose": purpose, "action": ConsentAction.GRANTED.value, "detail": detail})
+    ledger.append_many(session, events)
+    for channel in channels:
+        lift(conn, contact.email_key if channel is Channel.EMAIL else contact.phone_key, channel)
+    conn.execute(update(_CONTACT).where(_CONTACT.c.id == contact.id).values(consented_at=now))
+    return state
+
+
+# -- reading the ledger: who is paused, at which frequency --------------------------------------------
+def _newest(purpose: str) -> Any:
+    """The newest event of ``purpose`` per (contact, channel): its id."""
+    return (select(func.max(_EVENT.c.id).label("id"))
+            .where(_EVENT.c.purpose == literal(purpose))
+            .group_by(_EVENT.c.contact_id, _EVENT.c.channel))
+
+
+def chosen_values(conn: Connection | Session, contact_ids: Iterable[int] | None = None, *,
+                  purposes: tuple[str, ...] = (FREQUENCY, PAUSE)) -> dict[tuple[int, str], dict[str, str]]:
+    """Per (contact, channel): ``frequency`` and ``paused_until`` (the day messages resume, while the
+    pause runs) from the newest events of each purpose; absent when not chosen or over."""
+    ids = None if contact_ids is None else sorted(set(contact_ids))
+    out: dict[tuple[int, str], dict[str, str]] = {}
+    names = {FREQUENCY: "frequency", PAUSE: "paused_until"}
+    for purpose, name in ((p, names[p]) for p in purposes):
+        newest = _newest(purpose)
+        if ids is not None:
+            newest = newest.where(_EVENT.c.contact_id.in_(ids))
+        sub = newest.subquery()
+        rows = conn.execute(select(_EVENT.c.contact_id, _EVENT.c.channel, _EVENT.c.action, _EVENT.c.detail)
+                            .join(sub, sub.c.id == _EVENT.c.id))
+        for contact_id, channel, action, detail in rows:
+            if action == ConsentAction.GRANTED.value and detail:
+                out.setdefault((int(contact_id), str(channel)), {})[name] = str(detail)
+    return out
+
+
+#: the columns the results, the contacts export and the API add for these choices (after their own)
+CHOICE_COLUMNS = ("frequency", "paused_until")
+
+
+def person_choices(conn: Connection | Session, contact_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+    """Per contact: ``frequency`` and ``paused_until`` over their channels (the latest pause end; the
+    frequency of the first channel that has one, email before SMS)."""
+    out: dict[int, dict[str, str]] = {}
+    for (contact_id, _channel), values in sorted(chosen_values(conn, contact_ids).items()):
+        mine = out.setdefault(contact_id, {})
+        if "frequency" in values:
+            mine.setdefault("frequency", values["frequency"])
+        if values.get("paused_until", "") > mine.get("paused_until", ""):
+            mine["paused_until"] = values["paused_until"]
+    return out
+
+
+def chosen_values_of(rt: Runtime, contact_id: int) -> dict[tuple[int, str], dict[str, str]]:
+    """:func:`chosen_values` of one contact, on a connection of its own (read only)."""
+    with rt.engine.connect() as conn:
+        return chosen_values(conn, [contact_id])
+
+
+def paused_clause(channel: Channel | str, today: date) -> Any:
+    """SQL condition on ``contact``: its channel is paused on ``today`` (the newest pause event
+    granted, ending later)."""
+    newer = _EVENT.alias("newer_pause")
+    newest = (select(func.max(newer.c.id)).where(
+        newer.c.contact_id == _CONTACT.c.id, newer.c.channel == literal(str(channel)),
+        newer.c.purpose == literal(PAUSE)).correlate(_CONTACT).scalar_subquery())
+    event = _EVENT.alias("pause")
+    return exists().where(event.c.id == newest, event.c.action == literal(ConsentAction.GRANTED.value),
+                          event.c.detail > literal(today.isoformat())).correlate(_CONTACT)
+
+
+def paused(conn: Connection, pairs: Iterable[tuple[int, str]], today: date) -> set[tuple[int, str]]:
+    """Which (contact, channel) pairs are paused on ``today`` (one query for a dispatch group)."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    values = chosen_values(conn, [c for c, _ in wanted], purposes=(PAUSE,))
+    return {p for p in wanted if values.get(p, {}).get("paused_until", "") > today.isoformat()}
+
+
+# -- the end of a pause: one event, once ----------------------------------------------------------------
+_NEWEST_PAUSE = _newest(PAUSE).subquery("newest")
+_DUE = (select(_EVENT.c.contact_id, _EVENT.c.channel, _EVENT.c.detail)
+        .join(_NEWEST_PAUSE, _NEWEST_PAUSE.c.id == _EVENT.c.id)
+        .where(_EVENT.c.action == ConsentAction.GRANTED.value, _EVENT.c.detail <= bindparam("today"))
+        .order_by(_EVENT.c.contact_id, _EVENT.c.channel))
+
+
+def end_pauses(rt: Runtime) -> int:
+    """Append ``pause``/``expired`` for every pause whose last day has passed (the scheduler's
+    ``pauses`` job, with the sweep's cron). The chain head is locked before looking, so two runners
+    at once write each end exactly once: the second finds them ended. Returns how many ended."""
+    now = rt.clock.now()
+    with session_scope(rt.engine) as session:
+        ledger.lock_head(session)
+        due = session.connection().execute(_DUE, {"today": now.date().isoformat()}).all()
+        proof = Proof(source=ConsentSource.SWEEP)
+        return ledger.append_many(session, [
+            {"contact_id": c, "channel": ch, "purpose": PAUSE, "action": ConsentAction.EXPIRED.value, "at": now,
+             "proof": proof, "detail": d} for c, ch, d in due])
+
+
+def job_pauses(rt: Runtime) -> str:
+    """The scheduler's ``pauses`` job: its one-line summary."""
+    return f"{end_pauses(rt)} pause(s) ended"
+
+
+__all__ = ["FREQUENCY", "PAUSE", "Alternative", "applier", "apply_alternative", "chosen", "chosen_values",
+           "chosen_values_of", "end_pauses", "offered", "pause_end", "paused", "paused_clause"]
+
+
+def applier(alternative: Alternative) -> Any:
+    """What a page's answer records instead of a yes/no (``consent.service.PageAnswer.apply``): the
+    alternative on the channels the answer ticks (that the person has), other channels untouched."""
+    from orchestrator.consent.service import contact_channels  # the service imports nothing of here
+
+    def apply(session: Session, person: Any, campaign_id: int | None, answer: Any, proof: Proof,
+              now: datetime) -> str:
+        channels = [c for c in contact_channels(person) if answer.channels.get(c.value)]
+        return apply_alternative(session, person, campaign_id, channels, alternative, proof, now,
+                                 partners=bool(answer.partners))
+
+    return apply
