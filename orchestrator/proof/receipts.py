@@ -107,13 +107,19 @@ def receipt_claims(rt: Runtime, contact_id: int, events: list[ConsentEvent], wor
     at = as_utc(first.occurred_at)
     hashes = [e.hash for e in events]
     services: dict[str, list[dict[str, Any]]] = {}
+    partner_names = {f"partner:{p.id}": p.name for p in cfg.partners}  # the named partners (issue 18 §2)
     for e in events:
-        services.setdefault(e.channel, []).append({
+        entry = {
             "purpose": e.purpose, "purposeCategory": [e.purpose], "consentType": "EXPLICIT",
             "piiCategory": [PII_CATEGORY.get(e.channel, e.channel)], "primaryPurpose": e.purpose == Purpose.MARKETING,
             "termination": TERMINATION, "thirdPartyDisclosure": e.purpose.startswith("partner"),
             "action": e.action, "consentGiven": e.action in GIVEN, "eventHash": e.hash,
-        })
+        }
+        if e.purpose in partner_names:
+            entry["thirdPartyName"] = partner_names[e.purpose]
+        if e.detail:  # what the event records besides its action: a frequency, a pause's end
+            entry["detail"] = e.detail
+        services.setdefault(e.channel, []).append(entry)
     return {
         "version": VERSION,
         "jurisdiction": cfg.receipts.jurisdiction,

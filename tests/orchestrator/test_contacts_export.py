@@ -46,9 +46,9 @@ def test_export_has_consent_suppression_and_attributes(rt: Runtime, write_csv: C
     assert sorted(got) == ["C-1", "C-2", "C-3"]
     one, two, three = got["C-1"], got["C-2"], got["C-3"]
     assert [one[c] for c in table.header[len(COLUMNS):]] == [
-        "granted", "withdrawn", "granted", "granted", "", "not_granted", "", "", "gold", "Lyon"]
+        "granted", "withdrawn", "granted", "granted", "", "not_granted", "", "", "", "", "gold", "Lyon"]
     assert [two[c] for c in table.header[len(COLUMNS):]] == [
-        "withdrawn", "none", "none", "none", "unsubscribed", "", "", "", "silver", ""]
+        "withdrawn", "none", "none", "none", "unsubscribed", "", "", "", "", "", "silver", ""]
     assert (three["email_consent"], three["phone"], three["sms_suppression"]) == ("none", "", "")
 
     # a re-import of the export changes nothing: the consent columns are not taken for attributes

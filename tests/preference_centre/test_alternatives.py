@@ -197,7 +197,8 @@ def test_the_end_of_a_pause_is_written_once_even_with_two_runners(
 def test_results_add_the_choice_columns_after_the_spec_columns(
         rt: Runtime, write_csv: Callable[..., Path]) -> None:
     assert RESULT_COLUMNS == ("external_id", "kind", "state", "email_consent", "sms_consent", "partners_consent",
-                              "answered_at", "source", "wording_version", "event_hash", "frequency", "paused_until")
+                              "answered_at", "source", "wording_version", "event_hash", "topics", "partners",
+                              "frequency", "paused_until")
     campaign_id = launch(rt, write_csv([person(1)]))
     TestClient(create_app(rt)).post(f"/p/{rt.links.dumps('page', LinkClaims(1, campaign_id, 'email'))}",
                                     data={"action": "fewer"})

@@ -151,7 +151,7 @@ def test_choices_go_out_in_results_export_api_evidence(page: tuple[Runtime, Test
                            "action": "confirm"})
     assert RESULT_COLUMNS[:10] == ("external_id", "kind", "state", "email_consent", "sms_consent", "partners_consent",
                                    "answered_at", "source", "wording_version", "event_hash")  # SPEC §11 first
-    assert RESULT_COLUMNS[10:] == ("topics", "partners")
+    assert RESULT_COLUMNS[10:12] == ("topics", "partners")
     rows = {r.external_id: r for r in iter_results(rt, campaign_id)}
     assert (rows["C-1"].topics, rows["C-1"].partners, rows["C-1"].partners_consent) == (
         "news;sales", "transport-express", "granted")

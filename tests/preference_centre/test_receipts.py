@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
+from orchestrator.choices_settings import Partner
 from orchestrator.domain.clock import FixedClock
 from orchestrator.ops.logs import scrub_text
 from orchestrator.proof.evidence import pseudonym
@@ -60,7 +61,9 @@ def _answer(client: TestClient, token: str, **form: str) -> str:
 def test_the_receipt_verifies_against_the_published_keys_and_names_the_ledger_events(
         setup: tuple[Runtime, TestClient, str]) -> None:
     rt, client, token = setup
-    done = _answer(client, token, email="yes", partners="yes", action="confirm")
+    rt.config.partners = [Partner("transport-express", "Transport Express SA", (("fr", "livrer"), ("en", "deliver")),
+                                  "https://transport-express.example/confidentialite")]
+    done = _answer(client, token, email="yes", partner="transport-express", action="confirm")
     assert f'href="/p/{token}/receipt"' in done and "Télécharger mon reçu" in done
     assert "signé par Boutique Lumière\u00a0: vous" in done  # French typography
 
@@ -94,9 +97,10 @@ def test_the_receipt_verifies_against_the_published_keys_and_names_the_ledger_ev
               for s in claims["services"] for p in s["purposes"]]
     assert sorted(listed) == sorted((e.channel, e.purpose, e.action, e.hash) for e in events)
     assert {("email", "marketing", "confirmed"), ("sms", "marketing", "not_granted"),
-            ("email", "partners", "granted")} <= {x[:3] for x in listed}
-    partners = next(p for s in claims["services"] for p in s["purposes"] if p["purpose"] == "partners")
+            ("email", "partner:transport-express", "granted")} <= {x[:3] for x in listed}
+    partners = next(p for s in claims["services"] for p in s["purposes"] if p["purpose"] == "partner:transport-express")
     assert partners["thirdPartyDisclosure"] is True and partners["consentGiven"] is True
+    assert partners["thirdPartyName"] == "Transport Express SA"
     # the wording version: its hash, and the text it is the hash of
     w = claims["wording"]
     assert w["hash"] == events[0].wording_hash == hashlib.sha256(
