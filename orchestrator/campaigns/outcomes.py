@@ -29,7 +29,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.db import table_of
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage
 
-OUTCOMES = ("confirmed", "declined", "unsubscribed", "bounced", "expired", "pending")
+OUTCOMES = ("confirmed", "declined", "unsubscribed", "bounced", "expired", "pending", "kept")
 PAGE_SIZE = 50
 CSV_COLUMNS = ("external_id", "kind", "outcome", "state", "locale", "email", "phone", "enrolled_at", "answered_at",
                "answered_after_step")
@@ -85,6 +85,7 @@ def _outcome_column(campaign_id: int) -> ColumnElement[str]:
         (_E.state == RequestState.DECLINED.value, literal("declined")),
         (bounced, literal("bounced")),
         (_E.state == RequestState.EXPIRED.value, literal("expired")),
+        (_E.state == RequestState.KEPT.value, literal("kept")),  # a B2B notice, no objection
         else_=literal("pending"),
     )
 

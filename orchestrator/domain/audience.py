@@ -41,6 +41,12 @@ class AudienceRule:
     )
     customer_inactive_months: int = 12
     prospect_inactive_months: int = 36
+    #: professionals in the audience: include | exclude | only (orchestrator.domain.b2b)
+    b2b: str = "include"
+    #: what professionals receive: consent (a request) | notice (opt-out, email only)
+    b2b_regime: str = "consent"
+    #: the template of the notice (b2b_regime = "notice")
+    notice_template: str = "notice"
 
     def months_for(self, kind: str) -> int:
         if kind == ContactKind.CUSTOMER:

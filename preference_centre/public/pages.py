@@ -38,6 +38,7 @@ from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
+from preference_centre.public import notice
 from preference_centre.public.brand import page_brand, page_sender
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
@@ -202,6 +203,8 @@ def _show(request: Request) -> Response:
 
 def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
     """GET and HEAD only ever read."""
+    if notice.applies(rt, claims):  # a B2B notice (opt-out regime): keep receiving, or object
+        return notice.page(request, rt, claims, facts, token)
     contact = facts.contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
@@ -281,6 +284,7 @@ def _answer_of(form: FormData, channels: list[str], link_channel: str | None) ->
 
 def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
     langs: list[str] = []
+    notified = notice.applies(rt, claims)
 
     def decide(contact: Person) -> PageAnswer | None:
         lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
@@ -295,6 +299,8 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         brand = read_brand(rt)
         shown = consent_wording(lang, brand.sender_name, brand.text(lang, "page_title") or "",
                                 brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "")
+        if notified:  # the notice page's wording is what the person saw
+            return PageAnswer(answer, proof, Shown(notice.WORDING_NAME, lang, notice.notice_wording(lang, brand.sender_name)))
         return PageAnswer(answer, proof, Shown("preference_page", lang, shown))
 
     try:
