@@ -224,6 +224,8 @@ def _notice_rows(session: Session, batch: Sequence[Row[Any]], regime: str) -> se
     """The enrolment ids of the batch under the notice (:func:`orchestrator.domain.b2b.under_notice`):
     kept at the deadline. Not one whose email address was suppressed meanwhile (a bounce, a
     complaint): that request expires as anyone's."""
+    if regime != pro.NOTICE:
+        return set()
     rows = [r for r in batch if r.contact_id is not None and r.erased_at is None
             and pro.under_notice(regime, bool(r.b2b), r.email)]
     if not rows:
