@@ -61,7 +61,7 @@ def b2b_counts(session: Session, contacts: Any, plan: CampaignPlan) -> dict[str,
 
 def enrolled_counts(session: Session, campaign_id: int, plan: CampaignPlan) -> dict[str, Any]:
     """:func:`b2b_counts` of a campaign's enrolled people (``campaign status``)."""
-    enrolled = select(col(Enrolment.contact_id).label("id")).where(col(Enrolment.campaign_id) == campaign_id)
+    enrolled: Any = select(col(Enrolment.contact_id).label("id")).where(col(Enrolment.campaign_id) == campaign_id)
     return b2b_counts(session, enrolled.subquery(), plan)
 
 

@@ -38,11 +38,12 @@ def funnel_table(status: dict[str, Any]) -> str:
 def b2b_line(counts: dict[str, Any], what: str) -> str:
     """Professionals and consumers of an audience (orchestrator.campaigns.regime.b2b_counts), one line.
 
-    >>> b2b_line({"b2b": "include", "b2b_regime": "notice", "professional": 2, "consumer": 3, "notice": 1}, "enrolled")
-    'b2b = include: 2 professional(s), 3 consumer(s) enrolled; b2b_regime = notice: 1 professional(s) get the notice (email)'
+    >>> b2b_line({"b2b": "include", "b2b_regime": "notice", "professional": 2, "consumer": 3, "notice": 1},
+    ...          "enrolled")
+    'b2b = include: 2 professional(s), 3 consumer(s) enrolled; b2b_regime = notice: 1 get the notice (email)'
     """
     line = (f"b2b = {counts['b2b']}: {counts['professional']} professional(s), {counts['consumer']} consumer(s) "
             f"{what}")
     if counts["b2b_regime"] == "notice":
-        line += f"; b2b_regime = notice: {counts['notice']} professional(s) get the notice (email)"
+        line += f"; b2b_regime = notice: {counts['notice']} get the notice (email)"
     return line

@@ -287,8 +287,8 @@ def current_consent(session: Session, contact_ids: list[int] | None = None) -> d
     """Current consent per (contact, channel, purpose), derived from the ledger only.
 
     The newest event of each (contact, channel, purpose) decides: granted/confirmed → "given",
-    notified → "opt_out", declined/withdrawn/expired → "refused". Nothing else is consulted and nothing stores the result,
-    so it cannot drift from the proof. One set-based query.
+    notified → "opt_out", declined/withdrawn/expired → "refused". Nothing else is consulted and
+    nothing stores the result, so it cannot drift from the proof. One set-based query.
     """
     latest = (select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose,
                      func.max(ConsentEvent.id).label("last_id"))

@@ -73,7 +73,9 @@ def in_audience(mode: str, b2b: bool) -> bool:
 def under_notice(regime: str, b2b: bool, email: str | None) -> bool:
     """Whether a contact of a campaign of this regime gets the notice (opt-out) rather than a request.
 
-    >>> under_notice("notice", True, "a@x.fr"), under_notice("notice", True, None), under_notice("notice", False, "a@x.fr")
-    (True, False, False)
+    >>> under_notice("notice", True, "a@x.fr"), under_notice("notice", True, None)
+    (True, False)
+    >>> under_notice("notice", False, "a@x.fr"), under_notice("consent", True, "a@x.fr")
+    (False, False)
     """
     return regime == NOTICE and b2b and bool(email)

@@ -175,7 +175,8 @@ class CampaignPlan:
         (empty when ``b2b_regime`` is ``consent``). Their index and day are the step's.
 
         >>> plan = CampaignPlan.from_mapping({"name": "x", "deadline_days": 9, "audience": {"b2b_regime": "notice"},
-        ...     "steps": [{"day": 0, "channel": "email", "template": "t"}, {"day": 1, "channel": "sms", "template": "t"}]})
+        ...     "steps": [{"day": 0, "channel": "email", "template": "t"},
+        ...               {"day": 1, "channel": "sms", "template": "t"}]})
         >>> [(s.index, s.channel.value, s.template) for s in plan.notice_steps()]
         [(0, 'email', 'notice')]
         """

@@ -300,7 +300,8 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         shown = consent_wording(lang, brand.sender_name, brand.text(lang, "page_title") or "",
                                 brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "")
         if notified:  # the notice page's wording is what the person saw
-            return PageAnswer(answer, proof, Shown(notice.WORDING_NAME, lang, notice.notice_wording(lang, brand.sender_name)))
+            told = notice.notice_wording(lang, brand.sender_name)
+            return PageAnswer(answer, proof, Shown(notice.WORDING_NAME, lang, told))
         return PageAnswer(answer, proof, Shown("preference_page", lang, shown))
 
     try:
