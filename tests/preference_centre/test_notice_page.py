@@ -52,7 +52,7 @@ def test_objecting_suppresses_with_the_notice_as_proof(make_rt: Callable[..., Ru
     rt = make_rt()
     client, pages = _setup(rt, write_csv)
     before = client.get(pages[2]).text
-    resp = client.post(pages[2], data={"action": "decline", "email": "yes"})
+    resp = client.post(pages[2], data={"action": "decline"})
     assert resp.status_code == 200 and "Merci" in resp.text
     with Session(rt.engine) as s:
         event = s.exec(select(ConsentEvent).where(ConsentEvent.contact_id == 2,
@@ -71,7 +71,8 @@ def test_keep_receiving_confirms_the_email_channel(make_rt: Callable[..., Runtim
                                                    write_csv: Callable[..., Path]) -> None:
     rt = make_rt()
     client, pages = _setup(rt, write_csv)
-    assert client.post(pages[2], data={"action": "confirm", "email": "yes"}).status_code == 200
+    # the page has no box to tick: "keep" applies to the channel the notice came by (email)
+    assert client.post(pages[2], data={"action": "confirm"}).status_code == 200
     with Session(rt.engine) as s:
         actions = {e.channel: (e.action, e.wording_name) for e in s.exec(
             select(ConsentEvent).where(ConsentEvent.contact_id == 2))}
