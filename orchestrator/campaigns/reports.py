@@ -17,7 +17,6 @@ def funnel_table(status: dict[str, Any]) -> str:
         f"enrolled {status['enrolled']} → pending {status['pending']} · confirmed {status['confirmed']} · "
         f"declined {status['declined']} · expired→suppressed {status['expired']}"
         + (f" · kept (B2B notice, no objection) {status['kept']}" if status.get("kept") else ""),
-        *([b2b_line(status["audience"], "enrolled")] if status.get("audience") else []),
         "",
         f"{'':22}" + "".join(f"{c.replace('_', ' '):>13}" for c in COLUMNS),
     ]
@@ -26,6 +25,8 @@ def funnel_table(status: dict[str, Any]) -> str:
     for step in status["steps"]:
         label = f"step {step['step']} d{step['day']} {step['channel']}"
         lines.append(f"{label:22}" + "".join(f"{step[c]:>13}" for c in COLUMNS if c not in PER_CHANNEL))
+    if status.get("audience"):
+        lines += ["", b2b_line(status["audience"], "enrolled")]
     if status.get("paused_reason"):
         lines += ["", status["paused_reason"]]
     if status.get("failure_reasons"):
