@@ -29,7 +29,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.store.db import table_of
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage
 
-OUTCOMES = ("confirmed", "declined", "unsubscribed", "bounced", "expired", "pending")
+OUTCOMES = ("confirmed", "declined", "unsubscribed", "bounced", "expired", "pending", "kept")
 PAGE_SIZE = 50
 CSV_COLUMNS = ("external_id", "kind", "outcome", "state", "locale", "email", "phone", "enrolled_at", "answered_at",
                "answered_after_step")
@@ -72,7 +72,7 @@ class OutcomePage:
     total: int  # matching the filter
     page: int
     pages: int
-    counts: dict[str, int]  # per outcome, whole campaign
+    counts: dict[str, int]  # per outcome, whole campaign ("kept", a B2B notice's, only when there are some)
 
 
 def _outcome_column(campaign_id: int) -> ColumnElement[str]:
@@ -85,6 +85,7 @@ def _outcome_column(campaign_id: int) -> ColumnElement[str]:
         (_E.state == RequestState.DECLINED.value, literal("declined")),
         (bounced, literal("bounced")),
         (_E.state == RequestState.EXPIRED.value, literal("expired")),
+        (_E.state == RequestState.KEPT.value, literal("kept")),  # a B2B notice, no objection
         else_=literal("pending"),
     )
 
@@ -131,7 +132,7 @@ def campaign_outcomes(rt: Runtime, campaign_id: int, *, outcomes: list[str] | No
         rows = conn.execute(select(sub).where(and_(true(), *where)).order_by(sub.c.enrolment_id)
                             .limit(page_size).offset((page - 1) * page_size)).all()
     return OutcomePage([_outcome(r) for r in rows], total, page, pages,
-                       {o: int(counts.get(o, 0)) for o in OUTCOMES})
+                       {o: int(counts.get(o, 0)) for o in OUTCOMES if o != "kept" or counts.get(o)})
 
 
 def export_outcomes(rt: Runtime, campaign_id: int, *, outcomes: list[str] | None = None,

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, literal, or_, select, text, update
 from sqlmodel import Session, col
 
+from orchestrator.campaigns import regime
 from orchestrator.campaigns.ask_partner import check_partner, partner_audience
 from orchestrator.config import SenderConfig
 from orchestrator.consent.alternatives import paused_clause
@@ -66,7 +67,7 @@ def plan_problems(rt: Runtime, plan: CampaignPlan) -> list[str]:
     template and channel of its steps, in every locale the campaign may use."""
     problems: list[str] = []
     seen: set[tuple[str, Channel]] = set()
-    for step in plan.steps:
+    for step in (*plan.steps, *plan.notice_steps()):
         if (step.template, step.channel) in seen:
             continue
         seen.add((step.template, step.channel))
@@ -130,7 +131,7 @@ def preview_campaign(rt: Runtime, campaign_id: int) -> list[StepPreview]:
     with session_scope(rt.engine) as session:
         _, plan = get_campaign(session, campaign_id)
     out = []
-    for step in plan.steps:
+    for step in (*plan.steps, *plan.notice_steps()):  # then the notice professionals get (b2b_regime)
         for locale in plan.locales:
             try:
                 version = plan.wording(step.template, locale, step.channel)
@@ -208,6 +209,7 @@ def audience_query(rt: Runtime, plan: CampaignPlan, *, skip_recent: bool = True)
         _not_suppressed(first),
         ~busy,
         ~paused_clause(first, today),  # a pause the person chose (issue 18)
+        regime.audience_filter(plan),
     )
     since = recent_consent_since(rt) if skip_recent and not rule.ask_partner else None
     if since is not None:
@@ -291,15 +293,16 @@ def enrol(session: Session, campaign_id: int, plan: CampaignPlan, contacts: Any,
     new = and_(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.id) > before)
     for step in plan.steps:
         due = now + timedelta(days=step.day)
+        template, only = regime.step_rows(plan, step)  # the notice, for professionals (b2b_regime)
         session.execute(insert(OutboxMessage).from_select(
             ["campaign_id", "contact_id", "enrolment_id", "step", "channel", "template", "status", "due_at",
              "attempts"],
             select(
                 literal(campaign_id), col(Enrolment.contact_id), col(Enrolment.id), literal(step.index),
-                literal(step.channel.value), literal(step.template), literal(DeliveryState.PENDING.value),
+                literal(step.channel.value), template, literal(DeliveryState.PENDING.value),
                 literal(due, type_=table_of(OutboxMessage).c.due_at.type), literal(0),
             ).join(Contact, col(Contact.id) == col(Enrolment.contact_id))
-            .where(new, _address_column(step.channel).is_not(None),
+            .where(new, _address_column(step.channel).is_not(None), only,
                    *([~recently_given(step.channel, recent_since)] if recent_since is not None else [])),
         ))
     return int(session.execute(select(func.count()).select_from(Enrolment).where(new)).scalar_one())
@@ -347,6 +350,7 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         ).all()
         unsub = _unsubscribed_counts(session, campaign_id)
         unbuilt = build_failure_reasons(session, campaign_id)
+        professionals = regime.enrolled_counts(session, campaign_id, plan)
     channels: dict[str, dict[str, int]] = {c.value: _empty_counts() for c in Channel}
     steps = []
     for step in plan.steps:
@@ -370,6 +374,8 @@ def campaign_status(rt: Runtime, campaign_id: int) -> dict[str, Any]:
         "confirmed": states.get(RequestState.CONFIRMED.value, 0),
         "declined": states.get(RequestState.DECLINED.value, 0),
         "expired": states.get(RequestState.EXPIRED.value, 0),
+        "kept": states.get(RequestState.KEPT.value, 0),
+        "audience": professionals,
         "channels": channels,
         **channels,
         "steps": steps,

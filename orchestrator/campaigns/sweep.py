@@ -16,6 +16,7 @@ from sqlmodel import Session, col
 from orchestrator.consent import enrolments, ledger, suppression, webhooks
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.prior import held_channels
+from orchestrator.domain import b2b as pro
 from orchestrator.domain.audience import months_before
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import (
@@ -32,7 +33,7 @@ from orchestrator.domain.model import (
 from orchestrator.proof.retention import erase_many, scrub_profile
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage
+from orchestrator.store.models import Campaign, ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 
 BATCH = 5000
 
@@ -44,11 +45,14 @@ class SweepReport:
     suppressed: int = 0
     anonymised: int = 0
     deleted: int = 0
+    #: professionals of a notice campaign who did not object: kept under the opt-out regime
+    kept: int = 0
 
     def summary(self) -> str:
+        kept = f", {self.kept} kept (B2B notice, no objection)" if self.kept else ""
         return (f"{len(self.campaigns)} campaign(s) past deadline: {self.expired} expired, "
                 f"{self.suppressed} addresses suppressed (no_response), {self.anonymised} anonymised, "
-                f"{self.deleted} deleted")
+                f"{self.deleted} deleted{kept}")
 
 
 def sweep(rt: Runtime) -> SweepReport:
@@ -86,6 +90,9 @@ def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepRe
     """Expire a campaign's pending requests in batches (all of them, or with ``own_deadline_only``
     those whose per-person deadline has passed, as in the standing evergreen campaign)."""
     last_id = 0
+    with session_scope(rt.engine) as session:
+        plan = session.execute(select(col(Campaign.plan)).where(col(Campaign.id) == campaign_id)).scalar()
+    regime = ((plan or {}).get("audience") or {}).get("b2b_regime", pro.CONSENT)
     while True:
         # Keyset pagination over the campaign's pending enrolments: each batch is one
         # transaction of a handful of set-based statements, whatever its size (see bench/).
@@ -94,7 +101,7 @@ def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepRe
                 select(col(Enrolment.id), col(Enrolment.contact_id).label("enrolled"), col(Enrolment.enrolled_at),
                        col(Contact.id).label("contact_id"), col(Contact.email),
                        col(Contact.phone), col(Contact.email_key), col(Contact.phone_key), col(Contact.erased_at),
-                       col(Enrolment.enrolled_at))
+                       col(Enrolment.enrolled_at), col(Contact.b2b))
                 .join(Contact, col(Contact.id) == col(Enrolment.contact_id), isouter=True)
                 .where(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.state) == RequestState.PENDING.value,
                        col(Enrolment.id) > last_id)
@@ -106,7 +113,7 @@ def expire_pending(rt: Runtime, campaign_id: int, now: datetime, report: SweepRe
             if not batch:
                 return
             last_id = batch[-1].id
-            _expire_batch(rt, session, batch, campaign_id, now, report)
+            _expire_batch(rt, session, batch, campaign_id, now, report, regime)
 
 
 def _abandoned(now: datetime) -> Any:
@@ -119,16 +126,24 @@ def _abandoned(now: datetime) -> Any:
 
 
 def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], campaign_id: int, now: datetime,
-                  report: SweepReport) -> None:
+                  report: SweepReport, regime: str = pro.CONSENT) -> None:
     """Expire a batch of pending enrolments: per contact and reachable channel, one suppression entry
-    (no_response) unless one exists and one ``expired`` ledger event; then the retention policy."""
+    (no_response) unless one exists and one ``expired`` ledger event; then the retention policy.
+
+    A professional under the notice (``b2b_regime = "notice"``) who did not object is kept instead:
+    the request closes as ``kept``, the email address is not suppressed, a ``notified`` ledger event
+    (source sweep) records that they were informed and did not object, and their data stays. Their
+    other channel (SMS, opt-in) is expired as anyone's."""
+    notice = _notice_rows(session, batch, regime)
+    kept = enrolments.close(session, RequestState.KEPT, now, ids=sorted(notice))
     # Conditional on still being pending: a person who answered between the batch's SELECT and this
     # UPDATE keeps their answer (PostgreSQL re-checks the condition after waiting for their commit;
     # SQLite refuses the stale write). Only the rows this statement expired go on.
-    expired = enrolments.close(session, RequestState.EXPIRED, now, ids=[r.id for r in batch])
-    if len(expired) != len(batch):
-        batch = [r for r in batch if r.id in expired]
-    report.expired += len(batch)
+    expired = enrolments.close(session, RequestState.EXPIRED, now, ids=[r.id for r in batch if r.id not in notice])
+    if len(expired) + len(kept) != len(batch):
+        batch = [r for r in batch if r.id in expired or r.id in kept]
+    report.expired += len(expired)
+    report.kept += len(kept)
     # An enrolment's outbox rows are its campaign's rows for its contact: this finds them through the
     # (campaign_id, contact_id, …) unique index, where enrolment_id (not indexed) scanned every
     # pending row of the outbox once per batch (quadratic in the audience).
@@ -148,7 +163,7 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     months = rt.config.contacts.recent_consent_months
     keep = given_since_request(session, live) | (
         held_channels(session.connection(), [(r.contact_id, _months_earlier(r.enrolled_at, months)) for r in live])
-        if months > 0 and live else set())
+        if months > 0 and live else set()) | {(r.contact_id, Channel.EMAIL.value) for r in live if r.id in kept}
     holding = {contact_id for contact_id, _ in keep}
     live_ids = [r.contact_id for r in live if r.contact_id not in holding]
     email, sms = Channel.EMAIL.value, Channel.SMS.value
@@ -163,6 +178,9 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     ledger.append_many(session, [
         {"contact_id": contact_id, "channel": channel, "purpose": purpose, "action": action, "at": now, "proof": proof}
         for contact_id, channel, _ in reach
+    ] + [  # informed by the notice, no objection: the proof of their standing under the opt-out regime
+        {"contact_id": r.contact_id, "channel": Channel.EMAIL.value, "purpose": purpose,
+         "action": ConsentAction.NOTIFIED.value, "at": now, "proof": proof} for r in live if r.id in kept
     ])
     policy = rt.config.retention.after_expiry
     if policy in ("anonymise", "delete") and live_ids:
@@ -199,3 +217,20 @@ def _months_earlier(at: datetime, months: int) -> datetime:
 
 #: kept for callers of the skeleton's name; see :func:`orchestrator.proof.retention.scrub_profile`
 anonymise = scrub_profile
+
+
+
+def _notice_rows(session: Session, batch: Sequence[Row[Any]], regime: str) -> set[int]:
+    """The enrolment ids of the batch under the notice (:func:`orchestrator.domain.b2b.under_notice`):
+    kept at the deadline. Not one whose email address was suppressed meanwhile (a bounce, a
+    complaint): that request expires as anyone's."""
+    if regime != pro.NOTICE:
+        return set()
+    rows = [r for r in batch if r.contact_id is not None and r.erased_at is None
+            and pro.under_notice(regime, bool(r.b2b), r.email)]
+    if not rows:
+        return set()
+    barred = set(session.execute(select(col(SuppressionEntry.key)).where(
+        col(SuppressionEntry.channel) == Channel.EMAIL.value,
+        col(SuppressionEntry.key).in_([r.email_key for r in rows if r.email_key]))).scalars())
+    return {r.id for r in rows if r.email_key not in barred}

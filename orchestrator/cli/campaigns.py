@@ -34,6 +34,8 @@ def campaign_create(ctx: click.Context, file: Path) -> None:
 @fail_cleanly
 def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
     """Render every step for a sample contact per locale (SMS: encoding and segments)."""
+    from orchestrator.campaigns.regime import audience_counts
+    from orchestrator.campaigns.reports import b2b_line
     from orchestrator.campaigns.service import audience_size, preview_campaign, skipped_for_recent_consent
 
     rt = get_rt(ctx)
@@ -54,6 +56,7 @@ def campaign_preview(ctx: click.Context, campaign_id: int, html: bool) -> None:
             click.echo(p.html)
         click.echo()
     click.echo(f"audience if launched now: {audience_size(rt, campaign_id)} contact(s)")
+    click.echo(b2b_line(audience_counts(rt, campaign_id), "if launched now"))
     months = rt.config.contacts.recent_consent_months
     for channel, n in skipped_for_recent_consent(rt, campaign_id).items():
         if n:

@@ -15,7 +15,7 @@ dispatcher's re-check skips the message as ``paused``). Everything is read from 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from sqlmodel import Session
 
 from orchestrator.config import Config
 from orchestrator.consent import enrolments, ledger
+from orchestrator.consent.choices import choice_events, granted_choices
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.suppression import lift
 from orchestrator.domain.audience import months_before
@@ -81,7 +82,8 @@ def pause_end(today: date, months: int) -> date:
 
 
 def apply_alternative(session: Session, contact: Any, campaign_id: int | None, channels: Sequence[Channel],
-                      alternative: Alternative, proof: Proof, now: datetime, *, partners: bool = False) -> str:
+                      alternative: Alternative, proof: Proof, now: datetime, *, partners: bool = False,
+                      choices: Mapping[str, bool] | None = None) -> str:
     """Record the alternative chosen for ``channels`` (of ``contact``, a ``consent.service.Person``)
     inside the caller's transaction: the request confirmed, per channel a ``confirmed`` marketing
     event and the alternative's event, the liftable opt-out lifted. Other channels stay as they are.
@@ -101,6 +103,8 @@ def apply_alternative(session: Session, contact: Any, campaign_id: int | None, c
         if partners:
             events.append({**base, "purpose": Purpose.PARTNERS.value, "action": ConsentAction.GRANTED.value})
         events.append({**base, "purpose": purpose, "action": ConsentAction.GRANTED.value, "detail": detail})
+    if choices:  # the topics and named partners ticked beside the button, as with a yes
+        events += choice_events(contact.id, channels, choices, granted_choices(conn, contact.id), proof, now)
     ledger.append_many(session, events)
     for channel in channels:
         lift(conn, contact.email_key if channel is Channel.EMAIL else contact.phone_key, channel)
@@ -220,6 +224,6 @@ def applier(alternative: Alternative) -> Any:
               now: datetime) -> str:
         channels = [c for c in contact_channels(person) if answer.channels.get(c.value)]
         return apply_alternative(session, person, campaign_id, channels, alternative, proof, now,
-                                 partners=bool(answer.partners))
+                                 partners=bool(answer.partners), choices=answer.choices)
 
     return apply

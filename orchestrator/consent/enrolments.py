@@ -24,6 +24,10 @@ from orchestrator.store.models import Enrolment
 _TABLE: Table = Enrolment.metadata.tables["enrolment"]
 
 
+#: closing states that are not an answer: ``answered_at`` stays empty
+_NOT_ANSWERS = (RequestState.EXPIRED, RequestState.KEPT)
+
+
 def _movable_to(target: RequestState) -> list[str]:
     """The states a request may leave for ``target``.
 
@@ -47,7 +51,7 @@ def close(conn: Session | Connection, target: RequestState, now: datetime, *, id
     movable = _movable_to(target)
     if not movable or ids == []:
         return set()
-    params: dict[str, Any] = {"b_state": target.value, "b_answered_at": None if target is RequestState.EXPIRED else now}
+    params: dict[str, Any] = {"b_state": target.value, "b_answered_at": None if target in _NOT_ANSWERS else now}
     if ids is not None:
         params["b_ids"] = list(ids)
     if contact_id is not None:

@@ -305,12 +305,17 @@ def redact_requests_many(session: Session, contact_ids: Sequence[int]) -> int:
 GIVEN = {"granted", "confirmed"}
 
 
+def _consent_word(action: str) -> str:
+    """given | opt_out (a professional informed by a notice, no objection: no consent) | refused."""
+    return "given" if action in GIVEN else "opt_out" if action == "notified" else "refused"
+
+
 def current_consent(session: Session, contact_ids: list[int] | None = None) -> dict[tuple[int, str, str], str]:
     """Current consent per (contact, channel, purpose), derived from the ledger only.
 
     The newest event of each (contact, channel, purpose) decides: granted/confirmed → "given",
-    declined/withdrawn/expired → "refused". Nothing else is consulted and nothing stores the result,
-    so it cannot drift from the proof. One set-based query.
+    notified → "opt_out", declined/withdrawn/expired → "refused". Nothing else is consulted and
+    nothing stores the result, so it cannot drift from the proof. One set-based query.
     """
     latest = (select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose,
                      func.max(ConsentEvent.id).label("last_id"))
@@ -322,13 +327,13 @@ def current_consent(session: Session, contact_ids: list[int] | None = None) -> d
         select(ConsentEvent.contact_id, ConsentEvent.channel, ConsentEvent.purpose, ConsentEvent.action)
         .join(sub, sub.c.last_id == ConsentEvent.id)
     ).all()
-    return {(c, ch, p): ("given" if a in GIVEN else "refused") for c, ch, p, a in rows}
+    return {(c, ch, p): _consent_word(a) for c, ch, p, a in rows}
 
 
 def fold_consent(events: list[ConsentEvent]) -> dict[tuple[int, str, str], str]:
     """The same answer as :func:`current_consent`, by replaying events in order (for checks)."""
     state: dict[tuple[int, str, str], str] = {}
     for e in sorted(events, key=lambda e: e.id or 0):
-        state[(e.contact_id, e.channel, e.purpose)] = "given" if e.action in GIVEN else "refused"
+        state[(e.contact_id, e.channel, e.purpose)] = _consent_word(e.action)
     return state
 lock_head = _lock_head  # for writers that must read under the chain lock (consent.alternatives.end_pauses)

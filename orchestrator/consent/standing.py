@@ -25,9 +25,11 @@ from orchestrator.domain.model import Channel, Purpose
 from orchestrator.store.models import ConsentEvent
 
 GRANTED, WITHDRAWN, EXPIRED, NONE = "granted", "withdrawn", "expired", "none"
+#: a professional informed by a notice who did not object: no consent, written to under the opt-out regime
+OPT_OUT = "opt_out"
 #: ledger action → the standing it leaves
 STANDING = {"granted": GRANTED, "confirmed": GRANTED, "declined": WITHDRAWN, "withdrawn": WITHDRAWN,
-            "expired": EXPIRED}
+            "expired": EXPIRED, "notified": OPT_OUT}
 
 _EVENT: Table = ConsentEvent.metadata.tables["consent_event"]
 _EVENTS_OF = (

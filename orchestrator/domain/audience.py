@@ -44,6 +44,12 @@ class AudienceRule:
     #: issue 18: ask about this newly listed partner the people who grant some partner and were never
     #: asked about this one (instead of the inactivity rule); None: an ordinary re-consent audience
     ask_partner: str | None = None
+    #: professionals in the audience: include | exclude | only (orchestrator.domain.b2b)
+    b2b: str = "include"
+    #: what professionals receive: consent (a request) | notice (opt-out, email only)
+    b2b_regime: str = "consent"
+    #: the template of the notice (b2b_regime = "notice")
+    notice_template: str = "notice"
 
     def months_for(self, kind: str) -> int:
         if kind == ContactKind.CUSTOMER:

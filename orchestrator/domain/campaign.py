@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from orchestrator.domain import b2b as pro
 from orchestrator.domain.audience import AudienceRule
 from orchestrator.domain.model import Channel, ContactKind
 from orchestrator.errors import InputError
@@ -67,7 +68,8 @@ class CampaignPlan:
         aud = data.get("audience", {})
         if not isinstance(aud, Mapping):
             raise InputError(f"{where}: [audience] must be a table")
-        _no_unknown(aud, _AUDIENCE_KEYS, f"{where}: [audience]")
+        _no_unknown(aud, _AUDIENCE_KEYS | pro.KEYS, f"{where}: [audience]")
+        b2b, regime, notice_template = pro.parse_b2b(aud, f"{where}: [audience]")
         kinds_raw = aud.get("kinds", ["customer", "prospect"])
         if not isinstance(kinds_raw, list) or not kinds_raw:
             raise InputError(f"{where}: [audience] kinds must be a list of 'customer'/'prospect'")
@@ -90,6 +92,7 @@ class CampaignPlan:
                 MAX_INACTIVE_MONTHS,
             ),
             ask_partner=_partner_id(aud.get("ask_partner"), f"{where}: [audience] ask_partner"),
+            b2b=b2b, b2b_regime=regime, notice_template=notice_template,
         )
         raw_steps = data.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
@@ -120,6 +123,9 @@ class CampaignPlan:
         days = [s.day for s in steps]
         if days != sorted(days):
             raise InputError(f"{where}: steps must be in order of 'day'")
+        if audience.b2b_regime == pro.NOTICE and not any(s.channel is Channel.EMAIL for s in steps):
+            raise InputError(f"{where}: [audience] b2b_regime: 'notice' is sent by email, but no step is an email "
+                             "step (add an email step, or use b2b_regime = 'consent')")
         default_locale = data.get("default_locale", "fr")
         locales = data.get("locales", ["fr", "en"])
         if (not isinstance(locales, list) or not all(isinstance(x, str) and x for x in locales)
@@ -151,12 +157,36 @@ class CampaignPlan:
                 "customer_inactive_months": self.audience.customer_inactive_months,
                 "prospect_inactive_months": self.audience.prospect_inactive_months,
                 **({"ask_partner": self.audience.ask_partner} if self.audience.ask_partner else {}),
+                **self._b2b_mapping(),
             },
             "steps": [
                 {"day": s.day, "channel": str(s.channel), "template": s.template} for s in self.steps
             ],
             **wordings,
         }
+
+    def _b2b_mapping(self) -> dict[str, str]:
+        """The B2B keys that differ from their default (a plan without them reads as before)."""
+        a = self.audience
+        out = {} if a.b2b == pro.INCLUDE else {"b2b": a.b2b}
+        if a.b2b_regime == pro.NOTICE:
+            out.update(b2b_regime=a.b2b_regime, notice_template=a.notice_template)
+        return out
+
+    def notice_steps(self) -> tuple[Step, ...]:
+        """The email steps as the professionals of a notice campaign receive them: the notice template
+        (empty when ``b2b_regime`` is ``consent``). Their index and day are the step's.
+
+        >>> plan = CampaignPlan.from_mapping({"name": "x", "deadline_days": 9, "audience": {"b2b_regime": "notice"},
+        ...     "steps": [{"day": 0, "channel": "email", "template": "t"},
+        ...               {"day": 1, "channel": "sms", "template": "t"}]})
+        >>> [(s.index, s.channel.value, s.template) for s in plan.notice_steps()]
+        [(0, 'email', 'notice')]
+        """
+        if self.audience.b2b_regime != pro.NOTICE:
+            return ()
+        return tuple(replace(s, template=self.audience.notice_template) for s in self.steps
+                     if s.channel is Channel.EMAIL)
 
     def wording(self, template: str, locale: str, channel: Channel) -> str | None:
         """The pinned version of an imported template; None: the shipped template of that name.

@@ -36,7 +36,8 @@ def skip_reason(facts: SendFacts) -> SkipReason | None:
     if facts.suppressed:
         return SkipReason.SUPPRESSED
     if facts.request_state != RequestState.PENDING:
-        return SkipReason.ANSWERED if facts.request_state != RequestState.EXPIRED else SkipReason.EXPIRED
+        closed = facts.request_state in (RequestState.EXPIRED, RequestState.KEPT)  # the deadline, not an answer
+        return SkipReason.EXPIRED if closed else SkipReason.ANSWERED
     if facts.now >= facts.deadline:
         return SkipReason.EXPIRED
     if facts.campaign_state == CampaignState.COMPLETED:

@@ -41,6 +41,9 @@ class ConsentAction(StrEnum):
     #: the person confirmed another channel and left this one unticked: no consent here, but neither
     #: an unsubscribe (withdrawn) nor a refusal of the whole request (declined)
     NOT_GRANTED = "not_granted"
+    #: a professional informed by a notice (opt-out regime, orchestrator.domain.b2b) who did not object
+    #: by the deadline: not a consent, the proof that they were informed and may still be written to
+    NOTIFIED = "notified"
 
 
 class ConsentSource(StrEnum):
@@ -94,6 +97,8 @@ class RequestState(StrEnum):
     CONFIRMED = "confirmed"
     DECLINED = "declined"
     EXPIRED = "expired"
+    #: a notice (opt-out regime) whose deadline passed without an objection: the person stays
+    KEPT = "kept"
 
     @staticmethod
     def can_move(old: RequestState, new: RequestState) -> bool:

@@ -308,9 +308,9 @@ def pin_wordings(rt: Runtime, plan: CampaignPlan) -> CampaignPlan:
     back to shipped wording.
     """
     with rt.engine.connect() as conn:
-        current = _current(conn, {step.template for step in plan.steps})
+        current = _current(conn, {step.template for step in (*plan.steps, *plan.notice_steps())})
     pins = {}
-    for step in plan.steps:
+    for step in (*plan.steps, *plan.notice_steps()):
         imported = current.get(step.template)
         if imported is None:
             continue

@@ -282,6 +282,7 @@ def funnel_rows(status: dict[str, Any], _: Any) -> list[tuple[str, int, str]]:
         (_("not granted (channel left unticked)"), sum(v["not_granted"] for v in c.values()), "b-exp"),
         (_("bounced"), sum(v["bounced"] for v in c.values()), "b-no"),
         (_("expired → suppressed"), status["expired"], "b-exp"),
+        *([(_("kept (B2B notice, no objection)"), status["kept"], "b-yes")] if status["kept"] else []),
     ]
 
 

@@ -57,7 +57,8 @@ async def campaign_results(request: Request) -> Response:
         return f"/admin/campaigns/{campaign_id}/results?" + urlencode([*keep, ("page", str(n))])
 
     return render(request, "results.html", campaign=campaign, plan=plan, page=page, rates=rates, curve=svg,
-                  outcomes=OUTCOMES, chosen=outcomes, search=search, enrolled=enrolled, page_link=page_link,
+                  outcomes=[o for o in OUTCOMES if o in page.counts],  # "kept" only when some
+                  chosen=outcomes, search=search, enrolled=enrolled, page_link=page_link,
                   status=campaign_status(rt, campaign_id), services=service_status(rt),
                   due_now=messages_due(rt, campaign_id))
 

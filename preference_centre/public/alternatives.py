@@ -19,6 +19,7 @@ from orchestrator.errors import NotFoundError, RequestExpired
 from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
 from preference_centre.i18n import gettext_for
+from preference_centre.public import choices as page_choices
 
 #: the words of each frequency, as the buttons and the done page say them
 FREQUENCY_WORDS = {"weekly": "once a week", "monthly": "once a month", "quarterly": "once a quarter"}
@@ -58,7 +59,8 @@ def page_answer(rt: Runtime, form: FormData, channels: list[str]) -> tuple[Answe
     ticked = {c: form.get(c) == "yes" for c in channels}
     if not any(ticked.values()):
         ticked = dict.fromkeys(channels, True)
-    return Answer(channels=ticked, partners=form.get("partners") == "yes"), applier(alternative)
+    # the topics and named partners ticked beside the button count as with "yes" (issue 18 §1-§2)
+    return Answer(channels=ticked, choices=page_choices.chosen(rt.config, form)), applier(alternative)
 
 
 def outcome(rt: Runtime, contact_id: int, lang: str, long_date: Callable[[date, str], str]) -> dict[str, str]:

@@ -16,6 +16,8 @@ from starlette.datastructures import FormData
 
 from orchestrator.choices_settings import Partner, Topic, partners_version
 from orchestrator.config import Config
+from orchestrator.consent.service import Answer
+from orchestrator.runtime import Runtime
 from preference_centre.i18n import gettext_for
 
 WORDING_NAME = "preference_page"
@@ -83,3 +85,20 @@ def wording(config: Config, lang: str) -> str:
         lines.append(_("All the partners listed"))
         lines.append(_("Partner list, version %(version)s", version=partners_version(config.partners)))
     return "\n".join(lines)
+
+
+def answer_of(form: FormData, channels: list[str], link_channel: str | None, rt: Runtime,
+               shown: bool = True) -> Answer | None:
+    """The answer a page's form gives (None: no valid button). Partners are the named ones only; a page
+    that did not show the topics and partners (``shown`` False: the B2B notice) leaves them as they are."""
+    choice = str(form.get("action", ""))
+    if choice not in ("confirm", "decline"):
+        return None
+    if choice == "decline":  # "unsubscribe me from everything": topics and partners too
+        return Answer(channels={c: False for c in channels}, choices=chosen(rt.config, None))
+    ticked = {c: form.get(c) == "yes" for c in channels}
+    if not any(ticked.values()):
+        # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
+        # as the page says next to the boxes.
+        ticked[link_channel if link_channel in channels else channels[0]] = True
+    return Answer(channels=ticked, choices=chosen(rt.config, form) if shown else {})

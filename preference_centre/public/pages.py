@@ -18,7 +18,6 @@ from starlette.types import Scope
 from orchestrator.consent.choices import read_granted
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.service import (
-    Answer,
     PageAnswer,
     PageFacts,
     Person,
@@ -40,7 +39,7 @@ from orchestrator.rendering.links import LinkClaims, LinkExpired, LinkInvalid
 from orchestrator.runtime import Runtime
 from preference_centre import templating
 from preference_centre.i18n import SUPPORTED, gettext_for, negotiate
-from preference_centre.public import alternatives, choices
+from preference_centre.public import alternatives, choices, notice
 from preference_centre.public.brand import page_brand, page_sender
 from preference_centre.templating import MESSAGES, NEWLINK_TITLES, PAGES_DIR  # noqa: F401 (re-exported)
 
@@ -206,6 +205,8 @@ def _show(request: Request) -> Response:
 
 def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
     """GET and HEAD only ever read."""
+    if notice.applies(rt, claims):  # a B2B notice (opt-out regime): keep receiving, or object
+        return notice.page(request, rt, claims, facts, token)
     contact = facts.contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                      accept=request.headers.get("accept-language"))
@@ -267,7 +268,7 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
         return render_page(request, "preference.html", lang=lang, channels=channels, current={},
                            enrolment_state=None, personal=personal, preview=True,
                            **choices.offered(rt.config, lang, frozenset()), alternatives=alternatives.buttons(rt, lang))
-    answer = _answer_of(form, channels, claims.channel, rt)
+    answer = choices.answer_of(form, channels, claims.channel, rt)
     if answer is None:
         return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
     personal["recorded_on"] = long_date(rt.clock.now().date(), lang)
@@ -275,31 +276,17 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
                        personal=personal, preview=True, chosen=choices.recorded(rt.config, lang, dict(answer.choices)))
 
 
-def _answer_of(form: FormData, channels: list[str], link_channel: str | None, rt: Runtime) -> Answer | None:
-    """The answer a page's form gives (None: no valid button). Partners are the named ones only."""
-    choice = str(form.get("action", ""))
-    if choice not in ("confirm", "decline"):
-        return None
-    if choice == "decline":  # "unsubscribe me from everything": topics and partners too
-        return Answer(channels={c: False for c in channels}, choices=choices.chosen(rt.config, None))
-    ticked = {c: form.get(c) == "yes" for c in channels}
-    if not any(ticked.values()):
-        # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
-        # as the page says next to the boxes.
-        ticked[link_channel if link_channel in channels else channels[0]] = True
-    return Answer(channels=ticked, choices=choices.chosen(rt.config, form))
-
-
 def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
     langs: list[str] = []
+    notified = notice.applies(rt, claims)
 
     def decide(contact: Person) -> PageAnswer | None:
         lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                          accept=request.headers.get("accept-language"))
         langs.append(lang)
         channels = [c.value for c in contact_channels(contact)]
-        answer, apply = _answer_of(form, channels, claims.channel, rt), None
-        if answer is None:
+        answer, apply = choices.answer_of(form, channels, claims.channel, rt, shown=not notified), None
+        if answer is None and not notified:
             answer, apply = alternatives.page_answer(rt, form, channels) or (None, None)
         if answer is None:
             return None
@@ -309,6 +296,9 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         shown = consent_wording(lang, brand.sender_name, brand.text(lang, "page_title") or "",
                                 brand.text(lang, "page_intro") or "", brand.text(lang, "button") or "",
                                 choices.wording(rt.config, lang))
+        if notified:  # the notice page's wording is what the person saw
+            told = notice.notice_wording(lang, brand.sender_name)
+            return PageAnswer(answer, proof, Shown(notice.WORDING_NAME, lang, told))
         return PageAnswer(answer, proof, Shown(choices.wording_name(rt.config), lang,
                                                shown + alternatives.wording(rt, lang)), apply)
 

@@ -22,7 +22,7 @@ from orchestrator.domain.model import Channel
 from orchestrator.rendering.checks import sample_contexts
 from orchestrator.rendering.messages import MessageRenderer
 
-TEMPLATES = [(name, locale) for name in ("reconsent", "reminder", "newlink") for locale in ("fr", "en")]
+TEMPLATES = [(name, locale) for name in ("reconsent", "reminder", "newlink", "notice") for locale in ("fr", "en")]
 TEXT_TAGS = {"p", "li", "td", "h2"}
 
 

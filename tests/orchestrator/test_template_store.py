@@ -146,11 +146,11 @@ def test_an_unchanged_copy_of_the_shipped_templates_has_the_shipped_versions(rt:
     copy = tmp_path / "copy"
     shutil.copytree(TEMPLATES_DIR / "messages", copy)  # _layout.html included: an unchanged copy is skipped
     report = import_templates(rt, copy)
-    assert report.replacing == ["newlink", "reconsent", "reminder"]
+    assert report.replacing == ["newlink", "notice", "reconsent", "reminder"]
     listed = list_templates(rt)
     shipped = {(w.name, w.locale, w.channel): w.version for w in listed if w.source == "shipped"}
     ours = {(w.name, w.locale, w.channel): w.version for w in listed if w.source == "imported"}
-    assert ours == shipped and len(ours) == 12
+    assert ours == shipped and len(ours) == 14  # notice: email only (fr, en)
     assert {w.state for w in listed if w.source == "shipped"} == {"replaced"}
 
 

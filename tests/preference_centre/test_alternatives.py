@@ -279,3 +279,20 @@ def test_a_test_send_preview_shows_the_alternatives_and_records_nothing(rt: Runt
     assert "une fois par mois" in client.post(f"/p/{token}", data={"action": "fewer"}).text
     with Session(rt.engine) as s:
         assert s.exec(select(ConsentEvent)).first() is None
+
+
+def test_topics_ticked_beside_an_alternative_count_as_with_yes(rt: Runtime, write_csv: Callable[..., Path]) -> None:
+    """The page shows the topics above every button: "fewer messages" with a topic ticked grants it, as
+    "yes" would (issue 18 §1 with §1-§2's topics); an old form's ``partners=yes`` records no unnamed
+    partner sharing."""
+    from orchestrator.choices_settings import Topic
+
+    rt.config.topics = [Topic("news", (("fr", "Nouveautés"), ("en", "News")))]
+    campaign_id = launch(rt, write_csv([person(1)]))
+    page = f"/p/{rt.links.dumps('page', LinkClaims(1, campaign_id, 'email'))}"
+    done = TestClient(create_app(rt)).post(page, data={"action": "fewer", "email": "yes", "topic": "news",
+                                                       "partners": "yes"})
+    assert done.status_code == 200
+    purposes = {(e[1], e[2]) for e in _events(rt, 1)}
+    assert ("topic:news", "granted") in purposes and ("frequency", "granted") in purposes
+    assert not any(p == "partners" for p, _ in purposes)

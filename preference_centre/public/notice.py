@@ -1,0 +1,58 @@
+"""The preference page of a B2B notice (``[audience] b2b_regime = "notice"``, opt-out regime).
+
+A professional informed by a notice lands on a page that says we will keep writing to their work
+address and offers two buttons: "keep receiving them" (recorded as a confirmation of the email
+channel, with this page's wording as proof) and "I object" (recorded as a refusal: suppressed, as a
+"no thanks" on the consent page). Both post to the same ``/p/{token}`` as the consent page; the
+answer is recorded by the same service. The page stays usable after the deadline: a professional
+kept under the opt-out regime can object at any time.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from orchestrator.campaigns.regime import under_notice
+from orchestrator.consent.service import PageFacts
+from orchestrator.rendering.links import LinkClaims
+from orchestrator.runtime import Runtime
+from preference_centre.i18n import gettext_for, negotiate
+
+#: the name the wording shown is recorded under in the proof (the consent page's is "preference_page")
+WORDING_NAME = "notice_page"
+
+
+def applies(rt: Runtime, claims: LinkClaims) -> bool:
+    """Whether the link's person is under the notice in the link's campaign."""
+    return under_notice(rt, claims.contact_id, claims.campaign_id)
+
+
+@lru_cache(maxsize=16)
+def notice_wording(lang: str, sender_name: str) -> str:
+    """The exact text and options shown on the notice page, as proof of what the person was told."""
+    _ = gettext_for(lang)
+    return "\n".join([
+        _("%(sender)s will keep writing to your work address", sender=sender_name),
+        _("We write to you at this work address about news and offers related to your profession. You do not "
+          "need to do anything to keep receiving them. You can object at any time, free of charge."),
+        _("Keep receiving them"),
+        _("I object: stop writing to me"),
+    ])
+
+
+def page(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
+    """GET: the notice page (reads only)."""
+    from preference_centre.public.pages import long_date, mask, render_page  # pages routes here
+
+    contact = facts.contact
+    lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
+                     accept=request.headers.get("accept-language"))
+    deadline = long_date(facts.deadline.date(), lang) if facts.deadline is not None else None
+    return render_page(
+        request, "notice.html", lang=lang, enrolment_state=facts.enrolment_state, deadline=deadline,
+        personal={"action": "/p/" + token, "masked": {"email": mask(contact.email)},
+                  "first_name": contact.first_name, "rights_url": "/r/" + rt.links.dumps("rights", claims)},
+    )

@@ -1,0 +1,33 @@
+"""The console shows the B2B notice's outcome (issue 18 §3): after the sweep, the campaign's funnel
+and its results page count the professionals kept under the opt-out regime, in French and English."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from orchestrator.campaigns.sweep import sweep
+from orchestrator.domain.clock import FixedClock
+from tests.admin.conftest import Console
+from tests.support.factories import launch, person
+
+
+def test_the_console_counts_the_kept_professionals(console_for: Callable[[], Console],
+                                                   write_csv: Callable[..., Path], clock: FixedClock) -> None:
+    admin = console_for()
+    rt = admin.rt
+    campaign_id = launch(rt, write_csv([person(1), person(2, b2b="true")]), audience={"b2b_regime": "notice"})
+    before = admin.client.get(f"/admin/campaigns/{campaign_id}/results").text
+    assert 'value="kept"' not in before  # no outcome to filter on before anyone is kept
+    clock.advance(timedelta(days=31))
+    sweep(rt)
+    admin = console_for()  # signed in again: the first session ran out with the 31 days
+    results = admin.client.get(f"/admin/campaigns/{campaign_id}/results").text
+    assert 'data-key="kept">1<' in results and 'value="kept"' in results
+    kept = admin.client.get(f"/admin/campaigns/{campaign_id}/results?outcome=kept").text
+    assert "C-2" in kept and "C-1" not in kept
+    funnel = admin.client.get(f"/admin/campaigns/{campaign_id}/funnel").text
+    assert "kept (B2B notice, no objection)" in funnel
+    french = admin.client.get(f"/admin/campaigns/{campaign_id}/funnel", headers={"accept-language": "fr"}).text
+    assert "conservés (information B2B, sans opposition)" in french
