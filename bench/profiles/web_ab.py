@@ -117,7 +117,11 @@ def serve(tree: Path, args: list[str], extra_env: dict[str, str] | None = None) 
     if args[0] != "bare" and SERVER_SCRIPT:  # a wrapper of bench.web's app taking URL PORT WORKDIR
         cmd = [sys.executable, SERVER_SCRIPT, args[1], str(port), args[2]]
     proc = subprocess.Popen(cmd, cwd=tree, env={**env_for(tree), **(extra_env or {})})
-    wait_port(port, proc)
+    try:
+        wait_port(port, proc)
+    except RuntimeError:
+        stop(proc)  # not left running behind a failed run
+        raise
     return proc, port
 
 
