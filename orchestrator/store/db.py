@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Table, event, inspect
-from sqlalchemy.engine import Connection, CursorResult, Engine, Result
+from sqlalchemy.engine import Connection, CursorResult, Engine, Result, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -41,7 +41,16 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int | None = N
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, echo=echo, connect_args={"timeout": busy / 1000, "check_same_thread": False})
+        # LIFO: the connection returned last is the next one handed out. A connection opened for a
+        # nested read (e.g. the brand, inside an answer's transaction) then stays idle instead of
+        # taking turns with the first: SQLite drops a connection's page cache whenever another
+        # connection wrote since its last read, and alternating two of them re-read the pages of
+        # every answer from the file (~19 reads per POST /p/{token}; bench/RESULTS.md).
+        # (a file only: an in-memory database has one connection per thread, no queue to order)
+        database = make_url(url).database or ""
+        on_file = database not in ("", ":memory:") and "mode=memory" not in url
+        engine = create_engine(url, echo=echo, **({"pool_use_lifo": True} if on_file else {}),
+                               connect_args={"timeout": busy / 1000, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

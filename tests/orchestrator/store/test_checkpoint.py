@@ -63,3 +63,20 @@ def test_the_server_runs_the_checkpointer_on_sqlite_only(make_rt: Callable[..., 
         assert client.get("/healthz").status_code == 200
         assert (checkpointer._thread is not None) == (rt.engine.dialect.name == "sqlite")
     assert checkpointer._thread is None
+
+
+def test_sqlite_pool_hands_out_the_connection_returned_last(tmp_path: Path) -> None:
+    """A read nested inside a transaction opens a second connection; afterwards the first one keeps
+    serving (taking turns, each would find the other's writes and drop its page cache)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.begin() as outer:
+        outer.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+        first = outer.connection.dbapi_connection
+        with engine.connect() as nested:  # e.g. read_brand inside an answer's session
+            assert nested.connection.dbapi_connection is not first
+            nested.execute(text("SELECT 1"))
+    for _ in range(3):
+        with engine.begin() as conn:
+            assert conn.connection.dbapi_connection is first
+            conn.execute(text("INSERT INTO t DEFAULT VALUES"))
+    engine.dispose()
