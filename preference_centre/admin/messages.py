@@ -75,6 +75,26 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "The launch time %(at)s is not in the future: to launch now, use “Launch”."),
     (re.compile(r"--at '(?P<text>.*)': expected an ISO 8601 time such as .*"),
      "“%(text)s” is not a date and time: write it as 2026-12-01T09:00."),
+    # the campaign form (its fields reach the campaign file's checks, ``where`` = "form")
+    (re.compile(r"form: 'name' is required \(a non-empty string\)"), "Give the campaign a name."),
+    (re.compile(r"form: 'deadline_days' must be a whole number > 0 and ≤ (?P<most>\d+), got .*"),
+     "Deadline: a whole number of days, from 1 to %(most)s."),
+    (re.compile(r"form: \[audience\] kinds must be a list of 'customer'/'prospect'"),
+     "Tick customers, prospects or both."),
+    (re.compile(r"form: \[audience\] customer_inactive_months must be a whole number > 0 and ≤ (?P<most>\d+), "
+                r"got .*"), "Customers: months without activity: a whole number from 1 to %(most)s."),
+    (re.compile(r"form: \[audience\] prospect_inactive_months must be a whole number > 0 and ≤ (?P<most>\d+), "
+                r"got .*"), "Prospects: months without activity: a whole number from 1 to %(most)s."),
+    (re.compile(r"form: at least one \[\[steps\]\] entry is required"),
+     "Add at least one step: a row with a template."),
+    (re.compile(r"form: steps\[\d+\]: 'day' must be a whole number ≥ 0, got .*"),
+     "A step’s day is a whole number, 0 or more."),
+    (re.compile(r"form: steps\[\d+\]: 'day' = (?P<day>\d+) is not before the deadline \(deadline_days = "
+                r"(?P<deadline>\d+)\)"),
+     "The step of day %(day)s is not before the deadline (%(deadline)s days): move it earlier or give more days."),
+    (re.compile(r"form: steps\[\d+\]: 'channel' must be 'email' or 'sms', got .*"),
+     "A step’s channel is email or SMS."),
+    (re.compile(r"form: steps must be in order of 'day'"), "Put the steps in the order of their day."),
 ]
 #: words a pattern's groups carry that have a French name (campaign states)
 _WORDS = ("draft", "scheduled", "running", "paused", "completed")

@@ -146,3 +146,27 @@ def test_the_editor_preview_says_what_cannot_be_rendered_in_french(admin: Consol
     problem = re.search(r"\(sms\)</strong> <code([^>]*)>([^<]*)</code>", page)
     assert problem, page
     assert problem.group(1) == "" and "Variable inconnue" in problem.group(2), problem.group(0)
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"name": " "}, "Donnez un nom à la campagne."),
+    ({"deadline_days": "0"}, f"Délai{NBSP}: un nombre entier de jours, de 1 à 730."),
+    ({"kinds": None}, "Cochez les clients, les prospects ou les deux."),
+    ({"customer_inactive_months": "x"}, f"Clients, mois sans activité{NBSP}: un nombre entier de 1 à "),
+    ({"step0_template": "", "step1_template": ""}, f"Ajoutez au moins une étape{NBSP}: une ligne avec un modèle."),
+    ({"step1_day": "40"}, f"L’étape du jour 40 n’arrive pas avant la fin du délai (30 jours){NBSP}: avancez-la"),
+    ({"step0_day": "-1"}, "Le jour d’une étape est un nombre entier, 0 ou plus."),
+    ({"step0_day": "12"}, "Rangez les étapes dans l’ordre de leur jour."),
+])
+def test_the_campaign_form_s_refusals_in_french(admin: Console, change: dict[str, str | None], said: str) -> None:
+    """Issue 16 §4: what a marketer gets wrong in the campaign form is said in the console's language."""
+    form = {"name": "Hiver", "deadline_days": "30", "default_locale": "fr", "kinds": "customer",
+            "customer_inactive_months": "12", "prospect_inactive_months": "36",
+            "step0_day": "0", "step0_channel": "email", "step0_template": "reconsent",
+            "step1_day": "10", "step1_channel": "sms", "step1_template": "reconsent"}
+    posted = {k: v for k, v in {**form, **change}.items() if v is not None}
+    french(admin)
+    refused = admin.post("/admin/campaigns", posted)
+    assert refused.status_code == 400
+    assert said in words(refused.text), words(refused.text)[:600]
+    assert "form:" not in words(refused.text)
