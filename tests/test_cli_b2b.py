@@ -73,7 +73,7 @@ def test_b2b_audience_and_notice_through_the_cli(tmp_path: Path, database_url: s
     campaign_id = cli("campaign", "create", str(path)).stdout.strip()
     preview = cli("campaign", "preview", campaign_id).stdout
     assert "── step 0 · day 0 · email · notice · fr" in preview
-    assert "Subject: Boutique Lumière : nous continuerons de vous écrire à votre adresse professionnelle" in preview
+    assert "Subject: Boutique Lumière\u00a0: nous continuerons de vous écrire à votre adresse professionnelle" in preview
     assert "audience if launched now: 4 contact(s)" in preview
     assert "b2b = include: 2 professional(s), 2 consumer(s) if launched now; b2b_regime = notice: 2 get the notice" in preview
     assert "4 contact(s) enrolled" in cli("campaign", "launch", campaign_id).stdout

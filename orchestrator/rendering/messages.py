@@ -315,7 +315,14 @@ def inline_css(html: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    r"""The text on one line: each run of white space becomes one space, except a no-break space, which
+    French typography puts before : ; ? ! (« Boutique Lumière : souhaitez-vous… ? ») and which a
+    subject must keep.
+
+    >>> _one_line(" Boutique\u00a0: un\n  sujet\u00a0? ")
+    'Boutique\xa0: un sujet\xa0?'
+    """
+    return re.sub(r"[^\S\u00a0\u202f]+", " ", text).strip()
 
 
 def _long_date(value: datetime, locale: str = "fr") -> str:

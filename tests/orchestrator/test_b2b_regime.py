@@ -47,7 +47,7 @@ def _plan(**audience: Any) -> CampaignPlan:
     ({"b2b": "exclude", "b2b_regime": "notice"}, "[audience] b2b_regime: 'notice' applies to professional contacts"),
     ({"notice_template": "mine"}, "[audience] notice_template: only used with b2b_regime = 'notice'"),
     ({"b2b_regime": "notice", "notice_template": ""}, "[audience] notice_template: expected a template name"),
-    ({"b2bb": "only"}, "[audience]: unknown key 'b2bb' (expected one of b2b, b2b_regime, customer_inactive_months"),
+    ({"b2bb": "only"}, "[audience]: unknown key 'b2bb' (expected one of ask_partner, b2b, b2b_regime, customer_inactive_months"),
 ])
 def test_campaign_file_errors_name_the_key_and_the_allowed_values(audience: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError) as caught:
@@ -114,7 +114,7 @@ def test_a_notice_campaign_sends_the_notice_by_email_to_professionals_only(
     campaign_id = create_campaign(rt, _plan(b2b_regime="notice"))
     previews = {(p.template, p.channel, p.locale): p for p in preview_campaign(rt, campaign_id)}
     assert previews[("notice", "email", "fr")].subject == \
-        "Boutique Lumière : nous continuerons de vous écrire à votre adresse professionnelle"
+        "Boutique Lumière\u00a0: nous continuerons de vous écrire à votre adresse professionnelle"
     assert "Vous pouvez vous y opposer à tout moment" in previews[("notice", "email", "fr")].text
     assert "object at any time" in previews[("notice", "email", "en")].text
     assert audience_counts(rt, campaign_id)["notice"] == 1  # contact 4; contact 5 has no email address

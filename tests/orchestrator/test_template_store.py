@@ -223,7 +223,8 @@ def test_an_imported_name_replaces_the_shipped_template_in_every_locale(rt: Runt
     campaign_id = create_campaign(rt, plan(locales=["fr"]))
     previews = {(p.template, p.channel): p for p in preview_campaign(rt, campaign_id)}
     assert previews[("reconsent", "email")].subject == "Boutique Lumière : on reste en contact ?"
-    assert previews[("reminder", "email")].subject == "Rappel : Boutique Lumière attend votre réponse"  # shipped
+    # shipped, its no-break space kept (French typography)
+    assert previews[("reminder", "email")].subject == "Rappel\u00a0: Boutique Lumière attend votre réponse"
 
 
 def test_a_fresh_link_uses_the_current_imported_newlink(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,21 @@ def test_pages_follow_contact_locale_then_accept_language(rt, write_csv) -> None
     assert '<html lang="fr">' in client.get(page + "?lang=fr").text
     assert '<html lang="en">' in client.get("/p/bad", headers={"Accept-Language": "en-GB"}).text
     assert Path(pages.STATIC_DIR / "style.css").stat().st_size < 15 * 1024
+
+
+@pytest.mark.parametrize("po", ["preference_centre/locale/fr/LC_MESSAGES/messages.po",
+                                "preference_centre/admin/locale/fr/LC_MESSAGES/messages.po"])
+def test_french_typography_in_every_translation(po: str) -> None:
+    """Issues 16 and 18: French wording takes a no-break space before : ; ? ! and a curly apostrophe.
+    Every translation of the public pages and of the console, not only the ones a page test reads."""
+    from babel.messages.pofile import read_po
+
+    with (Path(__file__).resolve().parents[2] / po).open("rb") as fh:
+        messages = [m for m in read_po(fh) if m.id and m.string]
+    assert messages
+    faults = []
+    for m in messages:
+        for text in (m.string if isinstance(m.string, tuple) else (m.string,)):
+            if re.search(r"\S [:;?!](\s|$)", text) or re.search(r"[^\W\d_]'[^\W\d_]", text):
+                faults.append(text)
+    assert faults == [], "\n".join(faults)

@@ -46,7 +46,7 @@ def notice_site(make_rt: Callable[..., Runtime], smtp_server: SmtpServer,
 def test_the_notice_page_at_390px_and_objecting(browser: Any, axe_source: str, notice_site: Site) -> None:  # noqa: F811
     mails = {r.rcpt_tos[0]: r.message for r in notice_site.smtp.received}
     assert mails["person1@example.org"]["Subject"] == \
-        "Boutique Lumière : nous continuerons de vous écrire à votre adresse professionnelle"
+        "Boutique Lumière\u00a0: nous continuerons de vous écrire à votre adresse professionnelle"
     checker = Checker(browser, axe_source, PHONE)
     try:
         page = checker.page
