@@ -252,10 +252,10 @@ def test_contacts_export_reimports_as_is_and_campaign_list(cli, tmp_path: Path) 
     # SPEC §10 columns first and unchanged; where the person stands appended (issue 17)
     assert lines == ["external_id,kind,email,phone,first_name,locale,timezone,last_activity_at,b2b,"
                      "email_consent,sms_consent,email_partners_consent,sms_partners_consent,"
-                     "email_suppression,sms_suppression,topics,partners",
+                     "email_suppression,sms_suppression,topics,partners,frequency,paused_until",
                      "C-1,customer,person1@example.org,+33612340001,Prénom1,fr,Europe/Paris,2024-01-15,false,"
-                     "none,none,none,none,,,,",
-                     "C-2,customer,,+33612340002,Prénom2,fr,Europe/Paris,2024-01-15,false,none,none,none,none,,,,"]
+                     "none,none,none,none,,,,,,",
+                     "C-2,customer,,+33612340002,Prénom2,fr,Europe/Paris,2024-01-15,false,none,none,none,none,,,,,,"]
     assert "written" not in cli("contacts", "export", "-o", str(tmp_path / "out.csv")).stdout
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines() == lines
     assert "0 created" in cli("contacts", "import", str(tmp_path / "out.csv")).stdout
@@ -315,7 +315,7 @@ def test_campaign_results_after_the_sweep_and_prior_consent_in_the_preview(cli, 
     cli("campaign", "results", campaign_id, "-o", str(tmp_path / "results.csv"))
     lines = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == ("external_id,kind,state,email_consent,sms_consent,partners_consent,answered_at,source,"
-                        "wording_version,event_hash,topics,partners")
+                        "wording_version,event_hash,topics,partners,frequency,paused_until")
     assert [line.split(",")[:6] for line in lines[1:]] == [
         ["C-1", "customer", "expired", "expired", "expired", "none"],
         ["C-2", "customer", "expired", "expired", "expired", "none"],

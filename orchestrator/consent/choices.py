@@ -37,7 +37,9 @@ _CHOICE_EVENTS = (
 
 
 def is_choice(purpose: str) -> bool:
-    """>>> is_choice("topic:news"), is_choice("partner:a"), is_choice("partners"), is_choice("marketing")
+    """Whether ``purpose`` is a topic or a named partner (not marketing, nor the old unnamed partners).
+
+    >>> is_choice("topic:news"), is_choice("partner:a"), is_choice("partners"), is_choice("marketing")
     (True, True, False, False)
     """
     return purpose.startswith((TOPIC, PARTNER))

@@ -107,7 +107,7 @@ def test_run_scheduler_beats_standby_then_active_then_stopped(make_rt: Callable[
         holder.release()
         wait_until(lambda: service_status(rt).active_scheduler is not None, 30, "the take-over")
         active = service_status(rt).active_scheduler
-        assert active is not None and active.jobs == ("sweep", "launch")  # dispatch skipped
+        assert active is not None and active.jobs == ("sweep", "launch", "pauses")  # dispatch skipped
         assert not service_status(rt).dispatching
     finally:
         stop.set()
