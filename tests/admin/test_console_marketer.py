@@ -48,10 +48,10 @@ def test_import_errors_in_french_with_their_line_numbers(admin: Console) -> None
     resp = admin.post("/admin/contacts/import", files={"file": ("c.csv", rows.encode(), "text/csv")})
     cells = [re.sub(r"<[^>]+>", "", c).strip()
              for c in re.findall(r"<td>(.*?)</td>", resp.text.split('class="rejects"')[1], re.DOTALL)]
-    assert cells[:2] == ["2", "kind"] and "attendu : client (customer) ou prospect, reçu &#39;ami&#39;" in cells[2]
+    assert cells[:2] == ["2", "kind"] and "attendu\u00a0: client (customer) ou prospect, reçu &#39;ami&#39;" in cells[2]
     broken = admin.post("/admin/contacts/import", files={
         "file": ("c.csv", b'external_id,kind,email\nC-1,client,a@example.org\nC-2,client,"b@example.org\n', "text/csv")})
-    assert broken.status_code == 400 and "Ligne 3 : un guillemet" in broken.text
+    assert broken.status_code == 400 and "Ligne 3\u00a0: un guillemet" in broken.text
 
 
 def test_test_send_schedule_edit_and_delete_from_the_campaign_page(admin: Console,
