@@ -1,6 +1,7 @@
 """Professional (B2B) contacts in campaigns, as SQL: the audience filter of ``[audience] b2b``, who
 gets the notice of ``b2b_regime = "notice"`` and which template, the counts ``campaign preview`` and
-``campaign status`` show, and whether a link's person is under the notice (the preference page).
+``campaign status`` show (whether a link's person is under the notice is read with the page:
+``Person.notice`` in :mod:`orchestrator.consent.service`).
 The rules themselves are :mod:`orchestrator.domain.b2b`."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from orchestrator.domain.campaign import CampaignPlan, Step
 from orchestrator.domain.model import Channel
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
-from orchestrator.store.models import Campaign, Contact, Enrolment
+from orchestrator.store.models import Contact, Enrolment
 
 
 def audience_filter(plan: CampaignPlan) -> Any:
@@ -71,20 +72,3 @@ def audience_counts(rt: Runtime, campaign_id: int) -> dict[str, Any]:
     with session_scope(rt.engine) as session:
         _, plan = get_campaign(session, campaign_id)
         return b2b_counts(session, audience_query(rt, plan).subquery(), plan)
-
-
-def under_notice(rt: Runtime, contact_id: int, campaign_id: int | None) -> bool:
-    """Whether this person's request in this campaign is a notice (the page then offers "keep
-    receiving" and "object"). False without a campaign, or when the person is not enrolled in it."""
-    if campaign_id is None:
-        return False
-    with rt.engine.connect() as conn:
-        row = conn.execute(
-            select(col(Campaign.plan), col(Contact.b2b), col(Contact.email))
-            .join(Enrolment, col(Enrolment.campaign_id) == col(Campaign.id))
-            .join(Contact, col(Contact.id) == col(Enrolment.contact_id))
-            .where(col(Campaign.id) == campaign_id, col(Contact.id) == contact_id)).first()
-    if row is None:
-        return False
-    regime = ((row[0] or {}).get("audience") or {}).get("b2b_regime", pro.CONSENT)
-    return pro.under_notice(regime, bool(row[1]), row[2])

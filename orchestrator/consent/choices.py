@@ -99,6 +99,9 @@ def any_partner_granted(events: Sequence[EventFacts]) -> bool:
 
 
 def read_granted(rt: Runtime, contact_id: int) -> frozenset[str]:
-    """:func:`granted_choices` on a connection of its own (the page ticks only these [R1])."""
+    """:func:`granted_choices` on a connection of its own (the page ticks only these [R1]); nothing
+    to read, and no query, when the config offers no topic and no partner."""
+    if not rt.config.topics and not rt.config.partners:
+        return frozenset()
     with rt.engine.connect() as conn:
         return granted_choices(conn, contact_id)

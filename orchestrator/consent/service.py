@@ -22,6 +22,7 @@ from orchestrator.consent import enrolments, ledger
 from orchestrator.consent.choices import choice_events, granted_choices
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.suppression import LIFTABLE, is_suppressed, lift, suppress
+from orchestrator.domain import b2b as pro
 from orchestrator.domain.clock import as_utc
 from orchestrator.domain.model import (
     Channel,
@@ -78,6 +79,9 @@ class Person:
     phone_key: str | None
     first_name: str | None
     locale: str
+    #: the link's campaign informs this person by a B2B notice (opt-out) rather than asking
+    #: (:func:`orchestrator.domain.b2b.under_notice`); read in the same statement as the rest
+    notice: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,48 +162,57 @@ def _constant(word: str) -> Any:
     return literal_column(f"'{word}'")
 
 
+#: the link's request (one per contact and campaign) and its campaign, when there is one
+_WITH_REQUEST = (
+    _CONTACT.outerjoin(_ENROLMENT, (_ENROLMENT.c.contact_id == _CONTACT.c.id)
+                       & (_ENROLMENT.c.campaign_id == bindparam("campaign_id")))
+    .outerjoin(_CAMPAIGN, _CAMPAIGN.c.id == _ENROLMENT.c.campaign_id)
+)
+#: the person's columns, then what decides the B2B notice: the contact's flag and the campaign's regime
+_PERSON = (_CONTACT.c.id, _CONTACT.c.email, _CONTACT.c.phone, _CONTACT.c.email_key, _CONTACT.c.phone_key,
+           _CONTACT.c.first_name, _CONTACT.c.locale, _CONTACT.c.b2b,
+           _CAMPAIGN.c.plan[("audience", "b2b_regime")].as_string(), _CONTACT.c.erased_at)
+
 #: one statement for the whole page: the contact, the campaign's request, and per channel the newest
 #: marketing event and the suppression entry (instead of three sessions and a query per channel)
 _PAGE_FACTS = select(
-    _CONTACT.c.id, _CONTACT.c.email, _CONTACT.c.phone, _CONTACT.c.email_key, _CONTACT.c.phone_key,
-    _CONTACT.c.first_name, _CONTACT.c.locale, _CONTACT.c.erased_at,
+    *_PERSON,
     _ENROLMENT.c.state,
     _newest_marketing_action(Channel.EMAIL), _newest_marketing_action(Channel.SMS),
     _on_suppression_list(Channel.EMAIL, _CONTACT.c.email_key), _on_suppression_list(Channel.SMS, _CONTACT.c.phone_key),
     func.coalesce(_ENROLMENT.c.deadline_at, _CAMPAIGN.c.deadline_at),
-).select_from(
-    # the link's request (one per contact and campaign) and its campaign, when there is one
-    _CONTACT.outerjoin(_ENROLMENT, (_ENROLMENT.c.contact_id == _CONTACT.c.id)
-                       & (_ENROLMENT.c.campaign_id == bindparam("campaign_id")))
-    .outerjoin(_CAMPAIGN, _CAMPAIGN.c.id == _ENROLMENT.c.campaign_id)
-).where(_CONTACT.c.id == bindparam("contact_id"))
+).select_from(_WITH_REQUEST).where(_CONTACT.c.id == bindparam("contact_id"))
 
-_LIVE_PERSON = select(
-    _CONTACT.c.id, _CONTACT.c.email, _CONTACT.c.phone, _CONTACT.c.email_key, _CONTACT.c.phone_key,
-    _CONTACT.c.first_name, _CONTACT.c.locale, _CONTACT.c.erased_at,
-).where(_CONTACT.c.id == bindparam("contact_id"))
+_LIVE_PERSON = select(*_PERSON).select_from(_WITH_REQUEST).where(_CONTACT.c.id == bindparam("contact_id"))
+
+
+def _person(row: Any) -> Person:
+    """The :class:`Person` of a row starting with :data:`_PERSON`'s columns."""
+    return Person(id=row[0], email=row[1], phone=row[2], email_key=row[3], phone_key=row[4], first_name=row[5],
+                  locale=row[6], notice=pro.under_notice(row[8] or pro.CONSENT, bool(row[7]), row[1]))
 
 
 def page_facts(conn: Connection, contact_id: int, campaign_id: int | None) -> PageFacts:
     """What the preference page needs about a live contact; NotFoundError when gone or erased."""
     row = conn.execute(_PAGE_FACTS, {"contact_id": contact_id, "campaign_id": campaign_id}).first()
-    if row is None or row[7] is not None:
+    if row is None or row[9] is not None:
         raise NotFoundError("contact gone")
-    person = Person(*row[:7])
+    person = _person(row)
     return PageFacts(
-        contact=person, enrolment_state=row[8],
-        given={"email": row[9] in ledger.GIVEN, "sms": row[10] in ledger.GIVEN},
-        suppressed={"email": bool(row[11]) and bool(person.email_key), "sms": bool(row[12]) and bool(person.phone_key)},
-        deadline=as_utc(row[13]) if row[13] is not None else None,
+        contact=person, enrolment_state=row[10],
+        given={"email": row[11] in ledger.GIVEN, "sms": row[12] in ledger.GIVEN},
+        suppressed={"email": bool(row[13]) and bool(person.email_key), "sms": bool(row[14]) and bool(person.phone_key)},
+        deadline=as_utc(row[15]) if row[15] is not None else None,
     )
 
 
-def live_person(conn: Connection, contact_id: int) -> Person:
-    """The contact as a :class:`Person`; NotFoundError when gone or erased."""
-    row = conn.execute(_LIVE_PERSON, {"contact_id": contact_id}).first()
-    if row is None or row[7] is not None:
+def live_person(conn: Connection, contact_id: int, campaign_id: int | None = None) -> Person:
+    """The contact as a :class:`Person` (``notice`` for the request of ``campaign_id``);
+    NotFoundError when gone or erased."""
+    row = conn.execute(_LIVE_PERSON, {"contact_id": contact_id, "campaign_id": campaign_id}).first()
+    if row is None or row[9] is not None:
         raise NotFoundError("unknown contact")
-    return Person(*row[:7])
+    return _person(row)
 
 
 def record_answer(rt: Runtime, contact_id: int, campaign_id: int | None, answer: Answer, proof: Proof) -> str:
@@ -339,7 +352,7 @@ def _answer_from_page(rt: Runtime, contact_id: int, campaign_id: int | None,
                       decide: Callable[[Person], PageAnswer | None]) -> tuple[Person, PageAnswer | None, str]:
     now = rt.clock.now()
     with session_scope(rt.engine) as session:
-        person = live_person(session.connection(), contact_id)
+        person = live_person(session.connection(), contact_id, campaign_id)
         decided = decide(person)
         if decided is None:
             return person, None, ""

@@ -1,11 +1,12 @@
 """The preference page of a B2B notice (``[audience] b2b_regime = "notice"``, opt-out regime).
 
-A professional informed by a notice lands on a page that says we will keep writing to their work
-address and offers two buttons: "keep receiving them" (recorded as a confirmation of the email
-channel, with this page's wording as proof) and "I object" (recorded as a refusal: suppressed, as a
-"no thanks" on the consent page). Both post to the same ``/p/{token}`` as the consent page; the
-answer is recorded by the same service. The page stays usable after the deadline: a professional
-kept under the opt-out regime can object at any time.
+Whether a link's person is under the notice is read with the rest of the page (``Person.notice``,
+:mod:`orchestrator.consent.service`). A professional informed by a notice lands on a page that says
+we will keep writing to their work address and offers two buttons: "keep receiving them" (recorded
+as a confirmation of the email channel, with this page's wording as proof) and "I object" (recorded
+as a refusal: suppressed, as a "no thanks" on the consent page). Both post to the same
+``/p/{token}`` as the consent page; the answer is recorded by the same service. The page stays
+usable after the deadline: a professional kept under the opt-out regime can object at any time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from functools import lru_cache
 from starlette.requests import Request
 from starlette.responses import Response
 
-from orchestrator.campaigns.regime import under_notice
 from orchestrator.consent.service import PageFacts
 from orchestrator.rendering.links import LinkClaims
 from orchestrator.runtime import Runtime
@@ -23,11 +23,6 @@ from preference_centre.i18n import gettext_for, negotiate
 
 #: the name the wording shown is recorded under in the proof (the consent page's is "preference_page")
 WORDING_NAME = "notice_page"
-
-
-def applies(rt: Runtime, claims: LinkClaims) -> bool:
-    """Whether the link's person is under the notice in the link's campaign."""
-    return under_notice(rt, claims.contact_id, claims.campaign_id)
 
 
 @lru_cache(maxsize=16)

@@ -205,7 +205,7 @@ def _show(request: Request) -> Response:
 
 def _preference(request: Request, rt: Runtime, claims: LinkClaims, facts: PageFacts, token: str) -> Response:
     """GET and HEAD only ever read."""
-    if notice.applies(rt, claims):  # a B2B notice (opt-out regime): keep receiving, or object
+    if facts.contact.notice:  # a B2B notice (opt-out regime): keep receiving, or object
         return notice.page(request, rt, claims, facts, token)
     contact = facts.contact
     lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
@@ -278,9 +278,9 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
 
 def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form: FormData) -> Response:
     langs: list[str] = []
-    notified = notice.applies(rt, claims)
 
     def decide(contact: Person) -> PageAnswer | None:
+        notified = contact.notice  # a B2B notice: its two buttons, its wording
         lang = negotiate(query=request.query_params.get("lang"), contact_locale=contact.locale,
                          accept=request.headers.get("accept-language"))
         langs.append(lang)
