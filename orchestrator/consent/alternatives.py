@@ -15,23 +15,20 @@ dispatcher's re-check skips the message as ``paused``). Everything is read from 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, func, literal, select, update
+from sqlalchemy import Table, bindparam, exists, func, literal, select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from orchestrator.config import Config
-from orchestrator.consent import enrolments, ledger
-from orchestrator.consent.choices import choice_events, granted_choices
+from orchestrator.consent import ledger
 from orchestrator.consent.ledger import Proof
-from orchestrator.consent.suppression import lift
 from orchestrator.domain.audience import months_before
-from orchestrator.domain.model import Channel, ConsentAction, ConsentSource, Purpose, RequestState
-from orchestrator.errors import RequestExpired
+from orchestrator.domain.model import Channel, ConsentAction, ConsentSource
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact
@@ -81,35 +78,15 @@ def pause_end(today: date, months: int) -> date:
     return months_before(today, -months)
 
 
-def apply_alternative(session: Session, contact: Any, campaign_id: int | None, channels: Sequence[Channel],
-                      alternative: Alternative, proof: Proof, now: datetime, *, partners: bool = False,
-                      choices: Mapping[str, bool] | None = None) -> str:
-    """Record the alternative chosen for ``channels`` (of ``contact``, a ``consent.service.Person``)
-    inside the caller's transaction: the request confirmed, per channel a ``confirmed`` marketing
-    event and the alternative's event, the liftable opt-out lifted. Other channels stay as they are.
-    Returns the request's state afterwards ("" when none); RequestExpired when the sweep won."""
-    conn = session.connection()
-    state = enrolments.answer(conn, contact.id, campaign_id, RequestState.CONFIRMED, now)
-    if state == RequestState.EXPIRED:
-        raise RequestExpired("the campaign is over: this request expired before the answer")
+def events_of(alternative: Alternative, now: datetime) -> tuple[tuple[str, str], ...]:
+    """``(purpose, detail)`` of the event the alternative adds on each confirmed channel.
+
+    >>> events_of(Alternative("pause", months=3), datetime(2026, 11, 30, 12))
+    (('pause', '2027-02-28'),)
+    """
     if alternative.kind == "fewer":
-        purpose, detail = FREQUENCY, alternative.frequency
-    else:
-        purpose, detail = PAUSE, pause_end(now.date(), alternative.months).isoformat()
-    events: list[dict[str, Any]] = []
-    for channel in channels:
-        base = {"contact_id": contact.id, "channel": channel.value, "at": now, "proof": proof}
-        events.append({**base, "purpose": Purpose.MARKETING.value, "action": ConsentAction.CONFIRMED.value})
-        if partners:
-            events.append({**base, "purpose": Purpose.PARTNERS.value, "action": ConsentAction.GRANTED.value})
-        events.append({**base, "purpose": purpose, "action": ConsentAction.GRANTED.value, "detail": detail})
-    if choices:  # the topics and named partners ticked beside the button, as with a yes
-        events += choice_events(contact.id, channels, choices, granted_choices(conn, contact.id), proof, now)
-    ledger.append_many(session, events)
-    for channel in channels:
-        lift(conn, contact.email_key if channel is Channel.EMAIL else contact.phone_key, channel)
-    conn.execute(update(_CONTACT).where(_CONTACT.c.id == contact.id).values(consented_at=now))
-    return state
+        return ((FREQUENCY, alternative.frequency),)
+    return ((PAUSE, pause_end(now.date(), alternative.months).isoformat()),)
 
 
 # -- reading the ledger: who is paused, at which frequency --------------------------------------------
@@ -211,19 +188,20 @@ def job_pauses(rt: Runtime) -> str:
     return f"{end_pauses(rt)} pause(s) ended"
 
 
-__all__ = ["FREQUENCY", "PAUSE", "Alternative", "applier", "apply_alternative", "chosen", "chosen_values",
-           "chosen_values_of", "end_pauses", "offered", "pause_end", "paused", "paused_clause"]
+__all__ = ["FREQUENCY", "PAUSE", "Alternative", "applier", "chosen", "chosen_values",
+           "chosen_values_of", "end_pauses", "events_of", "offered", "pause_end", "paused", "paused_clause"]
 
 
 def applier(alternative: Alternative) -> Any:
-    """What a page's answer records instead of a yes/no (``consent.service.PageAnswer.apply``): the
-    alternative on the channels the answer ticks (that the person has), other channels untouched."""
-    from orchestrator.consent.service import contact_channels  # the service imports nothing of here
+    """What a page's answer records instead of a plain yes (``consent.service.PageAnswer.apply``): the
+    same answer, by the one writer of answers (``consent.service.apply_answer``), on the channels it
+    ticks only (other channels untouched), each with the alternative's event after its confirmation."""
+    from orchestrator.consent.service import Answer, apply_answer  # the service imports nothing of here
 
-    def apply(session: Session, person: Any, campaign_id: int | None, answer: Any, proof: Proof,
+    def apply(session: Session, person: Any, campaign_id: int | None, answer: Answer, proof: Proof,
               now: datetime) -> str:
-        channels = [c for c in contact_channels(person) if answer.channels.get(c.value)]
-        return apply_alternative(session, person, campaign_id, channels, alternative, proof, now,
-                                 partners=bool(answer.partners), choices=answer.choices)
+        ticked = frozenset(c for c, yes in answer.channels.items() if yes)
+        staying = replace(answer, asked=ticked, also=events_of(alternative, now))
+        return apply_answer(session, person, campaign_id, staying, proof, now)
 
     return apply

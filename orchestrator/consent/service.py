@@ -49,6 +49,12 @@ class Answer:
     channels: dict[str, bool]
     partners: bool = False
     choices: Mapping[str, bool] = field(default_factory=dict)
+    #: the channels the answer speaks about: a channel the person has outside these is left as it is
+    #: (None: every channel the person has; an unticked one is then "not granted")
+    asked: frozenset[str] | None = None
+    #: an alternative to leaving (:mod:`orchestrator.consent.alternatives`): ``(purpose, detail)`` of
+    #: the ``granted`` event added on each confirmed channel, after its marketing event
+    also: tuple[tuple[str, str], ...] = ()
 
     @property
     def confirms(self) -> bool:
@@ -230,7 +236,7 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
     chain head, channel by channel: marketing, then partners; then topics and named partners."""
     conn = session.connection()
     contact_id = contact.id
-    reachable = contact_channels(contact)
+    reachable = [c for c in contact_channels(contact) if answer.asked is None or c.value in answer.asked]
     # Only a "yes" on a channel the person has counts: a forged or stale form ticking a channel
     # we hold no address for must not close the request as confirmed without a confirmation event.
     confirms = any(answer.channels.get(c.value) for c in reachable)
@@ -253,6 +259,10 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
         if answer.partners:
             events.append({"contact_id": contact_id, "channel": channel.value, "purpose": Purpose.PARTNERS.value,
                            "action": ConsentAction.GRANTED.value, "at": now, "proof": proof})
+        if chosen:
+            events.extend({"contact_id": contact_id, "channel": channel.value, "purpose": purpose, "detail": detail,
+                           "action": ConsentAction.GRANTED.value, "at": now, "proof": proof}
+                          for purpose, detail in answer.also)
     if answer.choices:
         events += choice_events(contact_id, reachable, answer.choices, granted_choices(conn, contact_id), proof, now)
     ledger.append_many(session, events)
