@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
-from orchestrator.consent.alternatives import CHOICE_COLUMNS, person_choices
+from orchestrator.consent.alternatives import CHOICE_COLUMNS, person_choices_of
 from orchestrator.consent.choices import choice_columns
 from orchestrator.consent.standing import EventFacts, channel_columns, events_of, iso
 from orchestrator.domain import csv_safe
@@ -112,7 +112,6 @@ def _answer_event(events: Sequence[EventFacts], campaign_id: int, enrolled_at: d
 def _page(conn: Connection, campaign_id: int, after: int, limit: int) -> list[ResultRow]:
     enrolled = conn.execute(_PAGE, {"campaign_id": campaign_id, "after": after, "limit": limit}).all()
     events = events_of(conn, [r[4] for r in enrolled])
-    chosen = person_choices(conn, [r[4] for r in enrolled])
     rows = []
     for enrolment_id, state, enrolled_at, answered_at, contact_id, external_id, kind in enrolled:
         mine = events.get(contact_id, [])
@@ -123,7 +122,7 @@ def _page(conn: Connection, campaign_id: int, after: int, limit: int) -> list[Re
             answered_at=when, source=event.source if event else None,
             wording_version=event.wording_version if event else None, event_hash=event.hash if event else None,
             **choice_columns(mine),
-            **chosen.get(contact_id, {}),
+            **person_choices_of(mine),
         ))
     return rows
 

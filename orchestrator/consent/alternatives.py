@@ -27,6 +27,7 @@ from sqlmodel import Session
 from orchestrator.config import Config
 from orchestrator.consent import ledger
 from orchestrator.consent.ledger import Proof
+from orchestrator.consent.standing import EventFacts
 from orchestrator.domain.audience import months_before
 from orchestrator.domain.model import Channel, ConsentAction, ConsentSource
 from orchestrator.runtime import Runtime
@@ -78,10 +79,10 @@ def pause_end(today: date, months: int) -> date:
     return months_before(today, -months)
 
 
-def events_of(alternative: Alternative, now: datetime) -> tuple[tuple[str, str], ...]:
+def stay_events(alternative: Alternative, now: datetime) -> tuple[tuple[str, str], ...]:
     """``(purpose, detail)`` of the event the alternative adds on each confirmed channel.
 
-    >>> events_of(Alternative("pause", months=3), datetime(2026, 11, 30, 12))
+    >>> stay_events(Alternative("pause", months=3), datetime(2026, 11, 30, 12))
     (('pause', '2027-02-28'),)
     """
     if alternative.kind == "fewer":
@@ -121,16 +122,32 @@ def chosen_values(conn: Connection | Session, contact_ids: Iterable[int] | None 
 CHOICE_COLUMNS = ("frequency", "paused_until")
 
 
-def person_choices(conn: Connection | Session, contact_ids: Iterable[int]) -> dict[int, dict[str, str]]:
-    """Per contact: ``frequency`` and ``paused_until`` over their channels (the latest pause end; the
-    frequency of the first channel that has one, email before SMS)."""
-    out: dict[int, dict[str, str]] = {}
-    for (contact_id, _channel), values in sorted(chosen_values(conn, contact_ids).items()):
-        mine = out.setdefault(contact_id, {})
-        if "frequency" in values:
-            mine.setdefault("frequency", values["frequency"])
-        if values.get("paused_until", "") > mine.get("paused_until", ""):
-            mine["paused_until"] = values["paused_until"]
+def person_choices_of(events: Iterable[EventFacts]) -> dict[str, str]:
+    """``frequency`` and ``paused_until`` of one person from their ledger events, oldest first, as
+    already read for the results, the contacts export and the API (no query): per channel the newest
+    event of each purpose decides (granted with a value: chosen; anything else: not); over the
+    channels, the latest pause end and the frequency of the first channel that has one, email before SMS.
+
+    >>> from datetime import datetime, timezone
+    >>> e = lambda i, ch, p, a, d: EventFacts(i, 1, ch, p, a, datetime.now(timezone.utc), "x", None, None, "h", d)
+    >>> person_choices_of([e(1, "sms", "frequency", "granted", "weekly"),
+    ...                    e(2, "email", "pause", "granted", "2027-03-01"),
+    ...                    e(3, "email", "frequency", "granted", "monthly"),
+    ...                    e(4, "email", "pause", "expired", "2027-03-01")])
+    {'frequency': 'monthly'}
+    """
+    newest: dict[tuple[str, str], EventFacts] = {}
+    for event in events:
+        if event.purpose in (FREQUENCY, PAUSE):
+            newest[(event.channel, event.purpose)] = event
+    out: dict[str, str] = {}
+    for (_channel, purpose), event in sorted(newest.items()):
+        if event.action != ConsentAction.GRANTED.value or not event.detail:
+            continue
+        if purpose == FREQUENCY:
+            out.setdefault("frequency", event.detail)
+        elif event.detail > out.get("paused_until", ""):
+            out["paused_until"] = event.detail
     return out
 
 
@@ -188,8 +205,8 @@ def job_pauses(rt: Runtime) -> str:
     return f"{end_pauses(rt)} pause(s) ended"
 
 
-__all__ = ["FREQUENCY", "PAUSE", "Alternative", "applier", "chosen", "chosen_values",
-           "chosen_values_of", "end_pauses", "events_of", "offered", "pause_end", "paused", "paused_clause"]
+__all__ = ["FREQUENCY", "PAUSE", "Alternative", "applier", "chosen", "chosen_values", "chosen_values_of", "end_pauses",
+           "offered", "pause_end", "paused", "paused_clause", "person_choices_of", "stay_events"]
 
 
 def applier(alternative: Alternative) -> Any:
@@ -201,7 +218,7 @@ def applier(alternative: Alternative) -> Any:
     def apply(session: Session, person: Any, campaign_id: int | None, answer: Answer, proof: Proof,
               now: datetime) -> str:
         ticked = frozenset(c for c, yes in answer.channels.items() if yes)
-        staying = replace(answer, asked=ticked, also=events_of(alternative, now))
+        staying = replace(answer, asked=ticked, also=stay_events(alternative, now))
         return apply_answer(session, person, campaign_id, staying, proof, now)
 
     return apply

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.engine import Connection
 
-from orchestrator.consent.alternatives import person_choices
+from orchestrator.consent.alternatives import person_choices_of
 from orchestrator.consent.choices import choice_columns
 from orchestrator.consent.standing import NONE, events_of, standing
 from orchestrator.contacts.columns import COLUMNS
@@ -70,10 +70,10 @@ def _rows(conn: Connection, extra: list[str], page: int) -> Iterator[list[str]]:
             events = events_of(conn, [c["id"] for c in contacts])
             keys = [k for c in contacts for k in (c["email_key"], c["phone_key"]) if k]
             entries = {(k, ch): r for k, ch, r in conn.execute(_ENTRIES, {"keys": keys})} if keys else {}
-            chosen = person_choices(conn, [c["id"] for c in contacts])
             for c in contacts:
-                mine = chosen.get(c["id"], {})
-                yield [*_profile(c), *_standing(c, events.get(c["id"], []), entries),
+                theirs = events.get(c["id"], [])
+                mine = person_choices_of(theirs)
+                yield [*_profile(c), *_standing(c, theirs, entries),
                        mine.get("frequency", ""), mine.get("paused_until", ""),
                        *(_cell((c["attributes"] or {}).get(a)) for a in extra)]
             after = contacts[-1]["id"]

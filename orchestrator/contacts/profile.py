@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
-from orchestrator.consent.alternatives import person_choices
+from orchestrator.consent.alternatives import person_choices_of
 from orchestrator.consent.choices import PARTNER, TOPIC, granted_of
 from orchestrator.consent.standing import NONE, events_of, events_page, iso, standing
 from orchestrator.domain.model import Channel, Purpose
@@ -42,7 +42,7 @@ def contact_profile(rt: Runtime, external_id: str) -> dict[str, Any]:
         c = _find(conn, external_id)
         events = events_of(conn, [c["id"]]).get(c["id"], [])
         state = standing(events)
-        chosen = person_choices(conn, [c["id"]]).get(c["id"], {})
+        chosen = person_choices_of(events)
         suppression: dict[str, str | None] = {}
         for channel, key in ((Channel.EMAIL.value, c["email_key"]), (Channel.SMS.value, c["phone_key"])):
             reason = None
