@@ -3,6 +3,13 @@
 
 Consent changes only through an explicit, recorded action [R1]; each change is a ledger event with
 proof [R2] and, when it stops messages, a suppression entry that takes effect before the next send [R7].
+
+LOCK ORDER. Every transaction that writes consent takes its row locks in one order: the person's
+requests (enrolment rows), then suppression entries, then the ledger's chain head (appending events
+locks it until commit), then contact rows. On PostgreSQL two writers that took them in different
+orders could each wait for the other: the server aborts one (a lost answer when it is the person's).
+The deadline sweep, the answers, unsubscribes and :func:`withdraw` keep this order
+(tests/orchestrator/test_lock_order.py).
 """
 
 from __future__ import annotations
@@ -126,15 +133,15 @@ def withdraw(session: Session, key: str | None, channel: Channel | str, reason: 
     a "no" on the preference page, an SMS STOP, an erasure, a hard bounce, a carrier opt-out (Twilio
     21610) or a provider's permanent failure.
 
-    Adds the suppression entry (the first reason stays; ``replace``: this reason wins, as an erasure
-    does) and declines the open requests of the contacts in ``decline`` (in ``campaign_id`` only, when
-    given): the person answered, no further step goes out [O3]. Inside the caller's transaction;
-    returns whether a new entry was added. Ledger events are the caller's (each path has its proof).
+    Declines the open requests of the contacts in ``decline`` (in ``campaign_id`` only, when given:
+    the person answered, no further step goes out [O3]) and adds the suppression entry (the first
+    reason stays; ``replace``: this reason wins, as an erasure does). Inside the caller's transaction;
+    returns whether a new entry was added. Ledger events are the caller's (each path has its proof),
+    appended after this call: see LOCK ORDER.
     """
-    added = suppress(session, key, channel, reason, source, now, replace=replace)
-    for contact_id in decline:
+    for contact_id in decline:  # the requests first: see LOCK ORDER
         enrolments.close(session, RequestState.DECLINED, now, contact_id=contact_id, campaign_id=campaign_id)
-    return added
+    return suppress(session, key, channel, reason, source, now, replace=replace)
 
 
 # -- the preference page's reads and writes, as Core statements built once ---------------------------
@@ -265,8 +272,7 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
                           for purpose, detail in answer.also)
     if answer.choices:
         events += choice_events(contact_id, reachable, answer.choices, granted_choices(conn, contact_id), proof, now)
-    ledger.append_many(session, events)
-    for channel in reachable:
+    for channel in reachable:  # suppression entries, then the ledger: see LOCK ORDER
         key = key_of(contact, channel)
         if not key:
             continue
@@ -275,6 +281,7 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
         else:
             reason = SuppressionReason.NOT_GRANTED if confirms else SuppressionReason.UNSUBSCRIBED
             withdraw(session, key, channel, reason, str(proof.source), now)
+    ledger.append_many(session, events)
     if confirms:
         conn.execute(_CONSENTED, {"contact_id": contact_id, "now": now})
     return state
@@ -294,10 +301,10 @@ def record_unsubscribe(rt: Runtime, contact_id: int, campaign_id: int | None, ch
         if contact.erased_at is not None or is_suppressed(session, key, channel):
             enrolments.answer(session, contact_id, campaign_id, RequestState.DECLINED, now)
             return False
-        ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.MARKETING,
-                      action=ConsentAction.WITHDRAWN, at=now, proof=proof)
         withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, proof.source, now,
                  decline=[contact_id] if campaign_id is not None else (), campaign_id=campaign_id)
+        ledger.append(session, contact_id=contact_id, channel=channel, purpose=Purpose.MARKETING,
+                      action=ConsentAction.WITHDRAWN, at=now, proof=proof)
         return True
 
 

@@ -230,6 +230,7 @@ def _erase(session: Any, c: Contact, now: datetime, source: str, *, stop: set[st
             withdraw(session, key, channel, SuppressionReason.UNSUBSCRIBED, "erasure", now, decline=[saved_id(c)])
         else:
             enrolments.close(session, RequestState.DECLINED, now, contact_id=saved_id(c))
+    for channel in contact_channels(c):  # the ledger after every suppression (consent.service: LOCK ORDER)
         ledger.append(session, contact_id=saved_id(c), channel=channel, purpose=Purpose.MARKETING,
                       action=ConsentAction.WITHDRAWN, at=now, proof=Proof(source=source))
     erase_contact(session, c, now, ANONYMISE, keep_crm_id=False)  # the person asked: the CRM id goes too
