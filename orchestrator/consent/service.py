@@ -49,10 +49,16 @@ class Answer:
     channels: dict[str, bool]
     partners: bool = False
     choices: Mapping[str, bool] = field(default_factory=dict)
+    #: the channels the page asked about (None: every channel the person has); nothing is recorded or
+    #: suppressed on another (the B2B notice asks about email only: SMS is left as it was)
+    asked: tuple[str, ...] | None = None
 
     @property
     def confirms(self) -> bool:
         return any(self.channels.values())
+
+    def asks(self, channel: str) -> bool:
+        return self.asked is None or channel in self.asked
 
 
 class Reachable(Protocol):
@@ -230,7 +236,7 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
     chain head, channel by channel: marketing, then partners; then topics and named partners."""
     conn = session.connection()
     contact_id = contact.id
-    reachable = contact_channels(contact)
+    reachable = [c for c in contact_channels(contact) if answer.asks(c.value)]
     # Only a "yes" on a channel the person has counts: a forged or stale form ticking a channel
     # we hold no address for must not close the request as confirmed without a confirmation event.
     confirms = any(answer.channels.get(c.value) for c in reachable)
