@@ -20,6 +20,7 @@ any time.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -79,3 +80,22 @@ def answer_of(form: FormData, channels: list[str]) -> Answer | None:
     if choice == "decline":
         return Answer(channels={c: False for c in channels}, asked=tuple(channels))
     return None
+
+
+def preview_page(request: Request, rt: Runtime, lang: str, personal: dict[str, Any],
+                 form: FormData | None) -> Response:
+    """Preview mode of a test send's notice (``campaign test-send`` on a notice campaign): the notice
+    page an invented professional would see (GET) and what an answer would record (POST), recording
+    nothing."""
+    from preference_centre.public.pages import long_date, render_page  # pages routes here
+
+    if form is None:
+        return render_page(request, "notice.html", lang=lang, enrolment_state=None, deadline=None,
+                           personal=personal, preview=True)
+    channels = [c.value for c in Channel]
+    answer = answer_of(form, channels)
+    if answer is None:
+        return render_page(request, "error.html", status_code=400, lang=lang, message_key="invalid")
+    return render_page(request, "done.html", lang=lang, answer=answer, channels=[c for c in channels if answer.asks(c)],
+                       state=None, preview=True, chosen=[],
+                       personal={**personal, "recorded_on": long_date(rt.clock.now().date(), lang)})

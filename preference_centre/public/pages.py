@@ -256,6 +256,8 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
     sample = sample_contexts(rt.config, lang, rt.clock.now())[0]  # the invented person of previews
     masked = {"email": mask("camille@exemple.fr"), "sms": mask("+33612345678")}
     personal: dict[str, Any] = {"action": request.url.path, "masked": masked, "first_name": sample["first_name"]}
+    if claims.notice and request.url.path.startswith("/p/"):  # a test send's B2B notice
+        return notice.preview_page(request, rt, lang, personal, form)
     said = alternatives.preview_outcome(rt, form, lang, long_date)  # an alternative chosen: what it would record
     if said is not None:
         return render_page(request, "chosen.html", lang=lang, preview=True, frequency=said.get("frequency"),
