@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, func, or_, select, update
+from sqlalchemy import Row, Select, and_, func, or_, select, true, update
 from sqlmodel import Session, col
 
 from orchestrator.consent import enrolments, ledger, suppression, webhooks
@@ -67,6 +67,7 @@ def sweep(rt: Runtime) -> SweepReport:
     for campaign_id in due:
         report.campaigns.append(campaign_id)
         expire_pending(rt, campaign_id, now, report)
+        settle_notice_sms(rt, campaign_id, now, report)
         with session_scope(rt.engine) as session:
             session.execute(update(OutboxMessage).where(
                 col(OutboxMessage.campaign_id) == campaign_id, _abandoned(now),
@@ -133,7 +134,8 @@ def _expire_batch(rt: Runtime, session: Session, batch: Sequence[Row[Any]], camp
     A professional under the notice (``b2b_regime = "notice"``) who did not object is kept instead:
     the request closes as ``kept``, the email address is not suppressed, a ``notified`` ledger event
     (source sweep) records that they were informed and did not object, and their data stays. Their
-    other channel (SMS, opt-in) is expired as anyone's."""
+    other channel (SMS, opt-in) is expired as anyone's (and so is that of a professional who answered
+    "keep", which asks nothing about SMS: :func:`settle_notice_sms`)."""
     notice = _notice_rows(session, batch, regime)
     kept = enrolments.close(session, RequestState.KEPT, now, ids=sorted(notice))
     # Conditional on still being pending: a person who answered between the batch's SELECT and this
@@ -234,3 +236,47 @@ def _notice_rows(session: Session, batch: Sequence[Row[Any]], regime: str) -> se
         col(SuppressionEntry.channel) == Channel.EMAIL.value,
         col(SuppressionEntry.key).in_([r.email_key for r in rows if r.email_key]))).scalars())
     return {r.id for r in rows if r.email_key not in barred}
+
+
+def settle_notice_sms(rt: Runtime, campaign_id: int, now: datetime, report: SweepReport) -> None:
+    """At a notice campaign's deadline, the SMS of the professionals who answered "keep receiving them"
+    is settled as a silent professional's is: the notice asks about email only, so "keep" recorded
+    nothing on SMS, and SMS stays opt-in — without an SMS consent given since the request (or held
+    when it was made, issue 17 §4), their phone is expired and suppressed (no_response), in batches.
+    One who said anything about SMS since the request (a grant, a STOP) is left as they chose."""
+    with session_scope(rt.engine) as session:
+        plan = session.execute(select(col(Campaign.plan)).where(col(Campaign.id) == campaign_id)).scalar()
+    if ((plan or {}).get("audience") or {}).get("b2b_regime", pro.CONSENT) != pro.NOTICE:
+        return
+    months = rt.config.contacts.recent_consent_months
+    sms, last_id = Channel.SMS.value, 0
+    while True:
+        with session_scope(rt.engine) as session:
+            batch = session.execute(
+                select(col(Enrolment.id), col(Enrolment.contact_id), col(Enrolment.enrolled_at), col(Contact.phone_key))
+                .join(Contact, col(Contact.id) == col(Enrolment.contact_id))
+                .where(col(Enrolment.campaign_id) == campaign_id, col(Enrolment.id) > last_id,
+                       col(Enrolment.state) == RequestState.CONFIRMED.value, col(Contact.b2b).is_(true()),
+                       col(Contact.email).is_not(None), col(Contact.phone_key).is_not(None),
+                       col(Contact.erased_at).is_(None))
+                .order_by(col(Enrolment.id)).limit(BATCH)).all()
+            if not batch:
+                return
+            last_id = batch[-1].id
+            since = {r.contact_id: as_utc(r.enrolled_at) for r in batch}
+            spoke = {contact_id for contact_id, at in session.execute(
+                select(col(ConsentEvent.contact_id), func.max(col(ConsentEvent.occurred_at)))
+                .where(col(ConsentEvent.contact_id).in_(list(since)), col(ConsentEvent.channel) == sms,
+                       col(ConsentEvent.purpose) == Purpose.MARKETING.value)
+                .group_by(col(ConsentEvent.contact_id))) if as_utc(at) >= since[contact_id]}
+            held = {c for c, ch in held_channels(session.connection(), [
+                (r.contact_id, _months_earlier(r.enrolled_at, months)) for r in batch]) if ch == sms} \
+                if months > 0 else set()
+            reach = [r for r in batch if r.contact_id not in spoke | held]
+            report.suppressed += suppression.suppress_many(
+                session.connection(), ((r.phone_key, sms) for r in reach), SuppressionReason.NO_RESPONSE,
+                f"campaign:{campaign_id}", now)
+            proof = Proof(source=ConsentSource.SWEEP.value, campaign_id=campaign_id)
+            ledger.append_many(session, [
+                {"contact_id": r.contact_id, "channel": sms, "purpose": Purpose.MARKETING.value,
+                 "action": ConsentAction.EXPIRED.value, "at": now, "proof": proof} for r in reach])

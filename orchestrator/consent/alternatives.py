@@ -217,7 +217,7 @@ def applier(alternative: Alternative) -> Any:
 
     def apply(session: Session, person: Any, campaign_id: int | None, answer: Answer, proof: Proof,
               now: datetime) -> str:
-        ticked = frozenset(c for c, yes in answer.channels.items() if yes)
+        ticked = tuple(c for c, yes in answer.channels.items() if yes)
         staying = replace(answer, asked=ticked, also=stay_events(alternative, now))
         return apply_answer(session, person, campaign_id, staying, proof, now)
 

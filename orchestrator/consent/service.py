@@ -56,9 +56,10 @@ class Answer:
     channels: dict[str, bool]
     partners: bool = False
     choices: Mapping[str, bool] = field(default_factory=dict)
-    #: the channels the answer speaks about: a channel the person has outside these is left as it is
-    #: (None: every channel the person has; an unticked one is then "not granted")
-    asked: frozenset[str] | None = None
+    #: the channels the page asked about (None: every channel the person has; an unticked one is then
+    #: "not granted"); nothing is recorded or suppressed on another (the B2B notice asks about email
+    #: only; an alternative to leaving applies to the channels it ticks)
+    asked: tuple[str, ...] | None = None
     #: an alternative to leaving (:mod:`orchestrator.consent.alternatives`): ``(purpose, detail)`` of
     #: the ``granted`` event added on each confirmed channel, after its marketing event
     also: tuple[tuple[str, str], ...] = ()
@@ -66,6 +67,9 @@ class Answer:
     @property
     def confirms(self) -> bool:
         return any(self.channels.values())
+
+    def asks(self, channel: str) -> bool:
+        return self.asked is None or channel in self.asked
 
 
 class Reachable(Protocol):
@@ -243,7 +247,7 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
     chain head, channel by channel: marketing, then partners; then topics and named partners."""
     conn = session.connection()
     contact_id = contact.id
-    reachable = [c for c in contact_channels(contact) if answer.asked is None or c.value in answer.asked]
+    reachable = [c for c in contact_channels(contact) if answer.asks(c.value)]
     # Only a "yes" on a channel the person has counts: a forged or stale form ticking a channel
     # we hold no address for must not close the request as confirmed without a confirmation event.
     confirms = any(answer.channels.get(c.value) for c in reachable)

@@ -179,13 +179,17 @@ TEST_PREFIX = "[TEST] "
 
 
 def trial_message(rt: Runtime, plan: CampaignPlan, *, campaign_id: int, step: int, locale: str,
-                 address: str) -> OutboundMessage:
+                 address: str, notice: bool = False) -> OutboundMessage:
     """A campaign step rendered for an invented person and sent to ``address`` (``campaign test-send``):
     subject (and SMS text) prefixed ``[TEST]``, links in preview mode (the pages record nothing), no
-    outbox row, no status callback."""
+    outbox row, no status callback. ``notice``: the step as professionals under a B2B notice get it
+    (the notice template; its link opens the notice page)."""
     plan_step = plan.steps[step]
+    if notice:
+        plan_step = replace(plan_step, template=plan.audience.notice_template)
     channel = plan_step.channel
-    preview = _links(rt, LinkClaims(contact_id=0, campaign_id=campaign_id, channel=channel.value), preview=True)
+    preview = _links(rt, LinkClaims(contact_id=0, campaign_id=campaign_id, channel=channel.value, notice=notice),
+                     preview=True)
     # an invented person has no locale of their own: the pages are asked in the message's language
     links = _Links(page=f"{preview.page}?lang={locale}", unsubscribe=f"{preview.unsubscribe}?lang={locale}")
     now = rt.clock.now()
@@ -196,7 +200,7 @@ def trial_message(rt: Runtime, plan: CampaignPlan, *, campaign_id: int, step: in
                           deadline=now + timedelta(days=plan.deadline_days), locale=locale, sender=sender)
     rendered = rt.renderer.render(plan_step.template, channel, locale, ctx,
                                   plan.wording(plan_step.template, locale, channel))
-    key = f"test-c{campaign_id}-s{step}-{int(now.timestamp())}"
+    key = f"test-c{campaign_id}-s{step}{'-notice' if notice else ''}-{int(now.timestamp())}"
     meta = {"template_version": rendered.version, "locale": locale, "test": "1"}
     if channel is Channel.EMAIL:
         return _email(rt, rendered, address, key, message_id(rt, key), links.unsubscribe, meta,

@@ -5,6 +5,11 @@ Each chosen step is built by the one message factory (:func:`orchestrator.delive
 an invented person, subject prefixed ``[TEST]``, links in preview mode) and handed to the configured
 channel adapter, as the fresh link is. No outbox row, enrolment, consent event or campaign counter is
 written; the pages the links open recognise the preview token and record nothing either.
+
+A campaign with ``[audience] b2b_regime = "notice"`` sends each chosen email step twice: as the consent
+request (consumers) and as the B2B notice (template ``notice_template``, its link opening the notice
+page), so the marketer sees both; with ``b2b = "only"`` nobody gets the email request, so only the notice
+is sent. The notice's lines name its template.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from dataclasses import dataclass
 from orchestrator.campaigns.service import read_campaign
 from orchestrator.delivery.channels import MessageChannel, build_channels
 from orchestrator.delivery.messages import trial_message
+from orchestrator.domain import b2b as pro
 from orchestrator.domain.addresses import AddressError, normalise_email, normalise_phone
+from orchestrator.domain.campaign import CampaignPlan, Step
 from orchestrator.domain.model import Channel
 from orchestrator.errors import InputError, SendError
 from orchestrator.runtime import Runtime
@@ -62,12 +69,13 @@ async def send_trial(rt: Runtime, campaign_id: int, to: str, *, step: int | None
     adapters = channels if channels is not None else build_channels(rt.config)
     out: list[TrialSent] = []
     try:
-        for s in chosen:
+        for s, notice in _versions(plan, chosen):
             if s.channel is not channel:
                 out.append(TrialSent(s.index, s.channel.value, s.template, lang,
                                     f"skipped: a {s.channel.value} step (--to is {channel.value})"))
                 continue
-            message = trial_message(rt, plan, campaign_id=campaign_id, step=s.index, locale=lang, address=address)
+            message = trial_message(rt, plan, campaign_id=campaign_id, step=s.index, locale=lang, address=address,
+                                    notice=notice)
             try:
                 await adapters[channel].send(message)
             except SendError as exc:
@@ -78,4 +86,16 @@ async def send_trial(rt: Runtime, campaign_id: int, to: str, *, step: int | None
         if own:
             for adapter in adapters.values():
                 await adapter.close()
+    return out
+
+
+def _versions(plan: CampaignPlan, steps: list[Step]) -> list[tuple[Step, bool]]:
+    """(step, is the B2B notice) of each message a test send of these steps sends, in step order."""
+    notices = {s.index: s for s in plan.notice_steps()}
+    out: list[tuple[Step, bool]] = []
+    for s in steps:
+        if s.index not in notices or plan.audience.b2b != pro.ONLY:  # b2b = "only": no email request is sent
+            out.append((s, False))
+        if s.index in notices:
+            out.append((notices[s.index], True))
     return out

@@ -52,6 +52,9 @@ class LinkClaims:
     contact_id: int
     campaign_id: int | None = None
     channel: str | None = None  # the channel the link was sent on
+    #: a test send's B2B notice: its preview link opens the notice page (a real link's page reads the
+    #: person's regime from the database and ignores this)
+    notice: bool = False
 
     def payload(self) -> dict[str, Any]:
         data: dict[str, Any] = {"c": self.contact_id}
@@ -59,6 +62,8 @@ class LinkClaims:
             data["k"] = self.campaign_id
         if self.channel:
             data["h"] = _CHANNEL_CODES[self.channel]
+        if self.notice:
+            data["n"] = 1
         return data
 
     @classmethod
@@ -68,7 +73,7 @@ class LinkClaims:
         campaign = data.get("k")
         if campaign is not None and not isinstance(campaign, int):
             raise LinkInvalid("malformed payload")
-        return cls(data["c"], campaign, _CODES_CHANNEL.get(data.get("h", "")))
+        return cls(data["c"], campaign, _CODES_CHANNEL.get(data.get("h", "")), data.get("n") == 1)
 
 
 class LinkSigner:
@@ -106,7 +111,7 @@ class LinkSigner:
         compressed or uncompressed token verifies alike, here and in itsdangerous."""
         mac = self._token_macs[purpose].copy()
         c, k, h = claims.contact_id, claims.campaign_id, claims.channel
-        if type(c) is not int or (k is not None and type(k) is not int):
+        if type(c) is not int or (k is not None and type(k) is not int) or claims.notice:
             token = self._serializers[purpose].dumps(claims.payload())
             return token if isinstance(token, str) else token.decode()
         payload = f'{{"c":{c}' + (f',"k":{k}' if k is not None else "") + (

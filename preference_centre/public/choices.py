@@ -55,9 +55,11 @@ def chosen(config: Config, form: FormData | None) -> dict[str, bool]:
 
 
 def recorded(config: Config, lang: str, choices: dict[str, bool]) -> list[tuple[str, bool]]:
-    """(label, ticked) of each topic and partner, for the done page."""
+    """(label, ticked) of each topic and partner the answer spoke of, for the done page (none after the
+    B2B notice, which shows none)."""
     items: list[Topic | Partner] = [*config.topics, *config.partners]
-    return [(i.label(lang) if isinstance(i, Topic) else i.name, bool(choices.get(i.purpose))) for i in items]
+    return [(i.label(lang) if isinstance(i, Topic) else i.name, bool(choices[i.purpose])) for i in items
+            if i.purpose in choices]
 
 
 def wording_name(config: Config) -> str:
@@ -87,10 +89,9 @@ def wording(config: Config, lang: str) -> str:
     return "\n".join(lines)
 
 
-def answer_of(form: FormData, channels: list[str], link_channel: str | None, rt: Runtime,
-               shown: bool = True) -> Answer | None:
-    """The answer a page's form gives (None: no valid button). Partners are the named ones only; a page
-    that did not show the topics and partners (``shown`` False: the B2B notice) leaves them as they are."""
+def answer_of(form: FormData, channels: list[str], link_channel: str | None, rt: Runtime) -> Answer | None:
+    """The answer the consent page's form gives (None: no valid button). Partners are the named ones only
+    (the B2B notice's answer: :func:`preference_centre.public.notice.answer_of`)."""
     choice = str(form.get("action", ""))
     if choice not in ("confirm", "decline"):
         return None
@@ -101,4 +102,4 @@ def answer_of(form: FormData, channels: list[str], link_channel: str | None, rt:
         # "Yes" with nothing ticked: the explicit act applies to the channel the link came by,
         # as the page says next to the boxes.
         ticked[link_channel if link_channel in channels else channels[0]] = True
-    return Answer(channels=ticked, choices=chosen(rt.config, form) if shown else {})
+    return Answer(channels=ticked, choices=chosen(rt.config, form))

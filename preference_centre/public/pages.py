@@ -256,6 +256,8 @@ def _preview_page(request: Request, claims: LinkClaims, form: FormData | None) -
     sample = sample_contexts(rt.config, lang, rt.clock.now())[0]  # the invented person of previews
     masked = {"email": mask("camille@exemple.fr"), "sms": mask("+33612345678")}
     personal: dict[str, Any] = {"action": request.url.path, "masked": masked, "first_name": sample["first_name"]}
+    if claims.notice and request.url.path.startswith("/p/"):  # a test send's B2B notice
+        return notice.preview_page(request, rt, lang, personal, form)
     said = alternatives.preview_outcome(rt, form, lang, long_date)  # an alternative chosen: what it would record
     if said is not None:
         return render_page(request, "chosen.html", lang=lang, preview=True, frequency=said.get("frequency"),
@@ -285,7 +287,8 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
                          accept=request.headers.get("accept-language"))
         langs.append(lang)
         channels = [c.value for c in contact_channels(contact)]
-        answer, apply = choices.answer_of(form, channels, claims.channel, rt, shown=not notified), None
+        answer, apply = (notice.answer_of(form, channels) if notified
+                         else choices.answer_of(form, channels, claims.channel, rt)), None
         if answer is None and not notified:
             answer, apply = alternatives.page_answer(rt, form, channels) or (None, None)
         if answer is None:
@@ -316,7 +319,7 @@ def _record(request: Request, rt: Runtime, token: str, claims: LinkClaims, form:
         said = alternatives.outcome(rt, contact.id, lang, long_date)
         return render_page(request, "chosen.html", lang=lang, personal={"action": "/p/" + token},
                            frequency=said.get("frequency"), paused_until=said.get("paused_until"))
-    channels = [c.value for c in contact_channels(contact)]
+    channels = [c.value for c in contact_channels(contact) if decided.answer.asks(c.value)]  # what was asked
     return render_page(request, "done.html", lang=lang, answer=decided.answer, channels=channels, state=state,
                        chosen=choices.recorded(rt.config, lang, dict(decided.answer.choices)),
                        personal={"action": "/p/" + token,

@@ -31,3 +31,20 @@ def test_the_console_counts_the_kept_professionals(console_for: Callable[[], Con
     assert "kept (B2B notice, no objection)" in funnel
     french = admin.client.get(f"/admin/campaigns/{campaign_id}/funnel", headers={"accept-language": "fr"}).text
     assert "conservés (information B2B, sans opposition)" in french
+
+
+def test_the_console_test_send_of_a_notice_campaign_sends_the_notice_too(
+        console_for: Callable[[], Console], write_csv: Callable[..., Path]) -> None:
+    """**Send a test** on a notice campaign: each email step as the request and as the notice."""
+    from orchestrator.campaigns.service import create_campaign
+    from orchestrator.contacts.service import import_contacts
+    from tests.support.factories import plan
+
+    admin = console_for()
+    rt = admin.rt
+    import_contacts(rt, write_csv([person(1), person(2, b2b="true")]))
+    campaign_id = create_campaign(rt, plan("Pros", audience={"b2b_regime": "notice"}))
+    sent = admin.post(f"/admin/campaigns/{campaign_id}/test-send", data={"to": "moi@exemple.fr", "step": "0"})
+    assert sent.status_code == 200 and 'id="test-results"' in sent.text
+    assert "[TEST] Boutique Lumière\u00a0: nous continuerons de vous écrire à votre adresse professionnelle" in sent.text
+    assert len(list(Path(rt.config.email.outbox_dir).glob("*.eml"))) == 2  # step 0: the request and the notice

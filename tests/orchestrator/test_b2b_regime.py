@@ -32,6 +32,7 @@ from orchestrator.domain.campaign import CampaignPlan
 from orchestrator.domain.clock import FixedClock
 from orchestrator.errors import InputError
 from orchestrator.runtime import Runtime
+from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact, Enrolment, OutboxMessage, SuppressionEntry
 from tests.support.factories import STANDARD_STEPS, person, plan
 
@@ -193,3 +194,53 @@ def test_a_bounced_professional_is_not_kept(make_rt: Callable[..., Runtime], wri
     clock.advance(timedelta(days=31))
     assert sweep(rt).kept == 0
     assert campaign_status(rt, campaign_id)["kept"] == 0
+
+
+def _keep(rt: Runtime, campaign_id: int) -> None:
+    """What the notice page records for « Continuer à les recevoir »: email, asked alone."""
+    record_answer(rt, 4, campaign_id, Answer(channels={"email": True}, asked=("email",)),
+                  Proof(source="preference_centre", campaign_id=campaign_id))
+
+
+def test_a_professional_who_keeps_loses_sms_at_the_deadline_as_a_silent_one(
+        make_rt: Callable[..., Runtime], write_csv: Callable[..., Path], clock: FixedClock) -> None:
+    """SMS stays opt-in under the notice: "keep" records nothing on SMS when answered, and at the
+    deadline the phone is expired and suppressed (no_response), as for a professional who said nothing."""
+    rt = make_rt(retention={"after_expiry": "anonymise"})
+    campaign_id = _notice_campaign(rt, write_csv)
+    _keep(rt, campaign_id)
+    with Session(rt.engine) as s:
+        assert not list(s.exec(select(ConsentEvent).where(ConsentEvent.contact_id == 4, ConsentEvent.channel == "sms")))
+    clock.advance(timedelta(days=31))
+    sweep(rt)
+    with Session(rt.engine) as s:
+        events = [(e.channel, e.action, e.source) for e in s.exec(
+            select(ConsentEvent).where(ConsentEvent.contact_id == 4).order_by(ConsentEvent.id))]
+        suppressed = {(e.key, e.channel): e.reason for e in s.exec(select(SuppressionEntry))}
+        state = s.exec(select(Enrolment).where(Enrolment.contact_id == 4)).one().state
+        pro = s.get(Contact, 4)
+        chain = ledger.verify(s)
+    assert events == [("email", "confirmed", "preference_centre"), ("sms", "expired", "sweep")]
+    assert suppressed[(rt.key_for("+33612340004"), "sms")] == "no_response"
+    assert (rt.key_for("person4@example.org"), "email") not in suppressed
+    assert state == "confirmed" and pro is not None and pro.erased_at is None and chain.broken_at is None
+    assert sweep(rt).suppressed == 0  # the campaign is completed: nothing twice
+
+
+def test_a_professional_who_keeps_and_gave_sms_consent_since_keeps_sms(
+        make_rt: Callable[..., Runtime], write_csv: Callable[..., Path], clock: FixedClock) -> None:
+    rt = make_rt()
+    campaign_id = _notice_campaign(rt, write_csv)
+    _keep(rt, campaign_id)
+    clock.advance(timedelta(days=2))
+    with session_scope(rt.engine) as s:
+        ledger.append(s, contact_id=4, channel="sms", purpose="marketing", action="granted", at=clock.now(),
+                      proof=Proof(source="api"))
+    clock.advance(timedelta(days=29))
+    sweep(rt)
+    with Session(rt.engine) as s:
+        sms = [e.action for e in s.exec(select(ConsentEvent).where(ConsentEvent.contact_id == 4,
+                                                                   ConsentEvent.channel == "sms"))]
+        entries = list(s.exec(select(SuppressionEntry).where(SuppressionEntry.channel == "sms",
+                                                             SuppressionEntry.key == rt.key_for("+33612340004"))))
+    assert sms == ["granted"] and entries == []

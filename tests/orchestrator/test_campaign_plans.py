@@ -164,3 +164,46 @@ def test_test_send_sends_every_step_marked_and_records_nothing(rt: Runtime, writ
         assert "rien de ce que vous faites" in client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).text
         assert client.get("/p/" + "x" * 40).status_code == 400  # any other token is still refused
     assert counts(rt) == before
+
+
+def _mails(rt: Runtime) -> list[email.message.EmailMessage]:
+    out = []
+    for path in sorted(Path(rt.config.email.outbox_dir).glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        out.append(message)
+    return out
+
+
+def test_test_send_of_a_notice_campaign_shows_the_notice_and_its_page(rt: Runtime,
+                                                                      write_csv: Callable[..., Path]) -> None:
+    """``b2b_regime = "notice"``: each email step goes out as the request and as the B2B notice, whose
+    link opens the notice page in preview mode (keep / object, nothing recorded, no SMS line)."""
+    from preference_centre.app import create_app
+
+    import_contacts(rt, write_csv([person(1), person(2, b2b="true")]))
+    campaign_id = create_campaign(rt, plan(audience={"b2b_regime": "notice"}))
+    before = counts(rt)
+    sent = asyncio.run(send_trial(rt, campaign_id, "me@example.org"))
+    assert [(t.step, t.template, t.outcome.split(":")[0]) for t in sent] == [
+        (0, "reconsent", "sent"), (0, "notice", "sent"), (1, "reminder", "sent"), (1, "notice", "sent"),
+        (2, "reconsent", "skipped")]
+    subjects = [str(m["Subject"]) for m in _mails(rt)]
+    notice_subject = "[TEST] Boutique Lumière\u00a0: nous continuerons de vous écrire à votre adresse professionnelle"
+    assert subjects.count(notice_subject) == 2 and len(subjects) == 4
+    mail = next(m for m in _mails(rt) if str(m["Subject"]) == notice_subject)
+    body = mail.get_body(("plain",))
+    assert body is not None and "Vous pouvez vous y opposer à tout moment" in body.get_content()
+    link = next(w for w in body.get_content().split() if "/p/" in w)
+    path = link[link.index("/p/"):].rstrip(">).")
+    with TestClient(create_app(rt)) as client:
+        page = client.get(path)
+        assert page.status_code == 200 and "rien de ce que vous faites" in page.text
+        assert "Continuer à les recevoir" in page.text and 'name="sms"' not in page.text
+        kept = client.post(path, data={"action": "confirm"})
+        assert kept.status_code == 200 and "par e-mail" in kept.text and "par SMS" not in kept.text
+        objected = client.post(path, data={"action": "decline"})
+        assert "par SMS" in objected.text and "Vous ne recevrez plus de messages" in objected.text
+    assert counts(rt) == before
+    only = create_campaign(rt, plan(name="Pros", audience={"b2b": "only", "b2b_regime": "notice"}))
+    assert [t.template for t in asyncio.run(send_trial(rt, only, "me@example.org", step=0))] == ["notice"]

@@ -122,3 +122,56 @@ def test_keep_receiving_leaves_the_topics_and_partners_as_they_were(make_rt: Cal
         topics = [e.action for e in s.exec(select(ConsentEvent).where(ConsentEvent.contact_id == 2,
                                                                       ConsentEvent.purpose == "topic:news"))]
     assert topics == ["granted"]
+
+
+def test_keep_receiving_records_and_suppresses_nothing_about_sms(make_rt: Callable[..., Runtime],
+                                                                  write_csv: Callable[..., Path]) -> None:
+    """The notice asks about email only: "keep" on a professional who also has a phone leaves their SMS
+    as it was (no ``not_granted`` event, no suppression), and the done page lists only what was asked
+    and recorded (no « SMS : non », no topic the page did not show)."""
+    from orchestrator.choices_settings import Topic
+
+    rt = make_rt()
+    rt.config.topics = [Topic("news", (("fr", "Nouveautés"), ("en", "News")))]
+    client, pages = _setup(rt, write_csv)
+    done = client.post(pages[2], data={"action": "confirm"})
+    assert done.status_code == 200
+    with Session(rt.engine) as s:
+        sms_events = list(s.exec(select(ConsentEvent).where(ConsentEvent.contact_id == 2,
+                                                            ConsentEvent.channel == "sms")))
+        entries = list(s.exec(select(SuppressionEntry)))
+        state = s.exec(select(Enrolment).where(Enrolment.contact_id == 2)).one().state
+    assert sms_events == [] and entries == [] and state == "confirmed"
+    assert "Nouveautés et offres par e-mail (p•••@example.org)\u00a0: <strong>oui</strong>" in done.text
+    assert "par SMS" not in done.text and "Nouveautés\u00a0:" not in done.text
+    assert "Vous ne recevrez plus de messages" not in done.text
+
+
+def test_objecting_stops_every_channel_as_the_button_says(make_rt: Callable[..., Runtime],
+                                                          write_csv: Callable[..., Path]) -> None:
+    """« Je m’y oppose : ne plus m’écrire » covers every channel the person has (email and SMS), and
+    the done page lists both as recorded, then says no more messages will come. Topics and partners,
+    which the notice does not show, are left as they are."""
+    from orchestrator.choices_settings import Topic
+    from orchestrator.consent import ledger
+    from orchestrator.consent.ledger import Proof
+    from orchestrator.store.db import session_scope
+
+    rt = make_rt()
+    rt.config.topics = [Topic("news", (("fr", "Nouveautés"), ("en", "News")))]
+    client, pages = _setup(rt, write_csv)
+    with session_scope(rt.engine) as s:
+        ledger.append(s, contact_id=2, channel="email", purpose="topic:news", action="granted",
+                      at=rt.clock.now(), proof=Proof(source="preference_centre"))
+    done = client.post(pages[2], data={"action": "decline"})
+    assert done.status_code == 200 and "Nouveautés :" not in done.text
+    with Session(rt.engine) as s:
+        actions = {e.channel: e.action for e in s.exec(select(ConsentEvent).where(
+            ConsentEvent.contact_id == 2, ConsentEvent.purpose == "marketing"))}
+        topics = [e.action for e in s.exec(select(ConsentEvent).where(ConsentEvent.purpose == "topic:news"))]
+        reasons = {e.channel: e.reason for e in s.exec(select(SuppressionEntry))}
+    assert topics == ["granted"]
+    assert actions == {"email": "declined", "sms": "declined"}
+    assert reasons == {"email": "unsubscribed", "sms": "unsubscribed"}
+    assert "par e-mail" in done.text and "par SMS" in done.text
+    assert "Vous ne recevrez plus de messages de notre part." in done.text
