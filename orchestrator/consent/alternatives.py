@@ -15,21 +15,21 @@ dispatcher's re-check skips the message as ``paused``). Everything is read from 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, exists, func, literal, select
+from sqlalchemy import Table, bindparam, exists, func, literal, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from orchestrator.config import Config
 from orchestrator.consent import ledger
-from orchestrator.consent.ledger import Proof
+from orchestrator.consent.ledger import GIVEN, Proof
 from orchestrator.consent.standing import EventFacts
 from orchestrator.domain.audience import months_before
-from orchestrator.domain.model import Channel, ConsentAction, ConsentSource
+from orchestrator.domain.model import Channel, ConsentAction, ConsentSource, Purpose
 from orchestrator.runtime import Runtime
 from orchestrator.store.db import session_scope
 from orchestrator.store.models import ConsentEvent, Contact
@@ -90,6 +90,29 @@ def stay_events(alternative: Alternative, now: datetime) -> tuple[tuple[str, str
     return ((PAUSE, pause_end(now.date(), alternative.months).isoformat()),)
 
 
+def pause_ends(conn: Connection, contact_id: int, confirmed: Sequence[str], also: Sequence[tuple[str, str]],
+               now: datetime, proof: Proof) -> list[dict[str, Any]]:
+    """The events that end this person's running pause on the channels an answer confirms: a "yes"
+    (or "fewer messages") says they want messages again. Purpose ``pause``, action ``withdrawn``, the
+    pause's end as detail. None when the answer chooses a pause itself (its own event replaces it)."""
+    if not confirmed or any(purpose == PAUSE for purpose, _ in also):
+        return []
+    today = now.date().isoformat()
+    newest = conn.execute(_PAUSES_OF, {"contact_id": contact_id})
+    running = {str(channel): str(detail) for channel, action, detail in newest
+               if action == ConsentAction.GRANTED.value and detail and str(detail) > today}
+    return [{"contact_id": contact_id, "channel": channel, "purpose": PAUSE, "action": ConsentAction.WITHDRAWN.value,
+             "detail": running[channel], "at": now, "proof": proof} for channel in confirmed if channel in running]
+
+
+#: per channel, the newest ``pause`` event of one person (built once: every confirming answer runs it)
+_PAUSES_OF = (select(_EVENT.c.channel, _EVENT.c.action, _EVENT.c.detail)
+              .where(_EVENT.c.id.in_(select(func.max(_EVENT.c.id))
+                                     .where(_EVENT.c.contact_id == bindparam("contact_id"),
+                                            _EVENT.c.purpose == literal_column(f"'{PAUSE}'"))
+                                     .group_by(_EVENT.c.channel))))
+
+
 # -- reading the ledger: who is paused, at which frequency --------------------------------------------
 def _newest(purpose: str) -> Any:
     """The newest event of ``purpose`` per (contact, channel): its id."""
@@ -125,25 +148,33 @@ CHOICE_COLUMNS = ("frequency", "paused_until")
 def person_choices_of(events: Iterable[EventFacts]) -> dict[str, str]:
     """``frequency`` and ``paused_until`` of one person from their ledger events, oldest first, as
     already read for the results, the contacts export and the API (no query): per channel the newest
-    event of each purpose decides (granted with a value: chosen; anything else: not); over the
-    channels, the latest pause end and the frequency of the first channel that has one, email before SMS.
+    event of each purpose decides (granted with a value: chosen; anything else: not), on a channel whose
+    marketing consent still stands (an unsubscribe since makes them moot); over the channels, the
+    latest pause end and the frequency of the first channel that has one, email before SMS.
 
     >>> from datetime import datetime, timezone
     >>> e = lambda i, ch, p, a, d: EventFacts(i, 1, ch, p, a, datetime.now(timezone.utc), "x", None, None, "h", d)
-    >>> person_choices_of([e(1, "sms", "frequency", "granted", "weekly"),
+    >>> yes = [e(0, "email", "marketing", "confirmed", None), e(0, "sms", "marketing", "confirmed", None)]
+    >>> person_choices_of([*yes, e(1, "sms", "frequency", "granted", "weekly"),
     ...                    e(2, "email", "pause", "granted", "2027-03-01"),
     ...                    e(3, "email", "frequency", "granted", "monthly"),
     ...                    e(4, "email", "pause", "expired", "2027-03-01")])
     {'frequency': 'monthly'}
+    >>> person_choices_of([*yes, e(1, "email", "frequency", "granted", "weekly"),
+    ...                    e(2, "email", "marketing", "withdrawn", None)])
+    {}
     """
     newest: dict[tuple[str, str], EventFacts] = {}
     for event in events:
-        if event.purpose in (FREQUENCY, PAUSE):
+        if event.purpose in (FREQUENCY, PAUSE, Purpose.MARKETING.value):
             newest[(event.channel, event.purpose)] = event
     out: dict[str, str] = {}
-    for (_channel, purpose), event in sorted(newest.items()):
-        if event.action != ConsentAction.GRANTED.value or not event.detail:
+    for (channel, purpose), event in sorted(newest.items()):
+        if purpose == Purpose.MARKETING.value or event.action != ConsentAction.GRANTED.value or not event.detail:
             continue
+        marketing = newest.get((channel, Purpose.MARKETING.value))
+        if marketing is None or marketing.action not in GIVEN:
+            continue  # unsubscribed since (or never asked on this channel): no frequency, no pause to tell
         if purpose == FREQUENCY:
             out.setdefault("frequency", event.detail)
         elif event.detail > out.get("paused_until", ""):
@@ -206,7 +237,7 @@ def job_pauses(rt: Runtime) -> str:
 
 
 __all__ = ["FREQUENCY", "PAUSE", "Alternative", "applier", "chosen", "chosen_values", "chosen_values_of", "end_pauses",
-           "offered", "pause_end", "paused", "paused_clause", "person_choices_of", "stay_events"]
+           "offered", "pause_end", "pause_ends", "paused", "paused_clause", "person_choices_of", "stay_events"]
 
 
 def applier(alternative: Alternative) -> Any:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from orchestrator.consent import enrolments, ledger
+from orchestrator.consent.alternatives import pause_ends
 from orchestrator.consent.choices import choice_events, granted_choices
 from orchestrator.consent.ledger import Proof
 from orchestrator.consent.suppression import LIFTABLE, is_suppressed, lift, suppress
@@ -274,6 +275,9 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
             events.extend({"contact_id": contact_id, "channel": channel.value, "purpose": purpose, "detail": detail,
                            "action": ConsentAction.GRANTED.value, "at": now, "proof": proof}
                           for purpose, detail in answer.also)
+    # a "yes" ends a running pause on the channels it confirms (consent.alternatives)
+    events += pause_ends(conn, contact_id, [c.value for c in reachable if answer.channels.get(c.value)],
+                         answer.also, now, proof)
     if answer.choices:
         events += choice_events(contact_id, reachable, answer.choices, granted_choices(conn, contact_id), proof, now)
     for channel in reachable:  # suppression entries, then the ledger: see LOCK ORDER
