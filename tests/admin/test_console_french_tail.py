@@ -72,3 +72,46 @@ def test_the_english_editor_keeps_english(admin: Console) -> None:
     resp = admin.post("/admin/templates/promo/fr", {"intent": "check", "sms": "Bonjour {{ first_name"})
     assert ("", "Line 1: The text ends before “}}”: close what is opened on this line.") in \
         field_problems(resp.text, "sms")
+
+
+def rejected_rows(page: str) -> dict[str, tuple[str, str]]:
+    """line → (field, reason) of the contacts import's rejected rows."""
+    table = re.search(r"<caption>[^<]*</caption>(.*?)</table>", page.split('id="import-warnings"')[-1], re.S)
+    assert table, page
+    rows = [re.findall(r"<td>(.*?)</td>", tr, re.S) for tr in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)]
+    return {words(r[0]): (words(r[1]), words(r[2])) for r in rows if r}
+
+
+def test_every_kind_of_contact_row_refusal_is_told_in_french(admin: Console) -> None:
+    french(admin)
+    rows = ["external_id,kind,email,phone,locale,timezone,last_activity_at,b2b,email_consent_at,sms_consent_at",
+            "1,customer,not-an-email@,,fr,,,,,", "2,customer,,hello,fr,,,,,", "3,customer,a3@shop.example,,1234,,,,,",
+            "4,customer,a4@shop.example,,fr,Mars/Olympus,,,,", "5,customer,a5@shop.example,,fr,,yesterday,,,",
+            "6,customer,a6@shop.example,,fr,,,maybe,,", "7,customer,a7@shop.example,,fr,,,,,2025-01-01",
+            "8,customer,a8@shop.example,,fr,,,,soon,", ",customer,a9@shop.example,,fr,,,,,",
+            "10,alien,a10@shop.example,,fr,,,,,", "11,customer,,,fr,,,,,", "12,customer,a12@shop.example,,fr,,,,,,extra",
+            "13,customer,,+33 1,fr,,,,,"]
+    resp = admin.post("/admin/contacts/import", files={"file": ("c.csv", ("\n".join(rows) + "\n").encode(), "text/csv")})
+    got = rejected_rows(resp.text)
+    assert got == {
+        "2": ("email", f"adresse électronique non valide{NBSP}: 'not-an-email@'"),
+        "3": ("phone", f"ce n’est pas un numéro de téléphone{NBSP}: 'hello'"),
+        "4": ("locale", f"attendu{NBSP}: un code de langue comme fr ou en, reçu '1234'"),
+        "5": ("timezone", "fuseau horaire inconnu 'Mars/Olympus' (attendu par exemple Europe/Paris)"),
+        "6": ("last_activity_at", f"attendu{NBSP}: une date comme 31/03/2024 ou 2024-03-31, reçu 'yesterday'"),
+        "7": ("b2b", f"attendu{NBSP}: oui/non (true/false), reçu 'maybe'"),
+        "8": ("sms_consent_at", f"consentement SMS indiqué mais la ligne n’a pas de téléphone{NBSP}: ajoutez le numéro "
+                                "ou videz la colonne sms_consent_at"),
+        "9": ("email_consent_at", f"attendu{NBSP}: une date ou une date et heure ISO comme 2025-03-01 ou "
+                                  "2025-03-01T14:30:00Z, reçu 'soon'"),
+        "10": ("external_id", "obligatoire"),
+        "11": ("kind", f"attendu{NBSP}: client (customer) ou prospect, reçu 'alien'"),
+        "12": ("email", "un courriel ou un téléphone est obligatoire (les deux sont vides)"),
+        "13": ("toute la ligne", "plus de cellules que de colonnes dans l’en-tête"),
+        "14": ("phone", f"ce n’est pas un numéro de téléphone{NBSP}: '+33 1'"),
+    }, got
+    admin.client.cookies.set("reconsent_admin_lang", "en")  # the English console: the service's own words
+    english = rejected_rows(admin.post("/admin/contacts/import", files={
+        "file": ("c.csv", ("\n".join(rows) + "\n").encode(), "text/csv")}).text)
+    assert english["8"] == ("sms_consent_at", "consent given for sms but the row has no phone")
+    assert english["13"] == ("the whole row", "more cells than header columns")
