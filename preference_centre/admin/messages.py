@@ -4,7 +4,10 @@ The services (CLI, API, console alike) explain a refusal or a pause in English, 
 console shows that line through its ``_()``. A line that is no message id of the catalog is
 translated here by pattern: a pattern's ``rest`` group is itself a message (translated the same way,
 recursively: a planned launch that failed because of a template problem), its ``why`` group an
-operating system's reason (a message id of its own), other groups are kept as written. A template
+operating system's reason and its ``detail`` group a technical detail (an SMTP reply, a Twilio error,
+a TOML parser's message…), both told by :func:`preference_centre.admin.details.explain`; other groups
+are kept as written. A campaign file's checks name the file (``plan.toml: …``) as the form's name
+``form``: one pattern serves both (:data:`PLAN`). A template
 problem (``where: problem``) is translated by :mod:`preference_centre.admin.problems`. A line no
 pattern knows is shown as it is.
 """
@@ -14,10 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from preference_centre.admin.details import explain
 from preference_centre.admin.i18n import catalog
 from preference_centre.admin.problems import translate_line
 from preference_centre.i18n import translator
 
+#: where a campaign plan's check names its source: the console's form, or an uploaded campaign file
+PLAN = r"(?:form|[^:/]+\.toml): "
 #: (pattern of the English line, message id with the pattern's named groups)
 PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"the planned launch failed: (?P<rest>.+)"),
@@ -71,30 +77,45 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?P<path>.+): not UTF-8 text \(save the file as UTF-8\)"),
      "The file is not UTF-8 text: save it as CSV UTF-8 and upload it again."),
     (re.compile(r"failed: (?P<detail>.+)"), "not sent: %(detail)s"),
+    # the suppression list's import: one refused line each (the page names the line)
+    (re.compile(r"channel: expected email or sms, got (?P<got>.+)"),
+     "Column “channel”: %(got)s is neither email nor sms: write email or sms, or leave it empty."),
+    (re.compile(r"channel sms does not fit a value that looks like email"),
+     "Column “channel”: sms does not fit an email address: write email, or leave it empty."),
+    (re.compile(r"channel email does not fit a value that looks like sms"),
+     "Column “channel”: email does not fit a phone number: write sms, or leave it empty."),
+    (re.compile(r"reason: expected one of (?P<known>.+), got (?P<got>.+)"),
+     "Column “reason”: %(got)s is not a known reason: write one of %(known)s, or leave it empty."),
+    # a campaign file's keys (CampaignPlan.from_mapping)
+    (re.compile(PLAN + r"unknown key '(?P<key>[^']+)' \(expected one of (?P<allowed>.+)\)"),
+     "Unknown key “%(key)s” in the campaign file: check its spelling (the keys are %(allowed)s)."),
+    (re.compile(PLAN + r"(?P<table>\[audience\]|steps\[\d+\]): unknown key '(?P<key>[^']+)' \(expected one of "
+                r"(?P<allowed>.+)\)"),
+     "Unknown key “%(key)s” in %(table)s: check its spelling (the keys are %(allowed)s)."),
     (re.compile(r"the launch time (?P<at>\S+) is not in the future; to launch now: reconsent campaign launch \d+"),
      "The launch time %(at)s is not in the future: to launch now, use “Launch”."),
     (re.compile(r"--at '(?P<text>.*)': expected an ISO 8601 time such as .*"),
      "“%(text)s” is not a date and time: write it as 2026-12-01T09:00."),
     # the campaign form (its fields reach the campaign file's checks, ``where`` = "form")
-    (re.compile(r"form: 'name' is required \(a non-empty string\)"), "Give the campaign a name."),
-    (re.compile(r"form: 'deadline_days' must be a whole number > 0 and ≤ (?P<most>\d+), got .*"),
+    (re.compile(PLAN + r"'name' is required \(a non-empty string\)"), "Give the campaign a name."),
+    (re.compile(PLAN + r"'deadline_days' must be a whole number > 0 and ≤ (?P<most>\d+), got .*"),
      "Deadline: a whole number of days, from 1 to %(most)s."),
-    (re.compile(r"form: \[audience\] kinds must be a list of 'customer'/'prospect'"),
+    (re.compile(PLAN + r"\[audience\] kinds must be a list of 'customer'/'prospect'"),
      "Tick customers, prospects or both."),
-    (re.compile(r"form: \[audience\] customer_inactive_months must be a whole number > 0 and ≤ (?P<most>\d+), "
+    (re.compile(PLAN + r"\[audience\] customer_inactive_months must be a whole number > 0 and ≤ (?P<most>\d+), "
                 r"got .*"), "Customers: months without activity: a whole number from 1 to %(most)s."),
-    (re.compile(r"form: \[audience\] prospect_inactive_months must be a whole number > 0 and ≤ (?P<most>\d+), "
+    (re.compile(PLAN + r"\[audience\] prospect_inactive_months must be a whole number > 0 and ≤ (?P<most>\d+), "
                 r"got .*"), "Prospects: months without activity: a whole number from 1 to %(most)s."),
-    (re.compile(r"form: at least one \[\[steps\]\] entry is required"),
+    (re.compile(PLAN + r"at least one \[\[steps\]\] entry is required"),
      "Add at least one step: a row with a template."),
-    (re.compile(r"form: steps\[\d+\]: 'day' must be a whole number ≥ 0, got .*"),
+    (re.compile(PLAN + r"steps\[\d+\]: 'day' must be a whole number ≥ 0, got .*"),
      "A step’s day is a whole number, 0 or more."),
-    (re.compile(r"form: steps\[\d+\]: 'day' = (?P<day>\d+) is not before the deadline \(deadline_days = "
+    (re.compile(PLAN + r"steps\[\d+\]: 'day' = (?P<day>\d+) is not before the deadline \(deadline_days = "
                 r"(?P<deadline>\d+)\)"),
      "The step of day %(day)s is not before the deadline (%(deadline)s days): move it earlier or give more days."),
-    (re.compile(r"form: steps\[\d+\]: 'channel' must be 'email' or 'sms', got .*"),
+    (re.compile(PLAN + r"steps\[\d+\]: 'channel' must be 'email' or 'sms', got .*"),
      "A step’s channel is email or SMS."),
-    (re.compile(r"form: steps must be in order of 'day'"), "Put the steps in the order of their day."),
+    (re.compile(PLAN + r"steps must be in order of 'day'"), "Put the steps in the order of their day."),
 ]
 #: words a pattern's groups carry that have a French name (campaign states)
 _WORDS = ("draft", "scheduled", "running", "paused", "completed")
@@ -117,7 +138,9 @@ def say(text: str, _: Callable[..., str]) -> tuple[str, bool]:
         for key, value in match.groupdict().items():
             if key == "rest":
                 value = say(value, _)[0]
-            elif key == "why" or value in _WORDS:
+            elif key in ("why", "detail"):
+                value = explain(value, _)
+            elif value in _WORDS:
                 value = _(value)
             values[key] = value
         return _(message, **values), True

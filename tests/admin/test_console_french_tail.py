@@ -115,3 +115,45 @@ def test_every_kind_of_contact_row_refusal_is_told_in_french(admin: Console) -> 
         "file": ("c.csv", ("\n".join(rows) + "\n").encode(), "text/csv")}).text)
     assert english["8"] == ("sms_consent_at", "consent given for sms but the row has no phone")
     assert english["13"] == ("the whole row", "more cells than header columns")
+
+
+def suppression_rejects(page: str) -> list[tuple[str, str, str]]:
+    """(line, attributes of the reason cell, reason) of the suppression import's refused lines."""
+    table = re.search(r"<caption>[^<]*</caption>(.*?)</table>", page, re.S)
+    assert table, page
+    return [(line, attrs, words(reason)) for line, attrs, reason in
+            re.findall(r"<tr><td>(\d+)</td><td([^>]*)>(.*?)</td></tr>", table.group(1), re.S)]
+
+
+SUPPRESSION_LIST = ("email,channel,reason\nnot-an-email@\n+33 1 23\nhello\nbob@shop.example,fax,\nbob@shop.example,sms,\n"
+                    "0612345678,email,\nbob@shop.example,email,whatever\nalice@\n").encode()
+
+
+def test_each_refused_line_of_a_suppression_import_is_told_in_french(admin: Console) -> None:
+    french(admin)
+    page = admin.post("/admin/suppression/import", files={"file": ("liste.csv", SUPPRESSION_LIST, "text/csv")}).text
+    reasons = ", ".join(["bounced", "complaint", "erased", "imported", "no_response", "not_granted", "sms_stop",
+                         "unsubscribed"])
+    assert suppression_rejects(page) == [
+        ("2", "", f"Cette adresse e-mail n’est pas valide{NBSP}: Il manque quelque chose après le @."),
+        ("3", "", f"ce numéro de téléphone n’est pas valide{NBSP}: écrivez-le avec son indicatif "
+                  f"(+33{NBSP}6{NBSP}12{NBSP}34{NBSP}56{NBSP}78)"),
+        ("4", "", f"ni une adresse e-mail, ni un numéro de téléphone, ni une clé de 64{NBSP}chiffres hexadécimaux"),
+        ("5", "", f"Colonne «{NBSP}channel{NBSP}»{NBSP}: 'fax' n’est ni email ni sms{NBSP}: écrivez email ou sms, ou "
+                  "laissez-la vide."),
+        ("6", "", f"Colonne «{NBSP}channel{NBSP}»{NBSP}: sms ne va pas avec une adresse e-mail{NBSP}: écrivez email, ou "
+                  "laissez-la vide."),
+        ("7", "", f"Colonne «{NBSP}channel{NBSP}»{NBSP}: email ne va pas avec un numéro de téléphone{NBSP}: écrivez sms, "
+                  "ou laissez-la vide."),
+        ("8", "", f"Colonne «{NBSP}reason{NBSP}»{NBSP}: 'whatever' n’est pas un motif connu{NBSP}: écrivez l’un de "
+                  f"ceux-ci, {reasons}, ou laissez-la vide."),
+        ("9", "", f"Cette adresse e-mail n’est pas valide{NBSP}: Il manque quelque chose après le @."),
+    ]
+    assert "Corrigez ces lignes dans le fichier et importez-le à nouveau" in words(page)
+
+
+def test_the_english_suppression_import_keeps_the_services_words(admin: Console) -> None:
+    page = admin.post("/admin/suppression/import", files={"file": ("liste.csv", SUPPRESSION_LIST, "text/csv")}).text
+    rejects = suppression_rejects(page)
+    assert rejects[3] == ("5", ' lang="en"', "channel: expected email or sms, got 'fax'")
+    assert rejects[0] == ("2", ' lang="en"', "not a valid email: There must be something after the @-sign.")
