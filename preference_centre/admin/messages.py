@@ -77,6 +77,13 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?P<path>.+): not UTF-8 text \(save the file as UTF-8\)"),
      "The file is not UTF-8 text: save it as CSV UTF-8 and upload it again."),
     (re.compile(r"failed: (?P<detail>.+)"), "not sent: %(detail)s"),
+    # the test send's address (orchestrator.delivery.trial)
+    (re.compile(r"--to '(?P<to>[^']*)': not a valid address: (?P<detail>.+)"),
+     "The test address “%(to)s” is not a valid email address: %(detail)s"),
+    (re.compile(r"--to '(?P<to>[^']*)': not a phone number: .*"),
+     "“%(to)s” is neither an email address nor a phone number: type your own address or mobile number."),
+    (re.compile(r"--to '(?P<to>[^']*)': not a valid number for its region: .*"),
+     "“%(to)s” is not a valid phone number: write it with its country code (+33 6 12 34 56 78)."),
     # the suppression list's import: one refused line each (the page names the line)
     (re.compile(r"channel: expected email or sms, got (?P<got>.+)"),
      "Column “channel”: %(got)s is neither email nor sms: write email or sms, or leave it empty."),

@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 
 import pytest
+from starlette.testclient import TestClient
 
-from tests.admin.conftest import Console
+from orchestrator.accounts.service import add_user
+from orchestrator.campaigns.service import create_campaign
+from orchestrator.runtime import Runtime
+from preference_centre.app import create_app
+from tests.admin.conftest import ADMIN, Console, sign_in
+from tests.support.factories import plan
+from tests.support.smtp import SmtpServer, free_port
+from tests.support.twilio_standin import TwilioStandIn
 
 NBSP = "\u00a0"
 
@@ -157,3 +166,81 @@ def test_the_english_suppression_import_keeps_the_services_words(admin: Console)
     rejects = suppression_rejects(page)
     assert rejects[3] == ("5", ' lang="en"', "channel: expected email or sms, got 'fax'")
     assert rejects[0] == ("2", ' lang="en"', "not a valid email: There must be something after the @-sign.")
+
+
+def console_on(make_rt: Callable[..., Runtime], **sections: dict[str, object]) -> Console:
+    """A console signed in as an admin on a runtime configured with ``sections`` (a real SMTP relay…)."""
+    rt = make_rt(**sections)
+    add_user(rt, *ADMIN, "admin")
+    client = TestClient(create_app(rt), base_url="https://testserver", headers={"accept-language": "en"})
+    return Console(rt, client, sign_in(client, *ADMIN))
+
+
+def trial_results(page: str) -> list[tuple[str, str]]:
+    box = re.search(r'id="test-results"><ul>(.*?)</ul>', page, re.S)
+    assert box, page
+    return [(a, words(t)) for a, t in re.findall(r"<span([^>]*)>(.*?)</span>", box.group(1), re.S)]
+
+
+def test_a_provider_refusal_on_the_campaign_page_is_told_in_french(
+        make_rt: Callable[..., Runtime], smtp_server: SmtpServer, twilio: TwilioStandIn) -> None:
+    admin = console_on(make_rt, email={"transport": "smtp", "host": "127.0.0.1", "port": smtp_server.port},
+                       sms={"transport": "twilio", "account_sid": twilio.account_sid, "auth_token": twilio.auth_token,
+                            "api_base_url": twilio.base_url})
+    smtp_server.handler.rcpt_replies["gone@shop.example"] = "550 5.1.1 <gone@shop.example>: no such user"
+    twilio.errors["+33612345678"] = 21211
+    campaign_id = create_campaign(admin.rt, plan())
+    french(admin)
+    base = f"/admin/campaigns/{campaign_id}/test-send"
+    mail = trial_results(admin.post(base, {"to": "gone@shop.example", "step": "0", "locale": "fr"}).text)
+    assert mail == [("", f"non envoyé{NBSP}: Le serveur de messagerie du destinataire indique que cette boîte n’existe "
+                         f"pas{NBSP}: vérifiez l’adresse (SMTP 550 5.1.1 <gone@shop.example>: no such user).")]
+    sms_step = next(s.index for s in plan().steps if s.channel.value == "sms")
+    sms = trial_results(admin.post(base, {"to": "+33612345678", "step": str(sms_step), "locale": "fr"}).text)
+    assert len(sms) == 1 and sms[0][0] == "" and sms[0][1].startswith(
+        f"non envoyé{NBSP}: Ce numéro ne peut pas recevoir de SMS (non valide, pas un mobile, ou injoignable depuis "
+        f"votre expéditeur){NBSP}: vérifiez-le (Twilio 400 21211: "), sms
+    bad = admin.post(base, {"to": "moi@", "step": "0"})
+    assert bad.status_code == 400
+    assert (f"L’adresse de test «{NBSP}moi@{NBSP}» n’est pas une adresse e-mail valide{NBSP}: Il manque quelque chose "
+            "après le @.") in words(bad.text)
+    admin.client.cookies.set("reconsent_admin_lang", "en")  # English: the service's own words, marked English
+    english = trial_results(admin.post(base, {"to": "gone@shop.example", "step": "0", "locale": "fr"}).text)
+    assert english == [(' lang="en"', "failed: SMTP 550 5.1.1 <gone@shop.example>: no such user")]
+
+
+def test_an_unreachable_mail_server_is_told_in_french(make_rt: Callable[..., Runtime]) -> None:
+    admin = console_on(make_rt, email={"transport": "smtp", "host": "127.0.0.1", "port": free_port()})
+    campaign_id = create_campaign(admin.rt, plan())
+    french(admin)
+    mail = trial_results(admin.post(f"/admin/campaigns/{campaign_id}/test-send",
+                                   {"to": "moi@shop.example", "step": "0", "locale": "fr"}).text)
+    assert len(mail) == 1 and mail[0][1].startswith(
+        f"non envoyé{NBSP}: Le serveur de messagerie est injoignable{NBSP}: vérifiez email.host et email.port, ou le "
+        "réseau (SMTP connection problem: "), mail
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    (b'name = "Relance"\ndeadline_days = 30\nkind = Relance\n',
+     f"Ce fichier de campagne n’est pas un TOML valide{NBSP}: ligne{NBSP}3, colonne{NBSP}8{NBSP}: cette valeur n’est "
+     f"pas valide{NBSP}: un texte se met entre guillemets (\"…\"), un nombre ou true/false sans"),
+    (b'name "Relance"\n', f"Ce fichier de campagne n’est pas un TOML valide{NBSP}: ligne{NBSP}1, colonne{NBSP}6{NBSP}: un "
+                          f"«{NBSP}={NBSP}» est attendu après la clé (clé = valeur)"),
+    (b'name = "Relance\n', f"Ce fichier de campagne n’est pas un TOML valide{NBSP}: ligne{NBSP}1, colonne{NBSP}16{NBSP}: un "
+                           "guillemet (\") ouvert n’est jamais fermé"),
+    (b'name = "A"\nname = "B"\n', f"Ce fichier de campagne n’est pas un TOML valide{NBSP}: ligne{NBSP}2, "
+                                  f"colonne{NBSP}11{NBSP}: cette clé ou cette table est donnée deux fois{NBSP}: n’en gardez "
+                                  "qu’une"),
+    (b'nme = "Relance"\n', f"Clé inconnue «{NBSP}nme{NBSP}» dans le fichier de campagne{NBSP}: vérifiez son orthographe "
+                           "(les clés sont "),
+    (b'name = "R"\ndeadline_days = 30\n[[steps]]\nday = 0\nchanel = "sms"\ntemplate = "reconsent"\n',
+     f"Clé inconnue «{NBSP}chanel{NBSP}» dans steps[0]{NBSP}: vérifiez son orthographe (les clés sont "),
+    (b'name = "R"\ndeadline_days = 0\n', "Délai"),
+])
+def test_a_campaign_file_problem_is_told_in_french(admin: Console, toml: bytes, expected: str) -> None:
+    french(admin)
+    resp = admin.post("/admin/campaigns", files={"file": ("relance.toml", toml, "application/toml")})
+    assert resp.status_code == 400
+    alert = re.search(r'<div class="alert" role="alert"><p>(.*?)</p>', resp.text, re.S)
+    assert alert, resp.text
+    assert words(alert.group(1)).startswith(expected), words(alert.group(1))
