@@ -49,7 +49,8 @@ DETAILS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"An email address must have an @-sign\."), "An email address needs an @."),
     (re.compile(r"There must be something after the @-sign\."), "Something is missing after the @."),
     (re.compile(r"There must be something before the @-sign\."), "Something is missing before the @."),
-    (re.compile(r"An email address cannot have two periods in a row\."), "An email address cannot have two dots in a row."),
+    (re.compile(r"An email address cannot have two periods in a row\."),
+     "An email address cannot have two dots in a row."),
     (re.compile(r"The part after the @-sign is not valid\. It should have a period\."),
      "The part after the @ needs a dot (as in shop.example)."),
     (re.compile(r"The part after the @-sign is not valid\. It is not within a valid top-level domain\."),
@@ -67,7 +68,8 @@ DETAILS: list[tuple[re.Pattern[str], str]] = [
 TOML_AT = re.compile(r"(?P<what>.+) \(at (?:line (?P<line>\d+), column (?P<column>\d+)|(?P<end>end of document))\)")
 TOML: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Expected '=' after a key in a key/value pair"), "an “=” is expected after the key (key = value)"),
-    (re.compile(r"Invalid value"), "this value is not valid: a text goes in quotes (\"…\"), a number or true/false without"),
+    (re.compile(r"Invalid value"),
+     "this value is not valid: a text goes in quotes (\"…\"), a number or true/false without"),
     (re.compile(r"Cannot overwrite a value|Cannot declare .* twice|Cannot redefine namespace .*"),
      "this key or table is given twice: keep one"),
     (re.compile(r"Unterminated string|Illegal character '\\n'"), "a quote (\") opened is never closed"),
@@ -87,8 +89,8 @@ def explain(detail: str, _: Callable[..., str]) -> str:
     ``detail`` as written.
 
     >>> from preference_centre.admin.i18n import gettext_for
-    >>> explain("SMTP 550 5.1.1 <a@b.example>: user unknown", gettext_for("en"))
-    'The recipient’s mail server says this mailbox does not exist: check the address (SMTP 550 5.1.1 <a@b.example>: user unknown).'
+    >>> explain("SMTP 550 5.1.1 <a@b.fr>: no", gettext_for("en"))
+    'The recipient’s mail server says this mailbox does not exist: check the address (SMTP 550 5.1.1 <a@b.fr>: no).'
     >>> explain("No space left on device", gettext_for("fr"))
     'plus de place sur le disque'
     >>> explain("Expected '=' after a key in a key/value pair (at line 3, column 6)", gettext_for("fr"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -134,8 +135,8 @@ def suppression_rejects(page: str) -> list[tuple[str, str, str]]:
             re.findall(r"<tr><td>(\d+)</td><td([^>]*)>(.*?)</td></tr>", table.group(1), re.S)]
 
 
-SUPPRESSION_LIST = ("email,channel,reason\nnot-an-email@\n+33 1 23\nhello\nbob@shop.example,fax,\nbob@shop.example,sms,\n"
-                    "0612345678,email,\nbob@shop.example,email,whatever\nalice@\n").encode()
+SUPPRESSION_LIST = (b"email,channel,reason\nnot-an-email@\n+33 1 23\nhello\nbob@shop.example,fax,\nbob@shop.example,sms,\n"
+                    b"0612345678,email,\nbob@shop.example,email,whatever\nalice@\n")
 
 
 def test_each_refused_line_of_a_suppression_import_is_told_in_french(admin: Console) -> None:
@@ -244,3 +245,22 @@ def test_a_campaign_file_problem_is_told_in_french(admin: Console, toml: bytes, 
     alert = re.search(r'<div class="alert" role="alert"><p>(.*?)</p>', resp.text, re.S)
     assert alert, resp.text
     assert words(alert.group(1)).startswith(expected), words(alert.group(1))
+
+
+def test_a_file_the_server_cannot_write_is_told_in_french(make_rt: Callable[..., Runtime], tmp_path: Path) -> None:
+    """An operating system's refusal inside a console action (here the test send's email folder is
+    a file) is a page in French naming the reason, the system's words kept for support, not a bare 500."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    admin = console_on(make_rt, email={"transport": "file", "outbox_dir": str(blocker / "outbox")})
+    campaign_id = create_campaign(admin.rt, plan())
+    french(admin)
+    resp = admin.post(f"/admin/campaigns/{campaign_id}/test-send", {"to": "moi@shop.example", "step": "0"})
+    assert resp.status_code == 500
+    assert (f"Le serveur n’a pas pu lire ou écrire un fichier{NBSP}: ce n’est pas un dossier. Réessayez{NBSP}; si cela se "
+            "reproduit, prévenez votre administrateur (NotADirectoryError: Not a directory).") in words(resp.text)
+    assert str(blocker) not in resp.text  # no server path on the page
+    admin.client.cookies.set("reconsent_admin_lang", "en")
+    english = admin.post(f"/admin/campaigns/{campaign_id}/test-send", {"to": "moi@shop.example", "step": "0"})
+    assert ("The server could not read or write a file: Not a directory. Try again; if it happens again, tell your "
+            "administrator (NotADirectoryError: Not a directory).") in words(english.text)
