@@ -153,8 +153,30 @@ def say(text: str, _: Callable[..., str]) -> tuple[str, bool]:
         return _(message, **values), True
     where, message, done = translate_line(text, _)
     if done:
-        return (f"{where} — {message}" if where else message), True
+        return (f"{place(where, _)} — {message}" if where else message), True
     return text, False
+
+
+#: a template problem's place as the checks write it (``template 'x', fr/sms.txt line 3``)
+_PLACE = re.compile(r"(?P<pre>.*?)template '(?P<name>[^']+)', (?P<part>[\w./-]+)(?: line (?P<line>\d+))?")
+
+
+def place(where: str, _: Callable[..., str]) -> str:
+    """``where`` in the language of ``_`` when it is a template's part and line; else as written
+    (and as written in English: the checks' own words).
+
+    >>> from preference_centre.admin.i18n import gettext_for
+    >>> place("template 'promo', fr/sms.txt line 3", gettext_for("fr"))
+    'modèle «\xa0promo\xa0», fr/sms.txt, ligne\xa03'
+    >>> place("template 'promo', fr/sms.txt line 3", gettext_for("en"))
+    "template 'promo', fr/sms.txt line 3"
+    """
+    match = _PLACE.fullmatch(where)
+    message = "template “%(name)s”, %(part)s, line %(line)s" if match and match["line"] else \
+        "template “%(name)s”, %(part)s"
+    if match is None or _(message) == message:
+        return where
+    return match["pre"] + _(message, name=match["name"], part=match["part"], line=match["line"])
 
 
 def gettext_for(lang: str) -> Callable[..., str]:

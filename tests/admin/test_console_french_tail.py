@@ -74,8 +74,9 @@ def test_a_jinja_syntax_error_in_the_preview_is_told_in_french(admin: Console) -
     problem = re.search(r"\(sms\)</strong> <code([^>]*)>([^<]*)</code>", resp.text)
     assert problem, resp.text
     assert problem.group(1) == ""
-    assert words(problem.group(2)).endswith(f"line 1 — Filtre inconnu «{NBSP}nosuch{NBSP}»{NBSP}: vérifiez son "
-                                            "orthographe (docs/templates.md liste les filtres).")
+    assert words(problem.group(2)) == (f"modèle «{NBSP}promo{NBSP}», fr/sms.txt, ligne{NBSP}1 — Filtre inconnu "
+                                       f"«{NBSP}nosuch{NBSP}»{NBSP}: vérifiez son orthographe (docs/templates.md liste "
+                                       "les filtres).")
 
 
 def test_the_english_editor_keeps_english(admin: Console) -> None:
@@ -264,3 +265,14 @@ def test_a_file_the_server_cannot_write_is_told_in_french(make_rt: Callable[...,
     english = admin.post(f"/admin/campaigns/{campaign_id}/test-send", {"to": "moi@shop.example", "step": "0"})
     assert ("The server could not read or write a file: Not a directory. Try again; if it happens again, tell your "
             "administrator (NotADirectoryError: Not a directory).") in words(english.text)
+
+
+def test_every_detail_has_its_french_translation() -> None:
+    from preference_centre.admin import details, problems
+    from preference_centre.admin.i18n import catalog
+
+    fr = catalog("fr")
+    ids = [m for _, m in details.DETAILS + details.TOML] + list(problems.WORDS.values())
+    assert sorted(m for m in ids if m not in fr) == []
+    for m in ids:  # French typography: a no-break space before : ; ? ! and inside « », never a plain one
+        assert not re.search(r" [:;?!»]|« ", fr[m]), fr[m]
