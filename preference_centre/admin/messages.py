@@ -84,6 +84,23 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "“%(to)s” is neither an email address nor a phone number: type your own address or mobile number."),
     (re.compile(r"--to '(?P<to>[^']*)': not a valid number for its region: .*"),
      "“%(to)s” is not a valid phone number: write it with its country code (+33 6 12 34 56 78)."),
+    # a person looked up or a request recorded by address (orchestrator.proof.rights), the request form
+    (re.compile(r"--phone: not a valid number for its region: '(?P<to>[^']*)'"),
+     "“%(to)s” is not a valid phone number: write it with its country code (+33 6 12 34 56 78)."),
+    (re.compile(r"--phone: not a phone number: '(?P<to>[^']*)'"),
+     "“%(to)s” is neither an email address nor a phone number: type one or the other."),
+    (re.compile(r"kind: choose .*"), "Choose the kind of request in the list."),
+    (re.compile(r"received_on: expected a date like 2026-11-25, got (?P<got>.+)"),
+     "Date received: %(got)s is not a date: write it as 2026-11-25."),
+    (re.compile(r"received_on: the date is in the future"),
+     "Date received: the date is in the future: give the day the request arrived."),
+    # console users and API tokens (orchestrator.accounts)
+    (re.compile(r"--scope: expected read or write, got (?P<got>.+)"),
+     "Scope: %(got)s is neither read nor write: choose one in the list."),
+    (re.compile(r"(?:--role|ROLE): expected admin or viewer, got (?P<got>.+)"),
+     "Role: %(got)s is neither admin nor viewer: choose one in the list."),
+    (re.compile(r"no console user #(?P<id>\d+)"), "There is no console user %(id)s."),
+    (re.compile(r"EMAIL: no console user (?P<email>\S+) \(see .*\)"), "There is no console user %(email)s."),
     # the suppression list's import: one refused line each (the page names the line)
     (re.compile(r"channel: expected email or sms, got (?P<got>.+)"),
      "Column “channel”: %(got)s is neither email nor sms: write email or sms, or leave it empty."),

@@ -276,3 +276,33 @@ def test_every_detail_has_its_french_translation() -> None:
     assert sorted(m for m in ids if m not in fr) == []
     for m in ids:  # French typography: a no-break space before : ; ? ! and inside « », never a plain one
         assert not re.search(r" [:;?!»]|« ", fr[m]), fr[m]
+
+
+def alerts(page: str) -> list[str]:
+    return [words(a) for a in re.findall(r'role="alert"><p>(.*?)</p>', page, re.S)]
+
+
+def test_the_people_requests_users_and_tokens_forms_refuse_in_french(admin: Console) -> None:
+    french(admin)
+    assert alerts(admin.post("/admin/contacts/lookup", {"address": "12"}).text) == [
+        f"«{NBSP}12{NBSP}» n’est pas un numéro de téléphone valide{NBSP}: écrivez-le avec son indicatif "
+        f"(+33{NBSP}6{NBSP}12{NBSP}34{NBSP}56{NBSP}78)."]
+    assert alerts(admin.post("/admin/contacts/lookup", {"address": "bonjour"}).text) == [
+        f"«{NBSP}bonjour{NBSP}» n’est ni une adresse e-mail ni un numéro de téléphone{NBSP}: saisissez l’un ou l’autre."]
+    request = {"address": "bob@shop.example", "kind": "access"}
+    assert alerts(admin.post("/admin/requests", {**request, "kind": "nope"}).text) == [
+        "Choisissez le type de demande dans la liste."]
+    assert alerts(admin.post("/admin/requests", {**request, "received_on": "hier"}).text) == [
+        f"Date de réception{NBSP}: 'hier' n’est pas une date{NBSP}: écrivez-la sous la forme 2026-11-25."]
+    assert alerts(admin.post("/admin/requests", {**request, "received_on": "2099-01-01"}).text) == [
+        f"Date de réception{NBSP}: cette date est dans le futur{NBSP}: indiquez le jour où la demande est arrivée."]
+    assert alerts(admin.post("/admin/api-tokens", {"name": "crm", "scope": "admin"}).text) == [
+        f"Portée{NBSP}: 'admin' n’est ni read ni write{NBSP}: choisissez-en une dans la liste."]
+    assert alerts(admin.post("/admin/users", {"email": "bob@shop.example", "password": "x" * 20,
+                                              "role": "king"}).text) == [
+        f"Rôle{NBSP}: 'king' n’est ni admin ni viewer{NBSP}: choisissez-en un dans la liste."]
+    assert "Il n’y a pas d’utilisateur de la console 999." in alerts(
+        admin.post("/admin/users/999/disable", {"confirm": "yes"}).text)
+    admin.client.cookies.set("reconsent_admin_lang", "en")  # English: the service's own line
+    assert alerts(admin.post("/admin/requests", {**request, "received_on": "2099-01-01"}).text) == [
+        "received_on: the date is in the future"]
