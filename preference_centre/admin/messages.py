@@ -175,7 +175,8 @@ def say(text: str, _: Callable[..., str]) -> tuple[str, bool]:
 
 
 #: a template problem's place as the checks write it (``template 'x', fr/sms.txt line 3``)
-_PLACE = re.compile(r"(?P<pre>.*?)template '(?P<name>[^']+)', (?P<part>[\w./-]+)(?: line (?P<line>\d+))?")
+_PLACE = re.compile(r"(?P<pre>.*?)template '(?P<name>[^']+)'(?:, (?P<part>[\w./-]+)(?: line (?P<line>\d+))?| \("
+                    r"(?P<locale>[\w-]+), version (?P<version>\w+)\))")
 
 
 def place(where: str, _: Callable[..., str]) -> str:
@@ -189,11 +190,13 @@ def place(where: str, _: Callable[..., str]) -> str:
     "template 'promo', fr/sms.txt line 3"
     """
     match = _PLACE.fullmatch(where)
-    message = "template “%(name)s”, %(part)s, line %(line)s" if match and match["line"] else \
-        "template “%(name)s”, %(part)s"
-    if match is None or _(message) == message:
+    if match is None:
         return where
-    return match["pre"] + _(message, name=match["name"], part=match["part"], line=match["line"])
+    message = "template “%(name)s” (%(locale)s, version %(version)s)" if match["version"] else \
+        "template “%(name)s”, %(part)s, line %(line)s" if match["line"] else "template “%(name)s”, %(part)s"
+    if _(message) == message:
+        return where
+    return match["pre"] + _(message, **{k: v for k, v in match.groupdict().items() if k != "pre"})
 
 
 def gettext_for(lang: str) -> Callable[..., str]:

@@ -39,6 +39,14 @@ PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "A template name is lowercase letters, digits, “-” and “_” (at most 64)."),
     (re.compile(r"a language is a 2- or 3-letter code.*"), "A language is a 2- or 3-letter code (fr, en)."),
     (re.compile(r"only \{% extends .*"), "Only the shipped layout may be loaded: {% extends \"_layout.html\" %}."),
+    # a stored version the renderer refuses (orchestrator.rendering.messages.MessageRenderer.load)
+    (re.compile(r"the stored sources are not this version"),
+     "The stored text of this version no longer matches it (changed in the database after it was saved): "
+     "tell your administrator. Saving the template again in the editor makes a new, sound version."),
+    (re.compile(r"not in the template store"),
+     "This version is not in the template store: open the template in the editor and save it again."),
+    (re.compile(r"no (?P<parts>\S+(?:, \S+)*) \(not a (?P<channel>email|sms) template\)"),
+     "%(parts)s is missing: this is not a %(channel)s template. Choose another template for this step."),
     # Jinja's syntax messages (jinja2.parser / jinja2.lexer), the line given apart by the editor
     (re.compile(r"unexpected end of template, expected '(?P<token>[^']+)'\.?"),
      "The text ends before %(token)s: close what is opened on this line."),

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from orchestrator.accounts.service import add_user
 from orchestrator.campaigns.service import create_campaign
 from orchestrator.runtime import Runtime
+from orchestrator.store.models import MessageTemplate
 from preference_centre.app import create_app
 from tests.admin.conftest import ADMIN, Console, sign_in
 from tests.support.factories import plan
@@ -306,3 +308,27 @@ def test_the_people_requests_users_and_tokens_forms_refuse_in_french(admin: Cons
     admin.client.cookies.set("reconsent_admin_lang", "en")  # English: the service's own line
     assert alerts(admin.post("/admin/requests", {**request, "received_on": "2099-01-01"}).text) == [
         "received_on: the date is in the future"]
+
+
+def test_a_drafts_altered_template_is_placed_and_told_in_french(admin: Console) -> None:
+    """A stored template changed in the database since the draft pinned it (its text no longer its
+    version): the campaign page says which template and version, and what to do, in French."""
+    saved = admin.post("/admin/templates/promo/fr", {"intent": "save", "sms": "Bonjour {{ first_name }}\n"
+                                                     "STOP au {{ sender.stop_number }} {{ short_url }}"})
+    assert saved.status_code == 303, saved.text
+    campaign_id = create_campaign(admin.rt, plan(steps=[{"day": 0, "channel": "sms", "template": "promo"}],
+                                                 locales=["fr"], default_locale="fr"))
+    with admin.rt.engine.begin() as conn:
+        conn.execute(update(MessageTemplate).where(MessageTemplate.name == "promo")  # type: ignore[arg-type]
+                     .values(source="Bonjour\n{{ first_name }} {{ short_url }}"))
+    del admin.rt.renderer  # as a restarted console reads it: the process keeps the versions it loaded
+    french(admin)
+    page = admin.client.get(f"/admin/campaigns/{campaign_id}").text
+    box = re.search(r'id="template-problems">(.*?)</div>', page, re.S)
+    assert box, page
+    item = re.search(r"<li>(.*?)</li>", box.group(1), re.S)
+    assert item and re.fullmatch(
+        f"<code>steps\\[0\\] \\(sms\\): modèle «{NBSP}promo{NBSP}» \\(fr, version \\w+\\)</code> — Le texte "
+        f"enregistré de cette version ne lui correspond plus \\(modifié dans la base après son enregistrement\\)"
+        f"{NBSP}: prévenez votre administrateur. Enregistrer à nouveau le modèle dans l’éditeur crée une nouvelle "
+        "version saine.", html.unescape(item.group(1))), box.group(1)
