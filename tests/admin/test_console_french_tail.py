@@ -70,6 +70,16 @@ def test_a_jinja_syntax_error_in_the_editor_is_told_in_french(admin: Console, sm
     assert (("", expected)) in problems, problems
 
 
+def test_an_untranslated_problem_marks_only_its_own_words_as_english(admin: Console) -> None:
+    """A Jinja message no pattern knows stays as Jinja wrote it, marked English; the French "Ligne 1 :"
+    before it is not (a screen reader reads each in its language)."""
+    french(admin)
+    resp = admin.post("/admin/templates/promo/fr", {"intent": "check", "sms": "{% raw %}STOP"})
+    problem = re.search(r'<p class="field-problem" id="sms-problem-1">(.*?)</p>', resp.text, re.S)
+    assert problem, resp.text
+    assert problem.group(1) == f'Ligne{NBSP}1{NBSP}: <span lang="en">Missing end of raw directive</span>'
+
+
 def test_a_jinja_syntax_error_in_the_preview_is_told_in_french(admin: Console) -> None:
     french(admin)
     resp = admin.post("/admin/templates/promo/fr/preview", {"sms": "Bonjour {{ first_name|nosuch }}"})
