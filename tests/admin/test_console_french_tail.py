@@ -342,3 +342,17 @@ def test_a_drafts_altered_template_is_placed_and_told_in_french(admin: Console) 
         f"enregistré de cette version ne lui correspond plus \\(modifié dans la base après son enregistrement\\)"
         f"{NBSP}: prévenez votre administrateur. Enregistrer à nouveau le modèle dans l’éditeur crée une nouvelle "
         "version saine.", html.unescape(item.group(1))), box.group(1)
+
+
+def test_the_contrast_problem_reads_once_with_its_comma(admin: Console) -> None:
+    """The brand page's contrast refusal carried the service line's comma into the sentence (« 1.07:1,, »)."""
+    data = {"sender_name": "Boutique", "privacy_url": "https://shop.example/privacy", "colour": "#ffff00"}
+    french(admin)
+    problem = re.search(r'<p class="field-problem" id="colour-problem">([^<]*)</p>', admin.post("/admin/brand", data).text)
+    assert problem and html.unescape(problem.group(1)) == (
+        f"Le contraste avec le blanc est de 1.07:1, sous le 4.5:1 qu’exige le niveau AA des WCAG{NBSP}: choisissez une "
+        "couleur plus foncée.")
+    admin.client.cookies.set("reconsent_admin_lang", "en")
+    problem = re.search(r'<p class="field-problem" id="colour-problem">([^<]*)</p>', admin.post("/admin/brand", data).text)
+    assert problem and html.unescape(problem.group(1)) == (
+        "Contrast with white is 1.07:1, below the 4.5:1 that WCAG AA requires: choose a darker colour.")
