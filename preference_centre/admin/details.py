@@ -69,7 +69,7 @@ TOML_AT = re.compile(r"(?P<what>.+) \(at (?:line (?P<line>\d+), column (?P<colum
 TOML: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Expected '=' after a key in a key/value pair"), "an “=” is expected after the key (key = value)"),
     (re.compile(r"Invalid value"),
-     "this value is not valid: a text goes in quotes (\"…\"), a number or true/false without"),
+     "this value is not valid: a text goes in quotes (\"…\"), a number, true or false without quotes"),
     (re.compile(r"Cannot overwrite a value|Cannot declare .* twice|Cannot redefine namespace .*"),
      "this key or table is given twice: keep one"),
     (re.compile(r"Unterminated string|Illegal character '\\n'"), "a quote (\") opened is never closed"),

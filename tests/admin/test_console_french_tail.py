@@ -237,7 +237,7 @@ def test_an_unreachable_mail_server_is_told_in_french(make_rt: Callable[..., Run
 @pytest.mark.parametrize(("toml", "expected"), [
     (b'name = "Relance"\ndeadline_days = 30\nkind = Relance\n',
      f"Ce fichier de campagne n’est pas un TOML valide{NBSP}: ligne{NBSP}3, colonne{NBSP}8{NBSP}: cette valeur n’est "
-     f"pas valide{NBSP}: un texte se met entre guillemets (\"…\"), un nombre ou true/false sans"),
+     f"pas valide{NBSP}: un texte se met entre guillemets (\"…\"), un nombre, true ou false sans guillemets"),
     (b'name "Relance"\n', f"Ce fichier de campagne n’est pas un TOML valide{NBSP}: ligne{NBSP}1, colonne{NBSP}6{NBSP}: un "
                           f"«{NBSP}={NBSP}» est attendu après la clé (clé = valeur)"),
     (b'name = "Relance\n', f"Ce fichier de campagne n’est pas un TOML valide{NBSP}: ligne{NBSP}1, colonne{NBSP}16{NBSP}: un "
