@@ -205,14 +205,14 @@ def _prior_consent(get: Any, email: str | None, phone: str | None) -> dict[str, 
         if not value:
             continue
         if not address:
-            raise RowError(name, f"consent given for {name.split('_')[0]} but the row has no "
-                                 f"{'email' if name.startswith('email') else 'phone'}")
+            raise RowError(name, "consent given for email but the row has no email" if name.startswith("email")
+                           else "consent given for sms but the row has no phone")
         try:
             when = datetime.fromisoformat(value.replace("Z", "+00:00")) if ("T" in value or " " in value) \
                 else datetime.combine(date.fromisoformat(value), datetime.min.time())
         except ValueError:
-            raise RowError(name, f"expected an ISO date or date-time like 2025-03-01 or 2025-03-01T14:30:00Z, "
-                                 f"got {value!r}") from None
+            raise RowError(name, "expected an ISO date or date-time like 2025-03-01 or 2025-03-01T14:30:00Z, "
+                                 "got %(value)s", value=repr(value)) from None
         prior[name] = (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
     if prior:
         for name in ("consent_source", "consent_wording"):

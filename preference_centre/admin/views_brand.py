@@ -74,7 +74,7 @@ def _page(request: Request, values: dict[str, str], texts: dict[str, dict[str, s
     shown: dict[str, str] = {}
     for field, text in (problems or {}).items():
         if text.startswith("contrast with white is "):
-            shown[field] = _(CONTRAST, r=text.split(" ")[4], min=MIN_CONTRAST)
+            shown[field] = _(CONTRAST, r=text.split(" ")[4].rstrip(","), min=MIN_CONTRAST)
         elif text.startswith("a logo is at most"):
             shown[field] = _("A logo is at most %(n)s kB.", n=text.split()[4])
         else:

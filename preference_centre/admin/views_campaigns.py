@@ -42,6 +42,7 @@ from orchestrator.rendering.template_store import template_names
 from preference_centre.admin import charts
 from preference_centre.admin.forms import form_values, plan_from_form, plan_from_toml, step_rows
 from preference_centre.admin.i18n import gettext_for
+from preference_centre.admin.messages import place
 from preference_centre.admin.problems import translate_line
 from preference_centre.admin.views_templates import template_locales
 from preference_centre.admin.web import (
@@ -148,7 +149,8 @@ def _campaign_view(request: Request, campaign_id: int, *, status_code: int = 200
     # a draft's templates may have changed since it was created: say now what launch would refuse
     # each problem in the console's language where a pattern knows it (preference_centre/admin/problems.py)
     _ = gettext_for(lang_of(request))
-    problems = [translate_line(p, _) for p in plan_problems(rt, plan)] if draft else []
+    problems = [(place(w, _), w, p, done) for w, p, done in (translate_line(x, _) for x in plan_problems(rt, plan))] \
+        if draft else []
     failures = campaign_failures(rt, campaign_id) if campaign.launched_at else []
     # a running campaign warns when nothing would send it (no dispatcher) or close it (no scheduler)
     services = service_status(rt) if campaign.state == CampaignState.RUNNING else None

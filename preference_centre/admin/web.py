@@ -10,6 +10,7 @@ the view runs; admins act, viewers read.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from functools import wraps
@@ -28,6 +29,7 @@ from orchestrator.accounts.service import Operator, Role, console_enabled, load_
 from orchestrator.resources import TEMPLATES
 from orchestrator.runtime import Runtime
 from preference_centre.admin import i18n, messages
+from preference_centre.admin.details import explain
 from preference_centre.security import CONSOLE_HEADERS, Guard, Refusal, headers_for
 
 TEMPLATES_DIR = TEMPLATES / "admin"
@@ -131,6 +133,7 @@ def error(request: Request, status_code: int, message: str) -> HTMLResponse:
     return render(request, "error.html", status_code=status_code, message=message)
 
 
+log = logging.getLogger("reconsent.console")
 #: the largest id a database column holds (a signed 64-bit integer)
 MAX_ID = 2**63 - 1
 
@@ -145,6 +148,19 @@ def path_id(request: Request, name: str) -> int | None:
     """
     value = int(request.path_params[name])
     return value if 0 < value <= MAX_ID else None
+
+
+FILE_TROUBLE = ("The server could not read or write a file: %(why)s. Try again; if it happens again, tell your "
+                "administrator (%(tech)s).")
+
+
+def file_trouble(request: Request, exc: OSError) -> HTMLResponse:
+    """A file the server could not read or write (a full disk, a folder it may not write to…): the
+    reason in the console's language, the system's words in parentheses for support; logged whole."""
+    log.error("%s %s: %s", request.method, request.url.path, exc)
+    _ = messages.gettext_for(lang_of(request))
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return error(request, 500, _(FILE_TROUBLE, why=explain(reason, _), tech=f"{type(exc).__name__}: {reason}"))
 
 
 def see_other(path: str) -> RedirectResponse:
@@ -190,7 +206,10 @@ def guard(*, role: Role | None = None) -> Callable[[View], View]:
                 accounts.record_action(rt_of(request), op, "denied", target=request.url.path, outcome="refused:role",
                                        ip=client_ip(request))
                 return error(request, 403, "Your account can view but not act. Ask an admin.")
-            return await view(request)
+            try:
+                return await view(request)
+            except OSError as exc:
+                return file_trouble(request, exc)
 
         vars(wrapper)["required_role"] = role  # read by the access tests: which views need which role
         return wrapper
