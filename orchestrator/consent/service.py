@@ -100,6 +100,9 @@ class Person:
     #: the link's campaign informs this person by a B2B notice (opt-out) rather than asking
     #: (:func:`orchestrator.domain.b2b.under_notice`); read in the same statement as the rest
     notice: bool = False
+    #: the person has some ``pause`` event (an answer then checks whether one runs, to end it); True
+    #: when not read, so that nothing is skipped
+    has_paused: bool = True
 
 
 @dataclass(frozen=True)
@@ -201,13 +204,16 @@ _PAGE_FACTS = select(
     func.coalesce(_ENROLMENT.c.deadline_at, _CAMPAIGN.c.deadline_at),
 ).select_from(_WITH_REQUEST).where(_CONTACT.c.id == bindparam("contact_id"))
 
-_LIVE_PERSON = select(*_PERSON).select_from(_WITH_REQUEST).where(_CONTACT.c.id == bindparam("contact_id"))
+_LIVE_PERSON = select(
+    *_PERSON, exists().where(_EVENT.c.contact_id == _CONTACT.c.id, _EVENT.c.purpose == _constant("pause")),
+).select_from(_WITH_REQUEST).where(_CONTACT.c.id == bindparam("contact_id"))
 
 
-def _person(row: Any) -> Person:
+def _person(row: Any, has_paused: bool = True) -> Person:
     """The :class:`Person` of a row starting with :data:`_PERSON`'s columns."""
     return Person(id=row[0], email=row[1], phone=row[2], email_key=row[3], phone_key=row[4], first_name=row[5],
-                  locale=row[6], notice=pro.under_notice(row[8] or pro.CONSENT, bool(row[7]), row[1]))
+                  locale=row[6], notice=pro.under_notice(row[8] or pro.CONSENT, bool(row[7]), row[1]),
+                  has_paused=has_paused)
 
 
 def page_facts(conn: Connection, contact_id: int, campaign_id: int | None) -> PageFacts:
@@ -230,7 +236,7 @@ def live_person(conn: Connection, contact_id: int, campaign_id: int | None = Non
     row = conn.execute(_LIVE_PERSON, {"contact_id": contact_id, "campaign_id": campaign_id}).first()
     if row is None or row[9] is not None:
         raise NotFoundError("unknown contact")
-    return _person(row)
+    return _person(row, has_paused=bool(row[10]))
 
 
 def record_answer(rt: Runtime, contact_id: int, campaign_id: int | None, answer: Answer, proof: Proof) -> str:
@@ -275,9 +281,9 @@ def apply_answer(session: Session, contact: Person, campaign_id: int | None, ans
             events.extend({"contact_id": contact_id, "channel": channel.value, "purpose": purpose, "detail": detail,
                            "action": ConsentAction.GRANTED.value, "at": now, "proof": proof}
                           for purpose, detail in answer.also)
-    # a "yes" ends a running pause on the channels it confirms (consent.alternatives)
-    events += pause_ends(conn, contact_id, [c.value for c in reachable if answer.channels.get(c.value)],
-                         answer.also, now, proof)
+    if contact.has_paused:  # a "yes" ends a running pause on the channels it confirms (consent.alternatives)
+        events += pause_ends(conn, contact_id, [c.value for c in reachable if answer.channels.get(c.value)],
+                             answer.also, now, proof)
     if answer.choices:
         events += choice_events(contact_id, reachable, answer.choices, granted_choices(conn, contact_id), proof, now)
     for channel in reachable:  # suppression entries, then the ledger: see LOCK ORDER
