@@ -48,3 +48,5 @@ def test_the_console_test_send_of_a_notice_campaign_sends_the_notice_too(
     assert sent.status_code == 200 and 'id="test-results"' in sent.text
     assert "[TEST] Boutique Lumière\u00a0: nous continuerons de vous écrire à votre adresse professionnelle" in sent.text
     assert len(list(Path(rt.config.email.outbox_dir).glob("*.eml"))) == 2  # step 0: the request and the notice
+    # each result line names its template, so the marketer tells the request from the notice
+    assert "Step 1 · email · reconsent · fr: " in sent.text and "Step 1 · email · notice · fr: " in sent.text
