@@ -70,7 +70,7 @@ def answer_of(form: FormData, channels: list[str]) -> Answer | None:
     they are left as they are.
 
     >>> answer_of(FormData({"action": "confirm"}), ["email", "sms"])
-    Answer(channels={'email': True}, partners=False, choices={}, asked=('email',))
+    Answer(channels={'email': True}, partners=False, choices={}, asked=('email',), also=())
     >>> answer_of(FormData({"action": "decline"}), ["email", "sms"]).channels
     {'email': False, 'sms': False}
     """
